@@ -39,11 +39,24 @@ REQUEST_ERRORS = frozenset({ErrorCode.INVALID_REQUEST, ErrorCode.UNKNOWN_OP})
 class HubError(Exception):
     """A failure with a contract error code, a message and an optional fix-it hint."""
 
-    def __init__(self, code: ErrorCode, message: str, hint: str | None = None) -> None:
+    def __init__(
+        self,
+        code: ErrorCode,
+        message: str,
+        hint: str | None = None,
+        *,
+        stdout: str = "",
+        stderr: str = "",
+        returncode: int | None = None,
+    ) -> None:
         super().__init__(message)
         self.code = ErrorCode(code)
         self.message = message
         self.hint = hint
+        # What an external tool printed when it failed: kept in the response, never swallowed.
+        self.stdout = stdout
+        self.stderr = stderr
+        self.returncode = returncode
 
     def as_dict(self) -> dict[str, str | None]:
         return {"code": self.code.value, "message": self.message, "hint": self.hint}

@@ -1,0 +1,219 @@
+"""One request in, one response out.
+
+validate the request -> look the op up in the catalog -> check options, inputs and output ->
+choose the backend -> run it -> wrap the outcome (or the error) into a schema-valid Response.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import traceback
+from pathlib import Path
+from typing import Any
+
+from dicom_hub.contract import CONTRACT_VERSION
+from dicom_hub.contract.catalog import DISPATCHER_OPTIONS, OpSpec, get_op
+from dicom_hub.contract.errors import ErrorCode, HubError
+from dicom_hub.contract.files import resolve_inputs, resolve_output
+from dicom_hub.contract.job import Job, Outcome
+from dicom_hub.contract.models import ErrorInfo, Request, Response
+
+from .base import Adapter
+from .registry import candidates, get_adapter
+
+DEBUG = False  # set by `dicom-hub --debug`: tracebacks of internal errors go to stderr
+
+
+def dispatch(raw: Request | dict[str, Any] | str | bytes) -> Response:
+    """Run one request and always return a Response (errors included)."""
+    start = time.perf_counter()
+    echo: dict[str, Any] = _echo_fields(raw)
+    backend_name: str | None = None
+    try:
+        request = parse_request(raw)
+        spec = get_op(request.op)
+        job = build_job(request, spec)
+        adapter = choose_adapter(request.backend, spec, job)
+        backend_name = adapter.name
+        outcome = adapter.handle(job)
+        return _success(request, adapter, outcome, start)
+    except HubError as err:
+        return _failure(echo, backend_name, err, start)
+    except Exception as exc:  # a bug: still a typed, schema-valid answer; the traceback goes to stderr
+        if DEBUG:
+            traceback.print_exc()
+        err = HubError(
+            ErrorCode.INTERNAL_ERROR,
+            f"internal error: {type(exc).__name__}: {exc}",
+            "this is a dicom-hub bug; rerun with --debug and report the traceback",
+        )
+        return _failure(echo, backend_name, err, start)
+
+
+def parse_request(raw: Request | dict[str, Any] | str | bytes) -> Request:
+    """A validated Request, or `invalid_request` naming the offending field."""
+    if isinstance(raw, Request):
+        request = raw
+    else:
+        if isinstance(raw, str | bytes):
+            try:
+                raw = json.loads(raw)
+            except ValueError as err:
+                raise HubError(ErrorCode.INVALID_REQUEST, f"request is not valid JSON: {err}", "send one JSON object per request") from None
+        if not isinstance(raw, dict):
+            raise HubError(ErrorCode.INVALID_REQUEST, "request must be a JSON object", 'e.g. {"op": "info", "input": "sample:CT_small.dcm"}')
+        from pydantic import ValidationError
+
+        try:
+            request = Request.model_validate(raw)
+        except ValidationError as err:
+            first = err.errors()[0]
+            where = ".".join(str(p) for p in first["loc"]) or "request"
+            raise HubError(ErrorCode.INVALID_REQUEST, f"{where}: {first['msg']}", "see contract/schemas/request.schema.json") from None
+    if request.contract and request.contract.split(".")[0] != CONTRACT_VERSION.split(".")[0]:
+        raise HubError(
+            ErrorCode.INVALID_REQUEST,
+            f"contract version {request.contract} is not supported (this is {CONTRACT_VERSION})",
+            f"send contract {CONTRACT_VERSION.split('.')[0]}.x requests, or omit 'contract'",
+        )
+    return request
+
+
+def build_job(request: Request, spec: OpSpec) -> Job:
+    spec.validate_options(request.options)
+    overwrite = bool(request.options.get("overwrite", False))
+    inputs = resolve_inputs(request.input, spec.input, spec.name)
+    output = resolve_output(request.output, spec.output, spec.output_required, spec.name, inputs, overwrite)
+    return Job(
+        op=spec.name,
+        inputs=inputs,
+        output=output,
+        options=dict(request.options),
+        defaults=spec.defaults,
+        backend=request.backend,
+        id=request.id,
+    )
+
+
+def choose_adapter(backend: str, spec: OpSpec, job: Job) -> Adapter:
+    """The first candidate that is available, serves the op and honours every given option.
+
+    When none fits, the error lists every candidate and why it was passed over.
+    """
+    names, automatic = candidates(backend)
+    given = sorted(set(job.options) - DISPATCHER_OPTIONS)
+    reasons: list[tuple[ErrorCode, str]] = []
+    for name in names:
+        try:
+            adapter = get_adapter(name)
+        except HubError as err:
+            if not automatic:
+                raise
+            reasons.append((ErrorCode.BACKEND_UNAVAILABLE, f"{name}: {err.message}"))
+            continue
+        support = adapter.support(spec.name)
+        if support is None:
+            reasons.append((ErrorCode.UNSUPPORTED_OP, f"{name}: {adapter.unsupported_reason(spec.name)}"))
+            continue
+        refused = [opt for opt in given if not support.honours(opt)]
+        if refused:
+            reasons.append((ErrorCode.UNSUPPORTED_OPTION, f"{name}: does not honour option(s) {', '.join(refused)} of {spec.name!r}"))
+            continue
+        availability = adapter.availability
+        if not availability.ok:
+            reasons.append((ErrorCode.BACKEND_UNAVAILABLE, f"{name}: {availability.reason} (install: {availability.hint or adapter.install_hint})"))
+            continue
+        return adapter
+    if not reasons:
+        raise HubError(ErrorCode.BACKEND_UNAVAILABLE, f"no backend matches {backend!r}", "`dicom-hub backends` lists them")
+    # The most specific reason decides the code: a named backend's own reason, else the first one.
+    code = reasons[0][0] if not automatic or len(reasons) == 1 else _overall_code(reasons)
+    message = "; ".join(r for _, r in reasons) if automatic else reasons[0][1]
+    prefix = f"no backend can run {spec.name!r} with these options: " if automatic else ""
+    return _raise(code, prefix + message, "`dicom-hub ops " + spec.name + "` shows which backend supports what")
+
+
+def _overall_code(reasons: list[tuple[ErrorCode, str]]) -> ErrorCode:
+    codes = {code for code, _ in reasons}
+    for code in (ErrorCode.UNSUPPORTED_OPTION, ErrorCode.BACKEND_UNAVAILABLE, ErrorCode.UNSUPPORTED_OP):
+        if code in codes:
+            return code
+    return ErrorCode.UNSUPPORTED_OP
+
+
+def _raise(code: ErrorCode, message: str, hint: str) -> Adapter:
+    raise HubError(code, message, hint)
+
+
+def _echo_fields(raw: Any) -> dict[str, Any]:
+    """id and op of a request, even an invalid one, to echo in the error response."""
+    if isinstance(raw, Request):
+        return {"id": raw.id, "op": raw.op}
+    if isinstance(raw, str | bytes):
+        try:
+            raw = json.loads(raw)
+        except ValueError:
+            return {}
+    if not isinstance(raw, dict):
+        return {}
+    echo = {}
+    if isinstance(raw.get("id"), str | int) and not isinstance(raw.get("id"), bool):
+        echo["id"] = raw["id"]
+    if isinstance(raw.get("op"), str):
+        echo["op"] = raw["op"]
+    return echo
+
+
+def _elapsed_ms(start: float) -> float:
+    return round((time.perf_counter() - start) * 1000, 3)
+
+
+def _success(request: Request, adapter: Adapter, outcome: Outcome, start: float) -> Response:
+    existing = [str(p) for p in outcome.output_files if Path(p).exists()]
+    missing = [str(p) for p in outcome.output_files if not Path(p).exists()]
+    if missing:
+        err = HubError(ErrorCode.BACKEND_ERROR, f"{adapter.name} reported outputs that do not exist: {', '.join(missing[:3])}", "see stderr")
+        return _failure({"id": request.id, "op": request.op}, adapter.name, err, start)
+    return Response(
+        id=request.id,
+        op=request.op,
+        backend=adapter.name,
+        ok=True,
+        returncode=outcome.returncode,
+        stdout=outcome.stdout,
+        stderr=outcome.stderr,
+        output_files=existing,
+        metadata=outcome.metadata,
+        duration_ms=_elapsed_ms(start),
+    )
+
+
+def error_response(err: HubError, echo: dict[str, Any] | None = None) -> Response:
+    """A failure response for an error raised before dispatch (e.g. while reading CLI flags)."""
+    return _failure({k: v for k, v in (echo or {}).items() if v is not None}, None, err, time.perf_counter())
+
+
+def _failure(echo: dict[str, Any], backend: str | None, err: HubError, start: float) -> Response:
+    return Response(
+        id=echo.get("id"),
+        op=echo.get("op"),
+        backend=backend,
+        ok=False,
+        returncode=err.returncode if err.returncode is not None else 1,
+        stdout=err.stdout,
+        stderr=err.stderr,
+        metadata={},
+        duration_ms=_elapsed_ms(start),
+        error=ErrorInfo(code=err.code, message=err.message, hint=err.hint),
+    )
+
+
+def response_json(response: Response, indent: int | None = None) -> str:
+    """Serialize a response; a value that is not JSON becomes an `internal_error` response."""
+    try:
+        return response.model_dump_json(indent=indent)
+    except Exception as exc:
+        err = HubError(ErrorCode.INTERNAL_ERROR, f"response is not serializable: {exc}", "this is a dicom-hub bug; please report it")
+        fallback = _failure({"id": response.id, "op": response.op}, response.backend, err, time.perf_counter())
+        return fallback.model_dump_json(indent=indent)

@@ -1,0 +1,34 @@
+"""The Python backend (pydicom, pynetdicom, numpy, pillow), run in-process."""
+
+from __future__ import annotations
+
+import sys
+from functools import cache
+
+from dicom_hub.contract.job import Job, Outcome
+from dicom_hub.python_backend import OPS, run_op
+
+from .base import ALL_OPTIONS, Adapter, Availability, OpSupport
+
+
+class PythonAdapter(Adapter):
+    name = "python"
+    language = "python"
+    toolkit = "pydicom"
+    aliases = ("python", "pydicom")
+    install_hint = "pip install 'dicom-hub[all]' (pydicom, pynetdicom, numpy, pillow and the codec plugins)"
+
+    def probe(self) -> Availability:
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            return Availability(True, f"pydicom {version('pydicom')}; python {sys.version.split()[0]}")
+        except PackageNotFoundError:
+            return Availability(False, reason="pydicom is not installed", hint=self.install_hint)
+
+    @cache  # noqa: B019 - one adapter instance per process
+    def capabilities(self) -> dict[str, OpSupport]:
+        return dict.fromkeys(OPS, ALL_OPTIONS)
+
+    def handle(self, job: Job) -> Outcome:
+        return run_op(job)

@@ -1,0 +1,114 @@
+"""Where adapters are found: a static catalog of the built-in ones, plus third-party adapters
+registered through the entry-point group `dicom_hub.adapters`.
+
+Nothing is imported or probed until first use, so listing names costs nothing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cache
+from importlib import import_module
+
+from dicom_hub.contract.errors import ErrorCode, HubError
+
+from .base import Adapter
+
+ENTRY_POINT_GROUP = "dicom_hub.adapters"
+
+
+@dataclass(frozen=True)
+class KnownAdapter:
+    path: str  # "module:Class"
+    hint: str  # how to make it available
+
+
+# Sorted by name (a test asserts it). The hint is what a user sees when the backend is missing.
+KNOWN_ADAPTERS: dict[str, KnownAdapter] = {
+    "python": KnownAdapter("dicom_hub.adapters.native:PythonAdapter", "pip install 'dicom-hub[all]'"),
+}
+
+# `backend: auto` tries these in order and takes the first available one that supports the op
+# and every option given. In-process Python first: fastest, and the reference implementation.
+PREFERENCE = ("python", "dcmtk", "gdcm", "dicom-rs", "pixelmed", "csharp")
+
+
+@cache
+def _entry_points() -> dict[str, str]:
+    from importlib.metadata import entry_points
+
+    return {ep.name: ep.value for ep in entry_points(group=ENTRY_POINT_GROUP) if ep.name not in KNOWN_ADAPTERS}
+
+
+def _load(name: str, path: str) -> Adapter:
+    module_name, _, class_name = path.partition(":")
+    try:
+        cls = getattr(import_module(module_name), class_name)
+    except (ImportError, AttributeError) as err:
+        raise HubError(ErrorCode.BACKEND_UNAVAILABLE, f"adapter {name!r} cannot be loaded from {path}: {err}", KNOWN_ADAPTERS.get(name, KnownAdapter("", "")).hint or None) from None
+    adapter = cls()
+    if not isinstance(adapter, Adapter):
+        raise HubError(ErrorCode.INTERNAL_ERROR, f"{path} is not a dicom-hub Adapter")
+    return adapter
+
+
+@cache
+def get_adapter(name: str) -> Adapter:
+    """The adapter registered under `name` (built-in or entry point)."""
+    if name in KNOWN_ADAPTERS:
+        return _load(name, KNOWN_ADAPTERS[name].path)
+    extra = _entry_points()
+    if name in extra:
+        return _load(name, extra[name])
+    from .contract_cli import configured_backends
+
+    configured = configured_backends()
+    if name in configured:
+        return configured[name]
+    raise HubError(
+        ErrorCode.INVALID_REQUEST,
+        f"unknown backend {name!r}",
+        f"known backends: {', '.join(adapter_names())}; language aliases: {', '.join(sorted(language_aliases()))}; or auto",
+    )
+
+
+def adapter_names() -> list[str]:
+    """Every registered backend name: built-in, entry points, then contract-native programs."""
+    from .contract_cli import configured_backends
+
+    names = [n for n in PREFERENCE if n in KNOWN_ADAPTERS]
+    names += sorted(set(KNOWN_ADAPTERS) - set(names))
+    names += sorted(_entry_points())
+    names += sorted(set(configured_backends()) - set(names))
+    return names
+
+
+def all_adapters() -> list[Adapter]:
+    adapters = []
+    for name in adapter_names():
+        try:
+            adapters.append(get_adapter(name))
+        except HubError:
+            continue
+    return adapters
+
+
+def language_aliases() -> dict[str, tuple[str, ...]]:
+    """Language alias -> built-in adapter names of that language, in preference order."""
+    return {
+        "python": ("python",),
+        "cpp": ("dcmtk", "gdcm"),
+        "rust": ("dicom-rs",),
+        "java": ("pixelmed",),
+        "csharp": ("csharp",),
+    }
+
+
+def candidates(backend: str) -> tuple[list[str], bool]:
+    """The adapter names a request's `backend` may mean, and whether the choice is automatic."""
+    if backend == "auto":
+        return [n for n in adapter_names()], True
+    aliases = language_aliases()
+    if backend in aliases:
+        return [n for n in aliases[backend] if n in KNOWN_ADAPTERS or n in _entry_points()], True
+    return [backend], False

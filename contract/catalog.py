@@ -1,0 +1,124 @@
+"""The operation catalog: which ops exist, what they take and give, and their option schemas.
+
+The catalog is data (`contract/ops/<family>.json`, one file per op family). This module only
+loads it and checks options against it, so `dicom-hub ops` and every backend see the same thing.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from .errors import ErrorCode, HubError
+
+OPS_DIR = Path(__file__).with_name("ops")
+INPUT_KINDS = ("none", "file", "files", "directory", "path")
+OUTPUT_KINDS = ("none", "file", "directory")
+
+# Options every op accepts; the dispatcher (not the backend) honours them.
+COMMON_OPTIONS: dict[str, dict[str, Any]] = {
+    "timeout": {"type": "number", "exclusiveMinimum": 0, "description": "Seconds before the op is stopped (error 'timeout')."},
+}
+OVERWRITE_OPTION = {"type": "boolean", "default": False, "description": "Replace an existing output file."}
+DISPATCHER_OPTIONS = frozenset({"timeout", "overwrite"})
+
+
+@dataclass(frozen=True)
+class OpSpec:
+    """One catalog entry."""
+
+    name: str
+    family: str
+    summary: str
+    input: str
+    output: str
+    output_required: bool
+    options_schema: dict[str, Any] = field(repr=False)
+
+    @property
+    def option_names(self) -> frozenset[str]:
+        return frozenset(self.options_schema.get("properties", {}))
+
+    @property
+    def defaults(self) -> dict[str, Any]:
+        return {k: v["default"] for k, v in self.options_schema.get("properties", {}).items() if "default" in v}
+
+    def validate_options(self, options: dict[str, Any]) -> None:
+        """Raise `invalid_request` naming the first option that does not fit the schema."""
+        unknown = sorted(set(options) - self.option_names)
+        if unknown:
+            valid = ", ".join(sorted(self.option_names)) or "none"
+            raise HubError(
+                ErrorCode.INVALID_REQUEST,
+                f"unknown option {unknown[0]!r} for op {self.name!r}",
+                f"valid options: {valid} (see `dicom-hub ops {self.name}`)",
+            )
+        error = _first_schema_error(self.name, options)
+        if error is not None:
+            raise HubError(ErrorCode.INVALID_REQUEST, error, f"see `dicom-hub ops {self.name}` for the option schema")
+
+
+def _op_from_entry(name: str, family: str, entry: dict[str, Any]) -> OpSpec:
+    schema = json.loads(json.dumps(entry["options"]))
+    props = schema.setdefault("properties", {})
+    for key, value in COMMON_OPTIONS.items():
+        props.setdefault(key, value)
+    if entry["output"] != "none":
+        props.setdefault("overwrite", OVERWRITE_OPTION)
+    return OpSpec(
+        name=name,
+        family=family,
+        summary=entry["summary"],
+        input=entry["input"],
+        output=entry["output"],
+        output_required=entry.get("output_required", entry["output"] != "none"),
+        options_schema=schema,
+    )
+
+
+@cache
+def load_catalog() -> dict[str, OpSpec]:
+    """Every op of every family file, by name."""
+    ops: dict[str, OpSpec] = {}
+    for path in sorted(OPS_DIR.glob("*.json")):
+        entries = json.loads(path.read_text())
+        for name, entry in entries.items():
+            if name.startswith("$"):
+                continue
+            if name in ops:
+                raise RuntimeError(f"op {name!r} is defined twice (in {ops[name].family} and {path.stem})")
+            ops[name] = _op_from_entry(name, path.stem, entry)
+    return ops
+
+
+def get_op(name: str) -> OpSpec:
+    """The catalog entry for `name`, or `unknown_op` listing the closest names."""
+    catalog = load_catalog()
+    try:
+        return catalog[name]
+    except KeyError:
+        import difflib
+
+        close = difflib.get_close_matches(name, catalog, n=3)
+        hint = f"did you mean {', '.join(close)}? " if close else ""
+        raise HubError(ErrorCode.UNKNOWN_OP, f"unknown op {name!r}", hint + "`dicom-hub ops` lists every op") from None
+
+
+@cache
+def _validator(op_name: str) -> Any:
+    # jsonschema is imported on first use: it costs more start-up time than the rest of the CLI.
+    from jsonschema import Draft202012Validator
+
+    return Draft202012Validator(load_catalog()[op_name].options_schema)
+
+
+def _first_schema_error(op_name: str, options: dict[str, Any]) -> str | None:
+    errors = sorted(_validator(op_name).iter_errors(options), key=lambda e: list(e.absolute_path))
+    if not errors:
+        return None
+    err = errors[0]
+    where = ".".join(str(p) for p in err.absolute_path) or "options"
+    return f"option {where!r} of op {op_name!r}: {err.message}"

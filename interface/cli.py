@@ -1,0 +1,69 @@
+"""`dicom-hub`: the argparse root. Subcommands live in `commands/` and are imported only when used."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from importlib import import_module
+
+# name -> (module in commands/, one-line help). The module is imported only for the chosen command.
+COMMANDS: dict[str, tuple[str, str]] = {
+    "run": ("run", "run contract requests (JSON on stdin, from a file, or from flags)"),
+    "ops": ("ops", "list operations, or show one op's options schema and which backends serve it"),
+    "backends": ("backends", "list backends: availability, version, install hints, ops"),
+    "samples": ("samples", "list the bundled sample files usable as input sample:<name>"),
+}
+
+EPILOG = """examples:
+  dicom-hub run --op info --input sample:CT_small.dcm
+  echo '{"op": "to_json", "input": "scan.dcm", "output": "scan.json"}' | dicom-hub run
+  dicom-hub run --stream < requests.ndjson > responses.ndjson
+  dicom-hub ops transcode
+  dicom-hub backends
+"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="dicom-hub",
+        description="One JSON contract for DICOM work, served by pydicom and by external toolkits.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--debug", action="store_true", help="print tracebacks of internal errors on stderr")
+    parser.add_argument("--version", action="store_true", help="print the version and exit")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, (module, help_text) in COMMANDS.items():
+        cmd = sub.add_parser(name, help=help_text, description=help_text)
+        _command_module(module).add_arguments(cmd)
+    return parser
+
+
+def _command_module(module: str):
+    return import_module(f"dicom_hub.interface.commands.{module}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.version:
+        from importlib.metadata import version
+
+        from dicom_hub.contract import CONTRACT_VERSION
+
+        print(f"dicom-hub {version('dicom-hub')} (contract {CONTRACT_VERSION})")
+        return 0
+    if args.command is None:
+        parser.print_help(sys.stderr)
+        return 2
+    if args.debug:
+        from dicom_hub.adapters import dispatch
+
+        dispatch.DEBUG = True
+    try:
+        return _command_module(COMMANDS[args.command][0]).run(args)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return 1

@@ -1,0 +1,101 @@
+"""`dicom-hub run`: validate, dispatch, print the response JSON (one line per request with --stream)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+from dicom_hub.contract.errors import ErrorCode, HubError, exit_code_for
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("request", nargs="?", help="request JSON file, or - for stdin (the default without --op)")
+    parser.add_argument("--request-file", help="request JSON file (same as the positional argument)")
+    parser.add_argument("--stream", action="store_true", help="NDJSON: one request per stdin line, one response line each, in order")
+    parser.add_argument("--op", help="operation name (see `dicom-hub ops`)")
+    parser.add_argument("--input", action="append", metavar="PATH", help="input path or sample:<name>; repeat for several files")
+    parser.add_argument("--output", help="output file or folder")
+    parser.add_argument("--options", default=None, metavar="JSON", help='op options as a JSON object, e.g. \'{"frame": 0}\'')
+    parser.add_argument("--backend", default=None, help="backend name, language alias, or auto (default)")
+    parser.add_argument("--id", default=None, help="request id echoed in the response")
+    parser.add_argument("--pretty", action="store_true", help="indent the response JSON (the default on a terminal)")
+
+
+def run(args: argparse.Namespace) -> int:
+    from dicom_hub.adapters.dispatch import dispatch, error_response, response_json
+
+    if args.stream:
+        return _stream(dispatch, response_json)
+    try:
+        response = dispatch(_request_from_args(args))
+    except HubError as err:
+        response = error_response(err, {"op": args.op, "id": args.id})
+    indent = 2 if args.pretty or sys.stdout.isatty() else None
+    sys.stdout.write(response_json(response, indent) + "\n")
+    sys.stdout.flush()
+    return exit_code_for(response.error.code if response.error else None)
+
+
+def _request_from_args(args: argparse.Namespace) -> Any:
+    source = args.request_file or args.request
+    if args.op:
+        if source:
+            raise HubError(ErrorCode.INVALID_REQUEST, "both a request file and --op were given", "use one or the other")
+        request: dict[str, Any] = {"op": args.op}
+        if args.input:
+            request["input"] = args.input[0] if len(args.input) == 1 else args.input
+        if args.output:
+            request["output"] = args.output
+        if args.options is not None:
+            try:
+                request["options"] = json.loads(args.options)
+            except ValueError as err:
+                raise HubError(ErrorCode.INVALID_REQUEST, f"--options is not valid JSON: {err}", "quote it for the shell: --options '{\"frame\": 0}'") from None
+        if args.backend:
+            request["backend"] = args.backend
+        if args.id is not None:
+            request["id"] = args.id
+        return request
+    if source in (None, "-"):
+        if sys.stdin is None or sys.stdin.isatty():
+            raise HubError(ErrorCode.INVALID_REQUEST, "no request given", "pipe a JSON request on stdin, give a request file, or use --op (see dicom-hub run --help)")
+        text = sys.stdin.read()
+    else:
+        try:
+            with open(source, encoding="utf-8") as fh:
+                text = fh.read()
+        except OSError as err:
+            raise HubError(ErrorCode.INVALID_REQUEST, f"cannot read request file {source}: {err.strerror}", "check the path") from None
+    return _with_flag_overrides(text, args)
+
+
+def _with_flag_overrides(text: str, args: argparse.Namespace) -> Any:
+    """--backend/--id on the command line override the request's own fields."""
+    if not (args.backend or args.id is not None):
+        return text
+    try:
+        request = json.loads(text)
+    except ValueError:
+        return text
+    if isinstance(request, dict):
+        if args.backend:
+            request["backend"] = args.backend
+        if args.id is not None:
+            request["id"] = args.id
+    return request
+
+
+def _stream(dispatch, response_json) -> int:
+    """One response line per request line; a bad line gives an error response and the stream goes on."""
+    worst = 0
+    for line in sys.stdin:
+        if not line.strip():
+            continue
+        response = dispatch(line)
+        sys.stdout.write(response_json(response) + "\n")
+        sys.stdout.flush()
+        if not response.ok:
+            worst = max(worst, exit_code_for(response.error.code))
+    return 0 if worst == 0 else 1

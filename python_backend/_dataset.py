@@ -1,0 +1,82 @@
+"""Reading and writing DICOM files with the contract's error codes and file rules."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from dicom_hub.contract.errors import ErrorCode, HubError
+from dicom_hub.contract.files import atomic_output
+
+if TYPE_CHECKING:
+    from pydicom import Dataset
+
+
+def read_dataset(path: Path, *, stop_before_pixels: bool = False, force: bool = False) -> Dataset:
+    """Read a DICOM file; unreadable or non-DICOM input becomes `not_dicom` / `decode_error`.
+
+    Files without the Part 10 preamble are accepted only when they parse as DICOM (`force`
+    stays off unless asked), so a text file named .dcm is `not_dicom`, not an empty dataset.
+    """
+    from pydicom import dcmread
+    from pydicom.errors import InvalidDicomError
+
+    try:
+        ds = dcmread(path, stop_before_pixels=stop_before_pixels, force=force)
+    except InvalidDicomError:
+        ds = _read_without_preamble(path, stop_before_pixels)
+    except FileNotFoundError:
+        raise HubError(ErrorCode.INPUT_NOT_FOUND, f"input not found: {path}", "check the path") from None
+    except IsADirectoryError:
+        raise HubError(ErrorCode.INVALID_REQUEST, f"input is a directory: {path}", "pass a file") from None
+    except PermissionError:
+        raise HubError(ErrorCode.INPUT_NOT_FOUND, f"input is not readable: {path}", "check the file permissions") from None
+    except Exception as err:  # pydicom raises many types on corrupt data
+        raise HubError(ErrorCode.DECODE_ERROR, f"cannot parse {path.name}: {type(err).__name__}: {err}", "the file is corrupt or truncated") from None
+    _check_parsed(ds, path)
+    return ds
+
+
+def _read_without_preamble(path: Path, stop_before_pixels: bool) -> Dataset:
+    """Raw datasets (no preamble, no meta) are legal DICOM; anything else is `not_dicom`."""
+    from pydicom import dcmread
+
+    try:
+        ds = dcmread(path, stop_before_pixels=stop_before_pixels, force=True)
+    except Exception:
+        ds = None
+    if ds is None or len(ds) == 0 or not _looks_like_dicom(ds):
+        raise HubError(ErrorCode.NOT_DICOM, f"not a DICOM file: {path}", "the file has no DICM marker and does not parse as a DICOM data set")
+    return ds
+
+
+def _looks_like_dicom(ds: Dataset) -> bool:
+    """A forced parse of random bytes gives nonsense tags; real data sets start in low groups with known tags."""
+    from pydicom.datadict import dictionary_has_tag
+
+    try:
+        tags = list(ds.keys())[:8]
+        return bool(tags) and tags[0].group <= 0x0010 and sum(dictionary_has_tag(t) for t in tags) >= max(1, len(tags) // 2)
+    except Exception:
+        return False
+
+
+def _check_parsed(ds: Dataset, path: Path) -> None:
+    """Force a full parse now, so truncation surfaces as `decode_error` here and not later."""
+    try:
+        for _elem in ds.iterall():
+            pass
+    except Exception as err:
+        raise HubError(ErrorCode.DECODE_ERROR, f"cannot parse {path.name}: {type(err).__name__}: {err}", "the file is corrupt or truncated") from None
+
+
+def write_dataset(ds: Dataset, path: Path, *, overwrite: bool = False, enforce_file_format: bool = True) -> Path:
+    """Write `ds` as a Part 10 file, atomically (temp file + rename)."""
+    with atomic_output(path, overwrite) as tmp:
+        try:
+            ds.save_as(tmp, enforce_file_format=enforce_file_format)
+        except HubError:
+            raise
+        except Exception as err:
+            raise HubError(ErrorCode.OUTPUT_ERROR, f"cannot write {path.name}: {type(err).__name__}: {err}", "check the data set and the output folder") from None
+    return path

@@ -1,0 +1,97 @@
+"""`info` and `dump`: read a file's elements and describe them."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from dicom_hub.contract.files import atomic_output
+from dicom_hub.contract.job import Job, Outcome
+
+from ._dataset import read_dataset
+from ._values import element_value
+
+if TYPE_CHECKING:
+    from pydicom import Dataset
+    from pydicom.dataelem import DataElement
+
+
+
+def info_fields() -> dict[str, list[str]]:
+    from importlib.resources import files
+
+    text = files("dicom_hub.contract").joinpath("info_fields.json").read_text()
+    return {k: v for k, v in json.loads(text).items() if not k.startswith("$")}
+
+
+def info(job: Job) -> Outcome:
+    path = job.input
+    ds = read_dataset(path, stop_before_pixels=True)
+    summary: dict[str, Any] = {}
+    for level, keywords in info_fields().items():
+        values = {kw: element_value(ds[kw]) for kw in keywords if kw in ds and not ds[kw].is_empty}
+        summary[level] = values
+    meta = getattr(ds, "file_meta", None)
+    ts = meta.get("TransferSyntaxUID") if meta is not None else None
+    summary["file"] = {
+        "path": str(path),
+        "size_bytes": path.stat().st_size,
+        "transfer_syntax": str(ts) if ts else None,
+        "transfer_syntax_name": ts.name if ts else None,
+        "sop_class_name": ds.SOPClassUID.name if "SOPClassUID" in ds else None,
+    }
+    return Outcome(metadata=summary)
+
+
+def dump(job: Job) -> Outcome:
+    ds = read_dataset(job.input)
+    max_depth = job.option("max_depth")
+    max_len = int(job.option("max_value_length", 64))
+    with_pixels = bool(job.option("include_pixel_data", False))
+    lines: list[str] = []
+    elements: list[dict[str, Any]] = []
+    meta = getattr(ds, "file_meta", None)
+    if meta is not None and len(meta):
+        _walk(meta, 0, max_depth, max_len, with_pixels, lines, elements)
+    _walk(ds, 0, max_depth, max_len, with_pixels, lines, elements)
+    text = "\n".join(lines) + "\n"
+    metadata = {"elements": elements, "element_count": len(elements)}
+    if job.output is None:
+        return Outcome(metadata=metadata, stdout=text)
+    with atomic_output(job.output, job.overwrite) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+    return Outcome(metadata=metadata, output_files=[str(job.output)])
+
+
+def _walk(
+    ds: Dataset,
+    depth: int,
+    max_depth: int | None,
+    max_len: int,
+    with_pixels: bool,
+    lines: list[str],
+    elements: list[dict[str, Any]],
+) -> None:
+    indent = "  " * depth
+    for elem in ds:
+        if elem.tag == 0x7FE00010 and not with_pixels:
+            continue
+        shown = _shown_value(elem, max_len)
+        name = elem.keyword or elem.name
+        lines.append(f"{indent}({elem.tag.group:04X},{elem.tag.element:04X}) {elem.VR} {name}: {shown}")
+        elements.append({"tag": f"{elem.tag.group:04X}{elem.tag.element:04X}", "vr": elem.VR, "keyword": elem.keyword, "depth": depth, "value": shown})
+        if elem.VR == "SQ" and (max_depth is None or depth < max_depth):
+            for index, item in enumerate(elem.value):
+                lines.append(f"{indent}  > item {index}")
+                _walk(item, depth + 1, max_depth, max_len, with_pixels, lines, elements)
+
+
+def _shown_value(elem: DataElement, max_len: int) -> str:
+    if elem.VR == "SQ":
+        return f"<sequence of {len(elem.value)} item(s)>"
+    if elem.tag == 0x7FE00010 or elem.VR in ("OB", "OW", "OF", "OD", "OL", "OV", "UN"):
+        length = len(elem.value) if elem.value is not None else 0
+        return f"<{elem.VR} binary, {length} bytes>"
+    text = str(elem.value) if not elem.is_empty else ""
+    return text if len(text) <= max_len else text[: max_len - 3] + "..."
