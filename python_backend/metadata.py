@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from dicom_hub.contract.files import atomic_output
+from dicom_hub.contract.info import arrange_info, info_fields
 from dicom_hub.contract.job import Job, Outcome
 
 from ._dataset import read_dataset
@@ -18,30 +17,21 @@ if TYPE_CHECKING:
 
 
 
-def info_fields() -> dict[str, list[str]]:
-    from importlib.resources import files
-
-    text = files("dicom_hub.contract").joinpath("info_fields.json").read_text()
-    return {k: v for k, v in json.loads(text).items() if not k.startswith("$")}
-
-
 def info(job: Job) -> Outcome:
     path = job.input
     ds = read_dataset(path, stop_before_pixels=True)
-    summary: dict[str, Any] = {}
-    for level, keywords in info_fields().items():
-        values = {kw: element_value(ds[kw]) for kw in keywords if kw in ds and not ds[kw].is_empty}
-        summary[level] = values
+    wanted = {kw for keywords in info_fields().values() for kw in keywords}
+    values = {kw: element_value(ds[kw]) for kw in wanted if kw in ds}
     meta = getattr(ds, "file_meta", None)
     ts = meta.get("TransferSyntaxUID") if meta is not None else None
-    summary["file"] = {
+    file = {
         "path": str(path),
         "size_bytes": path.stat().st_size,
         "transfer_syntax": str(ts) if ts else None,
         "transfer_syntax_name": ts.name if ts else None,
         "sop_class_name": ds.SOPClassUID.name if "SOPClassUID" in ds else None,
     }
-    return Outcome(metadata=summary)
+    return Outcome(metadata=arrange_info(values, file))
 
 
 def dump(job: Job) -> Outcome:

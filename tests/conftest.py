@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from dicom_hub.adapters.dispatch import dispatch
 from dicom_hub.contract.files import resolve_sample
 
