@@ -176,6 +176,7 @@ def _success(request: Request, adapter: Adapter, outcome: Outcome, start: float)
         err = HubError(ErrorCode.BACKEND_ERROR, f"{adapter.name} reported outputs that do not exist: {', '.join(missing[:3])}", "see stderr")
         return _failure({"id": request.id, "op": request.op}, adapter.name, err, start)
     return Response(
+        contract=CONTRACT_VERSION,
         id=request.id,
         op=request.op,
         backend=adapter.name,
@@ -186,6 +187,7 @@ def _success(request: Request, adapter: Adapter, outcome: Outcome, start: float)
         output_files=existing,
         metadata=outcome.metadata,
         duration_ms=_elapsed_ms(start),
+        error=None,
     )
 
 
@@ -196,6 +198,7 @@ def error_response(err: HubError, echo: dict[str, Any] | None = None) -> Respons
 
 def _failure(echo: dict[str, Any], backend: str | None, err: HubError, start: float) -> Response:
     return Response(
+        contract=CONTRACT_VERSION,
         id=echo.get("id"),
         op=echo.get("op"),
         backend=backend,
@@ -203,6 +206,7 @@ def _failure(echo: dict[str, Any], backend: str | None, err: HubError, start: fl
         returncode=err.returncode if err.returncode is not None else 1,
         stdout=err.stdout,
         stderr=err.stderr,
+        output_files=[],
         metadata={},
         duration_ms=_elapsed_ms(start),
         error=ErrorInfo(code=err.code, message=err.message, hint=err.hint),

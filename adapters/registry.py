@@ -6,6 +6,7 @@ Nothing is imported or probed until first use, so listing names costs nothing.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import cache
 from importlib import import_module
@@ -25,6 +26,11 @@ class KnownAdapter:
 
 # Sorted by name (a test asserts it). The hint is what a user sees when the backend is missing.
 KNOWN_ADAPTERS: dict[str, KnownAdapter] = {
+    "csharp": KnownAdapter("dicom_hub.adapters.csharp:CSharpAdapter", "apt-get install mono-mcs mono-runtime libgdcm-cil, then bash scripts/install/40-csharp.sh"),
+    "dcmtk": KnownAdapter("dicom_hub.adapters.dcmtk:DcmtkAdapter", "apt-get install dcmtk (or set DICOM_HUB_DCMTK_BIN_DIR)"),
+    "dicom-rs": KnownAdapter("dicom_hub.adapters.dicom_rs:DicomRsAdapter", "bash scripts/install/30-dicom-rs.sh (cargo install, see BUILD.md#dicom-rs)"),
+    "gdcm": KnownAdapter("dicom_hub.adapters.gdcm:GdcmAdapter", "apt-get install libgdcm-tools (or set DICOM_HUB_GDCM_BIN_DIR)"),
+    "pixelmed": KnownAdapter("dicom_hub.adapters.pixelmed:PixelMedAdapter", "apt-get install pixelmed-apps libpixelmed-java libpixelmed-imageio-java default-jre-headless"),
     "python": KnownAdapter("dicom_hub.adapters.native:PythonAdapter", "pip install 'dicom-hub[all]'"),
 }
 
@@ -104,11 +110,18 @@ def language_aliases() -> dict[str, tuple[str, ...]]:
     }
 
 
-def candidates(backend: str) -> tuple[list[str], bool]:
-    """The adapter names a request's `backend` may mean, and whether the choice is automatic."""
+def candidates(backend: str) -> tuple[Iterator[str], bool]:
+    """The adapter names a request's `backend` may mean (lazily: third-party and configured
+    backends are looked up only when no built-in one served), and whether the choice is automatic."""
     if backend == "auto":
-        return [n for n in adapter_names()], True
+        return _auto_order(), True
     aliases = language_aliases()
     if backend in aliases:
-        return [n for n in aliases[backend] if n in KNOWN_ADAPTERS or n in _entry_points()], True
-    return [backend], False
+        return (n for n in aliases[backend] if n in KNOWN_ADAPTERS), True
+    return iter([backend]), False
+
+
+def _auto_order() -> Iterator[str]:
+    builtin = [n for n in PREFERENCE if n in KNOWN_ADAPTERS]
+    yield from builtin
+    yield from (n for n in adapter_names() if n not in builtin)

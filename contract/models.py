@@ -6,14 +6,14 @@ fails when the committed schemas drift from them.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from . import CONTRACT_VERSION
 from .errors import ErrorCode
 
 VERSION_PATTERN = r"^[0-9]+\.[0-9]+$"
+PathText = Annotated[str, Field(min_length=1)]
 
 
 class Request(BaseModel):
@@ -26,21 +26,13 @@ class Request(BaseModel):
     )
     id: str | int | None = Field(None, description="Echoed back unchanged in the response.")
     op: str = Field(..., min_length=1, description="Operation name from the catalog (`dicom-hub ops`).")
-    input: str | list[str] | None = Field(
+    input: PathText | list[PathText] | None = Field(
         None,
         description="A path, a list of paths, `sample:<name>` for a file of pydicom's bundled test data, or null for ops without input.",
     )
-    output: str | None = Field(None, description="Output file or directory, or null.")
+    output: PathText | None = Field(None, description="Output file or directory, or null.")
     options: dict[str, Any] = Field(default_factory=dict, description="Op options; see the op's schema in the catalog.")
     backend: str = Field("auto", min_length=1, description="Adapter name, language alias (python, cpp, rust, java, csharp), or auto.")
-
-    @field_validator("input")
-    @classmethod
-    def _no_empty_paths(cls, value: str | list[str] | None) -> str | list[str] | None:
-        paths = value if isinstance(value, list) else [value] if value is not None else []
-        if any(not p for p in paths):
-            raise ValueError("input paths must be non-empty strings")
-        return value
 
 
 class ErrorInfo(BaseModel):
@@ -54,24 +46,23 @@ class ErrorInfo(BaseModel):
 
 
 class Response(BaseModel):
-    """The answer to one request. `ok` is true exactly when `error` is null."""
+    """The answer to one request. `ok` is true exactly when `error` is null. Every field is
+    always present, so clients never need defaults of their own."""
 
-    model_config = ConfigDict(
-        extra="forbid", title="dicom-hub response", json_schema_serialization_defaults_required=True
-    )
+    model_config = ConfigDict(extra="forbid", title="dicom-hub response")
 
-    contract: str = Field(CONTRACT_VERSION, pattern=VERSION_PATTERN)
-    id: str | int | None = None
-    op: str | None = None
-    backend: str | None = Field(None, description="The adapter that actually answered (null when none was reached).")
+    contract: str = Field(..., pattern=VERSION_PATTERN)
+    id: str | int | None
+    op: str | None
+    backend: str | None = Field(..., description="The adapter that actually answered (null when none was reached).")
     ok: bool
-    returncode: int = Field(0, description="Exit code of the backend's process (0 for in-process backends).")
-    stdout: str = ""
-    stderr: str = ""
-    output_files: list[str] = Field(default_factory=list)
-    metadata: dict[str, Any] = Field(default_factory=dict)
-    duration_ms: float = Field(0.0, ge=0)
-    error: ErrorInfo | None = None
+    returncode: int = Field(..., description="Exit code of the backend's process (0 for in-process backends).")
+    stdout: str
+    stderr: str
+    output_files: list[str]
+    metadata: dict[str, Any]
+    duration_ms: float = Field(..., ge=0)
+    error: ErrorInfo | None
 
     @model_validator(mode="after")
     def _ok_iff_no_error(self) -> Response:

@@ -12,17 +12,27 @@ if TYPE_CHECKING:
     from pydicom import Dataset
 
 
-def read_dataset(path: Path, *, stop_before_pixels: bool = False, force: bool = False) -> Dataset:
+def read_dataset(
+    path: Path,
+    *,
+    stop_before_pixels: bool = False,
+    force: bool = False,
+    defer_size: int | None = None,
+    parse_all: bool = True,
+) -> Dataset:
     """Read a DICOM file; unreadable or non-DICOM input becomes `not_dicom` / `decode_error`.
 
     Files without the Part 10 preamble are accepted only when they parse as DICOM (`force`
     stays off unless asked), so a text file named .dcm is `not_dicom`, not an empty dataset.
+    `defer_size` leaves values larger than that many bytes on disk (read on access): the fast
+    way to read headers while still noticing a truncated file. `parse_all=False` skips converting
+    every element up front (ops that read a few elements convert only those).
     """
     from pydicom import dcmread
     from pydicom.errors import InvalidDicomError
 
     try:
-        ds = dcmread(path, stop_before_pixels=stop_before_pixels, force=force)
+        ds = dcmread(path, stop_before_pixels=stop_before_pixels, force=force, defer_size=defer_size)
     except InvalidDicomError:
         ds = _read_without_preamble(path, stop_before_pixels)
     except FileNotFoundError:
@@ -33,7 +43,7 @@ def read_dataset(path: Path, *, stop_before_pixels: bool = False, force: bool = 
         raise HubError(ErrorCode.INPUT_NOT_FOUND, f"input is not readable: {path}", "check the file permissions") from None
     except Exception as err:  # pydicom raises many types on corrupt data
         raise HubError(ErrorCode.DECODE_ERROR, f"cannot parse {path.name}: {type(err).__name__}: {err}", "the file is corrupt or truncated") from None
-    _check_parsed(ds, path)
+    _check_parsed(ds, path, parse_all)
     return ds
 
 
@@ -61,13 +71,49 @@ def _looks_like_dicom(ds: Dataset) -> bool:
         return False
 
 
-def _check_parsed(ds: Dataset, path: Path) -> None:
-    """Force a full parse now, so truncation surfaces as `decode_error` here and not later."""
+def _check_parsed(ds: Dataset, path: Path, parse_all: bool) -> None:
+    """Force a full parse now, so truncation surfaces as `decode_error` here and not later.
+
+    pydicom reads a value cut short by the end of the file without complaint, so the last
+    element's declared length is compared with what the file holds.
+    """
+    truncated = _truncated_element(ds, path)
+    if truncated:
+        raise HubError(ErrorCode.DECODE_ERROR, f"{path.name} is truncated: {truncated}", "the file is incomplete; copy or export it again")
+    if not parse_all:
+        return
     try:
-        for _elem in ds.iterall():
-            pass
+        _convert_all(ds)
     except Exception as err:
         raise HubError(ErrorCode.DECODE_ERROR, f"cannot parse {path.name}: {type(err).__name__}: {err}", "the file is corrupt or truncated") from None
+
+
+def _convert_all(ds: Dataset) -> None:
+    """Convert every raw element (nested items included), leaving deferred values on disk."""
+    from pydicom.dataelem import RawDataElement
+
+    for tag in list(ds.keys()):
+        raw = ds.get_item(tag, keep_deferred=True)
+        if isinstance(raw, RawDataElement) and raw.value is None and raw.length:
+            continue  # deferred: read only if an op asks for it
+        elem = ds[tag]
+        if elem.VR == "SQ":
+            for item in elem.value:
+                _convert_all(item)
+
+
+def _truncated_element(ds: Dataset, path: Path) -> str | None:
+    from pydicom.dataelem import RawDataElement
+
+    if not len(ds):
+        return None
+    last = ds.get_item(list(ds.keys())[-1], keep_deferred=True)
+    if not isinstance(last, RawDataElement) or last.length == 0xFFFFFFFF:
+        return None
+    available = len(last.value) if last.value is not None else path.stat().st_size - last.value_tell
+    if available < last.length:
+        return f"element {last.tag} declares {last.length} bytes but only {max(available, 0)} remain"
+    return None
 
 
 def write_dataset(ds: Dataset, path: Path, *, overwrite: bool = False, enforce_file_format: bool = True) -> Path:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from functools import cache
 from typing import TYPE_CHECKING, Any
 
+from dicom_hub.contract.errors import ErrorCode, HubError
 from dicom_hub.contract.files import atomic_output
 from dicom_hub.contract.info import arrange_info, info_fields
 from dicom_hub.contract.job import Job, Outcome
@@ -19,9 +21,11 @@ if TYPE_CHECKING:
 
 def info(job: Job) -> Outcome:
     path = job.input
-    ds = read_dataset(path, stop_before_pixels=True)
-    wanted = {kw for keywords in info_fields().values() for kw in keywords}
-    values = {kw: element_value(ds[kw]) for kw in wanted if kw in ds}
+    ds = read_dataset(path, defer_size=4096, parse_all=False)
+    try:
+        values = {kw: element_value(ds[tag]) for kw, tag in _info_tags().items() if tag in ds}
+    except Exception as err:  # a malformed value of one of the summary elements
+        raise HubError(ErrorCode.DECODE_ERROR, f"cannot parse {path.name}: {type(err).__name__}: {err}", "the file is corrupt") from None
     meta = getattr(ds, "file_meta", None)
     ts = meta.get("TransferSyntaxUID") if meta is not None else None
     file = {
@@ -32,6 +36,14 @@ def info(job: Job) -> Outcome:
         "sop_class_name": ds.SOPClassUID.name if "SOPClassUID" in ds else None,
     }
     return Outcome(metadata=arrange_info(values, file))
+
+
+@cache
+def _info_tags() -> dict[str, int]:
+    """keyword -> tag of every info field, looked up once per process (the stream hot path)."""
+    from pydicom.datadict import tag_for_keyword
+
+    return {kw: tag_for_keyword(kw) for keywords in info_fields().values() for kw in keywords}
 
 
 def dump(job: Job) -> Outcome:

@@ -19,7 +19,7 @@ def render(model: type, name: str) -> str:
         "$schema": DIALECT,
         "$id": f"https://dicom-hub.dev/contract/{CONTRACT_VERSION}/{name}.schema.json",
         "x-contract-version": CONTRACT_VERSION,
-        **model.model_json_schema(mode="validation" if name == "request" else "serialization"),
+        **model.model_json_schema(),
     }
     # The response shape must also hold the ok <-> error rule that the model enforces in code.
     if name == "response":

@@ -1,0 +1,86 @@
+"""Loading conformance specs: JSON files in `contract/specs/`, checked against their own schema."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from fnmatch import fnmatch
+from functools import cache
+from importlib.resources import files
+from pathlib import Path
+from typing import Any
+
+# Checks that only say "it ran" (or didn't): a spec made of these alone cannot catch a wrong answer.
+SHALLOW_CHECKS = frozenset({"ok"})
+
+
+@dataclass(frozen=True)
+class Spec:
+    id: str
+    request: dict[str, Any]
+    expect: tuple[dict[str, Any], ...]
+    output: dict[str, Any] | None = None
+    description: str = ""
+    source: Path | None = field(default=None, compare=False)
+
+    @property
+    def op(self) -> str:
+        return self.request["op"]
+
+    @property
+    def options(self) -> dict[str, Any]:
+        return self.request.get("options", {})
+
+    @property
+    def references(self) -> set[str]:
+        """Backends whose output this spec compares against."""
+        return {e["reference"] for e in self.expect if "reference" in e}
+
+
+def specs_dir() -> Path:
+    return Path(str(files("dicom_hub.contract").joinpath("specs")))
+
+
+@cache
+def spec_schema() -> dict[str, Any]:
+    return json.loads(files("dicom_hub.contract").joinpath("schemas", "spec.schema.json").read_text())
+
+
+def spec_problems(data: Any) -> list[str]:
+    """Why a spec document is not acceptable (empty when it is)."""
+    from jsonschema import Draft202012Validator
+
+    problems = [f"{'.'.join(map(str, e.absolute_path)) or 'spec'}: {e.message}" for e in Draft202012Validator(spec_schema()).iter_errors(data)]
+    if problems:
+        return problems
+    kinds = {e["check"] for e in data["expect"]}
+    if kinds <= SHALLOW_CHECKS:
+        problems.append("spec cannot fail on a wrong answer: add a check of the result (metadata, image, tags, ...)")
+    return problems
+
+
+def load_specs(pattern: str = "*") -> list[Spec]:
+    """Every spec whose id matches the glob `pattern`, sorted by id; invalid specs raise."""
+    specs = []
+    for path in sorted(specs_dir().glob("*.json")):
+        documents = json.loads(path.read_text())
+        for data in documents if isinstance(documents, list) else [documents]:
+            problems = spec_problems(data)
+            if problems:
+                raise ValueError(f"{path.name}: spec {data.get('id', '?')}: {'; '.join(problems)}")
+            if fnmatch(data["id"], pattern):
+                specs.append(
+                    Spec(
+                        id=data["id"],
+                        request=data["request"],
+                        expect=tuple(data["expect"]),
+                        output=data.get("output"),
+                        description=data.get("description", ""),
+                        source=path,
+                    )
+                )
+    ids = [s.id for s in specs]
+    duplicates = {i for i in ids if ids.count(i) > 1}
+    if duplicates:
+        raise ValueError(f"duplicate spec ids: {', '.join(sorted(duplicates))}")
+    return sorted(specs, key=lambda s: s.id)
