@@ -48,11 +48,11 @@ class Runner:
 
     def __init__(self, workdir: Path) -> None:
         self.workdir = workdir
-        self._results: dict[tuple[str, str], RunResult] = {}
+        self.results: dict[tuple[str, str], RunResult] = {}
 
     def execute(self, spec: Spec, backend: str) -> RunResult:
         key = (spec.id, backend)
-        if key not in self._results:
+        if key not in self.results:
             request: dict[str, Any] = {"op": spec.op, "backend": backend, "options": dict(spec.options), "id": f"{spec.id}@{backend}"}
             if "input" in spec.request:
                 request["input"] = spec.request["input"]
@@ -64,8 +64,8 @@ class Runner:
                 request["output"] = str(output)
                 request["options"]["overwrite"] = True
             response = json.loads(dispatch(request).model_dump_json())
-            self._results[key] = RunResult(response, output)
-        return self._results[key]
+            self.results[key] = RunResult(response, output)
+        return self.results[key]
 
     def reference(self, spec: Spec, backend: str) -> RunResult | None:
         try:

@@ -59,10 +59,12 @@ def spec_problems(data: Any) -> list[str]:
     return problems
 
 
-def load_specs(pattern: str = "*") -> list[Spec]:
-    """Every spec whose id matches the glob `pattern`, sorted by id; invalid specs raise."""
+def load_specs(pattern: str = "*", extra_dirs: tuple[Path, ...] = ()) -> list[Spec]:
+    """Every spec (shipped, plus any in `extra_dirs`) whose id matches the glob `pattern`,
+    sorted by id; an invalid spec raises."""
     specs = []
-    for path in sorted(specs_dir().glob("*.json")):
+    paths = sorted(specs_dir().glob("*.json")) + [p for d in extra_dirs for p in sorted(Path(d).glob("*.json"))]
+    for path in paths:
         documents = json.loads(path.read_text())
         for data in documents if isinstance(documents, list) else [documents]:
             problems = spec_problems(data)
