@@ -83,7 +83,7 @@ def test_in_process_main_matches(capsys):
     assert main(["run", "--op", "info", "--input", "sample:nope.dcm"]) == 1
 
 
-@pytest.mark.parametrize("command", [["ops"], ["ops", "to_image"], ["backends"], ["samples"], ["--help"], ["run", "--help"]])
+@pytest.mark.parametrize("command", [["ops"], ["ops", "to_image"], ["backends"], ["samples"], ["doctor"], ["--help"], ["run", "--help"]])
 def test_listing_commands(command, capsys):
     try:
         code = main(command)
