@@ -12,15 +12,14 @@ import traceback
 from pathlib import Path
 from typing import Any
 
+from dicom_hub.adapters.base import Adapter
+from dicom_hub.adapters.registry import candidates, get_adapter
 from dicom_hub.contract import CONTRACT_VERSION
 from dicom_hub.contract.catalog import DISPATCHER_OPTIONS, OpSpec, get_op
 from dicom_hub.contract.errors import ErrorCode, HubError
 from dicom_hub.contract.files import resolve_inputs, resolve_output
 from dicom_hub.contract.job import Job, Outcome
 from dicom_hub.contract.models import ErrorInfo, Request, Response
-
-from .base import Adapter
-from .registry import candidates, get_adapter
 
 DEBUG = False  # set by `dicom-hub --debug`: tracebacks of internal errors go to stderr
 

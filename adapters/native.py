@@ -5,10 +5,9 @@ from __future__ import annotations
 import sys
 from functools import cache
 
+from dicom_hub.adapters.base import ALL_OPTIONS, Adapter, Availability, OpSupport
 from dicom_hub.contract.job import Job, Outcome
 from dicom_hub.python_backend import OPS, run_op
-
-from .base import ALL_OPTIONS, Adapter, Availability, OpSupport
 
 
 class PythonAdapter(Adapter):

@@ -11,9 +11,8 @@ from dataclasses import dataclass
 from functools import cache
 from importlib import import_module
 
+from dicom_hub.adapters.base import Adapter
 from dicom_hub.contract.errors import ErrorCode, HubError
-
-from .base import Adapter
 
 ENTRY_POINT_GROUP = "dicom_hub.adapters"
 
@@ -26,11 +25,11 @@ class KnownAdapter:
 
 # Sorted by name (a test asserts it). The hint is what a user sees when the backend is missing.
 KNOWN_ADAPTERS: dict[str, KnownAdapter] = {
-    "csharp": KnownAdapter("dicom_hub.adapters.csharp:CSharpAdapter", "apt-get install mono-mcs mono-runtime libgdcm-cil, then bash scripts/install/40-csharp.sh"),
-    "dcmtk": KnownAdapter("dicom_hub.adapters.dcmtk:DcmtkAdapter", "apt-get install dcmtk (or set DICOM_HUB_DCMTK_BIN_DIR)"),
-    "dicom-rs": KnownAdapter("dicom_hub.adapters.dicom_rs:DicomRsAdapter", "bash scripts/install/30-dicom-rs.sh (cargo install, see BUILD.md#dicom-rs)"),
-    "gdcm": KnownAdapter("dicom_hub.adapters.gdcm:GdcmAdapter", "apt-get install libgdcm-tools (or set DICOM_HUB_GDCM_BIN_DIR)"),
-    "pixelmed": KnownAdapter("dicom_hub.adapters.pixelmed:PixelMedAdapter", "apt-get install pixelmed-apps libpixelmed-java libpixelmed-imageio-java default-jre-headless"),
+    "csharp": KnownAdapter("dicom_hub.adapters.csharp.adapter:CSharpAdapter", "apt-get install mono-mcs mono-runtime libgdcm-cil, then bash scripts/install/40-csharp.sh"),
+    "dcmtk": KnownAdapter("dicom_hub.adapters.dcmtk.adapter:DcmtkAdapter", "apt-get install dcmtk (or set DICOM_HUB_DCMTK_BIN_DIR)"),
+    "dicom-rs": KnownAdapter("dicom_hub.adapters.dicom_rs.adapter:DicomRsAdapter", "bash scripts/install/30-dicom-rs.sh (cargo install, see BUILD.md#dicom-rs)"),
+    "gdcm": KnownAdapter("dicom_hub.adapters.gdcm.adapter:GdcmAdapter", "apt-get install libgdcm-tools (or set DICOM_HUB_GDCM_BIN_DIR)"),
+    "pixelmed": KnownAdapter("dicom_hub.adapters.pixelmed.adapter:PixelMedAdapter", "apt-get install pixelmed-apps libpixelmed-java libpixelmed-imageio-java default-jre-headless"),
     "python": KnownAdapter("dicom_hub.adapters.native:PythonAdapter", "pip install 'dicom-hub[all]'"),
 }
 

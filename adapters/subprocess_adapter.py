@@ -18,10 +18,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
+from dicom_hub.adapters.base import Adapter, Availability
 from dicom_hub.contract.errors import ErrorCode, HubError
 from dicom_hub.contract.job import Job, Outcome
-
-from .base import Adapter, Availability
 
 DEFAULT_TIMEOUT_S = 300.0
 

@@ -11,7 +11,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "run": ("run", "run contract requests (JSON on stdin, from a file, or from flags)"),
     "ops": ("ops", "list operations, or show one op's options schema and which backends serve it"),
     "backends": ("backends", "list backends: availability, version, install hints, ops"),
+    "conformance": ("conformance", "run the conformance specs against backends and report the matrix"),
+    "doctor": ("doctor", "print versions of Python, packages and backends for a bug report"),
     "samples": ("samples", "list the bundled sample files usable as input sample:<name>"),
+    "scp": ("scp", "receive DICOM instances (Storage SCP, C-ECHO) into a folder until stopped"),
 }
 
 EPILOG = """examples:

@@ -12,13 +12,33 @@ from importlib import import_module
 from dicom_hub.contract.job import Job, Outcome
 
 OPS: dict[str, str] = {
+    "anonymize": "deid.ops:anonymize",
+    "batch_anonymize": "deid.ops:batch_anonymize",
+    "batch_convert": "batch.ops:batch_convert",
+    "batch_decompress": "batch.ops:batch_decompress",
+    "batch_list": "batch.ops:batch_list",
+    "batch_validate": "batch.ops:batch_validate",
     "dump": "metadata:dump",
+    "echo": "network.echo:echo",
+    "extract_metadata": "batch.extract:extract_metadata",
+    "find": "network.query:find",
     "from_json": "json_model:from_json",
+    "get": "network.retrieve:get",
+    "histogram": "pixels.stats:histogram",
     "info": "metadata:info",
     "modify_tags": "tags:modify_tags",
+    "move": "network.retrieve:move",
+    "nifti": "nifti:nifti",
+    "organize": "batch.organize:organize",
     "split_multiframe": "multiframe:split_multiframe",
+    "stats": "pixels.stats:stats",
+    "store": "network.store:store",
+    "to_image": "pixels.to_image:to_image",
     "to_json": "json_model:to_json",
+    "transcode": "pixels.transcode:transcode",
     "validate": "validate:validate",
+    "volume": "volume:volume",
+    "worklist": "network.query:worklist",
 }
 
 

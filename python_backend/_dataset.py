@@ -110,10 +110,22 @@ def _truncated_element(ds: Dataset, path: Path) -> str | None:
     last = ds.get_item(list(ds.keys())[-1], keep_deferred=True)
     if not isinstance(last, RawDataElement) or last.length == 0xFFFFFFFF:
         return None
-    available = len(last.value) if last.value is not None else path.stat().st_size - last.value_tell
+    if last.value is not None:
+        available = len(last.value)
+    elif _is_deflated(ds):
+        return None  # offsets point into the inflated stream, not the file: nothing to compare
+    else:
+        available = path.stat().st_size - last.value_tell
     if available < last.length:
         return f"element {last.tag} declares {last.length} bytes but only {max(available, 0)} remain"
     return None
+
+
+def _is_deflated(ds: Dataset) -> bool:
+    from pydicom.uid import DeflatedExplicitVRLittleEndian
+
+    meta = getattr(ds, "file_meta", None)
+    return meta is not None and meta.get("TransferSyntaxUID") == DeflatedExplicitVRLittleEndian
 
 
 def write_dataset(ds: Dataset, path: Path, *, overwrite: bool = False, enforce_file_format: bool = True) -> Path:

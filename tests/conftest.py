@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 from dicom_hub.adapters.dispatch import dispatch
 from dicom_hub.contract.files import resolve_sample
+from peers import hub_scp, hub_scp_factory, orthanc, wlmscpfs  # noqa: F401 - real DICOM peers on 127.0.0.1 (see tests/peers.py)
 
 SCHEMA_DIR = Path(__file__).resolve().parents[1] / "contract" / "schemas"
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
@@ -47,6 +48,16 @@ def expect_error(request: dict[str, Any], code: str) -> dict[str, Any]:
     assert data["error"]["code"] == code, f"expected {code}, got {data['error']}"
     assert data["error"]["message"]
     return data
+
+
+def backend_request(backend: str, op: str, input=None, output=None, **options) -> dict[str, Any]:
+    """A request for one named backend; input/output only when given."""
+    request: dict[str, Any] = {"op": op, "backend": backend, "options": options}
+    if input is not None:
+        request["input"] = input
+    if output is not None:
+        request["output"] = str(output)
+    return request
 
 
 def missing(what: str) -> None:

@@ -10,8 +10,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .runner import RANK, Cell, Runner
-from .specs import Spec
+from dicom_hub.adapters.conformance.runner import RANK, Cell, Runner
+from dicom_hub.adapters.conformance.specs import Spec
 
 
 class LockedRunner(Runner):

@@ -12,9 +12,9 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from .checks import RunResult
-from .runner import STATES, Cell, Runner
-from .specs import Spec
+from dicom_hub.adapters.conformance.checks import RunResult
+from dicom_hub.adapters.conformance.runner import STATES, Cell, Runner
+from dicom_hub.adapters.conformance.specs import Spec
 
 SYMBOL = {"pass": "✓ pass", "fail": "✗ fail", "unsupported": "– unsupported", "unavailable": "? unavailable", "error": "! error"}
 COLOR = {"pass": "#d9f2d9", "fail": "#f8d0d0", "unsupported": "#eeeeee", "unavailable": "#fff1c2", "error": "#f3b0e8"}

@@ -15,14 +15,13 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from dicom_hub.adapters.conformance.checks import CHECKS, CheckContext, RunResult
+from dicom_hub.adapters.conformance.specs import Spec
 from dicom_hub.adapters.dispatch import dispatch
 from dicom_hub.adapters.registry import get_adapter
 from dicom_hub.contract.catalog import DISPATCHER_OPTIONS
 from dicom_hub.contract.errors import HubError
 from dicom_hub.contract.files import resolve_input_path
-
-from .checks import CHECKS, CheckContext, RunResult
-from .specs import Spec
 
 STATES = ("pass", "fail", "unsupported", "unavailable", "error")
 # Ordered from best to worst: a cell "gets worse" when its index grows.

@@ -1,0 +1,56 @@
+"""The C# backend: a contract-native program over GDCM's C# bindings, run with Mono.
+
+The program's source is `adapters/csharp/*.cs`; `scripts/install/40-csharp.sh` compiles it with
+`mcs` into a folder outside the repository. `DICOM_HUB_CSHARP_BIN` points the backend at another
+contract-native C# program instead (e.g. one built on fo-dicom with the .NET SDK; see BUILD.md).
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import shutil
+from pathlib import Path
+
+from dicom_hub.adapters.contract_cli import ContractCliAdapter
+from dicom_hub.contract.errors import ErrorCode, HubError
+
+PROGRAM = "DicomHubGdcm.exe"
+
+
+def build_dir() -> Path:
+    """Where 40-csharp.sh puts the program (same rule as the script)."""
+    if os.environ.get("DICOM_HUB_CSHARP_BUILD"):
+        return Path(os.environ["DICOM_HUB_CSHARP_BUILD"]).expanduser()
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "dicom-hub" / "csharp"
+
+
+class CSharpAdapter(ContractCliAdapter):
+    name = "csharp"
+    language = "csharp"
+    toolkit = "GDCM via C#"
+    aliases = ("csharp", "gdcm-sharp")
+    install_hint = "apt-get install mono-mcs mono-runtime libgdcm-cil, then bash scripts/install/40-csharp.sh (BUILD.md, 'The C# backend')"
+
+    def __init__(self) -> None:
+        super().__init__(origin="built-in")
+
+    def command(self) -> list[str]:
+        """`mono DicomHubGdcm.exe`, or the command in DICOM_HUB_CSHARP_BIN (a `.exe` runs under mono)."""
+        override = os.environ.get(f"{self.env_prefix}_BIN")
+        argv = shlex.split(override) if override else [str(build_dir() / PROGRAM)]
+        if not argv:
+            raise HubError(ErrorCode.BACKEND_UNAVAILABLE, f"{self.env_prefix}_BIN is empty", self.install_hint)
+        if argv[0].endswith(".exe"):
+            if not Path(argv[0]).is_file():
+                where = f"{self.env_prefix}_BIN={override}" if override else "scripts/install/40-csharp.sh has not built it"
+                raise HubError(ErrorCode.BACKEND_UNAVAILABLE, f"csharp: {argv[0]} not found ({where})", self.install_hint)
+            mono = shutil.which("mono")
+            if mono is None:
+                raise HubError(ErrorCode.BACKEND_UNAVAILABLE, "csharp: mono not found on PATH", self.install_hint)
+            return [mono, *argv]
+        exe = shutil.which(argv[0])
+        if exe is None:
+            raise HubError(ErrorCode.BACKEND_UNAVAILABLE, f"csharp: {self.env_prefix}_BIN={override}: {argv[0]} is not an executable", self.install_hint)
+        return [exe, *argv[1:]]

@@ -1,0 +1,1 @@
+"""DCMTK (OFFIS) as a backend: file ops, pixel ops, anonymize via dcmodify, and the network tools."""

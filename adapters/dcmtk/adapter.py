@@ -1,0 +1,402 @@
+"""DCMTK (OFFIS) as a backend: every op runs one or more of its command-line tools.
+
+Verified against DCMTK 3.6.7 (Debian `dcmtk`). What DCMTK cannot do is declared, not
+approximated: no JPEG 2000 in free DCMTK, no de-identification profile, no JSON reader
+before 3.6.8. Network ops live in `dcmtk_network.py`.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from dicom_hub.adapters.base import OpSupport, supports
+from dicom_hub.adapters.dcmtk import anon as dcmtk_anon
+from dicom_hub.adapters.dcmtk import network as dcmtk_network
+from dicom_hub.adapters.subprocess_adapter import SubprocessAdapter
+from dicom_hub.adapters.toolkit import annex_e, dump_text, syntaxes
+from dicom_hub.adapters.toolkit.dump_ops import DumpingAdapter, number_text
+from dicom_hub.adapters.toolkit.image_check import check_image, image_format
+from dicom_hub.adapters.toolkit.tag_edits import TagEdit, plan_edits
+from dicom_hub.adapters.toolkit.tool_errors import failure
+from dicom_hub.contract.errors import ErrorCode, HubError
+from dicom_hub.contract.files import atomic_output
+from dicom_hub.contract.job import Job, Outcome
+
+# dcmdump: numeric UIDs, long values in full, text as UTF-8, UN elements given their dictionary VR,
+# bulk data (> 256 KB) not loaded.
+DUMP_FLAGS = ("-Un", "+L", "+U8", "+uc", "-M", "+R", "256")
+
+CAPABILITIES: dict[str, OpSupport] = {
+    "dump": supports("max_depth", "max_value_length", "include_pixel_data", note="dcmdump's own text (numeric UIDs)"),
+    "info": supports(note="built from dcmdump output"),
+    "to_json": supports(
+        "bulk_data", "include_file_meta", "indent",
+        note="dcm2json converts text to UTF-8 and sets SpecificCharacterSet to ISO_IR 192",
+    ),
+    "validate": supports(
+        "strict",
+        note="structural only: Part 10 header (dcmftest), full parse (dcmdump), required UIDs; no IOD/VR conformance",
+    ),
+    "stats": supports("modality", "frame", note="min and max only (dcmj2pnm -im); DCMTK computes no mean, median, std or percentiles"),
+    "to_image": supports(
+        "format", "frame", "window_center", "window_width", "normalize", "disable_modality_lut", "disable_voi_lut",
+        "force_8bit", "force_16bit", "quality",
+        note="dcmj2pnm; default window: the file's first window or VOI LUT, else min-max; 16-bit only as PNG; "
+        "normalize: true is refused (DCMTK has no median/percentile window)",
+    ),
+    "transcode": supports(
+        "transfer_syntax", "quality", "near_lossless_error", "keep_sop_instance_uid",
+        note="native, deflated, RLE, JPEG baseline (8-bit) and lossless SV1, JPEG-LS (near-lossless: unsigned data "
+        "only); compressed input is decompressed first; no JPEG 2000 or HTJ2K (neither encode nor decode)",
+    ),
+    "modify_tags": supports("set", "delete", note="dcmodify on a copy; tags must be in the DICOM dictionary (no 'vr' option)"),
+    "anonymize": dcmtk_anon.SUPPORT,
+    **dcmtk_network.CAPABILITIES,
+}
+
+UNSUPPORTED: dict[str, str] = {
+    "from_json": "DCMTK 3.6.7 has no json2dcm (added in 3.6.8) and its xml2dcm reads only DCMTK's own XML, "
+    "so there is no DCMTK route from the DICOM JSON Model to a file",
+    "histogram": "DCMTK prints no pixel histogram",
+    "split_multiframe": "DCMTK writes frames only as images (dcmj2pnm +Fa), not as single-frame DICOM files",
+}
+
+# transcode: encoder argv (after the tool name) per target UID.
+_ENCODERS: dict[str, tuple[str, ...]] = {
+    syntaxes.RLE: ("dcmcrle",),
+    syntaxes.JPEG_BASELINE: ("dcmcjpeg", "+eb"),
+    syntaxes.JPEG_LOSSLESS_SV1: ("dcmcjpeg", "+e1"),
+    syntaxes.JPEGLS_LOSSLESS: ("dcmcjpls", "+el"),
+    syntaxes.JPEGLS_NEAR: ("dcmcjpls", "+en"),
+}
+_NATIVE_FLAGS = {
+    syntaxes.EXPLICIT_LE: "+te",
+    syntaxes.IMPLICIT_LE: "+ti",
+    syntaxes.DEFLATED_LE: "+td",
+}
+_IMAGE_FLAGS = {"png": "+on", "jpeg": "+oj", "bmp": "+ob", "tiff": "+ot"}
+
+
+class DcmtkAdapter(DumpingAdapter):
+    """DCMTK command-line tools, found on PATH or in DICOM_HUB_DCMTK_BIN_DIR."""
+
+    name = "dcmtk"
+    language = "cpp"
+    toolkit = "DCMTK"
+    aliases = ("cpp",)
+    install_hint = "apt-get install dcmtk (or point DICOM_HUB_DCMTK_BIN_DIR at a folder holding dcmdump, dcmconv, ...)"
+    unsupported = {**UNSUPPORTED, **dcmtk_network.UNSUPPORTED}
+    executable = "dcmdump"
+    version_pattern = r"v(\d+\.\d+\.\d+)"
+
+    def capabilities(self) -> dict[str, OpSupport]:
+        return CAPABILITIES
+
+    def handle(self, job: Job) -> Outcome:
+        if job.op in dcmtk_network.CAPABILITIES:
+            return dcmtk_network.run(self, job)
+        return super().handle(job)
+
+    # -- command lines (pure: golden tests call these) ---------------------------------------------
+    def _build_cmd(self, job: Job, out: Path | None = None, *, file_window: str | None = None) -> list[str]:
+        """The argv of the op's main step; `out` replaces job.output (a temporary path in practice).
+
+        `file_window` tells `to_image` what VOI data the file has: "window", "lut" or None.
+        """
+        op, src = job.op, str(job.input) if job.inputs else ""
+        target = str(out or job.output) if (out or job.output) else None
+        if op in ("dump", "info"):
+            return [self.tool("dcmdump"), *DUMP_FLAGS, src]
+        if op == "to_json":
+            argv = [self.tool("dcm2json"), "-fc"]
+            if job.option("include_file_meta"):
+                argv.append("+m")
+            return [*argv, src, *([target] if target else [])]
+        if op == "validate":
+            return [self.tool("dcmftest"), src]
+        if op == "stats":
+            frame = job.option("frame")
+            argv = [self.tool("dcmj2pnm"), "-v", "-im", "-o"]
+            argv += ["+Fa"] if frame is None else ["+F", str(frame + 1)]
+            if not job.option("modality", True):
+                argv.append("-M")
+            return [*argv, src]
+        if op == "to_image":
+            return [self.tool("dcmj2pnm"), *self._image_flags(job, file_window), src, str(target)]
+        if op == "modify_tags":
+            return [self.tool("dcmodify"), *edit_flags(plan_edits(job.option("set") or {}, job.option("delete") or [])), str(target)]
+        if op in dcmtk_network.CAPABILITIES:
+            return dcmtk_network.build_cmd(self, job)
+        raise HubError(ErrorCode.UNSUPPORTED_OP, self.unsupported_reason(op))
+
+    def _image_flags(self, job: Job, file_window: str | None) -> list[str]:
+        if job.option("normalize"):
+            raise HubError(
+                ErrorCode.UNSUPPORTED_OPTION,
+                "dcmtk cannot normalize: DCMTK's automatic windows are min-max or histogram based, not the contract's median/percentile window",
+                "give window_center and window_width, or use backend python",
+            )
+        fmt = image_format(job)
+        if job.option("force_16bit"):
+            if fmt != "png":
+                raise HubError(ErrorCode.UNSUPPORTED_OPTION, f"dcmtk writes 16-bit images only as PNG, not {fmt}", "use format png")
+            flags = ["+on2"]
+        else:
+            flags = [_IMAGE_FLAGS[fmt]]
+        if fmt == "jpeg":
+            flags += ["+Jq", str(job.option("quality", 90))]
+        flags += ["+F", str(int(job.option("frame", 0)) + 1)]
+        if job.option("disable_modality_lut"):
+            flags.append("-M")
+        center, width = job.option("window_center"), job.option("window_width")
+        if (center is None) != (width is None):
+            raise HubError(ErrorCode.INVALID_REQUEST, "window_center and window_width go together", "give both, or neither")
+        if center is not None:
+            if width <= 0:
+                raise HubError(ErrorCode.INVALID_REQUEST, "window_width must be > 0", "give a positive width")
+            flags += ["+Ww", number_text(center), number_text(width)]
+        elif job.option("disable_voi_lut") or file_window is None:
+            flags.append("+Wm")
+        else:
+            flags += ["+Wi", "1"] if file_window == "window" else ["+Wl", "1"]
+        return flags
+
+    def _transcode_cmds(self, job: Job, source_ts: str | None, out: Path, work: Path) -> list[list[str]]:
+        """The chain for one transcode: decompress first when the input is compressed, then encode."""
+        src = str(job.input)
+        target = syntaxes.writable(job.option("transfer_syntax"))
+        if target in syntaxes.J2K_FAMILY:
+            raise HubError(ErrorCode.CODEC_UNAVAILABLE, f"DCMTK has no JPEG 2000 / HTJ2K encoder ({target})", "use backend gdcm (j2k, j2k_lossy) or python")
+        if source_ts in syntaxes.J2K_FAMILY:
+            raise HubError(ErrorCode.CODEC_UNAVAILABLE, f"DCMTK cannot decode JPEG 2000 input ({source_ts})", "use backend gdcm or python")
+        if target not in _NATIVE_FLAGS and target not in _ENCODERS:
+            raise HubError(ErrorCode.CODEC_UNAVAILABLE, f"DCMTK cannot write transfer syntax {target}", "use backend python or gdcm")
+        self._check_codec_options(job, target)
+        steps: list[list[str]] = []
+        decoder = _decoder_for(source_ts)
+        if decoder is not None:
+            if target in (syntaxes.EXPLICIT_LE, syntaxes.IMPLICIT_LE):
+                return [[self.tool(decoder), _NATIVE_FLAGS[target], src, str(out)]]
+            plain = work / "decompressed.dcm"
+            steps.append([self.tool(decoder), "+te", src, str(plain)])
+            src = str(plain)
+        if target in _NATIVE_FLAGS:
+            steps.append([self.tool("dcmconv"), _NATIVE_FLAGS[target], src, str(out)])
+            return steps
+        tool, *flags = _ENCODERS[target]
+        if target == syntaxes.JPEG_BASELINE:
+            flags += ["+q", str(job.option("quality", 90))]  # the catalog's default
+        if target == syntaxes.JPEGLS_NEAR:
+            flags += ["+md", str(job.option("near_lossless_error", 2))]
+        if target in syntaxes.LOSSY and job.option("keep_sop_instance_uid"):
+            flags.append("+un")
+        steps.append([self.tool(tool), *flags, src, str(out)])
+        return steps
+
+    @staticmethod
+    def _check_codec_options(job: Job, target: str) -> None:
+        """An option given for another codec is refused rather than silently ignored."""
+        misplaced = {
+            "quality": target != syntaxes.JPEG_BASELINE,
+            "near_lossless_error": target != syntaxes.JPEGLS_NEAR,
+        }
+        for option, wrong in misplaced.items():
+            if option in job.options and wrong:
+                raise HubError(ErrorCode.UNSUPPORTED_OPTION, f"dcmtk: option {option!r} does not apply to transfer syntax {target}", f"remove {option!r}")
+
+    # -- ops (dump and info: DumpingAdapter) ---------------------------------------------------------
+    def _to_json(self, job: Job) -> Outcome:
+        if job.output is None:
+            run = self._run_checked(job, self._build_cmd(job), "convert to JSON")
+            dataset = _json_or_fail(self, run, run.stdout)
+            return Outcome(metadata={"dataset": _shape_json(dataset, job)}, stderr=run.stderr)
+        with atomic_output(job.output, job.overwrite) as tmp:
+            run = self._run_checked(job, self._build_cmd(job, tmp), "convert to JSON")
+            dataset = _json_or_fail(self, run, tmp.read_text(encoding="utf-8"))
+            shaped = _shape_json(dataset, job)
+            if shaped is not dataset or job.option("indent") is not None:
+                tmp.write_text(json.dumps(shaped, indent=job.option("indent")), encoding="utf-8")
+        return Outcome(metadata={"element_count": len(shaped)}, output_files=[str(job.output)], stderr=run.stderr)
+
+    def _validate(self, job: Job) -> Outcome:
+        header = self.run_cmd(self._build_cmd(job), timeout=self.timeout_for(job))
+        dump = self.run_cmd([self.tool("dcmdump"), *DUMP_FLAGS, str(job.input)], timeout=self.timeout_for(job))
+        errors, warnings = _log_lines(dump.stderr)
+        if header.returncode != 0 or "no:" in header.stdout:
+            errors.insert(0, "no Part 10 header (128-byte preamble + DICM) or unreadable file meta (dcmftest)")
+        if dump.returncode == 0:
+            lines = dump_text.parse_dump(dump.stdout)
+            present = {line.tag for line in lines if line.depth == 0 and not line.is_empty}
+            for tag, keyword in ((0x00080016, "SOPClassUID"), (0x00080018, "SOPInstanceUID")):
+                if tag not in present:
+                    errors.append(f"required element {keyword} is missing or empty")
+            if 0x00020010 not in present:
+                warnings.append("no Transfer Syntax UID in the file meta (not a Part 10 file)")
+        strict = bool(job.option("strict", False))
+        valid = not errors and not (strict and warnings)
+        metadata = {
+            "valid": valid,
+            "errors": errors,
+            "warnings": warnings,
+            "checks": ["part10_header", "parse", "required_uids"],
+            "scope": "structural only (DCMTK dcmftest + dcmdump); no IOD or VR conformance check",
+        }
+        return Outcome(metadata=metadata, stdout=header.stdout, stderr=dump.stderr)
+
+    def _stats(self, job: Job) -> Outcome:
+        check_frame(job, image_header(job.input)[1])
+        run = self._run_checked(job, self._build_cmd(job), "measure the pixel data")
+        values = _image_info(run.stderr)
+        if "maximum pixel value" not in values:
+            raise self.fail(run, "dcmj2pnm reports no minimum/maximum for this image (colour images have none)", ErrorCode.BACKEND_ERROR, "use backend python")
+        metadata = {
+            "min": _as_number(values["minimum pixel value"]),
+            "max": _as_number(values["maximum pixel value"]),
+            "frames": values.get("number of frames", ""),
+            "modality_lut_applied": bool(job.option("modality", True)),
+            "scope": "min and max only",
+        }
+        return Outcome(metadata=metadata, stderr=run.stderr)
+
+    def _to_image(self, job: Job) -> Outcome:
+        assert job.output is not None
+        file_window, frames = image_header(job.input)
+        check_frame(job, frames)
+        with atomic_output(job.output, job.overwrite) as tmp:
+            argv = self._build_cmd(job, tmp, file_window=file_window)
+            run = self._run_checked(job, argv, "render the image")
+            info = check_image(tmp, image_format(job), sixteen_bit=bool(job.option("force_16bit")))
+        return Outcome(metadata=info, output_files=[str(job.output)], stdout=run.stdout, stderr=run.stderr)
+
+    def _transcode(self, job: Job) -> Outcome:
+        assert job.output is not None
+        source = syntaxes.file_transfer_syntax(job.input)
+        target = syntaxes.writable(job.option("transfer_syntax"))
+        if target == syntaxes.JPEG_BASELINE:
+            syntaxes.check_baseline_input(job.input)  # dcmcjpeg +eb would narrow deeper data silently
+        stderr: list[str] = []
+        with tempfile.TemporaryDirectory(prefix="dicom-hub-dcmtk-") as work, atomic_output(job.output, job.overwrite) as tmp:
+            for argv in self._transcode_cmds(job, source, tmp, Path(work)):
+                run = self._run_checked(job, argv, f"transcode to {target}")
+                stderr.append(run.stderr)
+            syntaxes.check_written(tmp, target)
+        metadata = {"transfer_syntax": target, "transfer_syntax_name": syntaxes.uid_name(target), "source_transfer_syntax": source}
+        return Outcome(metadata=metadata, output_files=[str(job.output)], stderr="".join(stderr))
+
+    def _modify_tags(self, job: Job) -> Outcome:
+        assert job.output is not None
+        with atomic_output(job.output, job.overwrite) as tmp:
+            shutil.copyfile(job.input, tmp)  # dcmodify edits in place: only ever the copy
+            run = self.run_cmd(self._build_cmd(job, tmp), timeout=self.timeout_for(job))
+            if run.returncode != 0:
+                code = ErrorCode.INVALID_REQUEST if "Unable to parse tag" in run.stderr else None
+                if code:
+                    raise self.fail(run, "dcmodify does not know a tag", code, "use DICOM keywords or (gggg,eeee)")
+                raise failure(self, run, "modify the tags", job.input)
+        edits = plan_edits(job.option("set") or {}, job.option("delete") or [])
+        metadata = {"set": [e.key for e in edits if e.action == "set"], "deleted": [e.key for e in edits if e.action == "delete"]}
+        return Outcome(metadata=metadata, output_files=[str(job.output)], stderr=run.stderr)
+
+
+    def _anonymize(self, job: Job) -> Outcome:
+        assert job.output is not None
+        with atomic_output(job.output, job.overwrite) as tmp:
+            run = dcmtk_anon.anonymize(self, job, tmp)
+            report = annex_e.leak_check(job.input, tmp)
+        return Outcome(metadata=report, output_files=[str(job.output)], stderr=run.stderr)
+
+
+def edit_flags(edits: list[TagEdit]) -> list[str]:
+    """dcmodify flags for a list of edits: -nb (no backup), -i to set/create, -e to erase."""
+    flags = ["-nb"]
+    if any(e.action == "delete" for e in edits):
+        flags.append("-imt")  # erasing a missing tag is not an error in the contract
+    for edit in edits:
+        flags += ["-i", f"{edit.paren}={edit.value}"] if edit.action == "set" else ["-e", edit.paren]
+    return flags
+
+
+def image_header(path: Path) -> tuple[str | None, int]:
+    """What VOI data the file has for its default rendering ("window", "lut" or None), and its
+    number of frames (DCMTK clamps or fails on a frame past the end; the contract says invalid_request)."""
+    from pydicom import dcmread
+
+    try:
+        ds = dcmread(path, stop_before_pixels=True, specific_tags=["WindowCenter", "WindowWidth", "VOILUTSequence", "NumberOfFrames"])
+    except Exception:
+        return None, 1
+    frames = int(ds.get("NumberOfFrames") or 1)
+    if ds.get("WindowCenter") is not None and ds.get("WindowWidth") is not None:
+        return "window", frames
+    if ds.get("VOILUTSequence"):
+        return "lut", frames
+    return None, frames
+
+
+def check_frame(job: Job, frames: int) -> None:
+    frame = job.option("frame")
+    if frame is not None and frame >= frames:
+        raise HubError(ErrorCode.INVALID_REQUEST, f"frame {frame} does not exist: the file has {frames} frame(s)", f"frames are numbered 0 to {frames - 1}")
+
+
+def _decoder_for(source_ts: str | None) -> str | None:
+    if source_ts in syntaxes.JPEG_FAMILY:
+        return "dcmdjpeg"
+    if source_ts in syntaxes.JPEGLS_FAMILY:
+        return "dcmdjpls"
+    if source_ts == syntaxes.RLE:
+        return "dcmdrle"
+    return None
+
+
+def _image_info(stderr: str) -> dict[str, str]:
+    """The `I:   key : value` lines of `dcmj2pnm -v -im`."""
+    values = {}
+    for line in stderr.splitlines():
+        if line.startswith("I:") and ":" in line[2:]:
+            key, _, value = line[2:].partition(":")
+            values[key.strip()] = value.strip()
+    return values
+
+
+def _as_number(text: str) -> int | float:
+    try:
+        return int(text)
+    except ValueError:
+        return float(text)
+
+
+def _log_lines(stderr: str) -> tuple[list[str], list[str]]:
+    errors = [line[2:].strip() for line in stderr.splitlines() if line.startswith(("E:", "F:"))]
+    warnings = [line[2:].strip() for line in stderr.splitlines() if line.startswith("W:")]
+    return errors, warnings
+
+
+def _json_or_fail(adapter: SubprocessAdapter, run: Any, text: str) -> Any:
+    try:
+        return json.loads(text)
+    except ValueError as err:
+        raise adapter.fail(run, f"dcm2json wrote invalid JSON: {err}") from None
+
+
+def _shape_json(dataset: Any, job: Job) -> Any:
+    """Apply bulk_data=omit (drop InlineBinary/BulkDataURI values) to dcm2json's output."""
+    if job.option("bulk_data", "inline") == "omit":
+        return _without_bulk(dataset)
+    return dataset
+
+
+def _without_bulk(node: Any) -> Any:
+    if isinstance(node, dict):
+        return {
+            key: _without_bulk(value)
+            for key, value in node.items()
+            if not (isinstance(value, dict) and ("InlineBinary" in value or "BulkDataURI" in value))
+        }
+    if isinstance(node, list):
+        return [_without_bulk(item) for item in node]
+    return node

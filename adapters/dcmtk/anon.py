@@ -1,0 +1,62 @@
+"""`anonymize` through DCMTK: the PS3.15 Annex E basic profile (Table E.1-1, 2024b) expressed as
+one dcmodify run on a copy, then checked by `annex_e.leak_check` before anything is called
+de-identified.
+
+DCMTK has no profile of its own, so the plan (which element gets X, Z, D or a new UID, at every
+depth) comes from `annex_e.plan`; dcmodify only executes it. Private elements go with -ep.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from dicom_hub.adapters.base import supports
+from dicom_hub.adapters.toolkit import annex_e
+from dicom_hub.adapters.toolkit.tool_errors import check
+from dicom_hub.contract.job import Job
+
+if TYPE_CHECKING:
+    from dicom_hub.adapters.subprocess_adapter import SubprocessAdapter, ToolRun
+
+SUPPORT = supports(
+    note="Table E.1-1 (2024b) basic profile as dcmodify edits at every depth (X erased, Z emptied, D dummy values, "
+    "U new UIDs, one per original UID), private elements erased, Patient Identity Removed set; the result is checked "
+    "against the table and refused if any identifying value survives; no profile options, keys, patient prefix, "
+    "burned-in override or mapping file",
+)
+
+# What the result says about itself (PS3.3 C.7.1.1: Patient Identity Removed, De-identification Method (Code Sequence)).
+MARKS = (
+    "(0012,0062)=YES",
+    "(0012,0063)=Basic Application Confidentiality Profile (DCMTK dcmodify, dicom-hub)",
+    "(0012,0064)[0].(0008,0100)=113100",
+    "(0012,0064)[0].(0008,0102)=DCM",
+    "(0012,0064)[0].(0008,0104)=Basic Application Confidentiality Profile",
+)
+
+
+def edit_flags(edits: list[annex_e.Edit]) -> list[str]:
+    """dcmodify flags for a plan: -e to erase, -m to set (empty, dummy or new UID)."""
+    flags: list[str] = []
+    for edit in edits:
+        flags += ["-e", edit.path] if edit.action == "X" else ["-m", f"{edit.path}={edit.value}"]
+    return flags
+
+
+def command(adapter: SubprocessAdapter, edits: list[annex_e.Edit], target: Path) -> list[str]:
+    """One dcmodify run on `target` (a copy of the input): the plan, private elements, trailing
+    padding (after the pixels, so never in a plan read without them), then the marks."""
+    marks = [arg for mark in MARKS for arg in ("-i", mark)]
+    return [adapter.tool("dcmodify"), "-nb", "-imt", *edit_flags(edits), "-ep", "-e", "(fffc,fffc)", *marks, str(target)]
+
+
+def anonymize(adapter: SubprocessAdapter, job: Job, target: Path) -> ToolRun:
+    from pydicom import dcmread
+
+    ds = dcmread(job.input, stop_before_pixels=True, force=True)
+    annex_e.refuse_burned_in(ds)
+    shutil.copyfile(job.input, target)  # dcmodify edits in place: only ever the copy
+    run = adapter.run_cmd(command(adapter, annex_e.plan(ds), target), timeout=adapter.timeout_for(job))
+    return check(adapter, run, "de-identify the file", job.input)

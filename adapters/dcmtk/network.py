@@ -1,0 +1,198 @@
+"""DCMTK's network tools behind the network ops: echoscu, storescu, findscu (-S/-P/-W with -X),
+movescu and getscu.
+
+Queries are built exactly as the Python backend builds them (its `build_query`,
+`worklist_query` and `retrieve_query`), written to a query file, and sent by DCMTK; responses
+that findscu extracts (-X) are read back into the DICOM JSON Model. Results are parsed from the
+tools' verbose logs, since their exit codes say little more than "something failed".
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import shutil
+import tempfile
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from dicom_hub.adapters.base import OpSupport, supports
+from dicom_hub.contract.errors import ErrorCode
+from dicom_hub.contract.files import atomic_output
+from dicom_hub.contract.job import Job, Outcome
+
+if TYPE_CHECKING:
+    from dicom_hub.adapters.subprocess_adapter import SubprocessAdapter, ToolRun
+    from pydicom import Dataset
+
+PEER = ("host", "port", "called_aet", "calling_aet", "network_timeout", "dimse_timeout")
+CAPABILITIES: dict[str, OpSupport] = {
+    "echo": supports(*PEER, note="echoscu"),
+    "store": supports(*PEER, "recursive", note="storescu -nh: each file's own transfer syntax plus uncompressed; per-file status from its log"),
+    "find": supports(*PEER, "level", "query", "model", "max_results", note="findscu -X; status category only (no status code)"),
+    "move": supports(*PEER, "destination", "level", "query", "model", note="movescu; sub-operation counts from its log"),
+    "get": supports(*PEER, "level", "query", "model", note="getscu; files moved into <Study>/<Series>/<SOP>.dcm"),
+    "worklist": supports(
+        *PEER, "station_aet", "station_name", "modality", "date", "patient_id", "patient_name", "accession_number", "query", "max_results",
+        note="findscu -W -X",
+    ),
+}
+UNSUPPORTED: dict[str, str] = {}
+
+_TOOLS = {"echo": "echoscu", "store": "storescu", "find": "findscu", "worklist": "findscu", "move": "movescu", "get": "getscu"}
+_DIMSE_STATUS = re.compile(r"DIMSE Status\s*:\s*0x(?P<code>[0-9a-fA-F]{4}): (?P<status>.+)$", re.M)
+_RESPONSE = re.compile(r"Received (?:Final )?(?:C-)?(?:Find|Move|Get|Echo|Store) Response(?: \d+)? \((?P<status>[^)]*)\)", re.I)
+
+
+def build_cmd(adapter: SubprocessAdapter, job: Job, query_file: Path | None = None, work: Path | None = None) -> list[str]:
+    """The argv for one network op; `query_file` holds the identifier, `work` collects responses."""
+    op = job.op
+    # movescu reports sub-operation counts only in its debug log (DIMSE message dumps).
+    argv = [adapter.tool(_TOOLS[op]), "-d" if op == "move" else "-v"]
+    if op in ("find", "move", "get"):
+        argv.append("-P" if model(job) == "patient" else "-S")
+    elif op == "worklist":
+        argv.append("-W")
+    network = str(max(1, math.ceil(float(job.option("network_timeout", 30)))))
+    dimse = str(max(1, math.ceil(float(job.option("dimse_timeout", 60)))))
+    argv += ["-aet", job.option("calling_aet", "DICOM-HUB"), "-aec", job.option("called_aet", "ANY-SCP"), "-to", network, "-ta", network, "-td", dimse]
+    if op == "store":
+        argv.append("-nh")
+        if any(path.is_dir() for path in job.inputs):
+            argv += ["+sd", *(["+r"] if job.option("recursive") else [])]
+    if op in ("find", "worklist"):
+        argv += ["-X", "-od", str(work)]
+        if job.option("max_results"):
+            argv += ["--cancel", str(job.option("max_results"))]
+    if op == "move":
+        argv += ["-aem", job.option("destination")]
+    if op == "get":
+        argv += ["-od", str(work)]
+    argv += [job.option("host"), str(job.option("port"))]
+    if op == "store":
+        argv += [str(path) for path in job.inputs]
+    elif op != "echo":
+        argv.append(str(query_file))
+    return argv
+
+
+def model(job: Job) -> str:
+    """Patient root at PATIENT level unless told otherwise (as in the Python backend)."""
+    return job.option("model") or ("patient" if job.option("level", "STUDY") == "PATIENT" else "study")
+
+
+def query_dataset(job: Job) -> Dataset:
+    """The identifier, built by the Python backend's query builders (one definition of the keys)."""
+    from dicom_hub.python_backend.network import query, retrieve
+
+    if job.op == "worklist":
+        return query.worklist_query(job)
+    if job.op in ("move", "get"):
+        return retrieve.retrieve_query(job)[1]
+    level = job.option("level", "STUDY")
+    return query.build_query(level, query.LEVEL_KEYS[level] + query.PARENT_KEYS[level], job.option("query") or {})
+
+
+def run(adapter: SubprocessAdapter, job: Job) -> Outcome:
+    with tempfile.TemporaryDirectory(prefix="dicom-hub-dcmtk-net-") as tmp:
+        work = Path(tmp)
+        query_file = None
+        if job.op != "echo" and job.op != "store":
+            query_file = work / "query.dcm"
+            _write_query(query_dataset(job), query_file)
+        responses = work / "responses"
+        responses.mkdir()
+        run_ = adapter.run_cmd(build_cmd(adapter, job, query_file, responses), timeout=adapter.timeout_for(job))
+        return _interpret(adapter, job, run_, responses)
+
+
+def _write_query(ds: Dataset, path: Path) -> None:
+    from pydicom import dcmwrite
+
+    dcmwrite(path, ds, implicit_vr=True, little_endian=True)
+
+
+def _interpret(adapter: SubprocessAdapter, job: Job, run: ToolRun, responses: Path) -> Outcome:
+    log = run.stderr + run.stdout
+    # -v logs say "Received ... Response (Success)"; -d logs give "DIMSE Status : 0x0000: Success: ..." instead.
+    coded = [(int(m["code"], 16), m["status"].strip()) for m in _DIMSE_STATUS.finditer(log)]
+    statuses = [status for _, status in coded] or [m["status"] for m in _RESPONSE.finditer(log)]
+    final = statuses[-1] if statuses else None
+    peer = f"{job.option('called_aet', 'ANY-SCP')}@{job.option('host')}:{job.option('port')}"
+    if job.op == "store":
+        return _store_outcome(adapter, job, run, peer)
+    if run.returncode != 0 or final is None or not final.startswith(("Success", "Cancel", "Pending", "Warning")):
+        raise adapter.fail(run, f"{Path(run.args[0]).name} to {peer} failed" + (f" ({final})" if final else ""), ErrorCode.NETWORK_ERROR, "check host, port, AE titles and the peer's log")
+    base: dict[str, Any] = {"category": final.split(":")[0].split()[0], "text": final}
+    if coded:
+        base = {"status": coded[-1][0], "status_hex": f"0x{coded[-1][0]:04X}", **base}
+    if job.op == "echo":
+        return Outcome(metadata={**base, "status": 0, "peer": {"host": job.option("host"), "port": job.option("port"), "called_aet": job.option("called_aet", "ANY-SCP")}}, stderr=run.stderr)
+    if job.op in ("find", "worklist"):
+        # findscu --cancel sends C-CANCEL after n responses; ones already in flight are dropped here.
+        results = [_json(path) for path in sorted(responses.glob("rsp*.dcm"))[: job.option("max_results")]]
+        metadata = {"count": len(results), "results": results, **base}
+        if job.op == "find":
+            metadata = {"level": job.option("level", "STUDY"), **metadata}
+        return Outcome(metadata=metadata, stderr=run.stderr)
+    counts = _counts(log)
+    metadata = {"level": job.option("level", "STUDY"), **counts, **base}
+    if job.op == "move":
+        return Outcome(metadata={**metadata, "destination": job.option("destination")}, stderr=run.stderr)
+    files = _place_received(job, responses)
+    return Outcome(metadata={**metadata, "received": len(files)}, output_files=[str(p) for p in files], stderr=run.stderr)
+
+
+def _json(path: Path) -> dict[str, Any]:
+    from pydicom import dcmread
+
+    return dcmread(path, force=True).to_json_dict()
+
+
+_COUNT = re.compile(r"(?P<name>Completed|Failed|Warning|Remaining) Suboperations\s*:\s*(?P<n>\d+|none)", re.I)
+
+
+def _counts(log: str) -> dict[str, int]:
+    """The last reported sub-operation counts (movescu/getscu -v log)."""
+    counts = {"completed": 0, "failed": 0, "warning": 0, "remaining": 0}
+    for match in _COUNT.finditer(log):
+        counts[match["name"].lower()] = 0 if match["n"] == "none" else int(match["n"])
+    return counts
+
+
+def _place_received(job: Job, received: Path) -> list[Path]:
+    """getscu names files <Modality>.<SOPInstanceUID>; the contract wants <Study>/<Series>/<SOP>.dcm."""
+    from dicom_hub.python_backend.network.storage import check_root, instance_path
+    from pydicom import dcmread
+
+    assert job.output is not None
+    root = check_root(job.output)
+    placed = []
+    for path in sorted(p for p in received.iterdir() if p.is_file()):
+        ds = dcmread(path, stop_before_pixels=True, specific_tags=["StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID"])
+        target = instance_path(root, ds.get("StudyInstanceUID"), ds.get("SeriesInstanceUID"), ds.get("SOPInstanceUID"))
+        with atomic_output(target, job.overwrite) as tmp:
+            shutil.copyfile(path, tmp)
+        placed.append(target)
+    return placed
+
+
+_SENDING = re.compile(r"Sending file: (?P<path>.+)$")
+
+
+def _store_outcome(adapter: SubprocessAdapter, job: Job, run: ToolRun, peer: str) -> Outcome:
+    """Per-file status from storescu's log; the op fails only when no file was stored."""
+    files: list[dict[str, Any]] = []
+    for line in (run.stderr + run.stdout).splitlines():
+        sending = _SENDING.search(line)
+        if sending:
+            files.append({"path": sending["path"].strip(), "status": "not sent"})
+            continue
+        response = _RESPONSE.search(line)
+        if response and files and files[-1]["status"] == "not sent":
+            files[-1]["status"] = response["status"]
+    stored = [f for f in files if f["status"].startswith(("Success", "Warning"))]
+    if not stored:
+        raise adapter.fail(run, f"storescu stored nothing at {peer}", ErrorCode.NETWORK_ERROR, "check host, port, AE titles and that the files are DICOM")
+    metadata = {"total": len(files), "completed": len(stored), "failed": len(files) - len(stored), "files": files}
+    return Outcome(metadata=metadata, stderr=run.stderr, returncode=run.returncode)

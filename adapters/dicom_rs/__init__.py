@@ -1,0 +1,1 @@
+"""dicom-rs (Rust) as a backend: dicom-dump, dicom-toimage, dicom-transcode and the SCU tools."""

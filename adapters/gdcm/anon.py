@@ -1,0 +1,86 @@
+"""`anonymize` through GDCM, and the check that decides whether its result may be called anonymous.
+
+gdcmanon -e applies GDCM's PS3.15 E.1 basic profile, but it needs a certificate, keeps private
+tags, and stores the originals encrypted in the Encrypted Attributes Sequence. So each run
+makes a throw-away certificate (its key is deleted with the work folder), then removes private
+tags (gdcmconv) and that sequence (gdcmanon --dumb). The result is then compared with the input
+against Table E.1-1 (2024b): if any identifying value survives, the op fails and nothing is
+written, so `ok` is never reported for a leaking file.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from dicom_hub.adapters.base import supports
+from dicom_hub.adapters.toolkit import annex_e
+from dicom_hub.adapters.toolkit.tool_errors import check
+from dicom_hub.contract.errors import ErrorCode, HubError
+from dicom_hub.contract.job import Job
+
+if TYPE_CHECKING:
+    from dicom_hub.adapters.subprocess_adapter import SubprocessAdapter, ToolRun
+    from pydicom import Dataset
+
+SUPPORT = supports(
+    note="gdcmanon -e (GDCM's E.1 basic profile) with a per-run throw-away certificate, private tags removed, "
+    "the Table E.1-1 (2024b) X/Z/D actions GDCM misses applied to top-level elements, the Encrypted Attributes "
+    "Sequence removed; the result is checked against Table E.1-1 and refused if any identifying value survives "
+    "(e.g. inside sequences); no profile options, keys, patient prefix, burned-in override or mapping file",
+)
+
+
+def commands(adapter: SubprocessAdapter, job: Job, out: Path, work: Path, profile_flags: list[str]) -> list[list[str]]:
+    """The chain: certificate, gdcmanon -e, private tags out, then one gdcmanon --dumb pass with the
+    Table E.1-1 actions GDCM's older table misses (`profile_flags`), the Encrypted Attributes
+    Sequence and Data Set Trailing Padding (after the pixels, so not in `profile_flags`) removed."""
+    key, cert = work / "key.pem", work / "cert.pem"
+    anon, public = work / "anon.dcm", work / "no-private.dcm"
+    return [
+        [_openssl(adapter), "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+         "-subj", "/CN=dicom-hub throw-away", "-keyout", str(key), "-out", str(cert)],
+        [adapter.tool("gdcmanon"), "-e", "-c", str(cert), "-i", str(job.input), "-o", str(anon)],
+        [adapter.tool("gdcmconv"), "--remove-private-tags", str(anon), str(public)],
+        [adapter.tool("gdcmanon"), "--dumb", *profile_flags, "--remove", "400,500", "--remove", "fffc,fffc", "-i", str(public), "-o", str(out)],
+    ]
+
+
+def _openssl(adapter: SubprocessAdapter) -> str:
+    """openssl makes the certificate gdcmanon insists on (it is a system tool, not part of GDCM)."""
+    found = shutil.which("openssl")
+    if not found:
+        raise HubError(ErrorCode.BACKEND_UNAVAILABLE, "gdcm anonymize needs openssl to make its throw-away certificate", "apt-get install openssl")
+    return found
+
+
+def anonymize(adapter: SubprocessAdapter, job: Job, out: Path, work: Path) -> list[ToolRun]:
+    from pydicom import dcmread
+
+    ds = dcmread(job.input, stop_before_pixels=True, force=True)
+    annex_e.refuse_burned_in(ds)
+    runs = []
+    for argv in commands(adapter, job, out, work, profile_flags(ds)):
+        runs.append(check(adapter, adapter.run_cmd(argv, timeout=adapter.timeout_for(job)), "de-identify the file", job.input))
+    return runs
+
+
+def profile_flags(ds: Dataset) -> list[str]:
+    """gdcmanon --dumb flags applying the basic profile's X, Z and D actions (`annex_e.plan`) to the
+    top-level elements of `ds` (GDCM 3.0.21's own table keeps dates, times and several descriptions).
+    U is left to gdcmanon -e, which replaces UIDs consistently; nested elements are not reachable
+    in --dumb mode, so the leak check refuses files where they matter."""
+    flags: list[str] = []
+    for edit in annex_e.plan(ds):
+        if "[" in edit.path or edit.action == "U":
+            continue
+        group, element = edit.path.strip("()").split(",")
+        where = f"{int(group, 16):x},{int(element, 16):x}"
+        if edit.action == "X":
+            flags += ["--remove", where]
+        elif edit.action == "Z":
+            flags += ["--empty", where]
+        else:
+            flags += ["--replace", f"{where}={edit.value}"]
+    return flags

@@ -1,0 +1,1 @@
+"""PixelMed (Java) as a backend: its command-line mains run with `java -cp`."""

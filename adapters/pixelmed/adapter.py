@@ -1,0 +1,411 @@
+"""The PixelMed backend: David Clunie's Java toolkit, run as `java -cp … com.pixelmed.<Class>`.
+
+PixelMed's command-line mains exit 0 even when they fail (missing file, corrupt file, refused
+connection). So every op here knows which file or which stdout line it expects, and a run counts
+as successful only when that output exists and stderr carries no `SEVERE:` record or Java
+exception. Installed from Debian (`pixelmed-apps`, `libpixelmed-java`, `libpixelmed-imageio-java`).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, ClassVar
+
+from dicom_hub.adapters.base import Availability, OpSupport, supports
+from dicom_hub.adapters.pixelmed.deid import check_deidentified
+from dicom_hub.adapters.pixelmed.network import PixelMedNetworkOps
+from dicom_hub.adapters.subprocess_adapter import SubprocessAdapter, ToolRun
+from dicom_hub.adapters.toolkit import syntaxes
+from dicom_hub.adapters.toolkit.dicom_json import info_outcome, json_outcome, load_document
+from dicom_hub.adapters.toolkit.dump_ops import number_text
+from dicom_hub.adapters.toolkit.image_check import check_image, image_format
+from dicom_hub.adapters.toolkit.tool_output import (
+    ErrorRule,
+    check_frame,
+    classify,
+    pixel_module,
+    text_outcome,
+)
+from dicom_hub.contract.errors import ErrorCode, HubError
+from dicom_hub.contract.files import atomic_output
+from dicom_hub.contract.job import Job, Outcome
+
+JAR_DIR = Path("/usr/share/java")
+JARS = ("pixelmed.jar", "pixelmed_imageio.jar")
+HEADLESS = "-Djava.awt.headless=true"
+# JDK 17 caps XPath expression sizes below what the validator's compiled rules need (gotcha 13).
+XPATH_LIMITS = ("-Djdk.xml.xpathExprOpLimit=0", "-Djdk.xml.xpathExprGrpLimit=0", "-Djdk.xml.xpathTotalOpLimit=0")
+
+# AttributeList writes these natively; CompressDicomFiles writes RLE (the jar has no other encoder).
+NATIVE_NAMES = {
+    syntaxes.EXPLICIT_LE: "ExplicitVRLittleEndian",
+    syntaxes.IMPLICIT_LE: "ImplicitVRLittleEndian",
+    syntaxes.DEFLATED_LE: "DeflatedExplicitVRLittleEndian",
+}
+WRITABLE = frozenset({*NATIVE_NAMES, syntaxes.RLE})
+# Input PixelMed decodes with pixelmed_imageio (gotcha 14): RLE, JPEG baseline/extended/lossless.
+DECODABLE = frozenset({*syntaxes.NATIVE, syntaxes.RLE, syntaxes.JPEG_BASELINE, syntaxes.JPEG_LOSSLESS, syntaxes.JPEG_LOSSLESS_SV1})
+# SOP classes the Debian jar's compiled validation rules know (gotcha 13).
+VALIDATED_SOP_CLASSES = {
+    "1.2.840.10008.5.1.4.1.1.2.1": "Enhanced CT Image Storage",
+    "1.2.840.10008.5.1.4.1.1.2.2": "Legacy Converted Enhanced CT Image Storage",
+    "1.2.840.10008.5.1.4.1.1.4.1": "Enhanced MR Image Storage",
+    "1.2.840.10008.5.1.4.1.1.4.2": "MR Spectroscopy Storage",
+    "1.2.840.10008.5.1.4.1.1.4.4": "Legacy Converted Enhanced MR Image Storage",
+    "1.2.840.10008.5.1.4.1.1.66": "Raw Data Storage",
+    "1.2.840.10008.5.1.4.1.1.66.4": "Segmentation Storage",
+}
+IMAGE_FORMATS = {"png": "png", "jpeg": "jpeg"}
+
+ERROR_RULES = (
+    ErrorRule(r"FileNotFoundException", ErrorCode.INPUT_NOT_FOUND, "check the path"),
+    ErrorRule(r"Not a DICOM file", ErrorCode.NOT_DICOM, "the input is not a DICOM file"),
+    ErrorRule(r"No reader for|Cannot find (reader|writer)|unsupported (compression|transfer syntax)", ErrorCode.CODEC_UNAVAILABLE, "PixelMed decodes only native, RLE and JPEG (not JPEG-LS or JPEG 2000) pixel data; try backend python"),
+    ErrorRule(r"JsonParsingException|JsonException", ErrorCode.DECODE_ERROR, "the input is not a valid DICOM JSON document"),
+    ErrorRule(r"wrong value type for attribute \(0x7fe0,0x0010\)", ErrorCode.BACKEND_ERROR, "PixelMed cannot put compressed Pixel Data into JSON; use backend python, or dicom-rs with bulk_data: omit"),
+    ErrorRule(r"read failed|EOFException|Could not instantiate an attribute|premature end", ErrorCode.DECODE_ERROR, "the file is corrupt or truncated"),
+    ErrorRule(r"Connection refused|ConnectException|UnknownHostException|SocketTimeoutException|Association rejected|AReleaseException|Association aborted", ErrorCode.NETWORK_ERROR, "check host, port and AE titles; is the peer running?"),
+)
+_ERROR_LINE = re.compile(r"^(SEVERE:|Exception in thread|\S+(Exception|Error)\b)", re.MULTILINE)
+_LOG_HEADER = re.compile(r"^\w{3} \d{1,2}, \d{4} .* com\.pixelmed\.\S+ \w+$")
+_DUMP_LINE = re.compile(r"^\(0x(?P<group>[0-9a-f]{4}),0x(?P<elem>[0-9a-f]{4})\) (?:(?P<name>\w+) )?VR=<(?P<vr>..)> VL=<[^>]*>(?: (?P<value>.*))?$")
+
+
+class PixelMedAdapter(PixelMedNetworkOps, SubprocessAdapter):
+    name = "pixelmed"
+    language = "java"
+    toolkit = "PixelMed"
+    aliases = ("java",)
+    executable = "java"
+    version_args = ("-version",)
+    install_hint = "apt-get install pixelmed-apps libpixelmed-java libpixelmed-imageio-java default-jre-headless (see BUILD.md#pixelmed)"
+    unsupported: ClassVar[dict[str, str]] = {
+        "modify_tags": "PixelMed edits elements only through DeidentifyAndRedact's keyword/value pairs",
+        "split_multiframe": "PixelMed has no command-line tool that splits multi-frame objects",
+        "stats": "PixelMed has no pixel statistics tool",
+        "histogram": "PixelMed has no histogram tool",
+        "find": "PixelMed's FindSOPClassSCU main runs a fixed built-in query and ignores its arguments",
+        "get": "PixelMed's GetSOPClassSCU proposes every storage class, so association set-up fails",
+        "worklist": "PixelMed has no worklist SCU main",
+    }
+
+    # -- availability ------------------------------------------------------------------------
+    @property
+    def jar_dir(self) -> Path:
+        return Path(os.environ.get(f"{self.env_prefix}_JAR_DIR", JAR_DIR))
+
+    def classpath(self) -> str:
+        return os.pathsep.join(str(self.jar_dir / jar) for jar in JARS)
+
+    def probe(self) -> Availability:
+        missing = [jar for jar in JARS if not (self.jar_dir / jar).is_file()]
+        if missing:
+            return Availability(False, reason=f"{', '.join(missing)} not found in {self.jar_dir}", hint=self.install_hint)
+        java = super().probe()
+        if not java.ok:
+            return java
+        return Availability(True, version=f"{self.jar_version()}; java {java.version}")
+
+    def jar_version(self) -> str:
+        """The release date in the jar's file name (Debian links pixelmed.jar -> pixelmed-20220618.jar)."""
+        match = re.search(r"(\d{8})", os.path.realpath(self.jar_dir / JARS[0]))
+        return match.group(1) if match else "unknown"
+
+    def capabilities(self) -> dict[str, OpSupport]:
+        return {
+            "dump": supports("include_pixel_data", note="dicom.AttributeList dump (binary values shown as [] with their length)"),
+            "to_json": supports("bulk_data", "include_file_meta", "indent", note="JSONRepresentationOfDicomObjectFactory toJSON; fails on encapsulated (compressed) Pixel Data"),
+            "from_json": supports(note="JSONRepresentationOfDicomObjectFactory toDICOM; always writes Explicit VR Little Endian"),
+            "info": supports(note="derived from the toJSON output"),
+            "to_image": supports(
+                "format", "frame", "window_center", "window_width", "quality", "force_8bit",
+                note="display.ConsumerFormatImageMaker, annotations off; 8-bit png or jpeg only; without a manual window the file's window is used",
+            ),
+            "transcode": supports(
+                "transfer_syntax",
+                note="writes explicit, implicit, deflated (dicom.AttributeList) and rle (apps.CompressDicomFiles); compressed input is decompressed first (RLE and JPEG only)",
+            ),
+            "anonymize": supports(
+                note="apps.DeidentifyAndRedact keeps dates, times, institution, station, descriptors, patient characteristics and private tags; "
+                "the output is checked against PS3.15 Table E.1-1 and refused (backend_error) when any such value is left, so only inputs without them succeed",
+            ),
+            "validate": supports(note=f"validate.DicomInstanceValidator; only these SOP classes: {', '.join(VALIDATED_SOP_CLASSES.values())}"),
+            **self.network_capabilities(),
+        }
+
+    # -- command lines -----------------------------------------------------------------------
+    def java(self, main_class: str, *args: str, jvm_flags: tuple[str, ...] = ()) -> list[str]:
+        """`java [flags] -cp JARS com.pixelmed.<main_class> args…`."""
+        return [self.tool("java"), HEADLESS, *jvm_flags, "-cp", self.classpath(), f"com.pixelmed.{main_class}", *args]
+
+    def _build_cmd(self, job: Job, target: Path | None = None, **extra: Any) -> list[str]:
+        """The argument list for `job`; `target` is the temp file or folder the tool writes to."""
+        if job.op in self.network_ops():
+            return self.network_cmd(job, target)
+        build = getattr(self, f"_cmd_{job.op}", None)
+        if build is None:
+            raise HubError(ErrorCode.UNSUPPORTED_OP, self.unsupported_reason(job.op))
+        return build(job, target, **extra)
+
+    def _cmd_dump(self, job: Job, target: Path | None) -> list[str]:
+        return self.java("dicom.AttributeList", str(job.input))
+
+    def _cmd_to_json(self, job: Job, target: Path | None) -> list[str]:
+        return self.java("dicom.JSONRepresentationOfDicomObjectFactory", "toJSON", str(job.input), str(target))
+
+    _cmd_info = _cmd_to_json
+
+    def _cmd_from_json(self, job: Job, target: Path | None) -> list[str]:
+        return self.java("dicom.JSONRepresentationOfDicomObjectFactory", "toDICOM", str(job.input), str(target))
+
+    def _cmd_to_image(self, job: Job, target: Path | None) -> list[str]:
+        fmt = image_format(job)
+        center, width = job.option("window_center"), job.option("window_width")
+        window = [number_text(center), number_text(width)] if center is not None else ["0", "0"]  # 0 0: the file's window
+        frame = str(job.option("frame", 0))
+        quality = str(job.option("quality", 90))
+        # IN OUT format C W width height quality annotations, then 4 unused (0) and first/last frame.
+        return self.java("display.ConsumerFormatImageMaker", str(job.input), str(target), fmt, *window, "0", "0", quality, "none", "0", "0", "0", "0", frame, frame)
+
+    def _cmd_transcode(self, job: Job, target: Path | None, source: Path | None = None) -> list[str]:
+        uid = syntaxes.resolve(str(job.option("transfer_syntax")))
+        source = source or job.input
+        if uid == syntaxes.RLE:
+            return self.java("apps.CompressDicomFiles", str(source), str(target), "rle")
+        if uid not in NATIVE_NAMES:
+            raise HubError(ErrorCode.UNSUPPORTED_OPTION, f"PixelMed cannot write transfer syntax {uid}", f"it writes {', '.join(sorted(WRITABLE))}; try backend gdcm or dcmtk")
+        return self.java("dicom.AttributeList", str(source), NATIVE_NAMES[uid], str(target))
+
+    def _cmd_decompress(self, source: Path, folder: Path) -> list[str]:
+        return self.java("apps.DecompressDicomFiles", str(source), str(folder))
+
+    def _cmd_anonymize(self, job: Job, target: Path | None, control: Path | None = None) -> list[str]:
+        # IN OUTDIR REDACTIONCONTROLFILE (an empty file: redact nothing).
+        return self.java("apps.DeidentifyAndRedact", str(job.input), str(target), str(control))
+
+    def _cmd_validate(self, job: Job, target: Path | None) -> list[str]:
+        return self.java("validate.DicomInstanceValidator", str(job.input), jvm_flags=XPATH_LIMITS)
+
+    # -- running -----------------------------------------------------------------------------
+    def handle(self, job: Job) -> Outcome:
+        if job.op in self.network_ops():
+            return self.handle_network(job)
+        handler = getattr(self, f"_run_{job.op}")
+        return handler(job)
+
+    def run(self, job: Job, args: list[str], expected: Path | None = None) -> ToolRun:
+        """Run a PixelMed main; fail on stderr error records, or when `expected` was not written."""
+        run = self.run_cmd(args, timeout=self.timeout_for(job))
+        errors = error_lines(run.stderr)
+        if run.returncode != 0 or errors:
+            raise self.failure(job, run, errors)
+        if expected is not None and not (expected.exists() and (expected.is_dir() or expected.stat().st_size > 0)):
+            raise self.failure(job, run, [f"{args[-1] if args else 'the tool'} exited 0 but wrote no output"])
+        return run
+
+    def failure(self, job: Job, run: ToolRun, errors: list[str]) -> HubError:
+        """The contract error for a failed run: from stderr when it says why, else from the input file."""
+        code, hint = classify(run.stderr + "\n" + run.stdout, ERROR_RULES, default=ErrorCode.BACKEND_ERROR)
+        if code is ErrorCode.BACKEND_ERROR and not error_lines(run.stderr) and job.inputs and job.op not in self.network_ops():
+            code = syntaxes.read_failure_code(job.input)  # a silent failure: judge the input itself
+            hint = "PixelMed printed no error; the input is not readable DICOM"
+        detail = "; ".join(errors[:3]) or run.tail()
+        main = next((a for a in run.args if a.startswith("com.pixelmed.")), "PixelMed")
+        return HubError(code, f"{main} failed: {detail}", hint or "see stderr", stdout=run.stdout, stderr=run.stderr, returncode=run.returncode)
+
+    def _run_dump(self, job: Job) -> Outcome:
+        run = self.run(job, self._build_cmd(job))
+        text, elements = parse_dump(run.stderr, include_pixel_data=bool(job.option("include_pixel_data", False)))
+        if not elements:
+            raise self.failure(job, run, ["dicom.AttributeList printed no elements"])
+        return text_outcome(job, text, elements, run.stderr)
+
+    def _json_document(self, job: Job) -> tuple[dict[str, Any], ToolRun]:
+        with scratch_dir() as folder:
+            target = folder / "dataset.json"
+            run = self.run(job, self._build_cmd(job, target), expected=target)
+            text = target.read_text(encoding="utf-8")
+        try:
+            return load_document(text, "PixelMed toJSON"), run
+        except HubError:
+            raise self.failure(job, run, [f"toJSON wrote no data set ({text[:20]!r})"]) from None
+
+    def _run_to_json(self, job: Job) -> Outcome:
+        document, run = self._json_document(job)
+        return json_outcome(job, document, stderr=run.stderr)
+
+    def _run_info(self, job: Job) -> Outcome:
+        document, run = self._json_document(job)
+        return info_outcome(job.input, document, stderr=run.stderr)
+
+    def _run_from_json(self, job: Job) -> Outcome:
+        with atomic_output(job.output, job.overwrite) as tmp:
+            run = self.run(job, self._build_cmd(job, tmp), expected=tmp)
+            ts = syntaxes.file_transfer_syntax(tmp)
+            if ts is None:
+                raise self.failure(job, run, ["toDICOM wrote no readable Part 10 file"])
+        return Outcome(metadata={"transfer_syntax": ts}, output_files=[str(job.output)], stderr=run.stderr)
+
+    def _run_to_image(self, job: Job) -> Outcome:
+        fmt = image_format(job)
+        if fmt not in IMAGE_FORMATS:
+            raise HubError(ErrorCode.UNSUPPORTED_OPTION, f"PixelMed writes png or jpeg, not {fmt} (its bmp/tiff writers fail on the quality setting)", "ask for png or jpeg")
+        if (job.option("window_center") is None) != (job.option("window_width") is None):
+            raise HubError(ErrorCode.INVALID_REQUEST, "window_center and window_width go together", "give both")
+        if job.option("window_width") is not None and float(job.option("window_width")) <= 0:
+            raise HubError(ErrorCode.INVALID_REQUEST, "window_width must be > 0", "give a positive width")
+        pixels = pixel_module(job.input)
+        check_decodable(pixels["TransferSyntaxUID"])
+        check_frame(job, pixels["NumberOfFrames"])
+        with atomic_output(job.output, job.overwrite) as tmp, scratch_dir() as folder:
+            target = folder / f"image.{'jpg' if fmt == 'jpeg' else fmt}"
+            run = self.run(job, self._build_cmd(job, target), expected=target)
+            metadata = check_image(target, fmt)
+            shutil.move(str(target), tmp)
+        return Outcome(metadata=metadata, output_files=[str(job.output)], stderr=run.stderr)
+
+    def _run_transcode(self, job: Job) -> Outcome:
+        uid = syntaxes.resolve(str(job.option("transfer_syntax")))
+        if uid not in WRITABLE:
+            raise HubError(ErrorCode.UNSUPPORTED_OPTION, f"PixelMed cannot write transfer syntax {uid}", f"it writes {', '.join(sorted(WRITABLE))}; try backend gdcm or dcmtk")
+        source_ts = syntaxes.file_transfer_syntax(job.input)
+        stderr = ""
+        with atomic_output(job.output, job.overwrite) as tmp, scratch_dir() as folder:
+            source = job.input
+            if source_ts is not None and source_ts not in syntaxes.NATIVE and uid != syntaxes.RLE:
+                # AttributeList does not decompress (gotcha 14): DecompressDicomFiles first.
+                check_decodable(source_ts)
+                (folder / "plain").mkdir()
+                stderr += self.run(job, self._cmd_decompress(job.input, folder / "plain")).stderr
+                source = single_file(folder / "plain", job, "DecompressDicomFiles")
+            out_dir = folder / "out"
+            out_dir.mkdir()
+            target = out_dir if uid == syntaxes.RLE else out_dir / "out.dcm"
+            run = self.run(job, self._build_cmd(job, target, source=source), expected=target)
+            written = single_file(out_dir, job, "CompressDicomFiles") if uid == syntaxes.RLE else target
+            syntaxes.check_written(written, uid)
+            shutil.move(str(written), tmp)
+        return Outcome(metadata={"transfer_syntax": uid, "transfer_syntax_name": syntaxes.uid_name(uid)}, output_files=[str(job.output)], stderr=stderr + run.stderr)
+
+    def _run_anonymize(self, job: Job) -> Outcome:
+        with atomic_output(job.output, job.overwrite) as tmp, scratch_dir() as folder:
+            control = folder / "redaction.txt"
+            control.write_text("")
+            out_dir = folder / "out"
+            out_dir.mkdir()
+            run = self.run(job, self._build_cmd(job, out_dir, control=control))
+            written = single_file(out_dir, job, "DeidentifyAndRedact")
+            kept = check_deidentified(job.input, written)
+            if kept:
+                raise HubError(
+                    ErrorCode.BACKEND_ERROR,
+                    f"PixelMed DeidentifyAndRedact left {len(kept)} identifying value(s) that PS3.15 Annex E removes: {', '.join(kept)}; output discarded",
+                    "use backend python (full Annex E profile) for this file",
+                    stderr=run.stderr,
+                )
+            shutil.move(str(written), tmp)
+        return Outcome(metadata={"profile": "PixelMed DeidentifyAndRedact"}, output_files=[str(job.output)], stderr=run.stderr)
+
+    def _run_validate(self, job: Job) -> Outcome:
+        sop_class = sop_class_of(job.input)
+        if sop_class not in VALIDATED_SOP_CLASSES:
+            raise HubError(
+                ErrorCode.UNSUPPORTED_OP,
+                f"PixelMed's validator has no rules for SOP class {sop_class} ({syntaxes.uid_name(sop_class) if sop_class else 'none'})",
+                f"it validates only {', '.join(VALIDATED_SOP_CLASSES.values())}; use backend python or dciodvfy",
+            )
+        run = self.run(job, self._build_cmd(job))
+        lines = run.stdout.splitlines()
+        if not lines or not lines[0].startswith("Found "):
+            raise self.failure(job, run, [f"unexpected validator output: {(lines or [''])[0][:80]!r}"])
+        errors = [line.removeprefix("Error: ") for line in lines if line.startswith("Error:")]
+        warnings = [line.removeprefix("Warning: ") for line in lines if line.startswith("Warning:")]
+        strict = bool(job.option("strict", False))
+        metadata = {
+            "valid": not errors and not (strict and warnings),
+            "iod": lines[0].removeprefix("Found ").removesuffix(" IOD"),
+            "errors": errors,
+            "warnings": warnings,
+        }
+        return Outcome(metadata=metadata, stdout=run.stdout, stderr=run.stderr)
+
+
+def check_decodable(ts: str | None) -> None:
+    """Refuse pixel data PixelMed's Debian jars cannot decode (no JPEG-LS, JPEG 2000, 12-bit JPEG)."""
+    if ts is not None and ts not in DECODABLE:
+        raise HubError(ErrorCode.CODEC_UNAVAILABLE, f"PixelMed cannot decode {syntaxes.uid_name(ts)} pixel data", "try backend python or gdcm")
+
+
+def error_lines(stderr: str) -> list[str]:
+    """`SEVERE:` records and Java exception lines (PixelMed's only sign of failure)."""
+    found = []
+    for match in _ERROR_LINE.finditer(stderr):
+        line = stderr[match.start() : stderr.find("\n", match.start()) if "\n" in stderr[match.start() :] else None].strip()
+        if line == "SEVERE:":  # the message, if any, is on the next line
+            rest = stderr[match.end() :].lstrip("\n").split("\n", 1)[0].strip()
+            if not rest or _ERROR_LINE.match(rest):
+                continue
+            line = f"SEVERE: {rest}"
+        found.append(line)
+    return found
+
+
+def parse_dump(stderr: str, *, include_pixel_data: bool) -> tuple[str, list[dict[str, Any]]]:
+    """AttributeList's dump (printed on stderr) without logging lines, and its elements.
+
+    Nesting is marked by `%seq`/`%endseq` lines rather than indentation. Tags are rewritten from
+    PixelMed's `(0x0010,0x0020)` to the usual `(0010,0020)`.
+    """
+    lines, elements, depth = [], [], 0
+    for line in stderr.splitlines():
+        if _LOG_HEADER.match(line) or line.startswith(("INFO:", "WARNING:", "FINE")):
+            continue
+        if line.startswith("%seq"):
+            depth += 1
+        elif line.startswith("%endseq"):
+            depth = max(0, depth - 1)
+        match = _DUMP_LINE.match(line)
+        if match:
+            tag = (match["group"] + match["elem"]).upper()
+            if tag == "7FE00010" and not include_pixel_data:
+                continue
+            line = f"({match['group']},{match['elem']})" + line[line.index(")") + 1 :]  # (0x0010,0x0020) -> (0010,0020)
+            elements.append({"tag": tag, "vr": match["vr"], "keyword": match["name"] or "", "depth": depth, "value": (match["value"] or "").strip()})
+        lines.append(line)
+    return "\n".join(lines) + "\n", elements
+
+
+def sop_class_of(path: Path) -> str | None:
+    from pydicom import dcmread
+
+    try:
+        ds = dcmread(path, stop_before_pixels=True, specific_tags=["SOPClassUID"])
+    except Exception:
+        raise HubError(syntaxes.read_failure_code(path), f"cannot read {path.name} as DICOM", "check the input") from None
+    value = ds.get("SOPClassUID")
+    return str(value) if value else None
+
+
+def single_file(folder: Path, job: Job, tool: str) -> Path:
+    """The one file a PixelMed app wrote into `folder` (they name it after the SOP Instance UID)."""
+    files = [p for p in folder.iterdir() if p.is_file()]
+    if len(files) != 1:
+        raise HubError(
+            syntaxes.read_failure_code(job.input) if not files else ErrorCode.BACKEND_ERROR,
+            f"PixelMed {tool} wrote {len(files)} files instead of one",
+            "PixelMed reports no error for unreadable input; check the input file",
+        )
+    return files[0]
+
+
+@contextmanager
+def scratch_dir() -> Iterator[Path]:
+    """A private temporary folder for the files PixelMed names itself."""
+    with tempfile.TemporaryDirectory(prefix="dicom-hub-pixelmed-") as name:
+        yield Path(name)

@@ -1,0 +1,121 @@
+"""PS3.15 Annex E for the command-line toolkits: what the basic profile does to each element of
+a file (Table E.1-1, 2024b, read through the Python backend's `deid.profile`), the burned-in
+refusal, and the leak check that decides whether a toolkit's result may be called de-identified.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from dicom_hub.contract.errors import ErrorCode, HubError
+
+if TYPE_CHECKING:
+    from pydicom import Dataset
+
+ENCRYPTED_ATTRIBUTES = 0x04000500
+BURNED_IN_ANNOTATION = 0x00280301
+
+
+@dataclass(frozen=True)
+class Edit:
+    """One basic-profile action on one element: `path` is DCMTK's (gggg,eeee)[i].(gggg,eeee) form."""
+
+    action: str  # X remove, Z empty, D dummy, U new UID
+    path: str
+    value: str = ""
+
+
+def plan(ds: Dataset) -> list[Edit]:
+    """Every X, Z, D and U action the basic profile takes on `ds`, at every depth. Elements inside
+    a removed sequence need nothing; one original UID always gets the same new UID."""
+    from dicom_hub.python_backend.deid.engine import DUMMY_BY_VR
+    from dicom_hub.python_backend.deid.profile import Profile
+    from pydicom.uid import generate_uid
+
+    profile, edits, new_uids = Profile(), [], {}
+
+    def walk(dataset: Dataset, prefix: str) -> None:
+        for elem in dataset:
+            tag = int(elem.tag)
+            if elem.tag.is_private or tag >> 16 == 0x0002:
+                continue  # private elements go as a whole; file meta follows the data set
+            path = f"{prefix}({tag >> 16:04x},{tag & 0xFFFF:04x})"
+            action = profile.action(tag)
+            dummy = DUMMY_BY_VR.get(elem.VR)
+            # A sequence to empty (Z) or replace (D) goes as a whole: no leak, at worst a missing type 2 element.
+            if action == "X" or (action in ("Z", "D") and elem.VR == "SQ") or (action == "D" and dummy is None):
+                edits.append(Edit("X", path))
+                continue
+            if elem.VR == "SQ":
+                for index, item in enumerate(elem.value or []):
+                    walk(item, f"{path}[{index}].")
+                continue
+            if action == "Z" and not elem.is_empty:
+                edits.append(Edit("Z", path))
+            elif action == "D":
+                edits.append(Edit("D", path, str(dummy)))
+            elif action == "U" and not elem.is_empty:
+                old = str(elem.value)
+                edits.append(Edit("U", path, new_uids.setdefault(old, generate_uid())))
+
+    walk(ds, "")
+    return edits
+
+
+def refuse_burned_in(ds: Dataset) -> None:
+    """Like the Python backend: no de-identification of pixels that may show identity."""
+    from dicom_hub.python_backend.deid.engine import BURNED_IN_SOP_CLASSES
+
+    flag = str(ds[BURNED_IN_ANNOTATION].value).strip().upper() if BURNED_IN_ANNOTATION in ds else ""
+    sop_class = str(ds.get("SOPClassUID", "")).strip()
+    if flag == "YES" or (sop_class in BURNED_IN_SOP_CLASSES and flag != "NO"):
+        raise HubError(
+            ErrorCode.INVALID_REQUEST,
+            "refusing to de-identify: the pixels may carry burned-in identity and this toolkit copies them unchanged",
+            "this backend does not honour allow_burned_in; check the pixels and use backend python with allow_burned_in",
+        )
+
+
+def leak_check(original: Path, result: Path) -> dict[str, Any]:
+    """Compare every Table E.1-1 attribute (except K) and every private element; raise on a leak."""
+    from dicom_hub.python_backend.deid.profile import load_table
+    from pydicom import dcmread
+
+    table = load_table()
+    watched = {tag for tag, row in table.items() if row.basic != "K"}
+    before = _values(dcmread(original, force=True), watched)
+    after_ds = dcmread(result, force=True)
+    leaks = sorted(
+        {f"{table[tag].keyword} {_tag(tag)}" for tag, value in _values(after_ds, watched, pairs=True) if value in before.get(tag, set())}
+    )
+    private = sorted({_tag(int(elem.tag)) for elem in after_ds.iterall() if elem.tag.is_private})
+    if ENCRYPTED_ATTRIBUTES in after_ds:
+        private.append("EncryptedAttributesSequence (0400,0500)")
+    if leaks or private:
+        raise HubError(
+            ErrorCode.BACKEND_ERROR,
+            f"the toolkit left identifying data: {', '.join((leaks + private)[:12])}",
+            "use backend python, whose engine follows Table E.1-1 (2024b) in full",
+        )
+    return {"profile": "PS3.15 E.1-1 basic (2024b)", "checked_attributes": len(watched), "private_tags_removed": True}
+
+
+def _values(ds: Dataset, watched: set[int], pairs: bool = False) -> Any:
+    """tag -> set of non-empty values among `watched`, at every depth (or (tag, value) pairs)."""
+    found: list[tuple[int, str]] = []
+    for elem in ds.iterall():
+        tag = int(elem.tag)
+        if tag in watched and elem.VR != "SQ" and not elem.is_empty:
+            found.append((tag, str(elem.value).strip()))
+    if pairs:
+        return found
+    by_tag: dict[int, set[str]] = {}
+    for tag, value in found:
+        by_tag.setdefault(tag, set()).add(value)
+    return by_tag
+
+
+def _tag(tag: int) -> str:
+    return f"({tag >> 16:04X},{tag & 0xFFFF:04X})"

@@ -1,0 +1,62 @@
+"""`python -m dicom_hub.python_backend`: the Python backend as a contract-native program.
+
+It reads one request on stdin (or, with `--stream`, one per line) and answers with the response
+JSON on stdout, running each request in-process through the dispatcher with backend "python";
+`--capabilities` prints what the Python backend serves. This is the reference for the protocol
+in `contract/README.md`, and it lets the test suite check the contract-native machinery
+against the in-process adapter.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m dicom_hub.python_backend", description=__doc__.splitlines()[0])
+    parser.add_argument("--capabilities", action="store_true", help="print the backend's capabilities as JSON")
+    parser.add_argument("--stream", action="store_true", help="NDJSON: one request per line, one response line each")
+    args = parser.parse_args(argv)
+    if args.capabilities:
+        from dicom_hub.adapters.contract_cli import capabilities_document
+        from dicom_hub.adapters.registry import get_adapter
+
+        print(json.dumps({**capabilities_document(get_adapter("python")), "stream": True}))
+        return 0
+    if args.stream:
+        worst = 0
+        for line in sys.stdin:
+            if line.strip():
+                worst = max(worst, _answer(line))
+        return worst
+    return _answer(sys.stdin.read())
+
+
+def _answer(text: str) -> int:
+    """Dispatch one request with backend "python" and print its response line; the exit code."""
+    from dicom_hub.adapters.dispatch import dispatch, response_json
+    from dicom_hub.contract.errors import exit_code_for
+
+    response = dispatch(_as_python_request(text))
+    sys.stdout.write(response_json(response) + "\n")
+    sys.stdout.flush()
+    return exit_code_for(response.error.code if response.error else None)
+
+
+def _as_python_request(text: str) -> Any:
+    """The request with `backend` set to python; text that is not an object goes on unchanged
+    so the dispatcher answers it with `invalid_request`."""
+    try:
+        request = json.loads(text)
+    except ValueError:
+        return text
+    if isinstance(request, dict):
+        request["backend"] = "python"
+    return request
+
+
+if __name__ == "__main__":
+    sys.exit(main())

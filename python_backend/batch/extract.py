@@ -1,0 +1,168 @@
+"""`extract_metadata`: one table row per DICOM file of a tree, written as CSV or Parquet.
+
+How it stays fast, bounded and resumable:
+1. discovery freezes the file list into the run state (`state.RunState`, next to the output);
+2. files are read in parallel (`runner.iter_results`, headers only, `flatten.read_row`) and their
+   rows saved in chunks of `chunk_files` files — at most one chunk of rows is held in memory;
+3. when every chunk is saved, two streaming passes over the chunks find the columns that are
+   non-empty somewhere and write the table through `atomic_output`; then the state is removed.
+An interrupted run restarted with the same arguments skips the chunks already saved.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from dicom_hub.contract.errors import ErrorCode, HubError
+from dicom_hub.contract.files import atomic_output
+from dicom_hub.contract.job import Job, Outcome
+
+from .discovery import scan
+from .flatten import PATH_COLUMN, read_row, sort_key
+from .runner import FileOutcome, iter_results, show_progress, workers_option
+from .state import RunState
+
+
+@dataclass(frozen=True)
+class RowOptions:
+    """What shapes a row (sent to the workers once)."""
+
+    max_binary: int = 256
+    include_file_meta: bool = True
+
+
+def extract_one(source: Path, _target: Path | None, options: RowOptions) -> dict[str, str]:
+    return read_row(source, options.max_binary, options.include_file_meta)
+
+
+def extract_metadata(job: Job) -> Outcome:
+    start = time.perf_counter()
+    assert job.output is not None
+    table_format = job.option("format") or ("parquet" if job.output.suffix.lower() in (".parquet", ".pq") else "csv")
+    if table_format == "parquet":
+        _require_pyarrow()
+    options = RowOptions(int(job.option("max_binary_length", 256)), bool(job.option("include_file_meta", True)))
+    chunk_size = int(job.option("chunk_files", 1000))
+    signature = {
+        "inputs": [str(p) for p in job.inputs],
+        "recursive": bool(job.option("recursive", True)),
+        "include_raw": bool(job.option("include_raw", False)),
+        "max_binary": options.max_binary,
+        "include_file_meta": options.include_file_meta,
+        "chunk_files": chunk_size,
+    }
+    with RunState(job.output) as state:
+        run = state.load(signature) if job.option("resume", True) else None
+        resumed = run is not None
+        if run is None:
+            found = scan(job.inputs, recursive=signature["recursive"], include_raw=signature["include_raw"])
+            run = state.start(signature, [str(p) for p in found.files], len(found.skipped))
+        files = [Path(p) for p in run["files"]]
+        chunks = [files[i : i + chunk_size] for i in range(0, len(files), chunk_size)]
+        todo = [k for k in range(len(chunks)) if not state.has_chunk(k)]
+        _extract_chunks(state, chunks, todo, options, workers_option(job), show_progress(job))
+        summary = _write_table(state, len(chunks), job.output, table_format, job.overwrite)
+        state.remove()
+    summary.update(
+        files=len(files),
+        files_processed=summary["rows"],
+        files_skipped=run["skipped"],
+        files_failed=len(summary["errors"]),
+        format=table_format,
+        resumed=resumed,
+        chunks_reused=len(chunks) - len(todo),
+        duration_s=round(time.perf_counter() - start, 3),
+    )
+    return Outcome(metadata=summary, output_files=[str(job.output)])
+
+
+def _extract_chunks(state: RunState, chunks: list[list[Path]], todo: list[int], options: RowOptions, workers: int, progress: bool) -> None:
+    """Read the files of the missing chunks; save each chunk as soon as its last file is done."""
+    items = [(path, None) for k in todo for path in chunks[k]]
+    import pydicom.datadict  # noqa: F401 - imported once here, shared by the forked workers
+    import pydicom.filereader  # noqa: F401
+
+    outcomes = iter_results(items, extract_one, options, workers, progress, "extract_metadata")
+    for k in todo:
+        rows: list[dict[str, str]] = []
+        errors: list[dict[str, str]] = []
+        for _ in chunks[k]:
+            outcome: FileOutcome = next(outcomes)
+            if outcome.error is not None:
+                errors.append(outcome.error.as_dict())
+            else:
+                rows.append(outcome.value)
+        state.save_chunk(k, rows, errors)
+
+
+def _write_table(state: RunState, chunk_count: int, output: Path, table_format: str, overwrite: bool) -> dict[str, Any]:
+    """Pass 1 reads the chunk headers for the non-empty columns; pass 2 streams the rows out."""
+    used: set[str] = {PATH_COLUMN}
+    errors: list[dict[str, str]] = []
+    rows = 0
+    for k in range(chunk_count):
+        header = state.chunk_header(k)
+        errors.extend(header["errors"])
+        rows += header["rows"]
+        used.update(header["used"])
+    columns = sorted(used, key=sort_key)
+    with atomic_output(output, overwrite) as tmp:
+        if table_format == "parquet":
+            _write_parquet(tmp, columns, _row_lists(state, chunk_count, columns))
+        else:
+            _write_csv(tmp, columns, _row_lists(state, chunk_count, columns))
+    return {"rows": rows, "columns": len(columns), "errors": errors}
+
+
+def _row_lists(state: RunState, chunk_count: int, columns: list[str]) -> Iterator[list[str | None]]:
+    """Every saved row as a list in the table's column order (None where a file has no value)."""
+    position = {name: i for i, name in enumerate(columns)}
+    width = len(columns)
+    for k in range(chunk_count):
+        mapping = [(i, position[name]) for i, name in enumerate(state.chunk_header(k)["columns"]) if name in position]
+        for values in state.chunk_rows(k):
+            out: list[str | None] = [None] * width
+            for source, target in mapping:
+                out[target] = values[source]
+            yield out
+
+
+def _write_csv(path: Path, columns: list[str], rows: Iterator[list[str | None]]) -> None:
+    import csv
+
+    with open(path, "w", newline="", encoding="utf-8") as f:
+        writer = csv.writer(f)
+        writer.writerow(columns)
+        writer.writerows(rows)  # None is written as an empty field
+
+
+def _write_parquet(path: Path, columns: list[str], rows: Iterator[list[str | None]], batch_rows: int = 2000) -> None:
+    """All columns as strings (null where a file lacks the element), in row groups."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    schema = pa.schema([(name, pa.string()) for name in columns])
+    with pq.ParquetWriter(path, schema) as writer:
+        batch: list[list[str | None]] = []
+        for row in rows:
+            batch.append(row)
+            if len(batch) >= batch_rows:
+                writer.write_table(_table(pa, schema, columns, batch))
+                batch = []
+        if batch:
+            writer.write_table(_table(pa, schema, columns, batch))
+
+
+def _table(pa: Any, schema: Any, columns: list[str], batch: list[list[str | None]]) -> Any:
+    return pa.Table.from_arrays([pa.array([row[i] for row in batch], pa.string()) for i in range(len(columns))], schema=schema)
+
+
+def _require_pyarrow() -> None:
+    from importlib.util import find_spec
+
+    if find_spec("pyarrow") is None:
+        raise HubError(ErrorCode.BACKEND_UNAVAILABLE, "Parquet output needs pyarrow, which is not installed", "pip install 'dicom-hub[parquet]', or write CSV")

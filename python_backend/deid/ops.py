@@ -1,0 +1,166 @@
+"""The ops `anonymize` (one file) and `batch_anonymize` (a tree, on every core).
+
+Both go through `anonymize_file`, a module-level function of (source, target, settings), so the
+batch runner can send it to worker processes. Replacement values depend only on the key and the
+original values (see `pseudonyms.py`), never on which worker or which run saw a file first; that is
+what makes two half-batches with the same key equal one full batch.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from dicom_hub.contract.errors import ErrorCode, HubError
+from dicom_hub.contract.job import Job, Outcome
+
+from .engine import Engine
+from .keys import resolve_key
+from .mapping import check_mapping, write_mapping
+from .profile import EDITION, Profile
+from .pseudonyms import Pseudonymizer
+from .reading import read_for_anonymize
+from .writer import save
+
+# Options of batch_anonymize that belong to the runner, not to the engine.
+BATCH_ONLY = frozenset({"recursive", "include_raw", "workers", "progress", "suffix", "preserve_tree"})
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything a worker needs to anonymize one file (picklable, hashable)."""
+
+    key: bytes
+    profile_options: tuple[str, ...]
+    patient_prefix: str
+    allow_burned_in: bool
+    overwrite: bool
+    collect_mapping: bool
+
+
+def settings_from(job: Job) -> tuple[Settings, str]:
+    """The job's engine settings and where its key came from."""
+    options = tuple(job.option("profile_options") or ())
+    if "retain_full_dates" in options and "retain_modified_dates" in options:
+        raise HubError(
+            ErrorCode.INVALID_REQUEST,
+            "profile options retain_full_dates and retain_modified_dates contradict each other",
+            "choose one: full dates keep the real dates, modified dates shift them per patient",
+        )
+    if job.option("mapping_file") is not None:
+        check_mapping(Path(job.option("mapping_file")), job.overwrite)
+    key, source = resolve_key(job)
+    settings = Settings(
+        key=key,
+        profile_options=options,
+        patient_prefix=job.option("patient_prefix", "ANON"),
+        allow_burned_in=bool(job.option("allow_burned_in", False)),
+        overwrite=job.overwrite,
+        collect_mapping=job.option("mapping_file") is not None,
+    )
+    return settings, source
+
+
+@cache
+def _profile(options: tuple[str, ...]) -> Profile:
+    """One profile per option set and process, so per-tag answers are computed once."""
+    return Profile(frozenset(options))
+
+
+def anonymize_file(source: Path, target: Path | None, settings: Settings) -> dict[str, Any] | None:
+    """De-identify `source` into `target`; return this file's mapping entries when asked."""
+    if target is None:
+        raise HubError(ErrorCode.INVALID_REQUEST, "anonymize needs an output path", "set 'output'")
+    pseudonyms = Pseudonymizer(settings.key, settings.patient_prefix)
+    engine = Engine(_profile(settings.profile_options), pseudonyms, allow_burned_in=settings.allow_burned_in)
+    ds = read_for_anonymize(source)
+    original_patient = _original_patient(ds)
+    try:
+        result = engine.anonymize(ds)
+    except HubError:
+        raise
+    except Exception as err:  # a value pydicom cannot parse, deep inside a sequence
+        raise HubError(
+            ErrorCode.DECODE_ERROR,
+            f"cannot de-identify {source.name}: {type(err).__name__}: {err}",
+            "the file is corrupt or not valid DICOM",
+        ) from None
+    save(ds, target, settings.overwrite)
+    if not settings.collect_mapping:
+        return None
+    return {
+        "patients": {
+            original_patient: {
+                "patient_id": str(ds.get("PatientID", "")),
+                "patient_name": str(ds.get("PatientName", "")),
+                "date_offset_days": result.date_offset_days,
+            }
+        },
+        "uids": pseudonyms.uids,
+    }
+
+
+def anonymize(job: Job) -> Outcome:
+    """The `anonymize` op: one file, the profile, markers, optional mapping report."""
+    settings, key_source = settings_from(job)
+    mapping = anonymize_file(job.input, job.output, settings)
+    from pydicom import dcmread
+
+    written = dcmread(
+        job.output,
+        stop_before_pixels=True,
+        specific_tags=["PatientID", "StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID"],
+    )
+    metadata: dict[str, Any] = {
+        **_describe(settings, key_source),
+        "patient_id": str(written.get("PatientID", "")),
+        "study_instance_uid": str(written.get("StudyInstanceUID", "")),
+        "series_instance_uid": str(written.get("SeriesInstanceUID", "")),
+        "sop_instance_uid": str(written.get("SOPInstanceUID", "")),
+    }
+    if mapping is not None:
+        metadata["mapping_file"] = str(
+            write_mapping(Path(job.option("mapping_file")), [mapping], job.overwrite)
+        )
+    return Outcome(metadata=metadata, output_files=[str(job.output)])
+
+
+def batch_anonymize(job: Job) -> Outcome:
+    """The `batch_anonymize` op: `anonymize_file` over a tree with the batch runner."""
+    from ..batch.runner import run_batch
+
+    settings, key_source = settings_from(job)
+    _warm_up(settings)
+    outcome = run_batch(
+        job, anonymize_file, context=settings, default_suffix="_anonymized", describe="anonymize"
+    )
+    entries = outcome.metadata.pop("results", [])
+    outcome.metadata.update(_describe(settings, key_source))
+    if settings.collect_mapping and outcome.metadata["files_processed"]:
+        outcome.metadata["mapping_file"] = str(
+            write_mapping(Path(job.option("mapping_file")), entries, job.overwrite)
+        )
+    return outcome
+
+
+def _warm_up(settings: Settings) -> None:
+    """Import pydicom and load the table before the runner forks its workers, so they share them."""
+    import pydicom.filereader  # noqa: F401
+    import pydicom.filewriter  # noqa: F401
+    import pydicom.values  # noqa: F401
+
+    _profile(settings.profile_options)
+
+
+def _describe(settings: Settings, key_source: str) -> dict[str, Any]:
+    return {
+        "profile": f"PS3.15 E.1-1 {EDITION} basic",
+        "profile_options": list(_profile(settings.profile_options).options),
+        "key_source": key_source,
+    }
+
+
+def _original_patient(ds: Any) -> str:
+    return str(ds.get("PatientID", "") or ds.get("PatientName", "") or "")

@@ -1,0 +1,53 @@
+"""Reading a file for de-identification: header parsed, values left raw, pixels never decoded.
+
+`_dataset.read_dataset` converts every element to check the parse; here only the elements the
+profile changes get converted (by the engine), and the rest are written back byte for byte.
+Errors map to the same contract codes as `read_dataset`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from dicom_hub.contract.errors import ErrorCode, HubError
+
+from .._dataset import read_dataset
+
+if TYPE_CHECKING:
+    from pydicom import Dataset
+
+
+def read_for_anonymize(path: Path) -> Dataset:
+    """The data set of `path` with raw (unconverted) elements; `not_dicom` / `decode_error` else."""
+    from pydicom import dcmread
+    from pydicom.errors import InvalidDicomError
+
+    try:
+        ds = dcmread(path)
+    except InvalidDicomError:
+        return read_dataset(path)  # raw data set without preamble, or `not_dicom`
+    except (FileNotFoundError, IsADirectoryError, PermissionError):
+        return read_dataset(path)  # the same errors, with the same codes and hints
+    except Exception as err:  # pydicom raises many types on corrupt data
+        raise HubError(
+            ErrorCode.DECODE_ERROR,
+            f"cannot parse {path.name}: {type(err).__name__}: {err}",
+            "the file is corrupt or truncated",
+        ) from None
+    if len(ds) == 0:
+        raise HubError(ErrorCode.NOT_DICOM, f"no data set in {path}", "the file holds only a header")
+    _check_complete(ds, path)
+    return ds
+
+
+def _check_complete(ds: Dataset, path: Path) -> None:
+    """pydicom returns a short value for a truncated last element; a de-identified copy must not."""
+    for tag in ds.keys():  # noqa: SIM118 - iterating a Dataset converts its elements; keys() does not
+        elem = ds.get_item(tag)
+        if elem.is_raw and elem.length != 0xFFFFFFFF and len(elem.value or b"") != elem.length:
+            raise HubError(
+                ErrorCode.DECODE_ERROR,
+                f"cannot parse {path.name}: element {tag} is truncated ({len(elem.value or b'')} of {elem.length} bytes)",
+                "the file is corrupt or truncated",
+            )

@@ -1,0 +1,150 @@
+"""Frame decoding shared by every pixel op, with codec failures mapped to contract errors.
+
+A missing codec is `codec_unavailable` naming the pip package that provides it; corrupt pixel
+data is `decode_error`; asking for a frame the image does not have names the valid range.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, TypeVar
+
+from dicom_hub.contract.errors import ErrorCode, HubError
+
+if TYPE_CHECKING:
+    import numpy as np
+    from pydicom import Dataset
+    from pydicom.uid import UID
+
+T = TypeVar("T")
+CODECS_HINT = "pip install 'dicom-hub[codecs]'"
+
+# Transfer syntax UID prefix -> the PyPI package(s) in the `codecs` extra that decode it.
+_CODEC_PACKAGES: tuple[tuple[tuple[str, ...], str], ...] = (
+    (("1.2.840.10008.1.2.4.5", "1.2.840.10008.1.2.4.70"), "pylibjpeg-libjpeg (or python-gdcm)"),
+    (("1.2.840.10008.1.2.4.8",), "pyjpegls (or pylibjpeg-libjpeg, python-gdcm)"),
+    (("1.2.840.10008.1.2.4.9", "1.2.840.10008.1.2.4.20"), "pylibjpeg-openjpeg"),
+    (("1.2.840.10008.1.2.5",), "pylibjpeg-rle"),
+)
+
+
+def codec_package(uid: str) -> str:
+    """The pip package that brings a codec for `uid` (for hints)."""
+    for prefixes, package in _CODEC_PACKAGES:
+        if uid.startswith(prefixes):
+            return package
+    return "a pydicom pixel data plugin"
+
+
+def transfer_syntax(ds: Dataset) -> UID:
+    """The data set's transfer syntax; raw data sets (no meta) get theirs from how they were read."""
+    from pydicom.uid import UID, ExplicitVRBigEndian, ExplicitVRLittleEndian, ImplicitVRLittleEndian
+
+    meta = getattr(ds, "file_meta", None)
+    uid = meta.get("TransferSyntaxUID") if meta is not None else None
+    if uid:
+        return UID(uid)
+    implicit, little = ds.original_encoding
+    if implicit:
+        return ImplicitVRLittleEndian
+    return ExplicitVRLittleEndian if little in (True, None) else ExplicitVRBigEndian
+
+
+def require_pixels(ds: Dataset, name: str) -> None:
+    if "PixelData" not in ds:
+        kind = "float pixel data, which" if ("FloatPixelData" in ds or "DoubleFloatPixelData" in ds) else "no Pixel Data element, so it"
+        raise HubError(ErrorCode.INVALID_REQUEST, f"{name} has {kind} cannot be processed by the pixel ops", "pass an image (a file with (7FE0,0010) Pixel Data)")
+
+
+def frame_count(ds: Dataset) -> int:
+    try:
+        return max(int(ds.get("NumberOfFrames") or 1), 1)
+    except (TypeError, ValueError):
+        raise HubError(ErrorCode.DECODE_ERROR, f"invalid Number of Frames {ds.get('NumberOfFrames')!r}", "fix (0028,0008) Number of Frames") from None
+
+
+def check_frame(ds: Dataset, frame: int) -> int:
+    """`frame` if the image has it, else an error naming the valid range."""
+    count = frame_count(ds)
+    if not 0 <= frame < count:
+        valid = "0" if count == 1 else f"0..{count - 1}"
+        raise HubError(
+            ErrorCode.INVALID_REQUEST,
+            f"frame {frame} is out of range: the image has {count} frame(s), valid frames are {valid}",
+            "frames are zero-based; `dicom-hub run --op info` shows the number of frames",
+        )
+    return frame
+
+
+def check_decoder(uid: UID) -> None:
+    """Fail early, with the package to install, when no installed plugin can decode `uid`."""
+    from pydicom.pixels import get_decoder
+
+    try:
+        decoder = get_decoder(uid)
+    except NotImplementedError:
+        raise HubError(ErrorCode.CODEC_UNAVAILABLE, f"pydicom has no decoder for transfer syntax {uid} ({uid.name})", "convert the file with another toolkit first (e.g. gdcmconv -w)") from None
+    if not decoder.is_available:
+        missing = "; ".join(decoder.missing_dependencies) or "no plugin installed"
+        raise HubError(
+            ErrorCode.CODEC_UNAVAILABLE,
+            f"no installed codec can decode {uid.name} ({uid}): {missing}",
+            f"{CODECS_HINT} (it provides {codec_package(uid)})",
+        )
+
+
+# Plugins in the order we try them. GDCM goes last: its C++ codecs can abort the whole process
+# on inputs they dislike (an uncaught gdcm::Exception), which in a `--stream` session would end
+# every later request too; the others raise Python exceptions. For ISO 10918 JPEG, Pillow
+# (libjpeg-turbo, IJG-compatible) comes first: it decodes 8-bit images exactly as DCMTK's dcmdjpeg
+# does, colour upsampling included; it refuses 12-bit and lossless, which fall through to pylibjpeg.
+PLUGIN_ORDER = ("pylibjpeg", "pyjpegls", "pydicom", "pillow")
+JPEG_PLUGIN_ORDER = ("pillow", "pylibjpeg")
+_JPEG_10918 = ("1.2.840.10008.1.2.4.50", "1.2.840.10008.1.2.4.51", "1.2.840.10008.1.2.4.57", "1.2.840.10008.1.2.4.70")
+
+
+def plugin_order(available: tuple[str, ...] | list[str], uid: str = "") -> list[str]:
+    """`available` plugin names, safest first: the known ones, then unknown ones, gdcm last."""
+    order = JPEG_PLUGIN_ORDER if uid in _JPEG_10918 else PLUGIN_ORDER
+    rank = {name: i for i, name in enumerate(order)} | {"gdcm": len(order) + 1}
+    return sorted(available, key=lambda name: rank.get(name, len(order)))
+
+
+def decode(ds: Dataset, name: str, *, index: int | None = None, as_rgb: bool = True) -> np.ndarray:
+    """Decoded pixels: one frame (`index`) or all of them, colour converted to RGB unless `as_rgb` is false."""
+    from pydicom.pixels import pixel_array
+
+    require_pixels(ds, name)
+    uid = transfer_syntax(ds)
+    if not uid.is_compressed:
+        try:
+            return pixel_array(ds, index=index, as_rgb=as_rgb)
+        except Exception as err:
+            raise decode_failure(name, uid, err) from None
+    return with_decoders(uid, name, lambda plugin: pixel_array(ds, index=index, as_rgb=as_rgb, decoding_plugin=plugin))
+
+
+def with_decoders(uid: UID, name: str, attempt: Callable[[str], T]) -> T:
+    """Run `attempt(plugin)` with each installed decoder plugin for `uid` in turn until one works."""
+    from pydicom.pixels import get_decoder
+
+    check_decoder(uid)
+    failures: list[str] = []
+    for plugin in plugin_order(get_decoder(uid).available_plugins, uid):
+        try:
+            return attempt(plugin)
+        except Exception as err:  # codecs raise anything from ValueError to RuntimeError on bad data
+            failures.append(f"{plugin}: {type(err).__name__}: {err}")
+    raise HubError(
+        ErrorCode.DECODE_ERROR,
+        f"cannot decode the pixel data of {name} ({uid.name}); every installed decoder failed: " + "; ".join(failures),
+        "the pixel data is corrupt, truncated or inconsistent with the Image Pixel module",
+    )
+
+
+def decode_failure(name: str, uid: UID, err: Exception) -> HubError:
+    return HubError(
+        ErrorCode.DECODE_ERROR,
+        f"cannot decode the pixel data of {name} ({uid.name}): {type(err).__name__}: {err}",
+        "the pixel data is corrupt, truncated or inconsistent with the Image Pixel module",
+    )

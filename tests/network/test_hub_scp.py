@@ -1,0 +1,116 @@
+"""`dicom-hub scp` as a receiver: DCMTK's storescu/echoscu and our `store`/`echo` send to it;
+crafted data sets with path tricks in their UIDs stay inside the output folder; the AE allow-list
+refuses strangers; SIGTERM ends it cleanly."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+from pathlib import Path
+
+import pytest
+from conftest import expect_error, expect_ok, require_tool, sample
+from factories import ct_slice, series
+from pydicom import dcmread
+
+pytestmark = pytest.mark.network
+
+
+def scp_options(scp, **extra) -> dict:
+    return {"host": scp.host, "port": scp.port, "called_aet": scp.aet, **extra}
+
+
+def test_dcmtk_storescu_sends_a_series(hub_scp, tmp_path):
+    storescu = require_tool("storescu")
+    files = series(tmp_path / "in", count=3)
+    run = subprocess.run([storescu, "-aet", "DCMTKSCU", "-aec", hub_scp.aet, hub_scp.host, str(hub_scp.port), *map(str, files)],
+                         capture_output=True, text=True, timeout=60)
+    assert run.returncode == 0, run.stderr
+    first = dcmread(files[0])
+    for f in files:
+        original = dcmread(f)
+        received = hub_scp.output / first.StudyInstanceUID / first.SeriesInstanceUID / f"{original.SOPInstanceUID}.dcm"
+        assert dcmread(received).PixelData == original.PixelData
+    assert hub_scp.stop() == 0
+    lines = [line for line in hub_scp.log_text().splitlines() if " association " in line]
+    assert len(lines) == 1 and "DCMTKSCU@127.0.0.1" in lines[0] and "3 stored" in lines[0] and "released" in lines[0]
+
+
+def test_dcmtk_echoscu_and_our_echo_are_answered(hub_scp):
+    echoscu = require_tool("echoscu")
+    run = subprocess.run([echoscu, "-aec", hub_scp.aet, hub_scp.host, str(hub_scp.port)], capture_output=True, text=True, timeout=30)
+    assert run.returncode == 0, run.stderr
+    assert expect_ok({"op": "echo", "options": scp_options(hub_scp)})["metadata"]["status"] == 0
+    hub_scp.proc.send_signal(signal.SIGINT)  # Ctrl-C ends it as cleanly as SIGTERM
+    assert hub_scp.proc.wait(15) == 0
+    lines = hub_scp.log_text().splitlines()
+    assert sum(" association " in line and "1 echo; released" in line for line in lines) == 2
+    assert lines[-1].startswith("stopped:")
+
+
+def test_store_of_compressed_files_keeps_their_transfer_syntax(hub_scp):
+    rle = sample("MR_small_RLE.dcm")
+    meta = expect_ok({"op": "store", "input": str(rle), "options": scp_options(hub_scp)})["metadata"]
+    assert meta["files"][0]["decompressed"] is False
+    received = next(hub_scp.output.rglob("*.dcm"))
+    assert dcmread(received).file_meta.TransferSyntaxUID == dcmread(rle).file_meta.TransferSyntaxUID
+
+
+@pytest.mark.filterwarnings("ignore:Invalid value for VR UI")
+def test_malicious_uids_never_leave_the_output_folder(hub_scp, tmp_path):
+    from pynetdicom import AE
+
+    bad_sop = ct_slice(SOPInstanceUID="../../x")
+    bad_study = ct_slice(StudyInstanceUID="../../escaped-study")
+    bad_series = ct_slice(SeriesInstanceUID="1.2/../../../escaped")
+    good = ct_slice()
+    ae = AE("ATTACKER")
+    ae.add_requested_context(good.SOPClassUID, [good.file_meta.TransferSyntaxUID])
+    assoc = ae.associate(hub_scp.host, hub_scp.port, ae_title=hub_scp.aet)
+    assert assoc.is_established
+    statuses = [assoc.send_c_store(ds).Status for ds in (bad_sop, bad_study, bad_series, good)]
+    assoc.release()
+    assert statuses == [0xC000, 0xC000, 0xC000, 0x0000]
+    root = hub_scp.output.parent
+    assert [p for p in root.parent.rglob("*escaped*")] == []
+    assert [p for p in root.parent.rglob("x.dcm")] == []
+    assert [p.stem for p in hub_scp.output.rglob("*.dcm")] == [good.SOPInstanceUID]
+    assert not list(hub_scp.output.rglob("*.part"))
+    assert hub_scp.stop() == 0
+    assert "3 refused" in hub_scp.log_text() and "is not a valid UID" in hub_scp.log_text()
+
+
+def test_allow_list_refuses_other_calling_ae_titles(hub_scp_factory):
+    scp = hub_scp_factory(allow=["FRIEND"])
+    data = expect_error({"op": "echo", "options": scp_options(scp, calling_aet="STRANGER")}, "network_error")
+    assert "refused the association" in data["error"]["message"]
+    assert "Calling AE title not recognised" in data["error"]["message"]
+    assert expect_ok({"op": "echo", "options": scp_options(scp, calling_aet="FRIEND")})["metadata"]["status"] == 0
+    assert scp.stop() == 0
+    assert "STRANGER@127.0.0.1" in scp.log_text() and "rejected" in scp.log_text()
+
+
+def test_scp_refuses_a_busy_port(hub_scp, tmp_path):
+    run = subprocess.run(
+        [*_scp_argv(hub_scp.port, tmp_path / "out")], capture_output=True, text=True, timeout=60
+    )
+    assert run.returncode == 1
+    assert f"cannot listen on 127.0.0.1:{hub_scp.port}" in run.stderr
+
+
+def _scp_argv(port: int, output: Path) -> list[str]:
+    import sys
+
+    return [sys.executable, "-m", "dicom_hub.interface", "scp", "--port", str(port), "--output", str(output)]
+
+
+def test_scp_listens_on_loopback_only(hub_scp):
+    # /proc/net/tcp lists listening sockets (state 0A) as hex ADDRESS:PORT, address in host byte order.
+    listening = set()
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        if fields[3] == "0A":
+            address, port = fields[1].split(":")
+            listening.add((address, int(port, 16)))
+    assert ("0100007F", hub_scp.port) in listening
+    assert ("00000000", hub_scp.port) not in listening

@@ -1,0 +1,360 @@
+"""Real DICOM peers for the network tests: Orthanc, DCMTK's wlmscpfs and `dicom-hub scp`.
+
+Every peer listens on a free TCP port chosen at start and is reached only through 127.0.0.1.
+Orthanc 1.10.1 and DCMTK 3.6.7 have no bind-address setting (they listen on every interface;
+see gotcha 7 in the backends notes), so the peers are throw-away test servers: they run with
+temporary storage, accept any calling AE, serve only synthetic data, and are stopped by their
+process id at the end. Orthanc's HTTP server is disabled. `dicom-hub scp` binds 127.0.0.1.
+
+Fixtures (tests/conftest.py imports them, so every test can ask for them by name):
+
+`orthanc` (session) -> `OrthancPeer`
+    host, port, aet ("ORTHANC"): where to send C-ECHO/STORE/FIND/MOVE/GET requests.
+    destinations: {AE: port} of the C-MOVE destinations Orthanc knows, all on 127.0.0.1:
+        "HUBSCP" (for a `dicom-hub scp`), "MOVESCU" (DCMTK `movescu +P`), "RSMOVESCU"
+        (dicom-rs `dicom-movescu -p`), "SPARE". Start your receiver on
+        `orthanc.destinations[AE]` with that AE title before asking Orthanc to move there.
+    worklist_dir: the ModalityWorklists plugin's folder (`*.wl` files), or None when the
+        plugin is not packaged.
+    preload(paths) -> list[int]: C-STORE the files with pynetdicom (not with dicom-hub code), one
+        association; returns the status of each file and raises if any is not 0x0000.
+    log: the Orthanc log file (its tail is printed when Orthanc fails to start).
+
+`wlmscpfs` (session) -> `WorklistPeer`
+    host, port, aet ("WLMSCP"), folder, items: the DICOM worklist items served (pydicom
+    Datasets; 3 items: CT on station CT01 today, MR on MR01 today, CT on CT01 tomorrow; dates
+    in `WORKLIST_DATES`).
+
+Helpers: `free_port()` (a free loopback port), `c_echo_ok(host, port, aet)`, `c_store_files(...)`,
+`start_peer_process(args, log, ready, what)` / `stop_process(proc)` (start any server and wait until
+`ready()`; stop it by pid), `worklist_item(...)`, `sample_worklist()`, `write_worklist(folder, items)`
+(`*.wl` files for wlmscpfs or Orthanc's `worklist_dir`), `orthanc_config(...)` (used by the benchmark).
+
+`hub_scp_factory` (function) -> `start(port=None, aet="HUBSCP", allow=(), output=None,
+    host="127.0.0.1") -> HubScp` runs `dicom-hub scp` as a subprocess and waits until it
+    listens; every SCP started is stopped (SIGTERM, by pid) at the end of the test.
+    HubScp: host, port, aet, output (Path), log (Path, its stderr), proc, stop() -> exit code,
+    log_text().
+`hub_scp` (function) -> a HubScp on a free port with AE "HUBSCP" and a temporary output folder.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+__all__ = ["hub_scp", "hub_scp_factory", "orthanc", "wlmscpfs"]
+
+HOST = "127.0.0.1"
+START_TIMEOUT_S = 30.0
+MOVE_DESTINATIONS = ("HUBSCP", "MOVESCU", "RSMOVESCU", "SPARE")
+WORKLIST_PLUGIN = Path("/usr/share/orthanc/plugins/libModalityWorklists.so")
+_TODAY = dt.date.today()
+WORKLIST_DATES = {"today": _TODAY.strftime("%Y%m%d"), "tomorrow": (_TODAY + dt.timedelta(days=1)).strftime("%Y%m%d")}
+
+
+def require_tool(name: str) -> str:
+    """conftest's rule (skip locally, fail in CI), imported late: conftest imports this module."""
+    from conftest import require_tool as require
+
+    return require(name)
+
+
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 right now (the kernel picks it)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((HOST, 0))
+        return sock.getsockname()[1]
+
+
+def c_echo_ok(host: str, port: int, aet: str, calling: str = "PEERCHECK") -> bool:
+    """True when the peer accepts an association and answers C-ECHO with status 0."""
+    from pynetdicom import AE
+
+    ae = AE(ae_title=calling)
+    ae.add_requested_context("1.2.840.10008.1.1")
+    ae.acse_timeout = ae.network_timeout = ae.dimse_timeout = 2
+    ae.connection_timeout = 2
+    assoc = ae.associate(host, port, ae_title=aet)
+    if not assoc.is_established:
+        return False
+    try:
+        status = assoc.send_c_echo()
+        return bool(status) and status.Status == 0
+    finally:
+        assoc.release()
+
+
+def stop_process(proc: subprocess.Popen, grace: float = 10.0) -> int:
+    """SIGTERM the process by pid, then SIGKILL it if it does not exit within `grace` seconds."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(grace)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
+    return proc.returncode
+
+
+def start_peer_process(
+    args: Sequence[str], log: Path, ready: Callable[[], bool], what: str, env: dict[str, str] | None = None
+) -> subprocess.Popen:
+    """Start a server (stdout+stderr to `log`), poll `ready()` until it is true, or fail with the log's tail."""
+    with log.open("wb") as sink:
+        proc = subprocess.Popen(list(args), stdout=sink, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env)
+    deadline = time.monotonic() + START_TIMEOUT_S
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            break
+        if ready():
+            return proc
+        time.sleep(0.2)
+    stop_process(proc, grace=2)
+    tail = log.read_text(errors="replace")[-3000:]
+    pytest.fail(f"{what} did not start (exit code {proc.returncode}); command {list(args)}; log tail:\n{tail}")
+
+
+def c_store_files(host: str, port: int, aet: str, paths: Iterable[Path], calling: str = "PRELOAD") -> list[int]:
+    """C-STORE files over one association with pynetdicom; the status of each file."""
+    from pydicom import dcmread
+    from pynetdicom import AE
+
+    datasets = [dcmread(p) for p in paths]
+    ae = AE(ae_title=calling)
+    ae.acse_timeout = ae.network_timeout = ae.dimse_timeout = 30
+    for sop_class, syntax in sorted({(ds.SOPClassUID, ds.file_meta.TransferSyntaxUID) for ds in datasets}):
+        ae.add_requested_context(sop_class, [syntax])
+    assoc = ae.associate(host, port, ae_title=aet)
+    if not assoc.is_established:
+        raise RuntimeError(f"preload: association with {aet}@{host}:{port} was not established")
+    try:
+        statuses = [getattr(assoc.send_c_store(ds), "Status", -1) for ds in datasets]
+    finally:
+        assoc.release()
+    if any(s != 0 for s in statuses):
+        raise RuntimeError(f"preload: C-STORE statuses {statuses}")
+    return statuses
+
+
+@dataclass
+class OrthancPeer:
+    host: str
+    port: int
+    aet: str
+    destinations: dict[str, int]
+    worklist_dir: Path | None
+    storage: Path
+    log: Path
+    proc: subprocess.Popen = field(repr=False)
+
+    def preload(self, paths: Iterable[Path]) -> list[int]:
+        return c_store_files(self.host, self.port, self.aet, paths)
+
+
+def orthanc_executable() -> str | None:
+    """Debian installs Orthanc in /usr/sbin, which is not on every user's PATH."""
+    return shutil.which("Orthanc") or shutil.which("Orthanc", path="/usr/sbin")
+
+
+def orthanc_config(port: int, storage: Path, destinations: dict[str, int], worklist_dir: Path | None) -> dict:
+    """The smallest Orthanc configuration of a loopback test peer (gotcha 19 in the backends notes)."""
+    config = {
+        "Name": "dicom-hub-test",
+        "StorageDirectory": str(storage / "db"),
+        "IndexDirectory": str(storage / "db"),
+        "HttpServerEnabled": False,
+        "RemoteAccessAllowed": False,
+        "AuthenticationEnabled": True,
+        "DicomServerEnabled": True,
+        "DicomAet": "ORTHANC",
+        "DicomPort": port,
+        "DicomCheckCalledAet": False,
+        "DicomCheckModalityHost": False,
+        "UnknownSopClassAccepted": True,
+        "DicomAlwaysAllowEcho": True,
+        "DicomAlwaysAllowStore": True,
+        "DicomAlwaysAllowFind": True,
+        "DicomAlwaysAllowFindWorklist": True,
+        "DicomAlwaysAllowGet": True,
+        "DicomAlwaysAllowMove": True,
+        "DicomScpTimeout": 30,
+        "DicomScuTimeout": 10,
+        "DicomModalities": {ae.lower(): [ae, HOST, p] for ae, p in destinations.items()},
+        "SaveJobs": False,
+        "OverwriteInstances": True,
+        "StorageCompression": False,
+        "Plugins": [],
+    }
+    if worklist_dir is not None:
+        config["Plugins"] = [str(WORKLIST_PLUGIN)]
+        config["Worklists"] = {"Enable": True, "Database": str(worklist_dir)}
+    return config
+
+
+@pytest.fixture(scope="session")
+def orthanc(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OrthancPeer]:
+    exe = orthanc_executable() or require_tool("Orthanc")
+    root = tmp_path_factory.mktemp("orthanc")
+    port = free_port()
+    destinations = {ae: free_port() for ae in MOVE_DESTINATIONS}
+    worklist_dir = root / "worklists" if WORKLIST_PLUGIN.exists() else None
+    if worklist_dir is not None:
+        worklist_dir.mkdir()
+    config = root / "orthanc.json"
+    config.write_text(json.dumps(orthanc_config(port, root, destinations, worklist_dir), indent=2))
+    log = root / "orthanc.log"
+    proc = start_peer_process([exe, "--no-jobs", str(config)], log, lambda: c_echo_ok(HOST, port, "ORTHANC"), "Orthanc")
+    try:
+        yield OrthancPeer(HOST, port, "ORTHANC", destinations, worklist_dir, root, log, proc)
+    finally:
+        stop_process(proc)
+
+
+@dataclass
+class WorklistPeer:
+    host: str
+    port: int
+    aet: str
+    folder: Path
+    items: list = field(repr=False)
+    log: Path
+    proc: subprocess.Popen = field(repr=False)
+
+
+def worklist_item(name: str, patient_id: str, modality: str, station: str, date: str, time_: str, description: str):
+    """One Modality Worklist item (a pydicom Dataset) with the attributes wlmscpfs needs."""
+    from pydicom.dataset import Dataset
+    from pydicom.uid import generate_uid
+
+    step = Dataset()
+    step.ScheduledStationAETitle = station
+    step.ScheduledProcedureStepStartDate = date
+    step.ScheduledProcedureStepStartTime = time_
+    step.Modality = modality
+    step.ScheduledPerformingPhysicianName = "Doctor^Test"
+    step.ScheduledProcedureStepDescription = description
+    step.ScheduledProcedureStepID = f"SPS{patient_id}"
+    step.ScheduledStationName = station
+    step.ScheduledProcedureStepLocation = "Room 1"
+    step.PreMedication = ""
+    step.RequestedContrastAgent = ""
+    ds = Dataset()
+    ds.SpecificCharacterSet = "ISO_IR 100"
+    ds.PatientName = name
+    ds.PatientID = patient_id
+    ds.PatientBirthDate = "19700101"
+    ds.PatientSex = "O"
+    ds.AccessionNumber = f"ACC{patient_id}"
+    ds.ReferringPhysicianName = "Referrer^Test"
+    ds.RequestedProcedureID = f"RP{patient_id}"
+    ds.RequestedProcedureDescription = description
+    ds.RequestedProcedurePriority = "ROUTINE"
+    ds.StudyInstanceUID = generate_uid()
+    ds.ScheduledProcedureStepSequence = [step]
+    return ds
+
+
+def write_worklist(folder: Path, items: Sequence) -> None:
+    """Write items as `*.wl` Part 10 files (plus the `lockfile` wlmscpfs expects)."""
+    from pydicom.dataset import FileMetaDataset
+    from pydicom.uid import ExplicitVRLittleEndian
+
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "lockfile").touch()
+    for index, ds in enumerate(items):
+        ds.file_meta = FileMetaDataset()
+        ds.file_meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.31"
+        ds.file_meta.MediaStorageSOPInstanceUID = ds.StudyInstanceUID
+        ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+        ds.save_as(folder / f"item{index}.wl", enforce_file_format=True)
+
+
+def sample_worklist() -> list:
+    return [
+        worklist_item("Alpha^Ann", "WL001", "CT", "CT01", WORKLIST_DATES["today"], "090000", "CT head"),
+        worklist_item("Beta^Bob", "WL002", "MR", "MR01", WORKLIST_DATES["today"], "100000", "MR knee"),
+        worklist_item("Gamma^Gil", "WL003", "CT", "CT01", WORKLIST_DATES["tomorrow"], "110000", "CT chest"),
+    ]
+
+
+@pytest.fixture(scope="session")
+def wlmscpfs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WorklistPeer]:
+    exe = require_tool("wlmscpfs")
+    root = tmp_path_factory.mktemp("wlmscpfs")
+    aet = "WLMSCP"
+    items = sample_worklist()
+    write_worklist(root / aet, items)
+    port = free_port()
+    log = root / "wlmscpfs.log"
+    args = [exe, "-s", "-dhl", "-dfp", str(root), "-ta", "10", "-td", "10", str(port)]
+    proc = start_peer_process(args, log, lambda: c_echo_ok(HOST, port, aet), "wlmscpfs")
+    try:
+        yield WorklistPeer(HOST, port, aet, root, items, log, proc)
+    finally:
+        stop_process(proc)
+
+
+@dataclass
+class HubScp:
+    host: str
+    port: int
+    aet: str
+    output: Path
+    log: Path
+    proc: subprocess.Popen = field(repr=False)
+
+    def stop(self) -> int:
+        return stop_process(self.proc)
+
+    def log_text(self) -> str:
+        return self.log.read_text(errors="replace")
+
+
+def hub_scp_command(port: int, output: Path, aet: str, allow: Sequence[str], host: str) -> list[str]:
+    args = [sys.executable, "-m", "dicom_hub.interface", "scp", "--port", str(port), "--output", str(output), "--aet", aet, "--host", host]
+    for title in allow:
+        args += ["--allow-aet", title]
+    return args
+
+
+def _listening(log: Path) -> bool:
+    return log.exists() and "listening on" in log.read_text(errors="replace")
+
+
+@pytest.fixture
+def hub_scp_factory(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[..., HubScp]]:
+    started: list[HubScp] = []
+
+    def start(port: int | None = None, aet: str = "HUBSCP", allow: Sequence[str] = (), output: Path | None = None, host: str = HOST) -> HubScp:
+        root = tmp_path_factory.mktemp("hubscp")
+        out = output if output is not None else root / "received"
+        port = port or free_port()
+        log = root / "scp.log"
+        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        proc = start_peer_process(hub_scp_command(port, out, aet, allow, host), log, lambda: _listening(log), "dicom-hub scp", env)
+        scp = HubScp(host, port, aet, out, log, proc)
+        started.append(scp)
+        return scp
+
+    yield start
+    for scp in started:
+        scp.stop()
+
+
+@pytest.fixture
+def hub_scp(hub_scp_factory: Callable[..., HubScp]) -> HubScp:
+    return hub_scp_factory()
+

@@ -1,0 +1,121 @@
+"""The parallel runner: output paths, per-file errors, running out of memory, progress."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from dicom_hub.contract.errors import ErrorCode, HubError
+from dicom_hub.contract.files import atomic_output
+from dicom_hub.contract.job import Job
+from dicom_hub.python_backend.batch.runner import iter_results, plan_targets, run_batch, summarize
+
+
+def test_targets_mirror_the_tree_and_keep_dicom_extensions(tmp_path):
+    src, out = tmp_path / "in", tmp_path / "out"
+    files = [src / "a" / "x.dcm", src / "a" / "b" / "y.IMA", src / "1.2.3.45", src / "z"]
+    targets = plan_targets(files, [src], out, suffix="_s")
+    assert targets == [out / "a" / "x_s.dcm", out / "a" / "b" / "y_s.IMA", out / "1.2.3.45_s", out / "z_s"]
+    assert plan_targets(files, [src], out, extension=".png") == [out / "a" / "x.png", out / "a" / "b" / "y.png", out / "1.2.3.45.png", out / "z.png"]
+
+
+def test_flat_targets_never_collide(tmp_path):
+    src, out = tmp_path / "in", tmp_path / "out"
+    files = [src / "a" / "x.dcm", src / "b" / "x.dcm", src / "c" / "x.dcm"]
+    assert plan_targets(files, [src], out, preserve_tree=False) == [out / "x.dcm", out / "x_2.dcm", out / "x_3.dcm"]
+
+
+def _write_or_fail(source: Path, target: Path | None, overwrite: bool) -> dict:
+    text = source.read_text()
+    with atomic_output(target, overwrite) as tmp:
+        tmp.write_text(text.upper())
+        if "bad" in text:
+            raise HubError(ErrorCode.DECODE_ERROR, f"cannot parse {source.name}")
+    return {"length": len(text)}
+
+
+def _raise_os_error(source: Path, target: Path | None, context: object) -> None:
+    raise PermissionError(13, "Permission denied", str(source))
+
+
+def _raise_memory(source: Path, target: Path | None, context: object) -> None:
+    if source.name == "b.dcm":
+        raise MemoryError
+
+
+def _make(folder: Path, names: dict[str, str]) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, text in names.items():
+        (folder / name).write_text(text)
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_failed_files_leave_nothing_and_do_not_stop_the_batch(tmp_path, workers):
+    _make(tmp_path / "in", {"a.dcm": "good", "b.dcm": "bad", "c.dcm": "fine"})
+    job = Job(op="t", inputs=(tmp_path / "in",), output=tmp_path / "out", options={"workers": workers, "suffix": "_x"})
+    outcome = run_batch(job, _write_or_fail, context=False)
+    meta = outcome.metadata
+    assert (meta["files_processed"], meta["files_failed"], meta["files_skipped"]) == (2, 1, 0)
+    assert meta["errors"] == [{"path": str(tmp_path / "in" / "b.dcm"), "code": "decode_error", "message": "cannot parse b.dcm"}]
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a_x.dcm", "c_x.dcm"]  # no b, no temp file
+    assert (tmp_path / "out" / "c_x.dcm").read_text() == "FINE"
+    assert meta["results"] == [{"path": str(tmp_path / "in" / "a.dcm"), "length": 4}, {"path": str(tmp_path / "in" / "c.dcm"), "length": 4}]
+
+
+def test_existing_outputs_are_per_file_errors_without_overwrite(tmp_path):
+    _make(tmp_path / "in", {"a.dcm": "one", "b.dcm": "two"})
+    _make(tmp_path / "out", {"a.dcm": "keep me"})
+    outcome = run_batch(Job(op="t", inputs=(tmp_path / "in",), output=tmp_path / "out", options={"workers": 1}), _write_or_fail, context=False)
+    assert [e["code"] for e in outcome.metadata["errors"]] == ["output_exists"]
+    assert (tmp_path / "out" / "a.dcm").read_text() == "keep me"
+    assert (tmp_path / "out" / "b.dcm").read_text() == "TWO"
+
+
+def test_os_errors_are_reported_with_a_code(tmp_path):
+    _make(tmp_path, {"a.dcm": "x"})
+    (outcome,) = iter_results([(tmp_path / "a.dcm", None)], _raise_os_error)
+    assert outcome.error.code == "input_not_found"
+    assert "Permission denied" in outcome.error.message
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_running_out_of_memory_aborts_the_batch(tmp_path, workers):
+    _make(tmp_path, {"a.dcm": "", "b.dcm": "", "c.dcm": ""})
+    items = [(tmp_path / n, None) for n in ("a.dcm", "b.dcm", "c.dcm")]
+    with pytest.raises(HubError) as info:
+        list(iter_results(items, _raise_memory, workers=workers))
+    assert info.value.code is ErrorCode.BACKEND_ERROR
+    assert "memory" in info.value.message and "workers" in info.value.hint
+
+
+def test_parallel_results_come_in_input_order(tmp_path):
+    names = {f"{i:03d}.dcm": "x" * (i + 1) for i in range(40)}
+    _make(tmp_path, names)
+    items = [(tmp_path / n, tmp_path / "o" / n) for n in sorted(names)]
+    serial = summarize(iter_results(items, _write_or_fail, False, workers=1))
+    parallel_items = [(s, tmp_path / "p" / s.name) for s, _ in items]
+    parallel = summarize(iter_results(parallel_items, _write_or_fail, False, workers=2))
+    assert serial.metadata["results"] == parallel.metadata["results"]
+    assert [Path(p).name for p in parallel.output_files] == sorted(names)
+
+
+def test_no_progress_output_when_stderr_is_not_a_terminal(tmp_path, capsys):
+    _make(tmp_path / "in", {"a.dcm": "x"})
+    run_batch(Job(op="t", inputs=(tmp_path / "in",), output=tmp_path / "out", options={"workers": 1}), _write_or_fail, context=False)
+    captured = capsys.readouterr()
+    assert captured.out == "" and captured.err == ""
+
+
+def test_progress_goes_to_stderr_on_a_terminal(tmp_path, capsys, monkeypatch):
+    import sys
+
+    _make(tmp_path / "in", {"a.dcm": "x", "b.dcm": "y"})
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True, raising=False)
+    job = Job(op="t", inputs=(tmp_path / "in",), output=tmp_path / "out", options={"workers": 1})
+    run_batch(job, _write_or_fail, context=False)
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert "2/2" in captured.err
+    job = Job(op="t", inputs=(tmp_path / "in",), output=tmp_path / "out2", options={"workers": 1, "progress": False})
+    run_batch(job, _write_or_fail, context=False)
+    assert capsys.readouterr().err == ""
