@@ -3,7 +3,8 @@
 # apt-get runs only when something is missing.
 set -euo pipefail
 here="$(dirname "$0")"
-mapfile -t wanted < <(sed -e 's/#.*//' -e '/^[[:space:]]*$/d' "${here}/apt-packages.txt")
+# First word of each line: comments and padding are not part of a package name.
+mapfile -t wanted < <(sed -e 's/#.*//' "${here}/apt-packages.txt" | awk 'NF {print $1}')
 missing=()
 for pkg in "${wanted[@]}"; do
     dpkg-query -W -f='${Status}' "${pkg}" 2>/dev/null | grep -q "install ok installed" || missing+=("${pkg}")
