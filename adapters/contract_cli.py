@@ -180,31 +180,12 @@ def request_for(job: Job) -> dict[str, Any]:
 
 
 def response_problem(data: Any) -> str | None:
-    """Why `data` is not a valid response (pydantic model and published schema), or None."""
-    from dicom_hub.contract.models import Response
-    from pydantic import ValidationError
+    """Why `data` is not a valid response under the published schema, or None."""
+    from dicom_hub.contract.messages import schema_problem
 
     if not isinstance(data, dict):
         return "the response is not a JSON object"
-    try:
-        Response.model_validate(data)
-    except ValidationError as err:
-        first = err.errors()[0]
-        return f"{'.'.join(str(p) for p in first['loc']) or 'response'}: {first['msg']}"
-    errors = sorted(_response_schema().iter_errors(data), key=lambda e: list(e.absolute_path))
-    if errors:
-        return f"{'.'.join(str(p) for p in errors[0].absolute_path) or 'response'}: {errors[0].message}"
-    return None
-
-
-@cache
-def _response_schema() -> Any:
-    from importlib.resources import files
-
-    from jsonschema import Draft202012Validator
-
-    schema = json.loads(files("dicom_hub.contract").joinpath("schemas/response.schema.json").read_text())
-    return Draft202012Validator(schema)
+    return schema_problem("response", data)
 
 
 def parse_capabilities(run: ToolRun, name: str) -> dict[str, Any]:

@@ -19,7 +19,7 @@ from dicom_hub.contract.catalog import DISPATCHER_OPTIONS, OpSpec, get_op
 from dicom_hub.contract.errors import ErrorCode, HubError
 from dicom_hub.contract.files import resolve_inputs, resolve_output
 from dicom_hub.contract.job import Job, Outcome
-from dicom_hub.contract.models import ErrorInfo, Request, Response
+from dicom_hub.contract.messages import ErrorInfo, Request, Response
 
 DEBUG = False  # set by `dicom-hub --debug`: tracebacks of internal errors go to stderr
 
@@ -36,9 +36,9 @@ def dispatch(raw: Request | dict[str, Any] | str | bytes) -> Response:
         adapter = choose_adapter(request.backend, spec, job)
         backend_name = adapter.name
         outcome = adapter.handle(job)
-        return _success(request, adapter, outcome, start)
+        return _checked(_success(request, adapter, outcome, start))
     except HubError as err:
-        return _failure(echo, backend_name, err, start)
+        return _checked(_failure(echo, backend_name, err, start))
     except Exception as exc:  # a bug: still a typed, schema-valid answer; the traceback goes to stderr
         if DEBUG:
             traceback.print_exc()
@@ -47,7 +47,7 @@ def dispatch(raw: Request | dict[str, Any] | str | bytes) -> Response:
             f"internal error: {type(exc).__name__}: {exc}",
             "this is a dicom-hub bug; rerun with --debug and report the traceback",
         )
-        return _failure(echo, backend_name, err, start)
+        return _checked(_failure(echo, backend_name, err, start))
 
 
 def parse_request(raw: Request | dict[str, Any] | str | bytes) -> Request:
@@ -60,16 +60,7 @@ def parse_request(raw: Request | dict[str, Any] | str | bytes) -> Request:
                 raw = json.loads(raw)
             except ValueError as err:
                 raise HubError(ErrorCode.INVALID_REQUEST, f"request is not valid JSON: {err}", "send one JSON object per request") from None
-        if not isinstance(raw, dict):
-            raise HubError(ErrorCode.INVALID_REQUEST, "request must be a JSON object", 'e.g. {"op": "info", "input": "sample:CT_small.dcm"}')
-        from pydantic import ValidationError
-
-        try:
-            request = Request.model_validate(raw)
-        except ValidationError as err:
-            first = err.errors()[0]
-            where = ".".join(str(p) for p in first["loc"]) or "request"
-            raise HubError(ErrorCode.INVALID_REQUEST, f"{where}: {first['msg']}", "see contract/schemas/request.schema.json") from None
+        request = Request.from_data(raw)
     if request.contract and request.contract.split(".")[0] != CONTRACT_VERSION.split(".")[0]:
         raise HubError(
             ErrorCode.INVALID_REQUEST,
@@ -208,15 +199,24 @@ def _failure(echo: dict[str, Any], backend: str | None, err: HubError, start: fl
         output_files=[],
         metadata={},
         duration_ms=_elapsed_ms(start),
-        error=ErrorInfo(code=err.code, message=err.message, hint=err.hint),
+        error=ErrorInfo(code=err.code.value, message=err.message, hint=err.hint),
     )
 
 
 def response_json(response: Response, indent: int | None = None) -> str:
     """Serialize a response; a value that is not JSON becomes an `internal_error` response."""
     try:
-        return response.model_dump_json(indent=indent)
-    except Exception as exc:
+        return response.to_json(indent)
+    except (TypeError, ValueError) as exc:
         err = HubError(ErrorCode.INTERNAL_ERROR, f"response is not serializable: {exc}", "this is a dicom-hub bug; please report it")
-        fallback = _failure({"id": response.id, "op": response.op}, response.backend, err, time.perf_counter())
-        return fallback.model_dump_json(indent=indent)
+        return _failure({"id": response.id, "op": response.op}, response.backend, err, time.perf_counter()).to_json(indent)
+
+
+def _checked(response: Response) -> Response:
+    """The response itself if it fits the published schema; else an `internal_error` that does."""
+    problem = response.problem()
+    if problem is None:
+        return response
+    err = HubError(ErrorCode.INTERNAL_ERROR, f"the {response.backend or 'dispatcher'} response breaks the contract: {problem}", "this is a bug; please report it")
+    echo = {"id": response.id, "op": response.op} if isinstance(response.id, str | int | None) else {"op": response.op}
+    return _failure(echo, response.backend, err, time.perf_counter())

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from functools import cache
 from typing import TYPE_CHECKING, Any
 
@@ -23,7 +25,8 @@ def info(job: Job) -> Outcome:
     path = job.input
     ds = read_dataset(path, defer_size=4096, parse_all=False)
     try:
-        values = {kw: element_value(ds[tag]) for kw, tag in _info_tags().items() if tag in ds}
+        with _values_unchecked():
+            values = {kw: element_value(ds[tag]) for kw, tag in _info_tags().items() if tag in ds}
     except Exception as err:  # a malformed value of one of the summary elements
         raise HubError(ErrorCode.DECODE_ERROR, f"cannot parse {path.name}: {type(err).__name__}: {err}", "the file is corrupt") from None
     meta = getattr(ds, "file_meta", None)
@@ -36,6 +39,20 @@ def info(job: Job) -> Outcome:
         "sop_class_name": ds.SOPClassUID.name if "SOPClassUID" in ds else None,
     }
     return Outcome(metadata=arrange_info(values, file))
+
+
+@contextmanager
+def _values_unchecked() -> Iterator[None]:
+    """Convert values without pydicom's per-value VR checks (a sixth of an `info` request):
+    `info` reports what is stored; judging it is the `validate` op's job."""
+    from pydicom import config
+
+    previous = config.settings.reading_validation_mode
+    config.settings.reading_validation_mode = config.IGNORE
+    try:
+        yield
+    finally:
+        config.settings.reading_validation_mode = previous
 
 
 @cache

@@ -30,7 +30,7 @@ def response_validator():
 def run_request(request: dict[str, Any]) -> dict[str, Any]:
     """Dispatch a request and return the response as JSON data, checked against the published schema."""
     response = dispatch(request)
-    data = json.loads(response.model_dump_json())
+    data = json.loads(response.to_json())
     errors = list(response_validator().iter_errors(data))
     assert not errors, f"response violates the schema: {errors[0].message}"
     return data

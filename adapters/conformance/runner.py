@@ -62,7 +62,7 @@ class Runner:
                 output = folder / ("out" + spec.output.get("suffix", "")) if spec.output["kind"] == "file" else folder / "out"
                 request["output"] = str(output)
                 request["options"]["overwrite"] = True
-            response = json.loads(dispatch(request).model_dump_json())
+            response = json.loads(dispatch(request).to_json())
             self.results[key] = RunResult(response, output)
         return self.results[key]
 

@@ -245,7 +245,7 @@ def fake_program(tmp_path: Path, name: str, body: str) -> str:
         ("print('Traceback? no: plain text'); sys.stderr.write('noise\\n')\n", "not one JSON response", "noise"),
         ("respond(error={'code': 'not_dicom', 'message': 'x', 'hint': None})\n", "violates the contract", ""),
         ("respond(ok=False, error={'code': 'made_up_code', 'message': 'x', 'hint': None})\n", "violates the contract", ""),
-        ("respond(contract='DROP')\n", "contract: Field required", ""),
+        ("respond(contract='DROP')\n", "must contain ['contract']", ""),
         ("print(json.dumps([1, 2, 3]))\n", "violates the contract", ""),
         ("respond(); respond()\n", "not one JSON response", ""),
     ],

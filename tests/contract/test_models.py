@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from dicom_hub.contract.messages import schema_problem
 from dicom_hub.contract.models import Request, Response
 from jsonschema import Draft202012Validator
 from pydantic import ValidationError
@@ -42,6 +43,8 @@ def test_model_and_schema_agree(model, kind, verdict, example):
     expected = verdict == "valid"
     assert _model_verdict(model, example) is expected
     assert _schema_verdict(kind, example) is expected
+    # what the running program checks with (fastjsonschema over the published schema)
+    assert (schema_problem(kind, example) is None) is expected
 
 
 def test_published_schemas_are_generated_from_models():
