@@ -126,13 +126,19 @@ def send_one(assoc: Any, item: FileToSend, accepted: set[tuple[str, str]]) -> di
 
 
 def uncompressed_copy(path: Path, syntax: str) -> Any:
-    """The file's data set in an uncompressed transfer syntax (pydicom decodes the pixels)."""
+    """The file's data set in an uncompressed transfer syntax (pydicom decodes the pixels), e.g.
+    Explicit VR data for a peer that accepted only Implicit VR."""
     from pydicom import dcmread
+
+    from pydicom.uid import UID
 
     ds = dcmread(path)
     if ds.file_meta.TransferSyntaxUID.is_compressed:
         ds.decompress()
-    ds.file_meta.TransferSyntaxUID = syntax
+    target = UID(syntax)
+    ds.file_meta.TransferSyntaxUID = target
+    # pynetdicom encodes by the data set's own encoding and refuses a mismatch with the context's.
+    ds.set_original_encoding(target.is_implicit_VR, target.is_little_endian, ds.original_character_set)
     return ds
 
 

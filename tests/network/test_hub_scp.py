@@ -48,6 +48,19 @@ def test_dcmtk_echoscu_and_our_echo_are_answered(hub_scp):
     assert lines[-1].startswith("stopped:")
 
 
+def test_store_of_explicit_vr_files_to_a_peer_that_picks_implicit_vr(hub_scp, tmp_path):
+    # dicom-hub scp (pynetdicom) accepts Implicit VR first when both are proposed: the file must be
+    # re-encoded for the accepted context, with the same elements and pixels.
+    files = series(tmp_path / "in", count=2)
+    assert str(dcmread(files[0]).file_meta.TransferSyntaxUID) == "1.2.840.10008.1.2.1"
+    meta = expect_ok({"op": "store", "input": str(tmp_path / "in"), "options": scp_options(hub_scp)})["metadata"]
+    assert [f["status"] for f in meta["files"]] == [0, 0]
+    for f in files:
+        original = dcmread(f)
+        received = dcmread(next(hub_scp.output.rglob(f"{original.SOPInstanceUID}.dcm")))
+        assert received.PixelData == original.PixelData and received.PatientName == original.PatientName
+
+
 def test_store_of_compressed_files_keeps_their_transfer_syntax(hub_scp):
     rle = sample("MR_small_RLE.dcm")
     meta = expect_ok({"op": "store", "input": str(rle), "options": scp_options(hub_scp)})["metadata"]
