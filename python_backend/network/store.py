@@ -116,7 +116,7 @@ def send_one(assoc: Any, item: FileToSend, accepted: set[tuple[str, str]]) -> di
             payload = uncompressed_copy(item.path, sent_syntax)
         except Exception as err:
             return failure(item.path, "codec", f"the peer refused transfer syntax {item.transfer_syntax} and decompressing failed: {type(err).__name__}: {err}")
-        decompressed = payload.file_meta.TransferSyntaxUID != item.transfer_syntax
+        decompressed = item.transfer_syntax not in UNCOMPRESSED  # else only re-encoded (Explicit <-> Implicit VR)
     try:
         status = assoc.send_c_store(payload)
     except (AttributeError, ValueError, OSError) as err:
@@ -129,7 +129,6 @@ def uncompressed_copy(path: Path, syntax: str) -> Any:
     """The file's data set in an uncompressed transfer syntax (pydicom decodes the pixels), e.g.
     Explicit VR data for a peer that accepted only Implicit VR."""
     from pydicom import dcmread
-
     from pydicom.uid import UID
 
     ds = dcmread(path)

@@ -55,6 +55,7 @@ def test_store_of_explicit_vr_files_to_a_peer_that_picks_implicit_vr(hub_scp, tm
     assert str(dcmread(files[0]).file_meta.TransferSyntaxUID) == "1.2.840.10008.1.2.1"
     meta = expect_ok({"op": "store", "input": str(tmp_path / "in"), "options": scp_options(hub_scp)})["metadata"]
     assert [f["status"] for f in meta["files"]] == [0, 0]
+    assert [(f["transfer_syntax"], f["decompressed"]) for f in meta["files"]] == [("1.2.840.10008.1.2", False)] * 2
     for f in files:
         original = dcmread(f)
         received = dcmread(next(hub_scp.output.rglob(f"{original.SOPInstanceUID}.dcm")))
