@@ -27,9 +27,11 @@ DEBUG = False  # set by `dicom-hub --debug`: tracebacks of internal errors go to
 def dispatch(raw: Request | dict[str, Any] | str | bytes) -> Response:
     """Run one request and always return a Response (errors included)."""
     start = time.perf_counter()
-    echo: dict[str, Any] = _echo_fields(raw)
+    echo: dict[str, Any] = {}
     backend_name: str | None = None
     try:
+        raw = _parsed(raw)  # JSON text is parsed once, here: the stream hot path
+        echo = _echo_fields(raw)
         request = parse_request(raw)
         spec = get_op(request.op)
         job = build_job(request, spec)
@@ -50,17 +52,19 @@ def dispatch(raw: Request | dict[str, Any] | str | bytes) -> Response:
         return _checked(_failure(echo, backend_name, err, start))
 
 
+def _parsed(raw: Any) -> Any:
+    if not isinstance(raw, str | bytes):
+        return raw
+    try:
+        return json.loads(raw)
+    except ValueError as err:
+        raise HubError(ErrorCode.INVALID_REQUEST, f"request is not valid JSON: {err}", "send one JSON object per request") from None
+
+
 def parse_request(raw: Request | dict[str, Any] | str | bytes) -> Request:
     """A validated Request, or `invalid_request` naming the offending field."""
-    if isinstance(raw, Request):
-        request = raw
-    else:
-        if isinstance(raw, str | bytes):
-            try:
-                raw = json.loads(raw)
-            except ValueError as err:
-                raise HubError(ErrorCode.INVALID_REQUEST, f"request is not valid JSON: {err}", "send one JSON object per request") from None
-        request = Request.from_data(raw)
+    raw = _parsed(raw)
+    request = raw if isinstance(raw, Request) else Request.from_data(raw)
     if request.contract and request.contract.split(".")[0] != CONTRACT_VERSION.split(".")[0]:
         raise HubError(
             ErrorCode.INVALID_REQUEST,
@@ -121,30 +125,19 @@ def choose_adapter(backend: str, spec: OpSpec, job: Job) -> Adapter:
     code = reasons[0][0] if not automatic or len(reasons) == 1 else _overall_code(reasons)
     message = "; ".join(r for _, r in reasons) if automatic else reasons[0][1]
     prefix = f"no backend can run {spec.name!r} with these options: " if automatic else ""
-    return _raise(code, prefix + message, "`dicom-hub ops " + spec.name + "` shows which backend supports what")
+    raise HubError(code, prefix + message, f"`dicom-hub ops {spec.name}` shows which backend supports what")
 
 
 def _overall_code(reasons: list[tuple[ErrorCode, str]]) -> ErrorCode:
+    """The most actionable code among the candidates' reasons (an option to drop, then an install)."""
     codes = {code for code, _ in reasons}
-    for code in (ErrorCode.UNSUPPORTED_OPTION, ErrorCode.BACKEND_UNAVAILABLE, ErrorCode.UNSUPPORTED_OP):
-        if code in codes:
-            return code
-    return ErrorCode.UNSUPPORTED_OP
-
-
-def _raise(code: ErrorCode, message: str, hint: str) -> Adapter:
-    raise HubError(code, message, hint)
+    return next(c for c in (ErrorCode.UNSUPPORTED_OPTION, ErrorCode.BACKEND_UNAVAILABLE, ErrorCode.UNSUPPORTED_OP) if c in codes)
 
 
 def _echo_fields(raw: Any) -> dict[str, Any]:
     """id and op of a request, even an invalid one, to echo in the error response."""
     if isinstance(raw, Request):
         return {"id": raw.id, "op": raw.op}
-    if isinstance(raw, str | bytes):
-        try:
-            raw = json.loads(raw)
-        except ValueError:
-            return {}
     if not isinstance(raw, dict):
         return {}
     echo = {}

@@ -33,7 +33,7 @@ def time_command(args: list[str], stdin: bytes | None = None, repeat: int = 1) -
     return statistics.median(walls), statistics.median(cpus)
 
 
-def report(label: str, ours: float, peer: float, target: str, higher_is_better: bool = False) -> None:
+def report(label: str, ours: float, peer: float, target: str) -> None:
     ratio = ours / peer if peer else float("inf")
     print(f"{label}: ours {ours:.4g}, peer {peer:.4g}, ratio {ratio:.2f} (target: {target})")
 

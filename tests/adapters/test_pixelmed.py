@@ -89,28 +89,21 @@ def test_to_image_refusals_need_no_jvm(tmp_path):
     assert not list(tmp_path.iterdir())
 
 
-def test_transcode_rle_input_to_implicit_keeps_pixels(tmp_path):
-    out = tmp_path / "mr.dcm"
-    expect_ok(pm("transcode", "sample:MR_small_RLE.dcm", out, transfer_syntax="implicit"))
+@pytest.mark.parametrize(
+    ("source", "target", "uid", "reference"),
+    [
+        ("MR_small_RLE.dcm", "implicit", "1.2.840.10008.1.2", "MR_small.dcm"),
+        ("MR_small_bigendian.dcm", "explicit", "1.2.840.10008.1.2.1", "MR_small_bigendian.dcm"),
+        ("MR_small.dcm", "rle", "1.2.840.10008.1.2.5", "MR_small.dcm"),
+    ],
+    ids=["rle-input-to-implicit", "big-endian-input", "to-rle"],
+)
+def test_transcode_keeps_pixels(tmp_path, source, target, uid, reference):
+    out = tmp_path / "out.dcm"
+    expect_ok(pm("transcode", f"sample:{source}", out, transfer_syntax=target))
     written = dcmread(out)
-    assert written.file_meta.TransferSyntaxUID == "1.2.840.10008.1.2"
-    assert np.array_equal(written.pixel_array, dcmread(sample("MR_small.dcm")).pixel_array)
-
-
-def test_transcode_big_endian_input(tmp_path):
-    out = tmp_path / "mr_le.dcm"
-    expect_ok(pm("transcode", "sample:MR_small_bigendian.dcm", out, transfer_syntax="explicit"))
-    written = dcmread(out)
-    assert written.file_meta.TransferSyntaxUID == "1.2.840.10008.1.2.1"
-    assert np.array_equal(written.pixel_array, dcmread(sample("MR_small_bigendian.dcm")).pixel_array)
-
-
-def test_transcode_to_rle(tmp_path):
-    out = tmp_path / "mr_rle.dcm"
-    expect_ok(pm("transcode", "sample:MR_small.dcm", out, transfer_syntax="rle"))
-    written = dcmread(out)
-    assert written.file_meta.TransferSyntaxUID == "1.2.840.10008.1.2.5"
-    assert np.array_equal(written.pixel_array, dcmread(sample("MR_small.dcm")).pixel_array)
+    assert written.file_meta.TransferSyntaxUID == uid
+    assert np.array_equal(written.pixel_array, dcmread(sample(reference)).pixel_array)
 
 
 def test_transcode_refusals_need_no_jvm(tmp_path):
