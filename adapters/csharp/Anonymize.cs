@@ -1,6 +1,7 @@
 // Anonymize.cs: de-identification after PS3.15 Annex E, Table E.1-1 (compiled in from
-// contract/data/ps3.15-annex-e-2024b.tsv, the table the Python backend reads), with the same rules
-// and the same keyed HMAC-SHA-256 pseudonyms, so one key gives the same UIDs and IDs in both.
+// contract/data/ps3.15-annex-e-2024b.tsv, the table the Python backend reads) and the IOD tables
+// (Iods.cs), with the same rules (python_backend/deid/rules.py) and the same keyed HMAC-SHA-256
+// pseudonyms, so one key gives the same UIDs and IDs in both.
 using System;
 using System.Collections.Generic;
 using System.IO;
@@ -61,7 +62,9 @@ namespace DicomHub
             public byte[] Key;
             public string KeySource;
             public string Prefix;
-            public Dictionary<uint, char> Actions = new Dictionary<uint, char>();
+            public Dictionary<uint, string> Actions = new Dictionary<uint, string>(); // table cell under the options
+            public List<Tuple<uint, uint, string>> Repeating = new List<Tuple<uint, uint, string>>(); // (mask, value, cell): 60xx, 50xx rows
+            public Iod Iod;
             public Elements.Reading Reading;
         }
 
@@ -74,7 +77,8 @@ namespace DicomHub
             gdcm.DataSet ds = file.GetDataSet();
             settings.Reading = Elements.Reading.For(file);
             CheckBurnedIn(ds, settings, job.Bool("allow_burned_in", false));
-            Clean(ds, settings, PatientKey(ds, settings));
+            settings.Iod = Iod.ForSopClass(Text(ds, 0x00080016, settings));
+            Clean(ds, settings, PatientKey(ds, settings), "");
             Mark(ds, settings);
             RebuildFileMeta(file, settings);
             Files.WriteDicom(file, output, job.Overwrite, checkMeta: ds.FindDataElement(new gdcm.Tag(0x0008, 0x0018)));
@@ -134,12 +138,18 @@ namespace DicomHub
             return Encoding.UTF8.GetBytes(value);
         }
 
-        /// Table E.1-1 -> one action letter per tag under the chosen options (keep-options first,
-        /// then clean-options, so cleaning wins a conflict; 'X/Z/U*' -> U, 'X/Z/D' -> X).
+        /// Table E.1-1 -> the cell per tag under the chosen options (keep-options first, then
+        /// clean-options, so cleaning wins a conflict); `Resolve` settles combined cells.
         static void LoadActions(Settings settings)
         {
+            LoadActions(settings, "annex-e.tsv");
+            LoadActions(settings, "annex-e-repeating.tsv");
+        }
+
+        static void LoadActions(Settings settings, string resource)
+        {
             string[] lines;
-            using (Stream stream = Assembly.GetExecutingAssembly().GetManifestResourceStream("annex-e.tsv"))
+            using (Stream stream = Assembly.GetExecutingAssembly().GetManifestResourceStream(resource))
             using (var reader = new StreamReader(stream, Encoding.UTF8))
                 lines = reader.ReadToEnd().Split('\n').Select(l => l.TrimEnd('\r')).Where(l => l.Length > 0 && !l.StartsWith("#")).ToArray();
             string[] header = lines[0].Split('\t');
@@ -154,8 +164,42 @@ namespace DicomHub
                     if (column < cells.Length && cells[column].Trim().Length > 0) cell = cells[column].Trim();
                 }
                 string tag = cells[0].Trim('(', ')').Replace(",", "");
-                settings.Actions[Convert.ToUInt32(tag, 16)] = cell.EndsWith("U*") ? 'U' : cell[0];
+                if (tag.IndexOf('x') < 0) { settings.Actions[Convert.ToUInt32(tag, 16)] = cell; continue; }
+                uint mask = Convert.ToUInt32(new string(tag.Select(c => c == 'x' ? '0' : 'F').ToArray()), 16);
+                settings.Repeating.Add(Tuple.Create(mask, Convert.ToUInt32(tag.Replace('x', '0'), 16), cell));
             }
+        }
+
+        /// The table cell for a tag: its own row, else a repeating-group row that matches it; null if not listed.
+        static string CellFor(Settings settings, uint key)
+        {
+            string cell;
+            if (settings.Actions.TryGetValue(key, out cell)) return cell;
+            foreach (var row in settings.Repeating)
+                if ((key & row.Item1) == row.Item2) return row.Item3;
+            return null;
+        }
+
+        /// A cell -> one action: 'X/Z/U*' -> U; 'X/Z/D' -> X, Z or D when the IOD makes the attribute
+        /// optional, type 2 or type 1 (requirement "3", "2", "1"), else the first (most protective).
+        static char Resolve(string cell, string requirement)
+        {
+            if (cell.EndsWith("U*")) return 'U';
+            string[] choices = cell.Split('/');
+            if (choices.Length == 1 || requirement == null) return choices[0][0];
+            string preference = requirement == "1" ? "DZX" : requirement == "2" ? "ZDX" : "XZD";
+            return preference.First(c => choices.Contains(c.ToString()));
+        }
+
+        /// The action for a public element at `parent`, or '\0' to keep an attribute the table does not
+        /// list and the IOD defines there; unlisted attributes the IOD does not need are removed.
+        static char Decide(Settings settings, string parent, gdcm.Tag tag)
+        {
+            uint key = tag.GetElementTag();
+            string path = Iod.Join(parent, key), cell = CellFor(settings, key);
+            if (cell != null) return Resolve(cell, settings.Iod.Requirement(path));
+            if (Elements.Keyword(tag).Length == 0 || (settings.Iod.Describes(parent) && !settings.Iod.Defines(path))) return 'X';
+            return '\0';
         }
 
         // -- the data set -------------------------------------------------------------------------------
@@ -172,7 +216,7 @@ namespace DicomHub
                     "check or redact the pixels first, then set options.allow_burned_in to true");
         }
 
-        static void Clean(gdcm.DataSet ds, Settings settings, string patientKey)
+        static void Clean(gdcm.DataSet ds, Settings settings, string patientKey, string parent)
         {
             foreach (gdcm.DataElement de in Elements.Iterate(ds).ToList())
             {
@@ -180,23 +224,22 @@ namespace DicomHub
                 uint key = tag.GetElementTag();
                 ushort group = tag.GetGroup(), element = tag.GetElement();
                 if ((group & 1) == 1 || element == 0 || group == 0x0002) { ds.Remove(tag); continue; } // private, group length
-                char action;
-                if (!settings.Actions.TryGetValue(key, out action))
+                char action = Decide(settings, parent, tag);
+                if (action == '\0')
                 {
-                    if (Elements.Keyword(tag).Length == 0) ds.Remove(tag); // unknown public tag: nobody can say what it holds
-                    else if (Elements.VrOf(de) == "SQ") CleanItems(ds, de, settings, patientKey);
+                    if (Elements.VrOf(de) == "SQ") CleanItems(ds, de, settings, patientKey, Iod.Join(parent, key));
                     continue;
                 }
-                Apply(ds, de, action, settings, patientKey);
+                Apply(ds, de, action, settings, patientKey, parent);
             }
         }
 
-        static void CleanItems(gdcm.DataSet ds, gdcm.DataElement de, Settings settings, string patientKey)
+        static void CleanItems(gdcm.DataSet ds, gdcm.DataElement de, Settings settings, string patientKey, string path)
         {
             gdcm.SmartPtrSQ sq = de.GetValueAsSQ();
             if (sq == null || sq.GetPointer() == null) return;
             Files.KeepAlive.Add(sq);
-            for (uint i = 1; i <= sq.GetNumberOfItems(); i++) Clean(sq.GetItem(i).GetNestedDataSet(), settings, patientKey);
+            for (uint i = 1; i <= sq.GetNumberOfItems(); i++) Clean(sq.GetItem(i).GetNestedDataSet(), settings, patientKey, path);
             // GetValueAsSQ may have parsed a copy (implicit VR, UN): store the cleaned items back.
             var replaced = new gdcm.DataElement(de.GetTag());
             replaced.SetVR(new gdcm.VR(gdcm.VR.VRType.SQ));
@@ -205,7 +248,7 @@ namespace DicomHub
             ds.Replace(replaced);
         }
 
-        static void Apply(gdcm.DataSet ds, gdcm.DataElement de, char action, Settings settings, string patientKey)
+        static void Apply(gdcm.DataSet ds, gdcm.DataElement de, char action, Settings settings, string patientKey, string parent)
         {
             gdcm.Tag tag = de.GetTag();
             uint key = tag.GetElementTag();
@@ -214,7 +257,7 @@ namespace DicomHub
             if (vr == "SQ")
             {
                 if (action == 'Z') Edit.SetBytes(ds, tag, "SQ", new byte[0]);
-                else CleanItems(ds, de, settings, patientKey);
+                else CleanItems(ds, de, settings, patientKey, Iod.Join(parent, key));
                 return;
             }
             if (action == 'K') return;
@@ -273,7 +316,7 @@ namespace DicomHub
             gdcm.FileMetaInformation header = file.GetHeader();
             string sop = Text(file.GetDataSet(), 0x00080018, settings);
             string oldSop = Text(header, 0x00020003, settings);
-            if (sop == null && oldSop != null) sop = settings.Actions[0x00020003] == 'U' ? NewUid(settings, oldSop) : oldSop;
+            if (sop == null && oldSop != null) sop = Resolve(settings.Actions[0x00020003], null) == 'U' ? NewUid(settings, oldSop) : oldSop;
             bool hasClass = Text(file.GetDataSet(), 0x00080016, settings) != null || Text(header, 0x00020002, settings) != null;
             if (sop == null || !hasClass)
                 throw new HubException("decode_error", "the file has no SOP Class UID or no SOP Instance UID (in the data set or the file meta), so no valid de-identified DICOM file can be written",

@@ -18,10 +18,9 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from dicom_hub.adapters.base import Availability, OpSupport, supports
-from dicom_hub.adapters.pixelmed.deid import check_deidentified
 from dicom_hub.adapters.pixelmed.network import PixelMedNetworkOps
 from dicom_hub.adapters.subprocess_adapter import SubprocessAdapter, ToolRun
-from dicom_hub.adapters.toolkit import syntaxes
+from dicom_hub.adapters.toolkit import annex_e, syntaxes
 from dicom_hub.adapters.toolkit.dicom_json import info_outcome, json_outcome, load_document
 from dicom_hub.adapters.toolkit.dump_ops import number_text
 from dicom_hub.adapters.toolkit.image_check import check_image, image_format
@@ -133,7 +132,8 @@ class PixelMedAdapter(PixelMedNetworkOps, SubprocessAdapter):
             ),
             "anonymize": supports(
                 note="apps.DeidentifyAndRedact keeps dates, times, institution, station, descriptors, patient characteristics and private tags; "
-                "the output is checked against PS3.15 Table E.1-1 and refused (backend_error) when any such value is left, so only inputs without them succeed",
+                "the output is checked against PS3.15 Table E.1-1 and the IOD at every depth and refused (backend_error) when any such value is left, "
+                "so only inputs without them succeed",
             ),
             "validate": supports(note=f"validate.DicomInstanceValidator; only these SOP classes: {', '.join(VALIDATED_SOP_CLASSES.values())}"),
             **self.network_capabilities(),
@@ -301,16 +301,17 @@ class PixelMedAdapter(PixelMedNetworkOps, SubprocessAdapter):
             out_dir.mkdir()
             run = self.run(job, self._build_cmd(job, out_dir, control=control))
             written = single_file(out_dir, job, "DeidentifyAndRedact")
-            kept = check_deidentified(job.input, written)
-            if kept:
+            try:
+                report = annex_e.leak_check(job.input, written)
+            except HubError as leak:
                 raise HubError(
                     ErrorCode.BACKEND_ERROR,
-                    f"PixelMed DeidentifyAndRedact left {len(kept)} identifying value(s) that PS3.15 Annex E removes: {', '.join(kept)}; output discarded",
-                    "use backend python (full Annex E profile) for this file",
+                    f"PixelMed DeidentifyAndRedact: {leak.message}; output discarded",
+                    leak.hint,
                     stderr=run.stderr,
-                )
+                ) from None
             shutil.move(str(written), tmp)
-        return Outcome(metadata={"profile": "PixelMed DeidentifyAndRedact"}, output_files=[str(job.output)], stderr=run.stderr)
+        return Outcome(metadata={**report, "tool": "PixelMed DeidentifyAndRedact"}, output_files=[str(job.output)], stderr=run.stderr)
 
     def _run_validate(self, job: Job) -> Outcome:
         sop_class = sop_class_of(job.input)

@@ -28,21 +28,25 @@ class Edit:
 
 
 def plan(ds: Dataset) -> list[Edit]:
-    """Every X, Z, D and U action the basic profile takes on `ds`, at every depth. Elements inside
-    a removed sequence need nothing; one original UID always gets the same new UID."""
+    """Every X, Z, D and U action the basic profile takes on `ds`, at every depth, decided exactly as
+    the Python engine decides (`deid.rules.decide`: the table, and what the IOD needs). Elements
+    inside a removed sequence need nothing; one original UID always gets the same new UID."""
+    from dicom_hub.python_backend.deid import iods
     from dicom_hub.python_backend.deid.engine import DUMMY_BY_VR
     from dicom_hub.python_backend.deid.profile import Profile
+    from dicom_hub.python_backend.deid.rules import decide
     from pydicom.uid import generate_uid
 
     profile, edits, new_uids = Profile(), [], {}
+    iod = iods.for_sop_class(str(ds.get("SOPClassUID", "")))
 
-    def walk(dataset: Dataset, prefix: str) -> None:
+    def walk(dataset: Dataset, prefix: str, parent: tuple[int, ...]) -> None:
         for elem in dataset:
             tag = int(elem.tag)
-            if elem.tag.is_private or tag >> 16 == 0x0002:
+            if elem.tag.is_private or tag >> 16 == 0x0002 or tag & 0xFFFF == 0:
                 continue  # private elements go as a whole; file meta follows the data set
             path = f"{prefix}({tag >> 16:04x},{tag & 0xFFFF:04x})"
-            action = profile.action(tag)
+            action = decide(profile, iod, parent, tag)
             dummy = DUMMY_BY_VR.get(elem.VR)
             # A sequence to empty (Z) or replace (D) goes as a whole: no leak, at worst a missing type 2 element.
             if action == "X" or (action in ("Z", "D") and elem.VR == "SQ") or (action == "D" and dummy is None):
@@ -50,7 +54,7 @@ def plan(ds: Dataset) -> list[Edit]:
                 continue
             if elem.VR == "SQ":
                 for index, item in enumerate(elem.value or []):
-                    walk(item, f"{path}[{index}].")
+                    walk(item, f"{path}[{index}].", (*parent, tag))
                 continue
             if action == "Z" and not elem.is_empty:
                 edits.append(Edit("Z", path))
@@ -60,7 +64,7 @@ def plan(ds: Dataset) -> list[Edit]:
                 old = str(elem.value)
                 edits.append(Edit("U", path, new_uids.setdefault(old, generate_uid())))
 
-    walk(ds, "")
+    walk(ds, "", ())
     return edits
 
 
@@ -79,27 +83,56 @@ def refuse_burned_in(ds: Dataset) -> None:
 
 
 def leak_check(original: Path, result: Path) -> dict[str, Any]:
-    """Compare every Table E.1-1 attribute (except K) and every private element; raise on a leak."""
+    """Compare every Table E.1-1 attribute (except K), every attribute the profile removes as not
+    needed by the IOD, and every private element; raise on a leak."""
     from dicom_hub.python_backend.deid.profile import load_table
     from pydicom import dcmread
 
     table = load_table()
     watched = {tag for tag, row in table.items() if row.basic != "K"}
-    before = _values(dcmread(original, force=True), watched)
-    after_ds = dcmread(result, force=True)
+    before_ds, after_ds = dcmread(original, force=True), dcmread(result, force=True)
+    before = _values(before_ds, watched)
     leaks = sorted(
         {f"{table[tag].keyword} {_tag(tag)}" for tag, value in _values(after_ds, watched, pairs=True) if value in before.get(tag, set())}
     )
+    leaks += _outside_iod(before_ds, after_ds)
     private = sorted({_tag(int(elem.tag)) for elem in after_ds.iterall() if elem.tag.is_private})
     if ENCRYPTED_ATTRIBUTES in after_ds:
         private.append("EncryptedAttributesSequence (0400,0500)")
     if leaks or private:
+        found = leaks + private
         raise HubError(
             ErrorCode.BACKEND_ERROR,
-            f"the toolkit left identifying data: {', '.join((leaks + private)[:12])}",
+            f"the toolkit left {len(found)} identifying value(s) that PS3.15 Annex E removes: {', '.join(found)}",
             "use backend python, whose engine follows Table E.1-1 (2024b) in full",
         )
     return {"profile": "PS3.15 E.1-1 basic (2024b)", "checked_attributes": len(watched), "private_tags_removed": True}
+
+
+def _outside_iod(before: Dataset, after: Dataset) -> list[str]:
+    """Attributes of the result that the profile removes as not needed by the IOD (`deid.rules`)
+    and that still hold a value of the original."""
+    from dicom_hub.python_backend.deid import iods
+    from dicom_hub.python_backend.deid.profile import Profile
+    from dicom_hub.python_backend.deid.rules import decide
+
+    profile, iod = Profile(), iods.for_sop_class(str(after.get("SOPClassUID", "")))
+    original = {(int(elem.tag), str(elem.value)) for elem in before.iterall() if elem.VR != "SQ" and not elem.is_empty}
+    found: set[str] = set()
+
+    def walk(dataset: Dataset, parent: tuple[int, ...]) -> None:
+        for elem in dataset:
+            tag = int(elem.tag)
+            if elem.tag.is_private or tag & 0xFFFF == 0 or profile.action(tag) is not None:
+                continue  # private elements and table attributes have their own checks
+            if decide(profile, iod, parent, tag) == "X" and (tag, str(elem.value)) in original:
+                found.add(f"{elem.keyword or 'unknown'} {_tag(tag)} (not needed by the IOD)")
+            elif elem.VR == "SQ":
+                for item in elem.value or []:
+                    walk(item, (*parent, tag))
+
+    walk(after, ())
+    return sorted(found)
 
 
 def _values(ds: Dataset, watched: set[int], pairs: bool = False) -> Any:

@@ -8,11 +8,11 @@ Rules, in order, for each element of each data set and of each item of every seq
 - private (odd group): removed, creators, orphans, private sequences and UN blobs alike, unless
   `retain_safe_private` is chosen and (creator, element) is on the safe list;
 - group length (gggg,0000): removed (the writer recomputes what Part 10 needs);
-- listed in Table E.1-1: the table's action under the chosen options (see `profile.py`);
-- not listed but a public attribute of the DICOM dictionary: kept (the table lists every standard
-  attribute that can identify; the rest are the technical parameters a researcher needs), and its
-  sequence items are processed with the same rules;
-- unknown public tag: removed (nobody can say what it holds).
+- listed in Table E.1-1: the table's action under the chosen options (see `profile.py`), a combined
+  action ('X/Z/D') settled by the attribute's type in the data set's IOD (see `iods.py`);
+- not listed: kept when the IOD defines it at that place (the technical parameters a researcher
+  needs), its sequence items processed with the same rules; removed otherwise, as are unknown
+  public tags (see `rules.decide`).
 The file meta is rebuilt from scratch (it describes the writer, and a Source AE title identifies).
 """
 
@@ -20,15 +20,17 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
-from functools import cache
 from typing import TYPE_CHECKING, Any
 
 from dicom_hub.contract.errors import ErrorCode, HubError
 from pydicom.dataelem import DataElement
 
+from . import iods
 from .dates import shift_da, shift_dt
+from .iods import IodAttributes, Path
 from .profile import Profile
 from .pseudonyms import Pseudonymizer
+from .rules import decide, public_vr
 
 if TYPE_CHECKING:
     from pydicom import Dataset
@@ -84,23 +86,13 @@ DUMMY_BY_VR: dict[str, Any] = {
 BINARY_DUMMY = b"\0\0"
 
 
-@cache
-def public_vr(tag: int) -> str | None:
-    """The dictionary VR of a public tag (repeating groups included), None when unknown."""
-    from pydicom.datadict import get_entry
-
-    try:
-        return get_entry(tag)[0]
-    except KeyError:
-        return None
-
-
 @dataclass
 class Result:
     """What the engine did to one data set (counts only: no original value is kept here)."""
 
     actions: Counter[str] = field(default_factory=Counter)
     date_offset_days: int | None = None
+    iod: str = iods.ANY_IOD
 
     def count(self, what: str) -> None:
         self.actions[what] += 1
@@ -124,7 +116,9 @@ class Engine:
         patient_key = _patient_key(ds)
         offset = self.pseudonyms.date_offset_days(patient_key) if self.profile.shifts_dates else None
         result.date_offset_days = offset
-        self._clean(ds, result, offset)
+        iod = iods.for_sop_class(str(ds[SOP_CLASS_UID].value or "") if SOP_CLASS_UID in ds else "")
+        result.iod = iod.name
+        self._clean(ds, result, offset, iod, ())
         self._rebuild_file_meta(ds)
         self._mark(ds)
         return result
@@ -149,7 +143,7 @@ class Engine:
 
     # -- one level ------------------------------------------------------------------------------
 
-    def _clean(self, ds: Dataset, result: Result, offset: int | None) -> None:
+    def _clean(self, ds: Dataset, result: Result, offset: int | None, iod: IodAttributes, parent: Path) -> None:
         private_creators = self._safe_creators(ds) if self._keep_safe_private else None
         for tag in list(ds.keys()):
             tag = int(tag)
@@ -162,18 +156,16 @@ class Engine:
             if element == 0 or group == 0x0002:
                 del ds[tag]
                 continue
-            action = self.profile.action(tag)
+            action = decide(self.profile, iod, parent, tag)
             if action is None:
-                vr = public_vr(tag)
-                if vr is None:
-                    del ds[tag]
-                    result.count("unknown_removed")
-                elif vr == "SQ":
-                    self._recurse(ds, tag, result, offset)
+                if public_vr(tag) == "SQ":
+                    self._recurse(ds, tag, result, offset, iod, (*parent, tag))
                 continue
-            self._apply(ds, tag, action, result, offset)
+            self._apply(ds, tag, action, result, offset, iod, parent)
 
-    def _apply(self, ds: Dataset, tag: int, action: str, result: Result, offset: int | None) -> None:
+    def _apply(
+        self, ds: Dataset, tag: int, action: str, result: Result, offset: int | None, iod: IodAttributes, parent: Path
+    ) -> None:
         if action == "X":
             del ds[tag]
             result.count("removed")
@@ -186,7 +178,7 @@ class Engine:
                 ds[tag].value = []
                 result.count("emptied")
             else:  # K, C, U, D: keep the items, each processed by the same rules
-                self._recurse(ds, tag, result, offset)
+                self._recurse(ds, tag, result, offset, iod, (*parent, tag))
             return
         if action == "K":
             return
@@ -205,14 +197,16 @@ class Engine:
             elem.value = None if elem.is_empty else self._clean_value(elem, vr, offset)
             result.count("cleaned")
 
-    def _recurse(self, ds: Dataset, tag: int, result: Result, offset: int | None) -> None:
+    def _recurse(
+        self, ds: Dataset, tag: int, result: Result, offset: int | None, iod: IodAttributes, path: Path
+    ) -> None:
         elem = ds[tag]
         if elem.VR != "SQ":  # a sequence that arrived as UN and could not be parsed: not inspectable
             del ds[tag]
             result.count("unparsed_removed")
             return
         for item in elem.value:
-            self._clean(item, result, offset)
+            self._clean(item, result, offset, iod, path)
 
     # -- values ---------------------------------------------------------------------------------
 

@@ -16,6 +16,7 @@ from typing import Any
 from dicom_hub.contract.errors import ErrorCode, HubError
 from dicom_hub.contract.job import Job, Outcome
 
+from . import iods
 from .engine import Engine
 from .keys import resolve_key
 from .mapping import check_mapping, write_mapping
@@ -146,12 +147,13 @@ def batch_anonymize(job: Job) -> Outcome:
 
 
 def _warm_up(settings: Settings) -> None:
-    """Import pydicom and load the table before the runner forks its workers, so they share them."""
+    """Import pydicom and load the tables before the runner forks its workers, so they share them."""
     import pydicom.filereader  # noqa: F401
     import pydicom.filewriter  # noqa: F401
     import pydicom.values  # noqa: F401
 
     _profile(settings.profile_options)
+    iods.warm_up()
 
 
 def _describe(settings: Settings, key_source: str) -> dict[str, Any]:

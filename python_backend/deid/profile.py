@@ -3,9 +3,10 @@
 The repeating-group rows (Curve Data, Overlay Data, Overlay Comments) live in a second file of the
 same shape. The engine never names a tag: it asks `Profile.action(tag)` which action the table gives that
 attribute under the chosen options, and `Profile.keeps_private(...)` whether a private element is
-on the safe list. Combined actions ('X/Z', 'X/Z/D', ...) resolve to their first, most protective
-choice, because the engine does not know each IOD's attribute types; 'X/Z/U*' sequences (Referenced
-Image, Source Image) are kept with every UID inside replaced, so references stay valid.
+on the safe list. Combined actions ('X/Z', 'Z/D', 'X/Z/D', ...) resolve by what the IOD requires of
+the attribute (type 3: X, type 2: Z, type 1: D; see `iods.py`), and to their first, most protective
+choice when the IOD does not say; 'X/Z/U*' sequences (Referenced Image, Source Image) are kept with
+every UID inside replaced, so references stay valid.
 """
 
 from __future__ import annotations
@@ -124,14 +125,21 @@ def load_safe_private() -> frozenset[tuple[int, str, int]]:
     return frozenset(safe)
 
 
-def resolve(action: str) -> str:
-    """A table cell -> one action letter ('X/Z/U*' -> 'U', 'X/Z/D' -> 'X')."""
+# For each IOD requirement, the combined-action choices in order of preference.
+_PREFERENCE = {"1": "DZX", "2": "ZDX", "3": "XZD"}
+
+
+def resolve(action: str, requirement: str | None = None) -> str:
+    """A table cell -> one action letter: 'X/Z/U*' -> 'U'; 'X/Z/D' -> 'X', 'Z' or 'D' when the IOD
+    makes the attribute optional, type 2 or type 1 (`requirement` '3', '2', '1'), else 'X'."""
     if action.endswith("U*"):
         return "U"
-    first = action.split("/")[0]
-    if first not in ACTIONS:
+    choices = action.split("/")
+    if not set(choices) <= ACTIONS:
         raise ValueError(f"unknown Annex E action {action!r}")
-    return first
+    if len(choices) == 1 or requirement is None:
+        return choices[0]
+    return next(choice for choice in _PREFERENCE[requirement] if choice in choices)
 
 
 class Profile:
@@ -142,13 +150,14 @@ class Profile:
         if unknown:
             raise ValueError(f"unknown profile options: {sorted(unknown)}")
         self.options = tuple(name for name in OPTIONS if name in options)
-        self._actions: dict[int, str | None] = {}
+        self._actions: dict[tuple[int, str | None], str | None] = {}
         self.safe_private = load_safe_private() if "retain_safe_private" in self.options else frozenset()
 
-    def action(self, tag: int) -> str | None:
-        """The action for a public tag, or None when Table E.1-1 does not list it."""
+    def action(self, tag: int, requirement: str | None = None) -> str | None:
+        """The action for a public tag, or None when Table E.1-1 does not list it; `requirement`
+        is the attribute's type in the IOD ('1', '2', '3'), which settles combined actions."""
         try:
-            return self._actions[tag]
+            return self._actions[tag, requirement]
         except KeyError:
             pass
         row = find_row(tag)
@@ -158,8 +167,8 @@ class Profile:
             # Options that keep data are applied before those that clean, so 'clean' wins a conflict.
             for name in sorted(self.options, key=lambda n: n.startswith("clean")):
                 cell = row.by_option.get(name, cell)
-            result = resolve(cell)
-        self._actions[tag] = result
+            result = resolve(cell, requirement)
+        self._actions[tag, requirement] = result
         return result
 
     def keeps_private(self, group: int, creator: str | None, element_byte: int) -> bool:

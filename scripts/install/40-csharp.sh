@@ -2,13 +2,15 @@
 # The C# backend: compiles adapters/csharp/*.cs against GDCM's C# bindings with Mono's mcs into
 # ${DICOM_HUB_CSHARP_BUILD:-${XDG_DATA_HOME:-~/.local/share}/dicom-hub/csharp} (outside the repo).
 # Rebuilds only when a source (or a contract data file compiled in as a resource: the info fields,
-# the Annex E table) is newer than the program.
+# the Annex E table, the IOD tables) is newer than the program. The IOD tables go in as iods.tsv,
+# exported by the Python backend (tags resolved by pydicom), so this runs after 20-python.sh.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 out="${DICOM_HUB_CSHARP_BUILD:-${XDG_DATA_HOME:-$HOME/.local/share}/dicom-hub/csharp}"
 exe="${out}/DicomHubGdcm.exe"
 sources=(adapters/csharp/*.cs)
-resources=(contract/info_fields.json contract/data/ps3.15-annex-e-2024b.tsv)
+resources=(contract/info_fields.json contract/data/ps3.15-annex-e-2024b*.tsv contract/data/ps3.3-iods-*.json.gz python_backend/deid/iods.py)
+python=.venv/bin/python
 
 if [ -f "${exe}" ] && [ -z "$(find "${sources[@]}" "${resources[@]}" -newer "${exe}" -print -quit)" ]; then
     echo "csharp: ${exe} is up to date" >&2
@@ -26,11 +28,15 @@ if [ -z "${dll}" ] || [ ! -f "${dll}" ]; then
 fi
 glue="$(dirname "${dll}")/libgdcmsharpglue.so"
 mkdir -p "${out}"
+"${python}" -c 'import sys; from dicom_hub.python_backend.deid.iods import write_tsv; write_tsv(sys.argv[1])' "${out}/iods.tsv"
 mcs -nologo -optimize+ -warnaserror+ -r:"${dll}" \
     -resource:contract/info_fields.json,info_fields.json \
     -resource:contract/data/ps3.15-annex-e-2024b.tsv,annex-e.tsv \
+    -resource:contract/data/ps3.15-annex-e-2024b-repeating.tsv,annex-e-repeating.tsv \
+    -resource:"${out}/iods.tsv",iods.tsv \
     -out:"${exe}.tmp" "${sources[@]}"
 mv "${exe}.tmp" "${exe}"
+rm -f "${out}/iods.tsv"
 # Mono resolves the assembly and its DllImport("gdcmsharpglue") from the program's own folder.
 ln -sf "${dll}" "${out}/gdcm-sharp.dll"
 ln -sf "${glue}" "${out}/libgdcmsharpglue.so"

@@ -1,0 +1,43 @@
+"""One decision per element: what the profile does to a public attribute at one place in a data set.
+
+Shared by the engine and by the plan the command-line toolkits execute (`adapters/toolkit/annex_e.py`),
+so every backend removes, empties, dummies and replaces the same elements.
+"""
+
+from __future__ import annotations
+
+from functools import cache, lru_cache
+
+from .iods import IodAttributes, Path
+from .profile import Profile
+
+
+@cache
+def public_vr(tag: int) -> str | None:
+    """The dictionary VR of a public tag (repeating groups included), None when unknown."""
+    from pydicom.datadict import get_entry
+
+    try:
+        return get_entry(tag)[0]
+    except KeyError:
+        return None
+
+
+@lru_cache(maxsize=1 << 16)  # the same few hundred (profile, IOD, place) questions, file after file
+def decide(profile: Profile, iod: IodAttributes, parent: Path, tag: int) -> str | None:
+    """The action ('X', 'Z', 'D', 'K', 'C', 'U') for public `tag` in a data set at `parent` (the tags
+    of the sequences above it), or None to keep an attribute Table E.1-1 does not list and the IOD
+    defines there (a sequence's items are then processed by the same rules).
+
+    Listed attributes take the table's action, combined actions settled by the IOD's type. Unlisted
+    ones are removed unless the IOD defines them (PS3.15 E.1.1: not needed by the IOD, not kept),
+    and so are public tags no dictionary knows; where the IOD tables do not describe a sequence's
+    contents (deep SR trees), unlisted dictionary attributes are kept and cleaned recursively.
+    """
+    path = (*parent, tag)
+    action = profile.action(tag, iod.requirement(path))
+    if action is not None:
+        return action
+    if public_vr(tag) is None or (iod.describes(parent) and not iod.defines(path)):
+        return "X"
+    return None
