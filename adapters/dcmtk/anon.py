@@ -3,7 +3,7 @@ one dcmodify run on a copy, then checked by `annex_e.leak_check` before anything
 de-identified.
 
 DCMTK has no profile of its own, so the plan (which element gets X, Z, D or a new UID, at every
-depth) comes from `annex_e.plan`; dcmodify only executes it. Private elements go with -ep.
+depth, decided by the Python engine's rules) comes from `annex_e.plan`; dcmodify only executes it. Private elements go with -ep.
 """
 
 from __future__ import annotations
@@ -22,8 +22,9 @@ if TYPE_CHECKING:
 
 SUPPORT = supports(
     note="Table E.1-1 (2024b) basic profile as dcmodify edits at every depth (X erased, Z emptied, D dummy values, "
-    "U new UIDs, one per original UID), private elements erased, Patient Identity Removed set; the result is checked "
-    "against the table and refused if any identifying value survives; no profile options, keys, patient prefix, "
+    "U new UIDs, one per original UID; combined actions and unlisted attributes judged by the IOD, as the Python engine "
+    "does), private elements erased, Patient Identity Removed set; the result is checked against the table and the IOD "
+    "and refused if any identifying value survives; no profile options, keys, patient prefix, "
     "burned-in override or mapping file",
 )
 

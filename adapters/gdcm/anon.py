@@ -26,8 +26,9 @@ if TYPE_CHECKING:
 
 SUPPORT = supports(
     note="gdcmanon -e (GDCM's E.1 basic profile) with a per-run throw-away certificate, private tags removed, "
-    "the Table E.1-1 (2024b) X/Z/D actions GDCM misses applied to top-level elements, the Encrypted Attributes "
-    "Sequence removed; the result is checked against Table E.1-1 and refused if any identifying value survives "
+    "the X/Z/D actions GDCM misses (Table E.1-1 2024b and what the IOD does not need, as the Python engine decides) "
+    "applied to top-level elements, the Encrypted Attributes Sequence removed; the result is checked against the table "
+    "and the IOD and refused if any identifying value survives "
     "(e.g. inside sequences); no profile options, keys, patient prefix, burned-in override or mapping file",
 )
 

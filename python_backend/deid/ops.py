@@ -112,7 +112,7 @@ def anonymize(job: Job) -> Outcome:
     written = dcmread(
         job.output,
         stop_before_pixels=True,
-        specific_tags=["PatientID", "StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID"],
+        specific_tags=["PatientID", "StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID", "SOPClassUID"],
     )
     metadata: dict[str, Any] = {
         **_describe(settings, key_source),
@@ -120,6 +120,8 @@ def anonymize(job: Job) -> Outcome:
         "study_instance_uid": str(written.get("StudyInstanceUID", "")),
         "series_instance_uid": str(written.get("SeriesInstanceUID", "")),
         "sop_instance_uid": str(written.get("SOPInstanceUID", "")),
+        # The IOD whose attributes were kept ("any IOD": a SOP class the PS3.3 tables do not describe).
+        "iod": iods.for_sop_class(str(written.get("SOPClassUID", ""))).name,
     }
     if mapping is not None:
         metadata["mapping_file"] = str(

@@ -22,7 +22,10 @@ PRIVATE_SOP_CLASS = "1.2.826.0.1.3680043.10.1234.999.1"
 
 def anonymize(source: Path, out: Path, backend: str = "python") -> Dataset:
     options = {"key": KEY} if backend in ("python", "csharp") else {}  # DCMTK takes no key
-    expect_ok({"op": "anonymize", "input": str(source), "output": str(out), "backend": backend, "options": options})
+    data = expect_ok({"op": "anonymize", "input": str(source), "output": str(out), "backend": backend, "options": options})
+    if backend == "python":
+        expected = {CTImageStorage: "ct-image", EnhancedCTImageStorage: "enhanced-ct-image"}
+        assert data["metadata"]["iod"] == expected.get(pydicom.dcmread(source).SOPClassUID, iods.ANY_IOD)
     return pydicom.dcmread(out)
 
 
