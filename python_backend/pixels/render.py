@@ -43,6 +43,42 @@ class RenderOptions:
     bits: int = 8
 
 
+# Functional groups of enhanced multi-frame IODs that carry a frame's LUT parameters, and the
+# top-level attributes pydicom's LUT functions read them from.
+FRAME_LUT_GROUPS = (
+    ("PixelValueTransformationSequence", ("RescaleSlope", "RescaleIntercept", "RescaleType")),
+    ("FrameVOILUTSequence", ("WindowCenter", "WindowWidth", "VOILUTFunction")),
+)
+
+
+def for_frame(ds: Dataset, frame: int) -> Dataset:
+    """`ds` as frame `frame` of an enhanced multi-frame image sees it: its Pixel Value Transformation
+    and Frame VOI LUT (per-frame functional group, else shared) as top-level Rescale and Window
+    attributes, where pydicom's LUT functions look. Unchanged when there are none; a new data set
+    (sharing the elements) otherwise, so the caller's `ds` is never modified."""
+    groups = []
+    per_frame = ds.get("PerFrameFunctionalGroupsSequence") or []
+    if frame < len(per_frame):
+        groups.append(per_frame[frame])
+    groups += list(ds.get("SharedFunctionalGroupsSequence") or [])[:1]
+    found: dict[str, Any] = {}
+    for group in groups:
+        for sequence, keywords in FRAME_LUT_GROUPS:
+            items = group.get(sequence) or []
+            for keyword in keywords:
+                if items and keyword in items[0] and keyword not in found and keyword not in ds:
+                    found[keyword] = items[0][keyword].value
+    if not found:
+        return ds
+    from pydicom.dataset import Dataset as PydicomDataset
+
+    view = PydicomDataset()
+    view.update(ds)
+    for keyword, value in found.items():
+        setattr(view, keyword, value)
+    return view
+
+
 def has_modality_lut(ds: Dataset) -> bool:
     return "ModalityLUTSequence" in ds or ("RescaleSlope" in ds and "RescaleIntercept" in ds)
 

@@ -9,7 +9,7 @@ from dicom_hub.contract.job import Job, Outcome
 from dicom_hub.python_backend._dataset import read_dataset
 
 from .decode import check_frame, decode, frame_count
-from .render import has_modality_lut, modality_values
+from .render import for_frame, has_modality_lut, modality_values
 
 if TYPE_CHECKING:
     import numpy as np
@@ -24,8 +24,14 @@ def measured_values(job: Job) -> tuple[np.ndarray, dict[str, Any]]:
     if frame is not None:
         check_frame(ds, frame)
     arr = decode(ds, job.input.name, index=frame)
-    modality = bool(job.option("modality", True)) and has_modality_lut(ds)
-    values = modality_values(arr, ds, modality)
+    first = for_frame(ds, frame or 0)  # an enhanced image keeps its rescale in functional groups
+    modality = bool(job.option("modality", True)) and has_modality_lut(first)
+    if frame is None and frame_count(ds) > 1 and first is not ds:
+        import numpy as np
+
+        values = np.stack([modality_values(arr[i], for_frame(ds, i), modality) for i in range(len(arr))])
+    else:
+        values = modality_values(arr, first, modality)
     about = {
         "frames": [frame] if frame is not None else list(range(frame_count(ds))),
         "values": "modality" if modality else "stored",

@@ -10,7 +10,7 @@ from dicom_hub.contract.job import Job, Outcome
 from dicom_hub.python_backend._dataset import read_dataset
 
 from .decode import check_frame, decode, frame_count
-from .render import COLOUR, RenderOptions, Window, has_modality_lut, render_colour, render_grey
+from .render import COLOUR, RenderOptions, Window, for_frame, has_modality_lut, render_colour, render_grey
 
 PILLOW_FORMATS = {"png": "PNG", "jpeg": "JPEG", "bmp": "BMP", "tiff": "TIFF"}
 EXTENSIONS = {".png": "png", ".jpg": "jpeg", ".jpeg": "jpeg", ".bmp": "bmp", ".tif": "tiff", ".tiff": "tiff"}
@@ -66,6 +66,7 @@ def to_image(job: Job) -> Outcome:
             raise HubError(ErrorCode.INVALID_REQUEST, f"force_16bit is for greyscale images; this one is {photometric}", "drop force_16bit for colour images")
         pixels = render_colour(arr, ds)
     else:
+        ds = for_frame(ds, frame)  # an enhanced image's per-frame rescale and window
         pixels, window = render_grey(arr, ds, opts)
     image = Image.fromarray(pixels)
     save_args = {"quality": job.option("quality", 90)} if fmt == "jpeg" else {}

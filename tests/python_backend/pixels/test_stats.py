@@ -91,3 +91,23 @@ def test_histogram_rejects_bad_options(options):
 def test_image_without_pixels_is_refused():
     data = expect_error({"op": "stats", "input": "sample:rtplan.dcm"}, "invalid_request")
     assert "Pixel Data" in data["error"]["message"]
+
+
+def test_enhanced_frames_use_their_own_rescale(tmp_path):
+    """Per-frame Pixel Value Transformation (enhanced IODs): each frame in its own modality values."""
+    from factories import multiframe, save
+    from pydicom.dataset import Dataset
+    from pydicom.sequence import Sequence
+
+    ds = multiframe(frames=2)  # frame f holds the stored value 100 * (f + 1)
+    del ds.RescaleIntercept, ds.RescaleSlope
+    for item, intercept in zip(ds.PerFrameFunctionalGroupsSequence, (-1000, 50), strict=True):
+        transform = Dataset()
+        transform.RescaleIntercept, transform.RescaleSlope, transform.RescaleType = intercept, 2, "HU"
+        item.PixelValueTransformationSequence = Sequence([transform])
+    path = str(save(ds, tmp_path / "enhanced.dcm"))
+    assert stats(path, frame=0)["min"] == 2 * 100 - 1000
+    assert stats(path, frame=1)["max"] == 2 * 200 + 50
+    every = stats(path)
+    assert (every["min"], every["max"], every["modality_lut_applied"]) == (-800, 450, True)
+    assert stats(path, modality=False)["max"] == 200

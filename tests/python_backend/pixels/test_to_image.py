@@ -182,3 +182,43 @@ def test_sigmoid_voi_lut_function_agrees_with_dcmj2pnm(tmp_path):
     assert meta["window"]["function"] == "SIGMOID"
     assert np.abs(ours - reference).max() <= 1
     assert not np.array_equal(ours, linear)
+
+
+def test_enhanced_frames_use_their_functional_group_rescale_and_window(tmp_path):
+    """Enhanced multi-frame images keep rescale and window in functional groups: frame 1 here has
+    its own Pixel Value Transformation, the window is shared. Each rendered frame must equal what
+    dcmj2pnm makes of a single-frame file with those values at the top level."""
+    from factories import multiframe
+    from pydicom.dataset import Dataset
+    from pydicom.sequence import Sequence
+
+    def group(**values):
+        item = Dataset()
+        for keyword, value in values.items():
+            setattr(item, keyword, value)
+        return Sequence([item])
+
+    rows = cols = 16
+    ramp = (np.add.outer(np.arange(rows), np.arange(cols)) * 40).astype(np.int16)
+    ds = multiframe(frames=2, rows=rows, cols=cols)
+    ds.PixelData = np.stack([ramp, ramp]).tobytes()
+    for keyword in ("RescaleIntercept", "RescaleSlope", "WindowCenter", "WindowWidth"):
+        del ds[keyword]
+    ds.PerFrameFunctionalGroupsSequence[0].PixelValueTransformationSequence = group(RescaleIntercept=-1024, RescaleSlope=1, RescaleType="HU")
+    ds.PerFrameFunctionalGroupsSequence[1].PixelValueTransformationSequence = group(RescaleIntercept=-500, RescaleSlope=2, RescaleType="HU")
+    ds.SharedFunctionalGroupsSequence = Sequence([Dataset()])
+    ds.SharedFunctionalGroupsSequence[0].FrameVOILUTSequence = group(WindowCenter=-300, WindowWidth=700)
+    enhanced = save(ds, tmp_path / "enhanced.dcm")
+    for frame, (intercept, slope) in enumerate([(-1024, 1), (-500, 2)]):
+        ours, meta = render(tmp_path, str(enhanced), f"frame{frame}.png", frame=frame)
+        assert (meta["window_source"], meta["window"]["center"], meta["window"]["width"]) == ("file", -300, 700)
+        assert meta["modality_lut"] is True
+        single = ct_slice(rows=rows, cols=cols, RescaleIntercept=intercept, RescaleSlope=slope, WindowCenter=-300, WindowWidth=700)
+        single.PixelData = ramp.tobytes()
+        reference = save(single, tmp_path / f"single{frame}.dcm")
+        run_tool("dcmj2pnm", "+on", "+Wi", "1", reference, tmp_path / f"dcmtk{frame}.png")
+        with Image.open(tmp_path / f"dcmtk{frame}.png") as img:
+            theirs = np.asarray(img).astype(np.int64)
+        assert np.abs(ours - theirs).max() <= 1, f"frame {frame}"
+    assert not np.array_equal(*(render(tmp_path, str(enhanced), f"again{f}.png", frame=f)[0] for f in (0, 1)))
+    assert "RescaleIntercept" not in dcmread(enhanced)  # the view never wrote into the file
