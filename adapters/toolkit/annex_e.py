@@ -33,11 +33,11 @@ def plan(ds: Dataset) -> list[Edit]:
     inside a removed sequence need nothing; one original UID always gets the same new UID."""
     from dicom_hub.python_backend.deid import iods
     from dicom_hub.python_backend.deid.engine import DUMMY_BY_VR
-    from dicom_hub.python_backend.deid.profile import Profile
+    from dicom_hub.python_backend.deid.profile import profile_for
     from dicom_hub.python_backend.deid.rules import decide
     from pydicom.uid import generate_uid
 
-    profile, edits, new_uids = Profile(), [], {}
+    profile, edits, new_uids = profile_for(), [], {}
     iod = iods.for_sop_class(str(ds.get("SOPClassUID", "")))
 
     def walk(dataset: Dataset, prefix: str, parent: tuple[int, ...]) -> None:
@@ -113,10 +113,10 @@ def _outside_iod(before: Dataset, after: Dataset) -> list[str]:
     """Attributes of the result that the profile removes as not needed by the IOD (`deid.rules`)
     and that still hold a value of the original."""
     from dicom_hub.python_backend.deid import iods
-    from dicom_hub.python_backend.deid.profile import Profile
+    from dicom_hub.python_backend.deid.profile import profile_for
     from dicom_hub.python_backend.deid.rules import decide
 
-    profile, iod = Profile(), iods.for_sop_class(str(after.get("SOPClassUID", "")))
+    profile, iod = profile_for(), iods.for_sop_class(str(after.get("SOPClassUID", "")))
     original = {(int(elem.tag), str(elem.value)) for elem in before.iterall() if elem.VR != "SQ" and not elem.is_empty}
     found: set[str] = set()
 

@@ -92,7 +92,6 @@ class Result:
 
     actions: Counter[str] = field(default_factory=Counter)
     date_offset_days: int | None = None
-    iod: str = iods.ANY_IOD
 
     def count(self, what: str) -> None:
         self.actions[what] += 1
@@ -117,7 +116,6 @@ class Engine:
         offset = self.pseudonyms.date_offset_days(patient_key) if self.profile.shifts_dates else None
         result.date_offset_days = offset
         iod = iods.for_sop_class(str(ds[SOP_CLASS_UID].value or "") if SOP_CLASS_UID in ds else "")
-        result.iod = iod.name
         self._clean(ds, result, offset, iod, ())
         self._rebuild_file_meta(ds)
         self._mark(ds)

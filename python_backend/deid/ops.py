@@ -9,7 +9,6 @@ what makes two half-batches with the same key equal one full batch.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +19,7 @@ from . import iods
 from .engine import Engine
 from .keys import resolve_key
 from .mapping import check_mapping, write_mapping
-from .profile import EDITION, Profile
+from .profile import EDITION, profile_for
 from .pseudonyms import Pseudonymizer
 from .reading import read_for_anonymize
 from .writer import save
@@ -64,18 +63,12 @@ def settings_from(job: Job) -> tuple[Settings, str]:
     return settings, source
 
 
-@cache
-def _profile(options: tuple[str, ...]) -> Profile:
-    """One profile per option set and process, so per-tag answers are computed once."""
-    return Profile(frozenset(options))
-
-
 def anonymize_file(source: Path, target: Path | None, settings: Settings) -> dict[str, Any] | None:
     """De-identify `source` into `target`; return this file's mapping entries when asked."""
     if target is None:
         raise HubError(ErrorCode.INVALID_REQUEST, "anonymize needs an output path", "set 'output'")
     pseudonyms = Pseudonymizer(settings.key, settings.patient_prefix)
-    engine = Engine(_profile(settings.profile_options), pseudonyms, allow_burned_in=settings.allow_burned_in)
+    engine = Engine(profile_for(settings.profile_options), pseudonyms, allow_burned_in=settings.allow_burned_in)
     ds = read_for_anonymize(source)
     original_patient = _original_patient(ds)
     try:
@@ -154,14 +147,14 @@ def _warm_up(settings: Settings) -> None:
     import pydicom.filewriter  # noqa: F401
     import pydicom.values  # noqa: F401
 
-    _profile(settings.profile_options)
+    profile_for(settings.profile_options)
     iods.warm_up()
 
 
 def _describe(settings: Settings, key_source: str) -> dict[str, Any]:
     return {
         "profile": f"PS3.15 E.1-1 {EDITION} basic",
-        "profile_options": list(_profile(settings.profile_options).options),
+        "profile_options": list(profile_for(settings.profile_options).options),
         "key_source": key_source,
     }
 

@@ -185,3 +185,9 @@ class Profile:
     def method_values(self) -> list[str]:
         """De-identification Method (LO, VM 1-n): the profile, then one value per option."""
         return [f"dicom-hub PS3.15 E.1-1 {EDITION} basic profile", *self.options]
+
+
+@cache
+def profile_for(options: tuple[str, ...] = ()) -> Profile:
+    """One profile per option set and process, so per-tag answers (and `rules.decide`) are computed once."""
+    return Profile(frozenset(options))
