@@ -79,6 +79,7 @@ namespace DicomHub
             CheckBurnedIn(ds, settings, job.Bool("allow_burned_in", false));
             settings.Iod = Iod.ForSopClass(Text(ds, 0x00080016, settings));
             Clean(ds, settings, PatientKey(ds, settings), "");
+            RemoveOverlayLeftovers(ds);
             Mark(ds, settings);
             RebuildFileMeta(file, settings);
             Files.WriteDicom(file, output, job.Overwrite, checkMeta: ds.FindDataElement(new gdcm.Tag(0x0008, 0x0018)));
@@ -232,6 +233,16 @@ namespace DicomHub
                 }
                 Apply(ds, de, action, settings, patientKey, parent);
             }
+        }
+
+        /// Overlay groups (60xx) left without Overlay Data (60xx,3000) describe an overlay that is gone
+        /// (Overlay Data is Type 1): the whole group goes, as in python_backend/deid/rules.py.
+        static void RemoveOverlayLeftovers(gdcm.DataSet ds)
+        {
+            var tags = Elements.Iterate(ds).Select(de => de.GetTag()).ToList();
+            var withData = new HashSet<ushort>(tags.Where(t => t.GetGroup() >> 8 == 0x60 && t.GetElement() == 0x3000).Select(t => t.GetGroup()));
+            foreach (gdcm.Tag tag in tags)
+                if (tag.GetGroup() >> 8 == 0x60 && !withData.Contains(tag.GetGroup())) ds.Remove(tag);
         }
 
         static void CleanItems(gdcm.DataSet ds, gdcm.DataElement de, Settings settings, string patientKey, string path)

@@ -34,7 +34,7 @@ def plan(ds: Dataset) -> list[Edit]:
     from dicom_hub.python_backend.deid import iods
     from dicom_hub.python_backend.deid.engine import DUMMY_BY_VR
     from dicom_hub.python_backend.deid.profile import profile_for
-    from dicom_hub.python_backend.deid.rules import decide
+    from dicom_hub.python_backend.deid.rules import decide, overlay_leftovers
     from pydicom.uid import generate_uid
 
     profile, edits, new_uids = profile_for(), [], {}
@@ -45,7 +45,7 @@ def plan(ds: Dataset) -> list[Edit]:
             tag = int(elem.tag)
             if elem.tag.is_private or tag >> 16 == 0x0002 or tag & 0xFFFF == 0:
                 continue  # private elements go as a whole; file meta follows the data set
-            path = f"{prefix}({tag >> 16:04x},{tag & 0xFFFF:04x})"
+            path = prefix + _paren(tag)
             action = decide(profile, iod, parent, tag)
             dummy = DUMMY_BY_VR.get(elem.VR)
             # A sequence to empty (Z) or replace (D) goes as a whole: no leak, at worst a missing type 2 element.
@@ -65,7 +65,9 @@ def plan(ds: Dataset) -> list[Edit]:
                 edits.append(Edit("U", path, new_uids.setdefault(old, generate_uid())))
 
     walk(ds, "", ())
-    return edits
+    removed = {edit.path for edit in edits if edit.action == "X"}
+    kept = [tag for tag in map(int, ds.keys()) if _paren(tag) not in removed]
+    return edits + [Edit("X", _paren(tag)) for tag in overlay_leftovers(kept)]
 
 
 def refuse_burned_in(ds: Dataset) -> None:
@@ -148,6 +150,11 @@ def _values(ds: Dataset, watched: set[int], pairs: bool = False) -> Any:
     for tag, value in found:
         by_tag.setdefault(tag, set()).add(value)
     return by_tag
+
+
+def _paren(tag: int) -> str:
+    """DCMTK's path form of a tag: '(gggg,eeee)'."""
+    return f"({tag >> 16:04x},{tag & 0xFFFF:04x})"
 
 
 def _tag(tag: int) -> str:

@@ -30,7 +30,7 @@ from .dates import shift_da, shift_dt
 from .iods import IodAttributes, Path
 from .profile import Profile
 from .pseudonyms import Pseudonymizer
-from .rules import decide, public_vr
+from .rules import decide, overlay_leftovers, public_vr
 
 if TYPE_CHECKING:
     from pydicom import Dataset
@@ -117,6 +117,9 @@ class Engine:
         result.date_offset_days = offset
         iod = iods.for_sop_class(str(ds[SOP_CLASS_UID].value or "") if SOP_CLASS_UID in ds else "")
         self._clean(ds, result, offset, iod, ())
+        for tag in overlay_leftovers(map(int, ds.keys())):
+            del ds[tag]
+            result.count("removed")
         self._rebuild_file_meta(ds)
         self._mark(ds)
         return result

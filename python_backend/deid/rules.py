@@ -6,6 +6,7 @@ so every backend removes, empties, dummies and replaces the same elements.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from functools import cache, lru_cache
 
 from .iods import IodAttributes, Path
@@ -41,3 +42,12 @@ def decide(profile: Profile, iod: IodAttributes, parent: Path, tag: int) -> str 
     if public_vr(tag) is None or (iod.describes(parent) and not iod.defines(path)):
         return "X"
     return None
+
+
+def overlay_leftovers(tags: Iterable[int]) -> list[int]:
+    """The elements of overlay groups (60xx) left without Overlay Data (60xx,3000), e.g. after the
+    profile removed it: they describe an overlay that is gone, and Overlay Data is Type 1 in the
+    Overlay Plane module, so the whole group goes and the result stays a valid instance."""
+    tags = list(tags)
+    with_data = {tag >> 16 for tag in tags if tag >> 24 == 0x60 and tag & 0xFFFF == 0x3000}
+    return [tag for tag in tags if tag >> 24 == 0x60 and tag >> 16 not in with_data]
