@@ -3,8 +3,9 @@ their types, so de-identification can tell what an IOD needs (PS3.15 E.1.1) with
 
 The tables come from highdicom's `_standard/` folder (PS3.3 IODs, modules and attributes as extracted
 from the standard by innolitics/dicom-standard). The wheel is downloaded from PyPI and read as a zip;
-nothing is installed. The output is compacted: each attribute path ("Seq>Seq>Keyword") is stored once
-and modules refer to it by index. `--check` fails when the committed file differs.
+nothing is installed. The output is compacted: each attribute path ("Seq>Seq>Keyword") is stored once,
+and each module is one string of "index:type" pairs, so loading the file parses few JSON values and a
+reader splits only the modules it needs. `--check` fails when the committed file differs.
 
     .venv/bin/python scripts/gen_iod_table.py [--check]
 """
@@ -39,7 +40,7 @@ def read_tables(wheel: Path) -> tuple[dict, dict, dict]:
 
 
 def compact(sop_classes: dict, iods: dict, modules: dict) -> dict:
-    """Keep only modules some IOD uses; intern attribute paths."""
+    """Keep only modules some IOD uses; intern attribute paths; one "index:type ..." string per module."""
     used = sorted({module["key"] for entries in iods.values() for module in entries})
     paths: dict[str, int] = {}
     compact_modules = {}
@@ -48,8 +49,8 @@ def compact(sop_classes: dict, iods: dict, modules: dict) -> dict:
         for attribute in modules.get(name, ()):  # a few IODs name a module the tables do not define
             path = ">".join([*attribute["path"], attribute["keyword"]])
             kind = attribute["type"] if attribute["type"] != "None" else "3"
-            rows.append([paths.setdefault(path, len(paths)), kind])
-        compact_modules[name] = rows
+            rows.append(f"{paths.setdefault(path, len(paths))}:{kind}")
+        compact_modules[name] = " ".join(rows)
     return {
         "source": f"{SOURCE} highdicom/_standard (PS3.3 via innolitics/dicom-standard)",
         "sop_classes": dict(sorted(sop_classes.items())),

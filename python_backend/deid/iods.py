@@ -77,12 +77,10 @@ def any_iod() -> IodAttributes:
 
 
 def _build(name: str, modules: list[str]) -> IodAttributes:
-    table = _table()
-    tag_paths = _tag_paths()
     types: dict[Path, str] = {}
     for module in modules:
-        for index, kind in table["modules"].get(module, ()):
-            path = tag_paths[index]
+        for index, kind in _rows(module):
+            path = _tag_path(index)
             if path is None:
                 continue
             known = types.get(path)
@@ -97,20 +95,30 @@ def _table() -> dict[str, Any]:
     return json.loads(gzip.decompress((data_dir() / TABLE_NAME).read_bytes()))
 
 
+def _rows(module: str) -> list[tuple[int, str]]:
+    """A module's attributes as (path index, type), from its "index:type ..." string."""
+    text = _table()["modules"].get(module, "")
+    return [(int(index), kind) for index, kind in (row.split(":") for row in text.split())]
+
+
 @cache
-def _tag_paths() -> list[Path | None]:
-    """Each interned 'Seq>Keyword' path as tags; None when pydicom's dictionary lacks a keyword
+def _tag_path(index: int) -> Path | None:
+    """An interned 'Seq>Keyword' path as tags; None when pydicom's dictionary lacks a keyword
     (an attribute newer than the installed pydicom, which then cannot appear by keyword anyway)."""
+    by_keyword = _tags_by_keyword()
+    tags = [by_keyword.get(keyword) for keyword in _table()["paths"][index].split(">")]
+    return None if None in tags else tuple(tags)  # type: ignore[arg-type]
+
+
+@cache
+def _tags_by_keyword() -> dict[str, int]:
+    """pydicom's keywords, repeating groups (OverlayRows -> 0x60000010) included."""
     from pydicom._dicom_dict import RepeatersDictionary
     from pydicom.datadict import keyword_dict
 
     by_keyword = {entry[4]: int(mask.replace("x", "0"), 16) for mask, entry in RepeatersDictionary.items()}
     by_keyword.update(keyword_dict)
-    paths: list[Path | None] = []
-    for text in _table()["paths"]:
-        tags = [by_keyword.get(keyword) for keyword in text.split(">")]
-        paths.append(None if None in tags else tuple(tags))  # type: ignore[arg-type]
-    return paths
+    return by_keyword
 
 
 def _normalize(path: Path) -> Path:
@@ -122,19 +130,20 @@ def _normalize(path: Path) -> Path:
 
 def warm_up() -> None:
     """Load the tables (before batch workers fork, so they share them)."""
-    _tag_paths()
+    _table()
+    _tags_by_keyword()
 
 
 def write_tsv(path: str) -> None:
     """The tables as plain lines for the C# backend (built in as a resource by 40-csharp.sh), with
     keywords already resolved to tags by pydicom, so both backends judge the same paths:
     `S uid iod`, `I iod modules...`, `M module type tag>tag>...` (tags as 8 hex digits)."""
-    table, tag_paths = _table(), _tag_paths()
+    table = _table()
     lines = [f"S\t{uid}\t{iod}" for uid, iod in table["sop_classes"].items()]
     lines += [f"I\t{iod}\t{' '.join(modules)}" for iod, modules in table["iods"].items()]
-    for module, rows in table["modules"].items():
-        for index, kind in rows:
-            tags = tag_paths[index]
+    for module in table["modules"]:
+        for index, kind in _rows(module):
+            tags = _tag_path(index)
             if tags is not None:
                 lines.append(f"M\t{module}\t{kind}\t{'>'.join(f'{tag:08X}' for tag in tags)}")
     with open(path, "w", encoding="ascii") as out:
