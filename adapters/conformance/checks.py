@@ -223,6 +223,21 @@ def check_pixels_match_input(ctx: CheckContext, exp: dict[str, Any]) -> str | No
     return None if worst <= tol else f"pixels differ from the input by up to {worst:g} (allowed {tol})"
 
 
+def check_deidentified(ctx: CheckContext, exp: dict[str, Any]) -> str | None:
+    """The Annex E leak check every toolkit's `anonymize` is held to (`adapters/toolkit/annex_e.py`)."""
+    from dicom_hub.adapters.toolkit.annex_e import leak_check
+    from dicom_hub.contract.errors import HubError
+
+    path = ctx.output_file()
+    if path is None:
+        return "no output file"
+    try:
+        leak_check(ctx.inputs[0], path)
+    except HubError as leak:
+        return leak.message
+    return None
+
+
 def check_tags(ctx: CheckContext, exp: dict[str, Any]) -> str | None:
     path = ctx.output_file()
     if path is None:
@@ -260,6 +275,7 @@ CHECKS: dict[str, Callable[[CheckContext, dict[str, Any]], str | None]] = {
     "image_agrees": check_image_agrees,
     "transfer_syntax": check_transfer_syntax,
     "pixels_match_input": check_pixels_match_input,
+    "deidentified": check_deidentified,
     "tags": check_tags,
     "stdout_contains": check_stdout_contains,
 }
