@@ -39,10 +39,16 @@ MARKS = (
 
 
 def edit_flags(edits: list[annex_e.Edit]) -> list[str]:
-    """dcmodify flags for a plan: -e to erase, -m to set (empty, dummy or new UID)."""
+    """dcmodify flags for a plan: -e to erase, -m to set (empty, dummy or new UID); a sequence is
+    emptied by erasing it and inserting it again without items (dcmodify runs flags in order)."""
     flags: list[str] = []
     for edit in edits:
-        flags += ["-e", edit.path] if edit.action == "X" else ["-m", f"{edit.path}={edit.value}"]
+        if edit.action == "X":
+            flags += ["-e", edit.path]
+        elif edit.sequence:
+            flags += ["-e", edit.path, "-i", edit.path]
+        else:
+            flags += ["-m", f"{edit.path}={edit.value}"]
     return flags
 
 

@@ -78,7 +78,7 @@ def profile_flags(ds: Dataset) -> list[str]:
             continue
         group, element = edit.path.strip("()").split(",")
         where = f"{int(group, 16):x},{int(element, 16):x}"
-        if edit.action == "X":
+        if edit.action == "X" or edit.sequence:  # gdcmanon --empty on a sequence exits 1: it goes whole
             flags += ["--remove", where]
         elif edit.action == "Z":
             flags += ["--empty", where]

@@ -25,6 +25,7 @@ class Edit:
     action: str  # X remove, Z empty, D dummy, U new UID
     path: str
     value: str = ""
+    sequence: bool = False  # Z on a sequence: keep it, with no items
 
 
 def plan(ds: Dataset) -> list[Edit]:
@@ -48,11 +49,13 @@ def plan(ds: Dataset) -> list[Edit]:
             path = prefix + _paren(tag)
             action = decide(profile, iod, parent, tag)
             dummy = DUMMY_BY_VR.get(elem.VR)
-            # A sequence to empty (Z) or replace (D) goes as a whole: no leak, at worst a missing type 2 element.
-            if action == "X" or (action in ("Z", "D") and elem.VR == "SQ") or (action == "D" and dummy is None):
+            if action == "X" or (action == "D" and dummy is None and elem.VR != "SQ"):
                 edits.append(Edit("X", path))
                 continue
-            if elem.VR == "SQ":
+            if elem.VR == "SQ" and action == "Z":
+                edits.append(Edit("Z", path, sequence=True))
+                continue
+            if elem.VR == "SQ":  # kept, cleaned, dummied or UIDs replaced: its items by the same rules
                 for index, item in enumerate(elem.value or []):
                     walk(item, f"{path}[{index}].", (*parent, tag))
                 continue

@@ -213,6 +213,24 @@ def test_anonymize_plan_as_dcmodify_flags(dcmtk):
     assert argv[13:16] == ["-ep", "-e", "(fffc,fffc)"] and "(0012,0062)=YES" in argv and argv[-1] == "/t/copy.dcm"
 
 
+def test_anonymize_plan_empties_type_2_sequences_and_drops_what_the_iod_does_not_need(dcmtk):
+    """Enhanced CT: Acquisition Context Sequence (X/Z) is type 2 there, so it stays, without items;
+    Echo Time belongs to no CT IOD, so it goes."""
+    from dicom_hub.adapters.dcmtk import anon as dcmtk_anon
+    from dicom_hub.adapters.toolkit import annex_e
+    from pydicom.dataset import Dataset
+    from pydicom.sequence import Sequence
+    from pydicom.uid import EnhancedCTImageStorage
+
+    ds = Dataset()
+    ds.SOPClassUID = EnhancedCTImageStorage
+    ds.AcquisitionContextSequence = Sequence([Dataset()])
+    ds.EchoTime = 12
+    edits = annex_e.plan(ds)
+    assert [(e.action, e.path, e.sequence) for e in edits] == [("X", "(0018,0081)", False), ("Z", "(0040,0555)", True)]
+    assert dcmtk_anon.edit_flags(edits) == ["-e", "(0018,0081)", "-e", "(0040,0555)", "-i", "(0040,0555)"]
+
+
 def test_declared_options_exist_in_the_catalog():
     for op, support in DcmtkAdapter().capabilities().items():
         assert support.options is None or support.options <= get_op(op).option_names, op
