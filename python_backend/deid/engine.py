@@ -27,7 +27,7 @@ from pydicom.dataelem import DataElement
 
 from . import iods
 from .dates import shift_da, shift_dt
-from .iods import IodAttributes, Path
+from .iods import IodAttributes, TagPath
 from .profile import Profile
 from .pseudonyms import Pseudonymizer
 from .rules import decide, overlay_leftovers, public_vr
@@ -97,6 +97,15 @@ class Result:
         self.actions[what] += 1
 
 
+@dataclass
+class _Pass:
+    """One data set on its way through the engine: its IOD, its date offset, what was done."""
+
+    iod: IodAttributes
+    offset: int | None
+    result: Result
+
+
 class Engine:
     """One profile and one key, applied to any number of data sets."""
 
@@ -116,7 +125,7 @@ class Engine:
         offset = self.pseudonyms.date_offset_days(patient_key) if self.profile.shifts_dates else None
         result.date_offset_days = offset
         iod = iods.for_sop_class(str(ds[SOP_CLASS_UID].value or "") if SOP_CLASS_UID in ds else "")
-        self._clean(ds, result, offset, iod, ())
+        self._clean(ds, _Pass(iod, offset, result), ())
         for tag in overlay_leftovers(map(int, ds.keys())):
             del ds[tag]
             result.count("removed")
@@ -144,7 +153,7 @@ class Engine:
 
     # -- one level ------------------------------------------------------------------------------
 
-    def _clean(self, ds: Dataset, result: Result, offset: int | None, iod: IodAttributes, parent: Path) -> None:
+    def _clean(self, ds: Dataset, run: _Pass, parent: TagPath) -> None:
         private_creators = self._safe_creators(ds) if self._keep_safe_private else None
         for tag in list(ds.keys()):
             tag = int(tag)
@@ -152,21 +161,20 @@ class Engine:
             if group & 1:
                 if private_creators is None or not self._keep_private(ds, tag, private_creators):
                     del ds[tag]
-                    result.count("private_removed")
+                    run.result.count("private_removed")
                 continue
             if element == 0 or group == 0x0002:
                 del ds[tag]
                 continue
-            action = decide(self.profile, iod, parent, tag)
+            action = decide(self.profile, run.iod, parent, tag)
             if action is None:
                 if public_vr(tag) == "SQ":
-                    self._recurse(ds, tag, result, offset, iod, (*parent, tag))
+                    self._recurse(ds, tag, run, (*parent, tag))
                 continue
-            self._apply(ds, tag, action, result, offset, iod, parent)
+            self._apply(ds, tag, action, run, parent)
 
-    def _apply(
-        self, ds: Dataset, tag: int, action: str, result: Result, offset: int | None, iod: IodAttributes, parent: Path
-    ) -> None:
+    def _apply(self, ds: Dataset, tag: int, action: str, run: _Pass, parent: TagPath) -> None:
+        result = run.result
         if action == "X":
             del ds[tag]
             result.count("removed")
@@ -179,7 +187,7 @@ class Engine:
                 ds[tag].value = []
                 result.count("emptied")
             else:  # K, C, U, D: keep the items, each processed by the same rules
-                self._recurse(ds, tag, result, offset, iod, (*parent, tag))
+                self._recurse(ds, tag, run, (*parent, tag))
             return
         if action == "K":
             return
@@ -195,19 +203,17 @@ class Engine:
             result.count("emptied" if action == "Z" else "dummied")
         else:  # C: dates shift under retain_modified_dates; other values are emptied (no text scrubbing)
             elem = ds[tag]
-            elem.value = None if elem.is_empty else self._clean_value(elem, vr, offset)
+            elem.value = None if elem.is_empty else self._clean_value(elem, vr, run.offset)
             result.count("cleaned")
 
-    def _recurse(
-        self, ds: Dataset, tag: int, result: Result, offset: int | None, iod: IodAttributes, path: Path
-    ) -> None:
+    def _recurse(self, ds: Dataset, tag: int, run: _Pass, path: TagPath) -> None:
         elem = ds[tag]
         if elem.VR != "SQ":  # a sequence that arrived as UN and could not be parsed: not inspectable
             del ds[tag]
-            result.count("unparsed_removed")
+            run.result.count("unparsed_removed")
             return
         for item in elem.value:
-            self._clean(item, result, offset, iod, path)
+            self._clean(item, run, path)
 
     # -- values ---------------------------------------------------------------------------------
 

@@ -24,12 +24,12 @@ from .profile import data_dir
 
 TABLE_NAME = "ps3.3-iods-highdicom-0.28.2.json.gz"
 ANY_IOD = "any IOD"
-Path = tuple[int, ...]
+TagPath = tuple[int, ...]
 
 # Attribute types, strongest requirement first: an attribute defined by two modules takes the stronger.
 _STRENGTH = {"1": 0, "1C": 1, "2": 2, "2C": 3, "3": 4}
-# What a type requires of a de-identified value: '1' a value (D), '2' presence (Z), '3' nothing (X).
 _REPEATING = (0x50, 0x60)  # groups 50xx and 60xx
+# What a type requires of a de-identified value: '1' a value (D), '2' presence (Z), '3' nothing (X).
 _REQUIREMENT = {"1": "1", "1C": "1", "2": "2", "2C": "2", "3": "3"}
 
 
@@ -38,17 +38,17 @@ class IodAttributes:
     """The attributes one IOD (or, for ANY_IOD, any IOD) defines, by path."""
 
     name: str
-    types: dict[Path, str]
-    described: frozenset[Path]  # the top level and every sequence whose item contents the tables list
+    types: dict[TagPath, str]
+    described: frozenset[TagPath]  # the top level and every sequence whose item contents the tables list
 
-    def describes(self, parent: Path) -> bool:
+    def describes(self, parent: TagPath) -> bool:
         """Whether the tables list what items at `parent` may hold (deep SR trees run out of depth)."""
         return parent in self.described
 
-    def defines(self, path: Path) -> bool:
+    def defines(self, path: TagPath) -> bool:
         return _normalize(path) in self.types
 
-    def requirement(self, path: Path) -> str | None:
+    def requirement(self, path: TagPath) -> str | None:
         """'1', '2' or '3' for an attribute this IOD defines at `path`; None when it does not, or when
         this is ANY_IOD (whose types mix every IOD's, so they settle nothing)."""
         if self.name == ANY_IOD:
@@ -77,7 +77,7 @@ def any_iod() -> IodAttributes:
 
 
 def _build(name: str, modules: list[str]) -> IodAttributes:
-    types: dict[Path, str] = {}
+    types: dict[TagPath, str] = {}
     for module in modules:
         for index, kind in _rows(module):
             path = _tag_path(index)
@@ -102,7 +102,7 @@ def _rows(module: str) -> list[tuple[int, str]]:
 
 
 @cache
-def _tag_path(index: int) -> Path | None:
+def _tag_path(index: int) -> TagPath | None:
     """An interned 'Seq>Keyword' path as tags; None when pydicom's dictionary lacks a keyword
     (an attribute newer than the installed pydicom, which then cannot appear by keyword anyway)."""
     by_keyword = _tags_by_keyword()
@@ -121,7 +121,7 @@ def _tags_by_keyword() -> dict[str, int]:
     return by_keyword
 
 
-def _normalize(path: Path) -> Path:
+def _normalize(path: TagPath) -> TagPath:
     """Overlay (60xx) and curve (50xx) groups are defined once, under 6000 and 5000."""
     if any(tag >> 24 in _REPEATING for tag in path):
         return tuple(tag & 0xFF00FFFF if tag >> 24 in _REPEATING else tag for tag in path)

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from functools import cache, lru_cache
 
-from .iods import IodAttributes, Path
+from .iods import IodAttributes, TagPath
 from .profile import Profile
 
 
@@ -25,7 +25,7 @@ def public_vr(tag: int) -> str | None:
 
 
 @lru_cache(maxsize=1 << 16)  # the same few hundred (profile, IOD, place) questions, file after file
-def decide(profile: Profile, iod: IodAttributes, parent: Path, tag: int) -> str | None:
+def decide(profile: Profile, iod: IodAttributes, parent: TagPath, tag: int) -> str | None:
     """The action ('X', 'Z', 'D', 'K', 'C', 'U') for public `tag` in a data set at `parent` (the tags
     of the sequences above it), or None to keep an attribute Table E.1-1 does not list and the IOD
     defines there (a sequence's items are then processed by the same rules).
