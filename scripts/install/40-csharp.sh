@@ -16,6 +16,7 @@ if [ -f "${exe}" ] && [ -z "$(find "${sources[@]}" "${resources[@]}" -newer "${e
     echo "csharp: ${exe} is up to date" >&2
     exit 0
 fi
+[ -x "${python}" ] || { echo "csharp: ${python} missing (it exports the IOD tables); run scripts/install/20-python.sh first" >&2; exit 1; }
 for tool in mcs mono; do
     command -v "${tool}" >/dev/null || { echo "csharp: ${tool} missing (apt packages mono-mcs mono-runtime)" >&2; exit 1; }
 done
