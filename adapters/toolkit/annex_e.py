@@ -16,6 +16,7 @@ if TYPE_CHECKING:
 
 ENCRYPTED_ATTRIBUTES = 0x04000500
 BURNED_IN_ANNOTATION = 0x00280301
+PIXEL_DATA = 0x7FE00010
 
 
 @dataclass(frozen=True)
@@ -122,7 +123,11 @@ def _outside_iod(before: Dataset, after: Dataset) -> list[str]:
     from dicom_hub.python_backend.deid.rules import decide
 
     profile, iod = profile_for(), iods.for_sop_class(str(after.get("SOPClassUID", "")))
-    original = {(int(elem.tag), str(elem.value)) for elem in before.iterall() if elem.VR != "SQ" and not elem.is_empty}
+    original = {
+        (int(elem.tag), str(elem.value))
+        for elem in before.iterall()
+        if elem.VR != "SQ" and elem.tag != PIXEL_DATA and not elem.is_empty  # pixels: kept by every profile
+    }
     found: set[str] = set()
 
     def walk(dataset: Dataset, parent: tuple[int, ...]) -> None:
