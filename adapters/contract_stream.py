@@ -16,6 +16,7 @@ import threading
 import time
 import weakref
 
+from dicom_hub.adapters.child_process import child_env, private_cwd
 from dicom_hub.adapters.subprocess_adapter import ToolRun, _kill_group
 from dicom_hub.contract.errors import ErrorCode, HubError
 
@@ -75,7 +76,13 @@ class StreamSession:
             self._owner = os.getpid()
             try:
                 self._proc = subprocess.Popen(
-                    self.argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True
+                    self.argv,
+                    stdin=subprocess.PIPE,
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.PIPE,
+                    start_new_session=True,
+                    cwd=private_cwd(),
+                    env=child_env(),
                 )
             except OSError as err:
                 raise HubError(ErrorCode.BACKEND_UNAVAILABLE, f"cannot start {self.argv[0]}: {err.strerror}") from None

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from dicom_hub.adapters.base import Adapter, Availability
+from dicom_hub.adapters.child_process import child_env, private_cwd
 from dicom_hub.contract.errors import ErrorCode, HubError
 from dicom_hub.contract.job import Job, Outcome
 
@@ -107,8 +108,8 @@ class SubprocessAdapter(Adapter):
                 stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,
-                cwd=cwd,
-                env={**os.environ, **env} if env else None,
+                cwd=cwd or private_cwd(),
+                env=child_env(env),
                 start_new_session=True,
                 text=True,
                 errors="replace",

@@ -18,6 +18,7 @@ import subprocess
 import termios
 import time
 
+from dicom_hub.adapters.child_process import child_env, private_cwd
 from dicom_hub.adapters.subprocess_adapter import ToolRun, _kill_group
 from dicom_hub.contract.errors import ErrorCode, HubError
 
@@ -34,7 +35,7 @@ def run_wide(args: list[str], timeout: float) -> ToolRun:
     termios.tcsetattr(slave, termios.TCSANOW, attrs)
     start = time.perf_counter()
     try:
-        proc = subprocess.Popen(args, stdout=slave, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, start_new_session=True, env={**os.environ, "NO_COLOR": "1"})
+        proc = subprocess.Popen(args, stdout=slave, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, start_new_session=True, cwd=private_cwd(), env=child_env({"NO_COLOR": "1"}))
     except OSError as err:
         os.close(master)
         os.close(slave)
