@@ -1,0 +1,190 @@
+"""The SQLite index of what `dicom-hub scp` has stored, so it can answer C-FIND, C-GET and C-MOVE.
+
+One row per SOP instance: its UIDs, its file (relative to the store root), the file's size and
+mtime (to notice files changed behind our back) and its header as DICOM JSON without bulk data
+(what queries match against). The index lives beside the files (`<root>/.dicom-hub-index.sqlite`)
+and is only a cache of them: `sync()` at start-up re-reads new or changed files and forgets
+deleted ones, and a missing, foreign or corrupt index file is rebuilt from the files.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from pydicom import Dataset
+
+INDEX_NAME = ".dicom-hub-index.sqlite"
+SCHEMA_VERSION = 1
+BULK_LIMIT = 1024  # binary values longer than this are not indexed (pixels, overlays, waveforms)
+_BINARY_VRS = frozenset({"OB", "OD", "OF", "OL", "OV", "OW", "UN"})
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS instances (
+    sop_instance_uid TEXT PRIMARY KEY,
+    sop_class_uid TEXT NOT NULL,
+    transfer_syntax TEXT NOT NULL,
+    patient_id TEXT NOT NULL,
+    study_uid TEXT NOT NULL,
+    series_uid TEXT NOT NULL,
+    path TEXT NOT NULL UNIQUE,
+    size INTEGER NOT NULL,
+    mtime_ns INTEGER NOT NULL,
+    header TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS by_study ON instances (study_uid);
+CREATE INDEX IF NOT EXISTS by_series ON instances (series_uid);
+CREATE INDEX IF NOT EXISTS by_patient ON instances (patient_id);
+"""
+
+
+@dataclass(frozen=True)
+class IndexedInstance:
+    """One stored instance as the index knows it; `header()` decodes its attributes on demand."""
+
+    sop_instance_uid: str
+    sop_class_uid: str
+    transfer_syntax: str
+    path: Path
+    header_json: str
+
+    def header(self) -> Dataset:
+        from pydicom import Dataset
+
+        return Dataset.from_json(self.header_json)
+
+
+@dataclass(frozen=True)
+class SyncReport:
+    added: int
+    removed: int
+    unreadable: list[str]
+    rebuilt: bool
+
+
+def header_json(ds: Dataset) -> str:
+    """The data set as DICOM JSON without bulk data (pixel data, long binary values)."""
+
+    def small(element: Any) -> bool:
+        return not (element.VR in _BINARY_VRS and element.value is not None and len(element.value) > BULK_LIMIT)
+
+    def handler(element: Any) -> str:  # bulk data is left out of the index, never needed to match
+        return ""
+
+    slim = ds.copy()
+    for element in list(slim):
+        if element.tag == 0x7FE00010 or not small(element):
+            del slim[element.tag]
+    return json.dumps(slim.to_json_dict(bulk_data_threshold=BULK_LIMIT, bulk_data_element_handler=handler))
+
+
+class InstanceIndex:
+    """The index of one store root. Thread-safe: association threads add and query concurrently."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.path = root / INDEX_NAME
+        self._lock = threading.Lock()
+        self._db = self._open()
+
+    def _open(self) -> sqlite3.Connection:
+        """Open (or create) the index; a file that is not our index of this version is rebuilt."""
+        try:
+            db = self._connect()
+            version = db.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()
+            if version is None or int(version[0]) != SCHEMA_VERSION:
+                raise sqlite3.DatabaseError(f"schema version {version and version[0]}")
+            return db
+        except sqlite3.DatabaseError:
+            for suffix in ("", "-wal", "-shm"):
+                Path(str(self.path) + suffix).unlink(missing_ok=True)
+            db = self._connect()
+            db.execute("INSERT INTO meta VALUES ('schema', ?)", (str(SCHEMA_VERSION),))
+            db.commit()
+            return db
+
+    def _connect(self) -> sqlite3.Connection:
+        db = sqlite3.connect(self.path, check_same_thread=False)
+        db.execute("PRAGMA journal_mode=WAL")
+        db.executescript(_SCHEMA)
+        return db
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    # Writing.
+
+    def add(self, path: Path, ds: Dataset | None = None) -> None:
+        """Index the file at `path` (inside root); the same SOP Instance UID replaces its old row,
+        and its old file when that was elsewhere (the instance came back with other study/series UIDs)."""
+        from pydicom import dcmread
+
+        if ds is None:
+            ds = dcmread(path, stop_before_pixels=True)
+        stat = path.stat()
+        relative = str(path.relative_to(self.root))
+        sop = str(ds.SOPInstanceUID)
+        row = (sop, str(ds.get("SOPClassUID", "")), str(ds.file_meta.get("TransferSyntaxUID", "")), str(ds.get("PatientID", "")),
+               str(ds.get("StudyInstanceUID", "")), str(ds.get("SeriesInstanceUID", "")), relative, stat.st_size, stat.st_mtime_ns,
+               header_json(ds))
+        with self._lock, self._db:
+            old = self._db.execute("SELECT path FROM instances WHERE sop_instance_uid = ?", (sop,)).fetchone()
+            self._db.execute("DELETE FROM instances WHERE sop_instance_uid = ? OR path = ?", (sop, relative))
+            self._db.execute("INSERT INTO instances VALUES (?,?,?,?,?,?,?,?,?,?)", row)
+        if old is not None and old[0] != relative:
+            (self.root / old[0]).unlink(missing_ok=True)
+
+    def sync(self) -> SyncReport:
+        """Bring the index in line with the files under root: (re)index new and changed files,
+        forget missing ones. Called at start-up, so a store edited while stopped is seen right."""
+        with self._lock:
+            known = {path: (size, mtime) for path, size, mtime in self._db.execute("SELECT path, size, mtime_ns FROM instances")}
+        rebuilt = not known
+        on_disk: dict[str, Path] = {}
+        for file in self.root.glob("*/*/*.dcm"):
+            on_disk[str(file.relative_to(self.root))] = file
+        removed = [p for p in known if p not in on_disk]
+        with self._lock, self._db:
+            self._db.executemany("DELETE FROM instances WHERE path = ?", [(p,) for p in removed])
+        added, unreadable = 0, []
+        for relative, file in sorted(on_disk.items(), key=lambda item: item[1].stat().st_mtime_ns):
+            stat = file.stat()
+            if known.get(relative) == (stat.st_size, stat.st_mtime_ns):
+                continue
+            try:
+                self.add(file)
+                added += 1
+            except Exception as err:  # a foreign or damaged file in the store: report it, keep going
+                unreadable.append(f"{relative}: {type(err).__name__}: {err}")
+        return SyncReport(added, len(removed), unreadable, rebuilt)
+
+    # Reading.
+
+    def candidates(self, patient_ids: list[str] | None = None, study_uids: list[str] | None = None,
+                   series_uids: list[str] | None = None, sop_uids: list[str] | None = None) -> Iterator[IndexedInstance]:
+        """Instances narrowed by exact key values (None: no condition), in a stable order."""
+        where, args = [], []
+        for column, values in (("patient_id", patient_ids), ("study_uid", study_uids), ("series_uid", series_uids), ("sop_instance_uid", sop_uids)):
+            if values is not None:
+                where.append(f"{column} IN ({','.join('?' * len(values))})")
+                args.extend(values)
+        sql = "SELECT sop_instance_uid, sop_class_uid, transfer_syntax, path, header FROM instances"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY patient_id, study_uid, series_uid, path"
+        with self._lock:
+            rows = self._db.execute(sql, args).fetchall()
+        for sop, sop_class, syntax, path, header in rows:
+            yield IndexedInstance(sop, sop_class, syntax, self.root / path, header)
+
+    def count(self) -> int:
+        with self._lock:
+            return int(self._db.execute("SELECT COUNT(*) FROM instances").fetchone()[0])
