@@ -145,3 +145,50 @@ def test_unreachable_server_and_other_backends(tmp_path):
     assert "could not be reached" in data["error"]["message"] and "refused" in data["error"]["message"].lower()
     data = expect_error(backend_request("dcmtk", "qido", url="http://127.0.0.1:1/dicom-web"), "unsupported_op")
     assert "no DICOMweb" in data["error"]["message"]
+
+
+@pytest.fixture
+def bearer_server():
+    """A minimal QIDO-RS endpoint on 127.0.0.1 that answers one study only to `Bearer <token>`
+    (Orthanc has no token authentication without an extra plugin)."""
+    import json
+    import secrets
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    token = secrets.token_urlsafe(16)
+    seen: list[str] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802 - the http.server hook name
+            seen.append(self.headers.get("Authorization", ""))
+            if self.headers.get("Authorization") != f"Bearer {token}":
+                body, status = b"token required", 401
+            else:
+                body, status = json.dumps([{"0020000D": {"vr": "UI", "Value": ["1.2.3"]}}]).encode(), 200
+            self.send_response(status)
+            self.send_header("Content-Type", "application/dicom+json" if status == 200 else "text/plain")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/dicom-web", token, seen
+    server.shutdown()
+    server.server_close()
+
+
+def test_bearer_token_from_a_file_or_the_environment(bearer_server, tmp_path, monkeypatch):
+    url, token, seen = bearer_server
+    secret = tmp_path / "token"
+    secret.write_text(token + "\n")
+    meta = expect_ok({"op": "qido", "options": {"url": url, "auth": "bearer", "auth_file": str(secret)}})["metadata"]
+    assert meta["results"][0]["0020000D"]["Value"] == ["1.2.3"] and seen[-1] == f"Bearer {token}"
+    monkeypatch.setenv(SECRET_ENV, "not-the-token")
+    data = expect_error({"op": "qido", "options": {"url": url, "auth": "bearer", "auth_env": SECRET_ENV}}, "network_error")
+    assert "HTTP 401" in data["error"]["message"] and "token required" in data["error"]["message"]

@@ -204,3 +204,34 @@ def test_store_re_encodes_sequence_items_for_an_implicit_vr_peer(hub_scp):
     run = subprocess.run([dcmdump, str(received)], capture_output=True, text=True, timeout=30)
     assert run.returncode == 0 and "E:" not in run.stderr, run.stderr
     assert "OtherPatientIDsSequence" in run.stdout
+
+
+AGREEMENT_QUERIES = (
+    ("STUDY", {"PatientName": "*SAMPLES^?R1"}),
+    ("STUDY", {"StudyDate": "20030101-20041231", "ModalitiesInStudy": ""}),
+    ("SERIES", {"Modality": "RTDOSE"}),
+    ("SERIES", {"SeriesNumber": ""}),
+    ("IMAGE", {"StudyTime": "07-19"}),
+)
+
+
+def test_our_answers_agree_with_orthanc_on_the_same_data(loaded, orthanc):
+    """Orthanc is the reference: the same files, the same C-FIND, the same matches and values."""
+    orthanc.preload(paths())
+    studies = {h.StudyInstanceUID for h in headers()}
+    for level, query in AGREEMENT_QUERIES:
+        ours = expect_ok({"op": "find", "options": opts(loaded, level=level, query=query)})["metadata"]["results"]
+        theirs = expect_ok({"op": "find", "options": opts(orthanc, level=level, query=query)})["metadata"]["results"]
+        theirs = [r for r in theirs if r["0020000D"]["Value"][0] in studies]  # Orthanc also holds other tests' data
+        key = {"STUDY": "0020000D", "SERIES": "0020000E", "IMAGE": "00080018"}[level]
+        assert sorted(r[key]["Value"][0] for r in ours) == sorted(r[key]["Value"][0] for r in theirs) and ours, (level, query)
+        compared = [tag for tag in theirs[0] if tag not in ("00080005", "00080054", "00080056")]
+        for mine in ours:
+            other = next(r for r in theirs if r[key] == mine[key])
+            assert {t: _plain(mine.get(t)) for t in compared} == {t: _plain(other.get(t)) for t in compared}, (level, query, mine[key])
+
+
+def _plain(element: dict | None) -> list[str]:
+    """An element's values as text (IS/DS numbers and PN objects compare as strings)."""
+    values = (element or {}).get("Value") or []
+    return [str(v.get("Alphabetic")) if isinstance(v, dict) else str(v) for v in values]
