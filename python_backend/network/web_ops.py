@@ -122,6 +122,8 @@ def stow(job: Job) -> Outcome:
     sendable = [i for i in items if i.result is None]
     size = int(job.option("batch_size", 50))
     for start in range(0, len(sendable), size):
+        if peer.out_of_time():
+            raise HubError(ErrorCode.TIMEOUT, f"STOW-RS to {peer.url} did not finish within options.timeout ({start} of {len(sendable)} files sent)", "raise options.timeout")
         batch: list[tuple[FileToSend, Dataset]] = []
         for item in sendable[start : start + size]:
             try:
