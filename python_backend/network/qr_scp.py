@@ -106,7 +106,7 @@ class QueryRetrieveService:
         for uid in sop_class_names():
             ae.add_supported_context(uid)
         for cx in AllStoragePresentationContexts:
-            ae.add_supported_context(cx.abstract_syntax, ALL_TRANSFER_SYNTAXES, scu_role=False, scp_role=True)
+            ae.add_supported_context(cx.abstract_syntax, ALL_TRANSFER_SYNTAXES, scu_role=True, scp_role=True)
 
     def handlers(self) -> list[tuple[Any, Callable[..., Any]]]:
         from pynetdicom import evt

@@ -235,3 +235,19 @@ def _plain(element: dict | None) -> list[str]:
     """An element's values as text (IS/DS numbers and PN objects compare as strings)."""
     values = (element or {}).get("Value") or []
     return [str(v.get("Alphabetic")) if isinstance(v, dict) else str(v) for v in values]
+
+
+def test_storage_still_works_when_the_sender_negotiates_roles(hub_scp):
+    # The storage contexts also accept the SCP role (for C-GET); a sender that proposes the SCU
+    # role explicitly must still be able to C-STORE.
+    from pynetdicom import AE
+    from pynetdicom.presentation import build_role
+
+    ct = dcmread(sample("CT_small.dcm"))
+    ae = AE("ROLES")
+    ae.add_requested_context(ct.SOPClassUID, [ct.file_meta.TransferSyntaxUID])
+    assoc = ae.associate(hub_scp.host, hub_scp.port, ae_title=hub_scp.aet, ext_neg=[build_role(ct.SOPClassUID, scu_role=True)])
+    assert assoc.is_established
+    status = assoc.send_c_store(ct).Status
+    assoc.release()
+    assert status == 0 and [p.stem for p in hub_scp.output.rglob("*.dcm")] == [ct.SOPInstanceUID]
