@@ -1,9 +1,10 @@
 """The SQLite index of what `dicom-hub scp` has stored, so it can answer C-FIND, C-GET and C-MOVE.
 
 One row per SOP instance: its UIDs and modality, its file (relative to the store root), the file's
-size and mtime (to notice files changed behind our back) and its header without bulk data, encoded
-as Explicit VR Little Endian (what queries match against: pydicom reads it back lazily, ten times
-faster than DICOM JSON). The index lives beside the files (`<root>/.dicom-hub-index.sqlite`)
+size and mtime (to notice files changed behind our back) and its header: the file's own bytes from
+the end of the file meta to the Pixel Data, in the file's encoding (what queries match against;
+pydicom reads it back lazily, which is ten times faster than DICOM JSON, and nothing is re-encoded
+at indexing time). A deflated or very large header is re-encoded without its bulk data. The index lives beside the files (`<root>/.dicom-hub-index.sqlite`)
 and is only a cache of them: `sync()` at start-up re-reads new or changed files and forgets
 deleted ones, and a missing, foreign or corrupt index file is rebuilt from the files.
 """
@@ -21,8 +22,9 @@ if TYPE_CHECKING:
     from pydicom import Dataset
 
 INDEX_NAME = ".dicom-hub-index.sqlite"
-SCHEMA_VERSION = 2
-BULK_LIMIT = 1024  # binary values longer than this are not indexed (pixels, overlays, waveforms)
+SCHEMA_VERSION = 3
+BULK_LIMIT = 1024  # binary values longer than this are left out of a re-encoded header
+HEADER_LIMIT = 256 * 1024  # a longer header (big overlays, waveforms) is re-encoded without bulk data
 _BINARY_VRS = frozenset({"OB", "OD", "OF", "OL", "OV", "OW", "UN"})
 
 _SCHEMA = """
@@ -35,6 +37,8 @@ CREATE TABLE IF NOT EXISTS instances (
     study_uid TEXT NOT NULL,
     series_uid TEXT NOT NULL,
     modality TEXT NOT NULL,
+    implicit_vr INTEGER NOT NULL,
+    little_endian INTEGER NOT NULL,
     path TEXT NOT NULL UNIQUE,
     size INTEGER NOT NULL,
     mtime_ns INTEGER NOT NULL,
@@ -57,6 +61,8 @@ class IndexedInstance:
     study_uid: str
     series_uid: str
     modality: str
+    implicit_vr: bool
+    little_endian: bool
     path: Path
     header_bytes: bytes
 
@@ -65,7 +71,7 @@ class IndexedInstance:
 
         from pydicom.filereader import read_dataset
 
-        return read_dataset(BytesIO(self.header_bytes), is_implicit_VR=False, is_little_endian=True)
+        return read_dataset(BytesIO(self.header_bytes), is_implicit_VR=bool(self.implicit_vr), is_little_endian=bool(self.little_endian))
 
 
 @dataclass(frozen=True)
@@ -76,7 +82,24 @@ class SyncReport:
     rebuilt: bool
 
 
-def header_bytes(ds: Dataset) -> bytes:
+def read_header(path: Path) -> tuple[Dataset, bytes, bool, bool]:
+    """The file's data set up to its Pixel Data, its bytes as they are in the file, and their
+    encoding (implicit VR?, little endian?)."""
+    from pydicom import dcmread
+    from pynetdicom.dsutils import split_dataset
+
+    _, start = split_dataset(path)
+    with path.open("rb") as fp:
+        ds = dcmread(fp, stop_before_pixels=True)
+        end = fp.tell()  # pydicom stops at the start of the Pixel Data element
+        syntax = ds.file_meta.TransferSyntaxUID
+        if syntax.is_deflated or end - start > HEADER_LIMIT or start >= end:
+            return ds, slim_header(ds), False, True
+        fp.seek(start)
+        return ds, fp.read(end - start), syntax.is_implicit_VR, syntax.is_little_endian
+
+
+def slim_header(ds: Dataset) -> bytes:
     """The data set without bulk data (pixel data, long binary values), as Explicit VR Little Endian."""
     from pydicom.filebase import DicomBytesIO
     from pydicom.filewriter import write_dataset
@@ -123,6 +146,7 @@ class InstanceIndex:
     def _connect(self) -> sqlite3.Connection:
         db = sqlite3.connect(self.path, check_same_thread=False)
         db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=NORMAL")  # a cache of the files: durable enough, and no fsync per instance
         db.executescript(_SCHEMA)
         return db
 
@@ -132,23 +156,20 @@ class InstanceIndex:
 
     # Writing.
 
-    def add(self, path: Path, ds: Dataset | None = None) -> None:
+    def add(self, path: Path) -> None:
         """Index the file at `path` (inside root); the same SOP Instance UID replaces its old row,
         and its old file when that was elsewhere (the instance came back with other study/series UIDs)."""
-        from pydicom import dcmread
-
-        if ds is None:
-            ds = dcmread(path, stop_before_pixels=True)
+        ds, header, implicit_vr, little_endian = read_header(path)
         stat = path.stat()
         relative = str(path.relative_to(self.root))
         sop = str(ds.SOPInstanceUID)
         row = (sop, str(ds.get("SOPClassUID", "")), str(ds.file_meta.get("TransferSyntaxUID", "")), str(ds.get("PatientID", "")),
-               str(ds.get("StudyInstanceUID", "")), str(ds.get("SeriesInstanceUID", "")), str(ds.get("Modality", "")), relative,
-               stat.st_size, stat.st_mtime_ns, header_bytes(ds))
+               str(ds.get("StudyInstanceUID", "")), str(ds.get("SeriesInstanceUID", "")), str(ds.get("Modality", "")),
+               implicit_vr, little_endian, relative, stat.st_size, stat.st_mtime_ns, header)
         with self._lock, self._db:
             old = self._db.execute("SELECT path FROM instances WHERE sop_instance_uid = ?", (sop,)).fetchone()
             self._db.execute("DELETE FROM instances WHERE sop_instance_uid = ? OR path = ?", (sop, relative))
-            self._db.execute("INSERT INTO instances VALUES (?,?,?,?,?,?,?,?,?,?,?)", row)
+            self._db.execute("INSERT INTO instances VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)", row)
         if old is not None and old[0] != relative:
             (self.root / old[0]).unlink(missing_ok=True)
 
@@ -186,7 +207,7 @@ class InstanceIndex:
             if values is not None:
                 where.append(f"{column} IN ({','.join('?' * len(values))})")
                 args.extend(values)
-        sql = "SELECT sop_instance_uid, sop_class_uid, transfer_syntax, patient_id, study_uid, series_uid, modality, path, header FROM instances"
+        sql = "SELECT sop_instance_uid, sop_class_uid, transfer_syntax, patient_id, study_uid, series_uid, modality, implicit_vr, little_endian, path, header FROM instances"
         if where:
             sql += " WHERE " + " AND ".join(where)
         sql += " ORDER BY patient_id, study_uid, series_uid, path"

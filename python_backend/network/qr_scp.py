@@ -176,6 +176,8 @@ class QueryRetrieveService:
             else:
                 out.add_new(key.tag, key.VR, None)
         out.QueryRetrieveLevel = level
+        for _ in out.iterall():  # decode every element, items too: the index keeps them in the
+            pass  # file's encoding, and a raw one would be sent in that encoding whatever was negotiated
         return out
 
     # C-GET and C-MOVE

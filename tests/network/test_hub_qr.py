@@ -93,6 +93,13 @@ def test_find_matching_rules_at_every_level(loaded):
     assert tag_values(hits, "00080018") == [ds["RTDOSE"].SOPInstanceUID]
     assert hits[0]["300C0002"]["Value"][0]["00081155"]["Value"] == [plan]
     assert find(loaded, "IMAGE", {"ReferencedRTPlanSequence": {"ReferencedSOPInstanceUID": "1.2.3"}}) == []
+    # An empty sequence key returns the whole items, whatever the file's encoding and the answer's.
+    hits = find(loaded, "IMAGE", {"SOPInstanceUID": ds["CT"].SOPInstanceUID, "OtherPatientIDsSequence": {}})
+    items = hits[0]["00101002"]["Value"]
+    assert [i["00100020"]["Value"] for i in items] == [[item.PatientID] for item in ds["CT"].OtherPatientIDsSequence]
+    hits = find(loaded, "IMAGE", {"SOPInstanceUID": ds["RTDOSE"].SOPInstanceUID, "ReferencedRTPlanSequence": {}})
+    item = hits[0]["300C0002"]["Value"][0]
+    assert (item["00081150"]["Value"], item["00081155"]["Value"]) == ([ds["RTDOSE"].ReferencedRTPlanSequence[0].ReferencedSOPClassUID], [plan])
 
 
 def test_study_root_has_no_patient_level(loaded):
