@@ -116,7 +116,12 @@ class QueryRetrieveService:
         return [(evt.EVT_C_FIND, self.on_find), (evt.EVT_C_GET, self.on_get), (evt.EVT_C_MOVE, self.on_move)]
 
     def indexed(self, path: Path) -> None:
-        self.index.add(path)
+        """Index a file just stored. The file is kept either way (the C-STORE succeeded); one the
+        index cannot read is logged and stays out of query results until it is fixed and re-sent."""
+        try:
+            self.index.add(path)
+        except Exception as err:
+            self.log(f"index: not indexed: {path.relative_to(self.root)}: {type(err).__name__}: {err}")
 
     def close(self) -> None:
         self.index.close()

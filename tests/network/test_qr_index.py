@@ -62,3 +62,17 @@ def test_a_damaged_or_foreign_index_is_rebuilt(tmp_path):
         db.execute("UPDATE meta SET value = '0' WHERE key = 'schema'")  # an older layout
     index = InstanceIndex(tmp_path)
     assert index.count() == 0 and index.sync().added == 1 and index.count() == 1
+
+
+def test_a_deflated_file_is_indexed_from_a_re_encoded_header(tmp_path):
+    original = dcmread(sample("image_dfl.dcm"))
+    assert original.file_meta.TransferSyntaxUID.is_deflated
+    index = InstanceIndex(tmp_path)
+    path = place(tmp_path, "image_dfl.dcm")
+    assert dcmread(path).file_meta.TransferSyntaxUID.is_deflated
+    index.add(path)
+    (row,) = index.candidates()
+    header = row.header()
+    assert (row.implicit_vr, row.little_endian) == (False, True)
+    assert header.SOPInstanceUID == original.SOPInstanceUID and header.Rows == original.Rows
+    assert "PixelData" not in header
