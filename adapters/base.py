@@ -47,6 +47,12 @@ def supports(*options: str, note: str = "") -> OpSupport:
 
 ALL_OPTIONS = OpSupport()
 
+# Op families only some backends serve, and why the others do not: one reason for every adapter
+# (contract-native programs included) instead of a stub in each.
+FAMILY_REASONS = {
+    "dicomweb": "{name} has no DICOMweb (HTTP) client; backend python serves qido/wado/stow (pip install 'dicom-hub[dicomweb]')",
+}
+
 
 class Adapter(ABC):
     """A backend: something that turns a `Job` into an `Outcome` (or raises `HubError`)."""
@@ -85,4 +91,10 @@ class Adapter(ABC):
         return self.capabilities().get(op)
 
     def unsupported_reason(self, op: str) -> str:
-        return self.unsupported.get(op, f"{self.name} does not implement {op!r}")
+        if op in self.unsupported:
+            return self.unsupported[op]
+        from dicom_hub.contract.catalog import load_catalog
+
+        spec = load_catalog().get(op)
+        reason = FAMILY_REASONS.get(spec.family) if spec is not None else None
+        return reason.format(name=self.name) if reason else f"{self.name} does not implement {op!r}"

@@ -30,14 +30,17 @@ OPS: dict[str, str] = {
     "move": "network.retrieve:move",
     "nifti": "nifti:nifti",
     "organize": "batch.organize:organize",
+    "qido": "network.web_ops:qido",
     "split_multiframe": "multiframe:split_multiframe",
     "stats": "pixels.stats:stats",
     "store": "network.store:store",
+    "stow": "network.web_ops:stow",
     "to_image": "pixels.to_image:to_image",
     "to_json": "json_model:to_json",
     "transcode": "pixels.transcode:transcode",
     "validate": "validate:validate",
     "volume": "volume:volume",
+    "wado": "network.web_ops:wado",
     "worklist": "network.query:worklist",
 }
 

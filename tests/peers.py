@@ -25,14 +25,21 @@ Fixtures (tests/conftest.py imports them, so every test can ask for them by name
     Datasets; 3 items: CT on station CT01 today, MR on MR01 today, CT on CT01 tomorrow; dates
     in `WORKLIST_DATES`).
 
+`orthanc_web` (session) -> `OrthancWebPeer`: another Orthanc, with the DICOMweb plugin and HTTP on
+    a free port (answering loopback clients only; Orthanc 1.10 cannot bind HTTP to one address):
+    `url` (the DICOMweb root), `user`, `password` (HTTP basic, random per session), plus the
+    DICOM fields above (no C-MOVE destinations, no worklists).
+
 Helpers: `free_port()` (a free loopback port), `c_echo_ok(host, port, aet)`, `c_store_files(...)`,
 `start_peer_process(args, log, ready, what)` / `stop_process(proc)` (start any server and wait until
 `ready()`; stop it by pid), `worklist_item(...)`, `sample_worklist()`, `write_worklist(folder, items)`
 (`*.wl` files for wlmscpfs or Orthanc's `worklist_dir`), `orthanc_config(...)` (used by the benchmark).
 
 `hub_scp_factory` (function) -> `start(port=None, aet="HUBSCP", allow=(), output=None,
-    host="127.0.0.1") -> HubScp` runs `dicom-hub scp` as a subprocess and waits until it
-    listens; every SCP started is stopped (SIGTERM, by pid) at the end of the test.
+    host="127.0.0.1", move=()) -> HubScp` runs `dicom-hub scp` as a subprocess and waits until it
+    listens; `move` are its C-MOVE destinations ("AET=host:port"); every SCP started is stopped
+    (SIGTERM, by pid) at the end of the test. It answers C-FIND/C-GET/C-MOVE on what it stored,
+    so it is a Query/Retrieve peer as well as a receiver.
     HubScp: host, port, aet, output (Path), log (Path, its stderr), proc, stop() -> exit code,
     log_text().
 `hub_scp` (function) -> a HubScp on a free port with AE "HUBSCP" and a temporary output folder.
@@ -55,12 +62,13 @@ from pathlib import Path
 
 import pytest
 
-__all__ = ["hub_scp", "hub_scp_factory", "orthanc", "wlmscpfs"]
+__all__ = ["hub_scp", "hub_scp_factory", "orthanc", "orthanc_web", "wlmscpfs"]
 
 HOST = "127.0.0.1"
 START_TIMEOUT_S = 30.0
 MOVE_DESTINATIONS = ("HUBSCP", "MOVESCU", "RSMOVESCU", "SPARE")
 WORKLIST_PLUGIN = Path("/usr/share/orthanc/plugins/libModalityWorklists.so")
+DICOMWEB_PLUGIN = Path("/usr/share/orthanc/plugins/libOrthancDicomWeb.so")  # Debian package orthanc-dicomweb
 _TODAY = dt.date.today()
 WORKLIST_DATES = {"today": _TODAY.strftime("%Y%m%d"), "tomorrow": (_TODAY + dt.timedelta(days=1)).strftime("%Y%m%d")}
 
@@ -224,6 +232,70 @@ def orthanc(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OrthancPeer]:
 
 
 @dataclass
+class OrthancWebPeer(OrthancPeer):
+    """An Orthanc with its DICOMweb plugin: `url` is the DICOMweb root; HTTP basic authentication
+    with `user`/`password` (random per session) is required."""
+
+    url: str = ""
+    user: str = ""
+    password: str = ""
+
+
+def http_ok(url: str, user: str, password: str) -> bool:
+    """True when an authenticated GET of `url` answers 200."""
+    import base64
+    import urllib.request
+
+    token = base64.b64encode(f"{user}:{password}".encode()).decode()
+    request = urllib.request.Request(url, headers={"Authorization": f"Basic {token}", "Accept": "application/dicom+json"})
+    try:
+        with urllib.request.urlopen(request, timeout=2) as answer:
+            return answer.status == 200
+    except OSError:
+        return False
+
+
+@pytest.fixture(scope="session")
+def orthanc_web(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OrthancWebPeer]:
+    """A second Orthanc, with HTTP and the DICOMweb plugin. Orthanc 1.10 cannot bind its HTTP
+    server to one address: `RemoteAccessAllowed: false` makes it refuse every client but the
+    loopback ones, and a random password protects it meanwhile."""
+    import secrets
+
+    exe = orthanc_executable() or require_tool("Orthanc")
+    if not DICOMWEB_PLUGIN.exists():
+        from conftest import missing
+
+        missing(f"Orthanc's DICOMweb plugin {DICOMWEB_PLUGIN} (apt-get install orthanc-dicomweb)")
+    root = tmp_path_factory.mktemp("orthanc-web")
+    port, http_port = free_port(), free_port()
+    user, password = "hub", secrets.token_urlsafe(16)
+    config = orthanc_config(port, root, {}, None)
+    config.update({
+        "HttpServerEnabled": True,
+        "HttpPort": http_port,
+        "RemoteAccessAllowed": False,
+        "AuthenticationEnabled": True,
+        "RegisteredUsers": {user: password},
+        "Plugins": [str(DICOMWEB_PLUGIN)],
+        "DicomWeb": {"Enable": True, "Root": "/dicom-web/", "EnableWado": False, "Host": HOST, "Ssl": False},
+    })
+    path = root / "orthanc.json"
+    path.write_text(json.dumps(config, indent=2))
+    log = root / "orthanc.log"
+    url = f"http://{HOST}:{http_port}/dicom-web"
+
+    def ready() -> bool:
+        return c_echo_ok(HOST, port, "ORTHANC") and http_ok(f"{url}/studies", user, password)
+
+    proc = start_peer_process([exe, "--no-jobs", str(path)], log, ready, "Orthanc (DICOMweb)")
+    try:
+        yield OrthancWebPeer(HOST, port, "ORTHANC", {}, None, root, log, proc, url, user, password)
+    finally:
+        stop_process(proc)
+
+
+@dataclass
 class WorklistPeer:
     host: str
     port: int
@@ -323,10 +395,12 @@ class HubScp:
         return self.log.read_text(errors="replace")
 
 
-def hub_scp_command(port: int, output: Path, aet: str, allow: Sequence[str], host: str) -> list[str]:
+def hub_scp_command(port: int, output: Path, aet: str, allow: Sequence[str], host: str, move: Sequence[str] = ()) -> list[str]:
     args = [sys.executable, "-m", "dicom_hub.interface", "scp", "--port", str(port), "--output", str(output), "--aet", aet, "--host", host]
     for title in allow:
         args += ["--allow-aet", title]
+    for destination in move:
+        args += ["--move-destination", destination]
     return args
 
 
@@ -338,13 +412,14 @@ def _listening(log: Path) -> bool:
 def hub_scp_factory(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[..., HubScp]]:
     started: list[HubScp] = []
 
-    def start(port: int | None = None, aet: str = "HUBSCP", allow: Sequence[str] = (), output: Path | None = None, host: str = HOST) -> HubScp:
+    def start(port: int | None = None, aet: str = "HUBSCP", allow: Sequence[str] = (), output: Path | None = None, host: str = HOST,
+              move: Sequence[str] = ()) -> HubScp:
         root = tmp_path_factory.mktemp("hubscp")
         out = output if output is not None else root / "received"
         port = port or free_port()
         log = root / "scp.log"
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-        proc = start_peer_process(hub_scp_command(port, out, aet, allow, host), log, lambda: _listening(log), "dicom-hub scp", env)
+        proc = start_peer_process(hub_scp_command(port, out, aet, allow, host, move), log, lambda: _listening(log), "dicom-hub scp", env)
         scp = HubScp(host, port, aet, out, log, proc)
         started.append(scp)
         return scp

@@ -10,7 +10,7 @@ import sys
 PACKAGES = (
     "dicom-hub", "pydicom", "pynetdicom", "numpy", "pillow", "pydantic", "jsonschema", "fastjsonschema",
     "pylibjpeg", "pylibjpeg-libjpeg", "pylibjpeg-openjpeg", "pylibjpeg-rle", "pyjpegls", "python-gdcm",
-    "nibabel", "pyarrow", "tqdm",
+    "nibabel", "pyarrow", "tqdm", "dicomweb-client", "requests",
 )  # fmt: skip
 
 

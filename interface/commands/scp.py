@@ -1,4 +1,5 @@
-"""`dicom-hub scp`: run a Storage SCP (C-STORE and C-ECHO) until SIGINT or SIGTERM.
+"""`dicom-hub scp`: run a Storage SCP (C-STORE and C-ECHO, plus C-FIND/C-GET/C-MOVE of what it
+stored) until SIGINT or SIGTERM.
 
 Files land in `OUTPUT/<StudyUID>/<SeriesUID>/<SOPUID>.dcm`; one line per association on stderr.
 """
@@ -26,6 +27,16 @@ def port_number(text: str) -> int:
     return int(text)
 
 
+def move_destination(text: str) -> str:
+    from dicom_hub.python_backend.network.qr_scp import parse_destination
+
+    try:
+        parse_destination(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+    return text
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--port", type=port_number, required=True, help="TCP port to listen on")
     parser.add_argument("--output", required=True, help="folder receiving <StudyUID>/<SeriesUID>/<SOPUID>.dcm")
@@ -34,6 +45,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--allow-aet", type=ae_title, action="append", default=[], metavar="AET",
         help="accept associations only from this calling AE title (repeat for more; default: any)",
+    )
+    parser.add_argument(
+        "--move-destination", type=move_destination, action="append", default=[], metavar="AET=HOST:PORT",
+        help="a C-MOVE destination of the Query/Retrieve service (repeat for more; others are refused with 0xA801)",
     )
 
 
@@ -46,7 +61,8 @@ def run(args: argparse.Namespace) -> int:
     def log(line: str) -> None:
         print(line, file=sys.stderr, flush=True)
 
-    scp = StorageSCP(Path(args.output).expanduser().absolute(), args.port, args.host, args.aet, tuple(args.allow_aet), log)
+    scp = StorageSCP(Path(args.output).expanduser().absolute(), args.port, args.host, args.aet, tuple(args.allow_aet), log,
+                     move_destinations=tuple(args.move_destination))
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())

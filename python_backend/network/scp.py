@@ -1,4 +1,5 @@
-"""A Storage SCP (plus Verification): receive instances into `<root>/<Study>/<Series>/<SOP>.dcm`.
+"""A Storage SCP (plus Verification and Query/Retrieve, see qr_scp.py): receive instances into
+`<root>/<Study>/<Series>/<SOP>.dcm`.
 
 Used by `dicom-hub scp`. It binds 127.0.0.1 unless told otherwise, refuses calling AE titles not
 in the allow-list (when one is given), writes each instance atomically exactly as received, and
@@ -39,9 +40,11 @@ class StorageSCP:
     allow: Sequence[str] = ()
     log: Callable[[str], None] = print
     overwrite: bool = True  # a re-sent instance (same SOP Instance UID) replaces the earlier copy
+    move_destinations: Sequence[str] = ()  # "AET=host:port" C-MOVE destinations of the Q/R service
     stored_total: int = 0
     _stats: dict[int, AssociationStats] = field(default_factory=dict, repr=False)
     _server: Any = field(default=None, repr=False)
+    _qr: Any = field(default=None, repr=False)  # QueryRetrieveService (qr_scp.py)
 
     def start(self) -> None:
         from pynetdicom import AE, ALL_TRANSFER_SYNTAXES, evt
@@ -54,6 +57,13 @@ class StorageSCP:
         ae.add_supported_context(VERIFICATION, ALL_TRANSFER_SYNTAXES)
         if self.allow:
             ae.require_calling_aet = list(self.allow)
+        # --- Query/Retrieve (qr_scp.py): index what is stored, answer C-FIND/C-GET/C-MOVE ---
+        from .qr_scp import QueryRetrieveService, parse_destination
+
+        destinations = {d.aet: d for d in map(parse_destination, self.move_destinations)}
+        self._qr = QueryRetrieveService(self.root, self.aet, destinations, self.log)
+        self._qr.configure(ae)
+        # --- end Query/Retrieve ---
         handlers = [
             (evt.EVT_CONN_OPEN, no_delay),
             (evt.EVT_ESTABLISHED, self._on_established),
@@ -62,6 +72,7 @@ class StorageSCP:
             (evt.EVT_RELEASED, self._on_end, ["released"]),
             (evt.EVT_ABORTED, self._on_end, ["aborted"]),
             (evt.EVT_REJECTED, self._on_rejected),
+            *self._qr.handlers(),
         ]
         self._server = ae.start_server((self.host, self.port), block=False, evt_handlers=handlers)
 
@@ -69,6 +80,9 @@ class StorageSCP:
         if self._server is not None:
             self._server.shutdown()
             self._server = None
+        if self._qr is not None:
+            self._qr.close()
+            self._qr = None
 
     # Event handlers (run in each association's thread).
 
@@ -78,7 +92,8 @@ class StorageSCP:
     def _on_store(self, event: Any) -> int:
         stats = self._stats.setdefault(id(event.assoc), AssociationStats(_peer(event.assoc)))
         try:
-            save_received(event, self.root, self.overwrite)
+            stored = save_received(event, self.root, self.overwrite)
+            self._qr.indexed(stored.path)  # Query/Retrieve: the index follows every stored file
         except RejectedInstance as err:
             stats.refused += 1
             stats.first_refusal = stats.first_refusal or str(err)

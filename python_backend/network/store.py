@@ -133,7 +133,9 @@ def uncompressed_copy(path: Path, syntax: str) -> Any:
 
     ds = dcmread(path)
     if ds.file_meta.TransferSyntaxUID.is_compressed:
-        ds.decompress()
+        ds.decompress(generate_instance_uid=False)  # the same instance, only its encoding changes
+    for _ in ds.iterall():  # decode every element, sequence items too: a raw one would be written
+        pass  # back in the file's encoding, e.g. Explicit VR items inside an Implicit VR data set
     target = UID(syntax)
     ds.file_meta.TransferSyntaxUID = target
     # pynetdicom encodes by the data set's own encoding and refuses a mismatch with the context's.
