@@ -1,6 +1,8 @@
 """`dicom-hub scp`: run a Storage SCP (C-STORE and C-ECHO) until SIGINT or SIGTERM.
 
-Files land in `OUTPUT/<StudyUID>/<SeriesUID>/<SOPUID>.dcm`; one line per association on stderr.
+Files land in `OUTPUT/<StudyUID>/<SeriesUID>/<SOPUID>.dcm`; one line per association (or refusal)
+on stderr. Limits (associations, PDU, instance size, idle timeouts) and TLS are options.
+A signal aborts open associations and the process exits within seconds.
 """
 
 from __future__ import annotations
@@ -10,8 +12,12 @@ import re
 import signal
 import sys
 import threading
+from collections.abc import Callable
+from typing import Any
 
 _AE_TITLE = re.compile(r"^(?! +$)[ -\[\]-~]{1,16}$")
+_SIZE = re.compile(r"^(\d+)([KMG]?)$", re.I)
+_UNITS = {"": 1, "K": 1024, "M": 1024**2, "G": 1024**3}
 
 
 def ae_title(text: str) -> str:
@@ -26,7 +32,33 @@ def port_number(text: str) -> int:
     return int(text)
 
 
+def byte_size(text: str) -> int:
+    """`2G`, `256M`, `64K` or a number of bytes; 0 means no limit."""
+    match = _SIZE.match(text.strip())
+    if not match:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a size (a number of bytes, or with K, M or G, e.g. 512M; 0 = no limit)")
+    return int(match[1]) * _UNITS[match[2].upper()]
+
+
+def bounded(kind: type, low: float, high: float | None = None) -> Callable[[str], Any]:
+    """An argparse type: a number of `kind` within [low, high]."""
+
+    def parse(text: str) -> Any:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+        if value < low or (high is not None and value > high):
+            raise argparse.ArgumentTypeError(f"{text} is out of range ({low:g} to {high:g})" if high is not None else f"{text} must be at least {low:g}")
+        return value
+
+    return parse
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from dicom_hub.python_backend.network.scp_limits import ScpLimits
+
+    defaults = ScpLimits()
     parser.add_argument("--port", type=port_number, required=True, help="TCP port to listen on")
     parser.add_argument("--output", required=True, help="folder receiving <StudyUID>/<SeriesUID>/<SOPUID>.dcm")
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1; 0.0.0.0 = every interface)")
@@ -35,6 +67,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--allow-aet", type=ae_title, action="append", default=[], metavar="AET",
         help="accept associations only from this calling AE title (repeat for more; default: any)",
     )
+    limits = parser.add_argument_group("limits")
+    limits.add_argument("--max-associations", type=bounded(int, 1, 1000), default=defaults.max_associations, metavar="N",
+                        help=f"concurrent associations; more are rejected (local limit exceeded) (default {defaults.max_associations})")
+    limits.add_argument("--max-pdu", type=bounded(int, 0, 2**32 - 1), default=defaults.max_pdu, metavar="BYTES",
+                        help=f"largest PDU we receive, announced to peers; 0 = no limit (default {defaults.max_pdu})")
+    limits.add_argument("--max-instance-size", type=byte_size, default=defaults.max_instance_bytes, metavar="SIZE",
+                        help="refuse larger instances with C-STORE status 0xA700, e.g. 512M; 0 = no limit (default 2G)")
+    limits.add_argument("--acse-timeout", type=bounded(float, 0.1), default=defaults.acse_timeout, metavar="S",
+                        help=f"seconds a new connection may take to request an association (default {defaults.acse_timeout:g})")
+    limits.add_argument("--idle-timeout", type=bounded(float, 0.1), default=defaults.idle_timeout, metavar="S",
+                        help=f"abort an association silent for this many seconds (default {defaults.idle_timeout:g})")
+    limits.add_argument("--dimse-timeout", type=bounded(float, 0.1), default=defaults.dimse_timeout, metavar="S",
+                        help=f"seconds to wait for the rest of a DIMSE message (default {defaults.dimse_timeout:g})")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -42,11 +87,13 @@ def run(args: argparse.Namespace) -> int:
 
     from dicom_hub.contract.errors import HubError
     from dicom_hub.python_backend.network.scp import StorageSCP
+    from dicom_hub.python_backend.network.scp_limits import ScpLimits
 
     def log(line: str) -> None:
         print(line, file=sys.stderr, flush=True)
 
-    scp = StorageSCP(Path(args.output).expanduser().absolute(), args.port, args.host, args.aet, tuple(args.allow_aet), log)
+    limits = ScpLimits(args.max_associations, args.max_pdu, args.max_instance_size, args.acse_timeout, args.idle_timeout, args.dimse_timeout)
+    scp = StorageSCP(Path(args.output).expanduser().absolute(), args.port, args.host, args.aet, tuple(args.allow_aet), log, limits=limits)
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())

@@ -1,22 +1,50 @@
 """A Storage SCP (plus Verification): receive instances into `<root>/<Study>/<Series>/<SOP>.dcm`.
 
 Used by `dicom-hub scp`. It binds 127.0.0.1 unless told otherwise, refuses calling AE titles not
-in the allow-list (when one is given), writes each instance atomically exactly as received, and
-logs one line per association (peer, counts, how it ended) through `log`.
+in the allow-list (when one is given), enforces the limits of `ScpLimits`, writes each instance
+atomically exactly as received, and logs one line per association (peer, counts, how it ended)
+or per refusal (with the true reason) through `log`.
+
+Received data sets are streamed to a private temporary folder (pynetdicom's chunked receive),
+never held whole in memory; `stop()` aborts open associations and removes that folder.
+
+Extending: `build_ae()` makes the AE with its presentation contexts and `event_handlers()` lists
+the (event, handler) pairs; a subclass or a caller can add services (e.g. Query/Retrieve) to both.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import shutil
+import tempfile
+import threading
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ._association import no_delay
-from .storage import RejectedInstance, check_root, save_received
+from .scp_limits import ScpLimits
+from .storage import OUT_OF_RESOURCES, RejectedInstance, check_root, save_received
+
+if TYPE_CHECKING:
+    import ssl
 
 VERIFICATION = "1.2.840.10008.1.1"
+STOP_GRACE_S = 5.0  # how long stop() waits for aborted associations' threads
+
+
+# (result source, diagnostic) of an A-ASSOCIATE-RJ -> why, in words (PS3.8 section 9.3.4).
+_REJECT_REASONS = {
+    (1, 1): "no reason given",
+    (1, 2): "application context name not supported",
+    (1, 3): "calling AE title not in the allow-list",
+    (1, 7): "called AE title not recognised",
+    (2, 1): "user identity refused",
+    (2, 2): "protocol version not supported",
+    (3, 1): "temporary congestion",
+}
 
 
 @dataclass
@@ -39,23 +67,52 @@ class StorageSCP:
     allow: Sequence[str] = ()
     log: Callable[[str], None] = print
     overwrite: bool = True  # a re-sent instance (same SOP Instance UID) replaces the earlier copy
+    limits: ScpLimits = field(default_factory=ScpLimits)
+    ssl_context: ssl.SSLContext | None = None  # DICOM over TLS (see tls.py); None = plain TCP
     stored_total: int = 0
     _stats: dict[int, AssociationStats] = field(default_factory=dict, repr=False)
     _server: Any = field(default=None, repr=False)
+    _incoming: Path | None = field(default=None, repr=False)
+    _stopping: bool = field(default=False, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def start(self) -> None:
-        from pynetdicom import AE, ALL_TRANSFER_SYNTAXES, evt
-        from pynetdicom.presentation import AllStoragePresentationContexts
+        from pynetdicom import _config
 
         self.root = check_root(self.root)
+        # Received data sets go to temporary files (not memory); keep them in a folder of our own
+        # so that an aborted transfer leaves nothing behind once stop() removes it.
+        _config.STORE_RECV_CHUNKED_DATASET = True
+        self._incoming = Path(tempfile.mkdtemp(prefix="dicom-hub-scp-"))
+        tempfile.tempdir = str(self._incoming)
+        ae = self.build_ae()
+        self._server = ae.start_server((self.host, self.port), block=False, evt_handlers=self.event_handlers(), ssl_context=self.ssl_context)
+
+    def build_ae(self) -> Any:
+        """The AE: our title, limits, timeouts and presentation contexts (Storage + Verification)."""
+        from pynetdicom import AE, ALL_TRANSFER_SYNTAXES
+        from pynetdicom.presentation import AllStoragePresentationContexts
+
         ae = AE(ae_title=self.aet)
         for cx in AllStoragePresentationContexts:
             ae.add_supported_context(cx.abstract_syntax, ALL_TRANSFER_SYNTAXES)
         ae.add_supported_context(VERIFICATION, ALL_TRANSFER_SYNTAXES)
         if self.allow:
             ae.require_calling_aet = list(self.allow)
-        handlers = [
+        ae.maximum_associations = self.limits.max_associations
+        ae.maximum_pdu_size = self.limits.max_pdu
+        ae.acse_timeout = self.limits.acse_timeout
+        ae.network_timeout = self.limits.idle_timeout
+        ae.dimse_timeout = self.limits.dimse_timeout
+        return ae
+
+    def event_handlers(self) -> list[tuple[Any, ...]]:
+        """(event, handler[, args]) pairs bound to every association."""
+        from pynetdicom import evt
+
+        return [
             (evt.EVT_CONN_OPEN, no_delay),
+            (evt.EVT_CONN_CLOSE, self._on_conn_close),
             (evt.EVT_ESTABLISHED, self._on_established),
             (evt.EVT_C_STORE, self._on_store),
             (evt.EVT_C_ECHO, self._on_echo),
@@ -63,12 +120,25 @@ class StorageSCP:
             (evt.EVT_ABORTED, self._on_end, ["aborted"]),
             (evt.EVT_REJECTED, self._on_rejected),
         ]
-        self._server = ae.start_server((self.host, self.port), block=False, evt_handlers=handlers)
 
     def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server = None
+        """Stop listening, abort every open association, and wait (a few seconds) for their threads."""
+        if self._server is None:
+            return
+        self._stopping = True
+        server, self._server = self._server, None
+        associations = list(server.active_associations)
+        server.shutdown()  # no new connections from here on
+        for assoc in associations:
+            if assoc.is_established:
+                assoc.abort()
+            else:
+                assoc.kill()
+        deadline = time.monotonic() + STOP_GRACE_S
+        for assoc in associations:
+            assoc.join(max(0.0, deadline - time.monotonic()))
+        if self._incoming is not None:
+            shutil.rmtree(self._incoming, ignore_errors=True)
 
     # Event handlers (run in each association's thread).
 
@@ -78,14 +148,22 @@ class StorageSCP:
     def _on_store(self, event: Any) -> int:
         stats = self._stats.setdefault(id(event.assoc), AssociationStats(_peer(event.assoc)))
         try:
+            self._check_size(event)
             save_received(event, self.root, self.overwrite)
         except RejectedInstance as err:
             stats.refused += 1
             stats.first_refusal = stats.first_refusal or str(err)
             return err.status
-        stats.stored += 1
-        self.stored_total += 1
+        with self._lock:
+            stats.stored += 1
+            self.stored_total += 1
         return 0x0000
+
+    def _check_size(self, event: Any) -> None:
+        size = _received_size(event)
+        limit = self.limits.max_instance_bytes
+        if limit and size > limit:
+            raise RejectedInstance(OUT_OF_RESOURCES, f"instance of {size} bytes is larger than the limit of {limit} bytes (--max-instance-size)")
 
     def _on_echo(self, event: Any) -> int:
         self._stats.setdefault(id(event.assoc), AssociationStats(_peer(event.assoc))).echoes += 1
@@ -95,11 +173,36 @@ class StorageSCP:
         stats = self._stats.pop(id(event.assoc), None)
         if stats is None:
             return
+        if how == "aborted" and self._stopping:
+            how = "aborted (server stopping)"
+        elif how == "aborted" and event.assoc.dul.idle_timer_expired():
+            how = f"aborted (idle for {self.limits.idle_timeout:g} s)"
         refusals = f" (first: {stats.first_refusal})" if stats.refused else ""
         self.log(f"{_now()} association {stats.peer}: {stats.stored} stored, {stats.refused} refused{refusals}, {stats.echoes} echo; {how}")
 
     def _on_rejected(self, event: Any) -> None:
-        self.log(f"{_now()} association {_peer(event.assoc)}: rejected (calling AE title not in the allow-list)")
+        self.log(f"{_now()} association {_peer(event.assoc)}: rejected ({self._reject_reason(event.assoc)})")
+
+    def _reject_reason(self, assoc: Any) -> str:
+        answer = assoc.acceptor.primitive
+        key = (getattr(answer, "result_source", None), getattr(answer, "diagnostic", None))
+        if key == (3, 2):
+            return f"association limit reached: {self.limits.max_associations} open (--max-associations)"
+        return _REJECT_REASONS.get(key, f"result source {key[0]}, diagnostic {key[1]}")
+
+    def _on_conn_close(self, event: Any) -> None:
+        # A connection that never sent an association request: an idle socket closed after acse_timeout.
+        if event.assoc.requestor.primitive is None and not self._stopping:
+            address = event.assoc.requestor
+            self.log(f"{_now()} connection {address.address}:{address.port}: closed, no association request within {self.limits.acse_timeout:g} s")
+
+
+def _received_size(event: Any) -> int:
+    """Bytes of the received data set: on disk (chunked receive) or in memory."""
+    try:
+        return event.dataset_path.stat().st_size
+    except (AttributeError, TypeError, OSError):
+        return len(event.request.DataSet.getvalue())
 
 
 def _peer(assoc: Any) -> str:
