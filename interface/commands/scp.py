@@ -32,6 +32,12 @@ def port_number(text: str) -> int:
     return int(text)
 
 
+def env_name(text: str) -> str:
+    if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]{0,127}", text):
+        raise argparse.ArgumentTypeError(f"{text!r} is not an environment variable name")
+    return text
+
+
 def byte_size(text: str) -> int:
     """`2G`, `256M`, `64K` or a number of bytes; 0 means no limit."""
     match = _SIZE.match(text.strip())
@@ -80,6 +86,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help=f"abort an association silent for this many seconds (default {defaults.idle_timeout:g})")
     limits.add_argument("--dimse-timeout", type=bounded(float, 0.1), default=defaults.dimse_timeout, metavar="S",
                         help=f"seconds to wait for the rest of a DIMSE message (default {defaults.dimse_timeout:g})")
+    tls = parser.add_argument_group("DICOM over TLS (PS3.15 Annex B); all files PEM")
+    tls.add_argument("--tls-cert", metavar="FILE", help="our certificate: listen with TLS only (needs --tls-key)")
+    tls.add_argument("--tls-key", metavar="FILE", help="the private key of --tls-cert")
+    tls.add_argument("--tls-key-password-env", metavar="VAR", type=env_name, help="environment variable holding the password of an encrypted --tls-key")
+    tls.add_argument("--tls-ca", metavar="FILE", help="require client certificates signed by these CA certificates (mutual TLS)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -93,11 +104,12 @@ def run(args: argparse.Namespace) -> int:
         print(line, file=sys.stderr, flush=True)
 
     limits = ScpLimits(args.max_associations, args.max_pdu, args.max_instance_size, args.acse_timeout, args.idle_timeout, args.dimse_timeout)
-    scp = StorageSCP(Path(args.output).expanduser().absolute(), args.port, args.host, args.aet, tuple(args.allow_aet), log, limits=limits)
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
     try:
+        context = _tls_context(args)
+        scp = StorageSCP(Path(args.output).expanduser().absolute(), args.port, args.host, args.aet, tuple(args.allow_aet), log, limits=limits, ssl_context=context)
         scp.start()
     except HubError as err:
         log(f"error: {err.message} ({err.hint})")
@@ -106,9 +118,22 @@ def run(args: argparse.Namespace) -> int:
         log(f"error: cannot listen on {args.host}:{args.port}: {err.strerror or err}")
         return 1
     allowed = ", ".join(args.allow_aet) or "any calling AE"
-    log(f"listening on {args.host}:{args.port} as {args.aet} (accepting {allowed}), saving under {scp.root}")
+    secure = (" over TLS, client certificates required" if args.tls_ca else " over TLS") if context else ""
+    log(f"listening on {args.host}:{args.port}{secure} as {args.aet} (accepting {allowed}), saving under {scp.root}")
     while not stop.wait(0.5):
         pass
     scp.stop()
     log(f"stopped: {scp.stored_total} instances stored")
     return 0
+
+
+def _tls_context(args: argparse.Namespace) -> Any:
+    """The server's SSL context when --tls-cert/--tls-key are given, else None (plain TCP)."""
+    from dicom_hub.contract.errors import ErrorCode, HubError
+    from dicom_hub.python_backend.network.tls import TlsSettings
+
+    if not (args.tls_cert or args.tls_key or args.tls_ca or args.tls_key_password_env):
+        return None
+    if not (args.tls_cert and args.tls_key):
+        raise HubError(ErrorCode.INVALID_REQUEST, "TLS needs our certificate and its key", "give --tls-cert and --tls-key")
+    return TlsSettings.checked(args.tls_ca, args.tls_cert, args.tls_key, args.tls_key_password_env).server_context()

@@ -87,6 +87,8 @@ class StorageSCP:
         tempfile.tempdir = str(self._incoming)
         ae = self.build_ae()
         self._server = ae.start_server((self.host, self.port), block=False, evt_handlers=self.event_handlers(), ssl_context=self.ssl_context)
+        if self.ssl_context is not None:
+            self._server.get_request = _accept_with_deferred_handshake(self._server)
 
     def build_ae(self) -> Any:
         """The AE: our title, limits, timeouts and presentation contexts (Storage + Verification)."""
@@ -195,6 +197,18 @@ class StorageSCP:
         if event.assoc.requestor.primitive is None and not self._stopping:
             address = event.assoc.requestor
             self.log(f"{_now()} connection {address.address}:{address.port}: closed, no association request within {self.limits.acse_timeout:g} s")
+
+
+def _accept_with_deferred_handshake(server: Any) -> Callable[[], tuple[Any, Any]]:
+    """pynetdicom does the TLS handshake in its accept loop, so one client that connects and says
+    nothing blocks every other client. Accept at once instead, and let the handshake happen on
+    the association's first read, in its own thread, under its ACSE timeout."""
+
+    def get_request() -> tuple[Any, Any]:
+        sock, address = server.socket.accept()
+        return server.ssl_context.wrap_socket(sock, server_side=True, do_handshake_on_connect=False), address
+
+    return get_request
 
 
 def _received_size(event: Any) -> int:
