@@ -326,9 +326,9 @@ class HubScp:
 
 
 def hub_scp_command(port: int, output: Path, aet: str, allow: Sequence[str], host: str, extra: Sequence[str] = ()) -> list[str]:
-    args = [sys.executable, "-m", "dicom_hub.interface", "scp", "--port", str(port), "--output", str(output), "--aet", aet, "--host", host]
+    args = [sys.executable, "-m", "dicom_hub.interface", "scp", "--port", str(port), "--output", str(output), f"--aet={aet}", "--host", host]
     for title in allow:
-        args += ["--allow-aet", title]
+        args.append(f"--allow-aet={title}")  # "=": an AE title may begin with "-"
     return [*args, *extra]
 
 

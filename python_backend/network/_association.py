@@ -157,7 +157,7 @@ def association_error(peer: Peer, assoc: Association, log_lines: list[str]) -> H
     elif "TCP Initialisation Error" in detail:
         what, hint = "could not be reached", "check host and port, and that the peer is running"
     else:
-        what, hint = "aborted the association request", "check the peer's log"
+        what, hint = "aborted the association request", "check the peer's log" + ("" if peer.tls else ", and whether it requires TLS (options.tls)")
     return peer.wait_error(f"{peer.address} {what}: {detail or 'no reason given'}", hint)
 
 

@@ -74,6 +74,7 @@ class StorageSCP:
     _server: Any = field(default=None, repr=False)
     _incoming: Path | None = field(default=None, repr=False)
     _stopping: bool = field(default=False, repr=False)
+    _opened: dict[int, float] = field(default_factory=dict, repr=False)  # connection -> time.monotonic() at open
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def start(self) -> None:
@@ -114,6 +115,7 @@ class StorageSCP:
 
         return [
             (evt.EVT_CONN_OPEN, no_delay),
+            (evt.EVT_CONN_OPEN, self._on_conn_open),
             (evt.EVT_CONN_CLOSE, self._on_conn_close),
             (evt.EVT_ESTABLISHED, self._on_established),
             (evt.EVT_C_STORE, self._on_store),
@@ -192,11 +194,22 @@ class StorageSCP:
             return f"association limit reached: {self.limits.max_associations} open (--max-associations)"
         return _REJECT_REASONS.get(key, f"result source {key[0]}, diagnostic {key[1]}")
 
+    def _on_conn_open(self, event: Any) -> None:
+        self._opened[id(event.assoc)] = time.monotonic()
+
     def _on_conn_close(self, event: Any) -> None:
-        # A connection that never sent an association request: an idle socket closed after acse_timeout.
-        if event.assoc.requestor.primitive is None and not self._stopping:
-            address = event.assoc.requestor
-            self.log(f"{_now()} connection {address.address}:{address.port}: closed, no association request within {self.limits.acse_timeout:g} s")
+        """Log connections that ended without an association request (the others log their association)."""
+        opened = self._opened.pop(id(event.assoc), time.monotonic())
+        if event.assoc.requestor.primitive is not None or self._stopping:
+            return
+        if time.monotonic() - opened >= self.limits.acse_timeout - 0.5:
+            why = f"no association request within {self.limits.acse_timeout:g} s (--acse-timeout)"
+        elif self.ssl_context is not None:
+            why = "dropped before an association request (TLS handshake failed, e.g. an untrusted or missing certificate, or plain TCP)"
+        else:
+            why = "dropped by the peer before an association request"
+        address = event.assoc.requestor
+        self.log(f"{_now()} connection {address.address}:{address.port}: closed, {why}")
 
 
 def _accept_with_deferred_handshake(server: Any) -> Callable[[], tuple[Any, Any]]:
