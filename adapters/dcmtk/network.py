@@ -146,7 +146,8 @@ def _interpret(adapter: SubprocessAdapter, job: Job, run: ToolRun, responses: Pa
     if job.op == "store":
         return _store_outcome(adapter, job, run, peer)
     if run.returncode != 0 or final is None or not final.startswith(("Success", "Cancel", "Pending", "Warning")):
-        raise adapter.fail(run, f"{Path(run.args[0]).name} to {peer} failed" + (f" ({final})" if final else ""), ErrorCode.NETWORK_ERROR, "check host, port, AE titles and the peer's log")
+        what, hint = _failure(job, log)
+        raise adapter.fail(run, f"{Path(run.args[0]).name} to {peer} failed" + (f" ({final})" if final else "") + what, ErrorCode.NETWORK_ERROR, hint)
     base: dict[str, Any] = {"category": final.split(":")[0].split()[0], "text": final}
     if coded:
         base = {"status": coded[-1][0], "status_hex": f"0x{coded[-1][0]:04X}", **base}
@@ -165,6 +166,21 @@ def _interpret(adapter: SubprocessAdapter, job: Job, run: ToolRun, responses: Pa
         return Outcome(metadata={**metadata, "destination": job.option("destination")}, stderr=run.stderr)
     files = _place_received(job, responses)
     return Outcome(metadata={**metadata, "received": len(files)}, output_files=[str(p) for p in files], stderr=run.stderr)
+
+
+_TLS_TROUBLE = re.compile(r"^.*(?:TLS|SSL|certificate|Association Request Failed).*$", re.M | re.I)
+
+
+def _failure(job: Job, log: str) -> tuple[str, str]:
+    """What to add to a failure message, and the hint: over TLS, the tool's TLS/association lines
+    (a server that rejects our certificate only shows up as an aborted association request)."""
+    if not job.option("tls"):
+        return "", "check host, port, AE titles and the peer's log"
+    lines = "; ".join(dict.fromkeys(m.strip() for m in _TLS_TROUBLE.findall(log)))
+    return (
+        f" over TLS: {lines or 'no TLS detail in the log'}",
+        "check tls_ca_file (the CA of the peer's certificate), tls_cert_file/tls_key_file if the peer requires client certificates, and the peer's log",
+    )
 
 
 def _json(path: Path) -> dict[str, Any]:
@@ -217,6 +233,7 @@ def _store_outcome(adapter: SubprocessAdapter, job: Job, run: ToolRun, peer: str
             files[-1]["status"] = response["status"]
     stored = [f for f in files if f["status"].startswith(("Success", "Warning"))]
     if not stored:
-        raise adapter.fail(run, f"storescu stored nothing at {peer}", ErrorCode.NETWORK_ERROR, "check host, port, AE titles and that the files are DICOM")
+        what, hint = _failure(job, run.stderr + run.stdout)
+        raise adapter.fail(run, f"storescu stored nothing at {peer}{what}", ErrorCode.NETWORK_ERROR, hint + " and that the files are DICOM")
     metadata = {"total": len(files), "completed": len(stored), "failed": len(files) - len(stored), "files": files}
     return Outcome(metadata=metadata, stderr=run.stderr, returncode=run.returncode)
