@@ -23,6 +23,8 @@ if TYPE_CHECKING:
     from pydicom import Dataset
 
 CONNECTION = ("host", "port", "called_aet", "calling_aet", "network_timeout")
+# No TLS options: the installed dicom-rs SCU tools (0.10) have no TLS flags (their --help lists none;
+# dicom-ul reports TlsSupportNotAvailable when built without it), so the dispatcher refuses them.
 NETWORK_OPS = frozenset({"echo", "store", "find", "move", "worklist"})
 WORKLIST_MODEL = "1.2.840.10008.5.1.4.31"
 _MATCH = re.compile(r"^-+ Match #\d+ -+$", re.MULTILINE)

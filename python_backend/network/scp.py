@@ -75,6 +75,7 @@ class StorageSCP:
     _incoming: Path | None = field(default=None, repr=False)
     _stopping: bool = field(default=False, repr=False)
     _opened: dict[int, float] = field(default_factory=dict, repr=False)  # connection -> time.monotonic() at open
+    _restore: tuple[bool, str | None] = field(default=(False, None), repr=False)  # pynetdicom/tempfile settings before start()
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def start(self) -> None:
@@ -83,6 +84,7 @@ class StorageSCP:
         self.root = check_root(self.root)
         # Received data sets go to temporary files (not memory); keep them in a folder of our own
         # so that an aborted transfer leaves nothing behind once stop() removes it.
+        self._restore = (_config.STORE_RECV_CHUNKED_DATASET, tempfile.tempdir)
         _config.STORE_RECV_CHUNKED_DATASET = True
         self._incoming = Path(tempfile.mkdtemp(prefix="dicom-hub-scp-"))
         tempfile.tempdir = str(self._incoming)
@@ -142,7 +144,11 @@ class StorageSCP:
         for assoc in associations:
             assoc.join(max(0.0, deadline - time.monotonic()))
         if self._incoming is not None:
+            from pynetdicom import _config
+
+            _config.STORE_RECV_CHUNKED_DATASET, tempfile.tempdir = self._restore
             shutil.rmtree(self._incoming, ignore_errors=True)
+            self._incoming = None
 
     # Event handlers (run in each association's thread).
 

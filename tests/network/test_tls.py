@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import socket
 import subprocess
+import sys
 
 import pytest
 from conftest import expect_error, expect_ok, missing, require_backend, require_tool, run_request
@@ -287,3 +288,14 @@ def test_dcmtk_refuses_a_key_password(tls_pki, monkeypatch):
     monkeypatch.setenv("HUB_TEST_KEY_PASSWORD", "x")
     options = {"host": "127.0.0.1", "port": 9, **client_tls(tls_pki), "tls_key_password_env": "HUB_TEST_KEY_PASSWORD"}
     assert "tls_key_password_env" in expect_error({"op": "echo", "backend": "dcmtk", "options": options}, "unsupported_option")["error"]["message"]
+
+
+def test_scp_with_a_missing_or_half_tls_setup_does_not_start(tls_pki, tmp_path):
+    base = [sys.executable, "-m", "dicom_hub.interface", "scp", "--port", str(free_port()), "--output", str(tmp_path / "out")]
+    missing_key = subprocess.run([*base, "--tls-cert", tls_pki.file("server_cert"), "--tls-key", str(tmp_path / "nokey.pem")], capture_output=True, text=True, timeout=60)
+    assert missing_key.returncode == 1 and "nokey.pem" in missing_key.stderr and "not found" in missing_key.stderr
+    half = subprocess.run([*base, "--tls-cert", tls_pki.file("server_cert")], capture_output=True, text=True, timeout=60)
+    assert half.returncode == 1 and "--tls-key" in half.stderr
+    mismatched = subprocess.run([*base, "--tls-cert", tls_pki.file("server_cert"), "--tls-key", tls_pki.file("client_key")], capture_output=True, text=True, timeout=60)
+    assert mismatched.returncode == 1 and "cannot load the certificate" in mismatched.stderr
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
