@@ -22,14 +22,14 @@ def scp_options(scp, **extra) -> dict:
     return {"host": scp.host, "port": scp.port, "called_aet": scp.aet, **extra}
 
 
-def open_association(scp, calling: str = "HOLDER", contexts=(VERIFICATION,), **timeouts):
+def open_association(scp, calling: str = "HOLDER", contexts=(VERIFICATION,), evt_handlers=(), **timeouts):
     from pynetdicom import AE
 
     ae = AE(ae_title=calling)
     ae.acse_timeout = ae.network_timeout = ae.dimse_timeout = timeouts.get("timeout", 30)
     for uid in contexts:
         ae.add_requested_context(uid)
-    return ae.associate(scp.host, scp.port, ae_title=scp.aet)
+    return ae.associate(scp.host, scp.port, ae_title=scp.aet, evt_handlers=list(evt_handlers))
 
 
 def wait_for(condition, seconds: float) -> bool:
@@ -69,10 +69,12 @@ def test_sigterm_stops_within_seconds_although_a_peer_keeps_echoing(hub_scp):
 
 
 def test_sigterm_in_the_middle_of_a_transfer_leaves_no_partial_file(hub_scp_factory, tmp_path):
-    # A 24 MB instance sent in 4 KB PDUs takes a while: stop the SCP while it is being received.
+    # A 4 MB instance sent in 4 KB PDUs, 10 ms apart, takes ~10 s: stop the SCP while it is being received.
+    from pynetdicom import evt
+
     scp = hub_scp_factory(extra=["--max-pdu", "4096"])
-    big = ct_slice(rows=2048, cols=3072)
-    assoc = open_association(scp, contexts=(big.SOPClassUID,))
+    big = ct_slice(rows=1024, cols=2048)
+    assoc = open_association(scp, contexts=(big.SOPClassUID,), evt_handlers=[(evt.EVT_PDU_SENT, lambda event: time.sleep(0.01))])
     assert assoc.is_established
     sender = threading.Thread(target=lambda: assoc.send_c_store(big))
     sender.start()
@@ -80,6 +82,7 @@ def test_sigterm_in_the_middle_of_a_transfer_leaves_no_partial_file(hub_scp_fact
         assert wait_for(lambda: any(p.is_file() and p.stat().st_size > 0 for p in scp.tmp.rglob("*")), 20), "the transfer did not start"
         scp.proc.send_signal(signal.SIGTERM)
         assert scp.proc.wait(10) == 0
+        assert sender.is_alive() or assoc.is_aborted  # it was still sending when the SCP stopped
     finally:
         sender.join(30)
     assert list(scp.output.rglob("*")) == []  # neither the instance nor a *.part of it
