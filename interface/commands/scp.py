@@ -8,6 +8,7 @@ A signal aborts open associations and the process exits within seconds.
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import signal
 import sys
@@ -122,8 +123,12 @@ def run(args: argparse.Namespace) -> int:
     log(f"listening on {args.host}:{args.port}{secure} as {args.aet} (accepting {allowed}), saving under {scp.root}")
     while not stop.wait(0.5):
         pass
-    scp.stop()
+    lingering = scp.stop()
     log(f"stopped: {scp.stored_total} instances stored")
+    if lingering:  # threads blocked in the network must not keep the process alive
+        log(f"{lingering} connection thread(s) did not end; exiting anyway")
+        sys.stderr.flush()
+        os._exit(0)
     return 0
 
 

@@ -14,6 +14,7 @@ the (event, handler) pairs; a subclass or a caller can add services (e.g. Query/
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import shutil
 import tempfile
@@ -127,28 +128,31 @@ class StorageSCP:
             (evt.EVT_REJECTED, self._on_rejected),
         ]
 
-    def stop(self) -> None:
-        """Stop listening, abort every open association, and wait (a few seconds) for their threads."""
+    def stop(self) -> int:
+        """Stop listening, end every open association (A-ABORT, or closing a connection that has
+        none yet), and wait a few seconds for their threads. Returns how many are still running:
+        a thread blocked in the network that a closed socket did not wake (the caller may exit anyway)."""
         if self._server is None:
-            return
+            return 0
         self._stopping = True
         server, self._server = self._server, None
         associations = list(server.active_associations)
         server.shutdown()  # no new connections from here on
-        for assoc in associations:
-            if assoc.is_established:
-                assoc.abort()
-            else:
-                assoc.kill()
+        # Ending an association can block (a peer stalled mid-handshake): do it in helper threads.
+        enders = [threading.Thread(target=_end_association, args=(assoc,), daemon=True) for assoc in associations]
+        for ender in enders:
+            ender.start()
         deadline = time.monotonic() + STOP_GRACE_S
-        for assoc in associations:
-            assoc.join(max(0.0, deadline - time.monotonic()))
+        for thread in [*enders, *associations]:
+            thread.join(max(0.0, deadline - time.monotonic()))
+        lingering = sum(assoc.is_alive() for assoc in associations)
         if self._incoming is not None:
             from pynetdicom import _config
 
             _config.STORE_RECV_CHUNKED_DATASET, tempfile.tempdir = self._restore
             shutil.rmtree(self._incoming, ignore_errors=True)
             self._incoming = None
+        return lingering
 
     # Event handlers (run in each association's thread).
 
@@ -218,6 +222,22 @@ class StorageSCP:
         self.log(f"{_now()} connection {address.address}:{address.port}: closed, {why}")
 
 
+def _end_association(assoc: Any) -> None:
+    """A-ABORT an established association; close the connection of one still being set up first,
+    so that a read blocked on it returns and the association's thread can end."""
+    import socket
+
+    if assoc.is_established:
+        assoc.abort()
+        return
+    sock = getattr(assoc.dul.socket, "socket", None)
+    if sock is not None:
+        with contextlib.suppress(OSError):  # already closed
+            sock.shutdown(socket.SHUT_RDWR)
+    assoc.dul.to_user_queue.put(None)  # wakes a thread waiting for the association request ("timed out")
+    assoc.kill()
+
+
 def _accept_with_deferred_handshake(server: Any) -> Callable[[], tuple[Any, Any]]:
     """pynetdicom does the TLS handshake in its accept loop, so one client that connects and says
     nothing blocks every other client. Accept at once instead, and let the handshake happen on
@@ -225,6 +245,7 @@ def _accept_with_deferred_handshake(server: Any) -> Callable[[], tuple[Any, Any]
 
     def get_request() -> tuple[Any, Any]:
         sock, address = server.socket.accept()
+        sock.settimeout(server.ae.acse_timeout)  # a stalled handshake ends after the ACSE timeout
         return server.ssl_context.wrap_socket(sock, server_side=True, do_handshake_on_connect=False), address
 
     return get_request

@@ -299,3 +299,16 @@ def test_scp_with_a_missing_or_half_tls_setup_does_not_start(tls_pki, tmp_path):
     mismatched = subprocess.run([*base, "--tls-cert", tls_pki.file("server_cert"), "--tls-key", tls_pki.file("client_key")], capture_output=True, text=True, timeout=60)
     assert mismatched.returncode == 1 and "cannot load the certificate" in mismatched.stderr
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+
+
+def test_sigterm_stops_a_tls_scp_while_a_client_stalls_in_the_handshake(hub_scp_factory, tls_pki):
+    import time
+
+    scp = tls_scp(hub_scp_factory, tls_pki)
+    with socket.create_connection((scp.host, scp.port), timeout=30) as stalled:
+        stalled.sendall(b"\x16\x03\x01")  # the start of a ClientHello, and then nothing
+        time.sleep(0.5)
+        started = time.monotonic()
+        assert scp.stop() == 0
+        assert time.monotonic() - started < 8
+    assert "did not end" not in scp.log_text()  # the stalled connection's thread ended too
