@@ -241,11 +241,11 @@ def _end_association(assoc: Any) -> None:
 def _accept_with_deferred_handshake(server: Any) -> Callable[[], tuple[Any, Any]]:
     """pynetdicom does the TLS handshake in its accept loop, so one client that connects and says
     nothing blocks every other client. Accept at once instead, and let the handshake happen on
-    the association's first read, in its own thread, under its ACSE timeout."""
+    the association's first read, in its own thread."""
 
     def get_request() -> tuple[Any, Any]:
         sock, address = server.socket.accept()
-        sock.settimeout(server.ae.acse_timeout)  # a stalled handshake ends after the ACSE timeout
+        sock.settimeout(server.ae.network_timeout)  # a stalled handshake ends after the idle timeout
         return server.ssl_context.wrap_socket(sock, server_side=True, do_handshake_on_connect=False), address
 
     return get_request
