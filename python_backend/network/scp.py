@@ -6,7 +6,9 @@ atomically exactly as received, and logs one line per association (peer, counts,
 or per refusal (with the true reason) through `log`.
 
 Received data sets are streamed to a private temporary folder (pynetdicom's chunked receive),
-never held whole in memory; `stop()` aborts open associations and removes that folder.
+never held whole in memory: an instance over the size limit is refused with 0xA700 once
+received, and a transfer still going on past twice the limit is cut (A-ABORT) so that one peer
+cannot fill the disk. `stop()` aborts open associations and removes that folder.
 
 Extending: `build_ae()` makes the AE with its presentation contexts and `event_handlers()` lists
 the (event, handler) pairs; a subclass or a caller can add services (e.g. Query/Retrieve) to both.
@@ -55,6 +57,7 @@ class AssociationStats:
     refused: int = 0
     echoes: int = 0
     first_refusal: str = ""
+    cut: str = ""  # why we aborted the association, if we did
 
 
 @dataclass
@@ -121,6 +124,7 @@ class StorageSCP:
             (evt.EVT_CONN_OPEN, self._on_conn_open),
             (evt.EVT_CONN_CLOSE, self._on_conn_close),
             (evt.EVT_ESTABLISHED, self._on_established),
+            (evt.EVT_DATA_RECV, self._on_data),
             (evt.EVT_C_STORE, self._on_store),
             (evt.EVT_C_ECHO, self._on_echo),
             (evt.EVT_RELEASED, self._on_end, ["released"]),
@@ -173,6 +177,18 @@ class StorageSCP:
             self.stored_total += 1
         return 0x0000
 
+    def _on_data(self, event: Any) -> None:
+        """Cut a transfer that goes on past twice the instance size limit, so that a peer cannot fill
+        the disk with one endless instance (smaller excesses are refused with a status once received)."""
+        limit = self.limits.max_instance_bytes
+        receiving = getattr(event.assoc.dimse.message, "_data_set_file", None)
+        if not limit or receiving is None or receiving.closed or receiving.tell() <= 2 * limit:
+            return
+        stats = self._stats.get(id(event.assoc))
+        if stats is not None and not stats.cut:
+            stats.cut = f"instance still arriving after {receiving.tell()} bytes, twice the limit of {limit} bytes (--max-instance-size)"
+            event.assoc.abort(block=False)
+
     def _check_size(self, event: Any) -> None:
         size = _received_size(event)
         limit = self.limits.max_instance_bytes
@@ -187,7 +203,10 @@ class StorageSCP:
         stats = self._stats.pop(id(event.assoc), None)
         if stats is None:
             return
-        if how == "aborted" and self._stopping:
+        if stats.cut:
+            how = f"aborted ({stats.cut})"
+            _remove_partial(event.assoc)
+        elif how == "aborted" and self._stopping:
             how = "aborted (server stopping)"
         elif how == "aborted" and event.assoc.dul.idle_timer_expired():
             how = f"aborted (idle for {self.limits.idle_timeout:g} s)"
@@ -220,6 +239,14 @@ class StorageSCP:
             why = "dropped by the peer before an association request"
         address = event.assoc.requestor
         self.log(f"{_now()} connection {address.address}:{address.port}: closed, {why}")
+
+
+def _remove_partial(assoc: Any) -> None:
+    """Delete the temporary file of a data set whose transfer was cut (pynetdicom leaves it)."""
+    path = getattr(assoc.dimse.message, "_data_set_path", None)
+    if path:
+        with contextlib.suppress(OSError):
+            Path(path).unlink()
 
 
 def _end_association(assoc: Any) -> None:

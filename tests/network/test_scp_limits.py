@@ -141,6 +141,22 @@ def test_instances_over_the_size_limit_are_refused_with_a_failure_status(hub_scp
     assert "larger than the limit of 102400 bytes" in scp.log_text()
 
 
+def test_a_transfer_going_on_past_twice_the_size_limit_is_cut(hub_scp_factory, tmp_path):
+    scp = hub_scp_factory(extra=["--max-instance-size", "100K"])
+    huge = ct_slice(rows=1024, cols=1024)  # 2 MB: far past twice the limit
+    assoc = open_association(scp, calling="FLOODER", contexts=(huge.SOPClassUID,))
+    assert assoc.is_established
+    status = assoc.send_c_store(huge)
+    assert not status and wait_for(lambda: assoc.is_aborted, 5)  # no status: the association was aborted mid-transfer
+    assert wait_for(lambda: "FLOODER@" in scp.log_text(), 5)
+    assert list(scp.tmp.rglob("*.dcm")) == []  # the partial data set is gone at once, not at stop
+    assert expect_ok({"op": "echo", "options": scp_options(scp)})["metadata"]["status"] == 0  # others carry on
+    assert scp.stop() == 0
+    log = scp.log_text()
+    assert "FLOODER@127.0.0.1" in log and "twice the limit of 102400 bytes (--max-instance-size)" in log
+    assert list(scp.output.rglob("*")) == []
+
+
 def ct_uid(path) -> str:
     from pydicom import dcmread
 
