@@ -250,6 +250,18 @@ def test_store_then_find_over_tls_with_orthanc(orthanc_tls, tls_pki, tmp_path):
     expect_error({"op": "echo", "options": {**options, "tls": True, "tls_ca_file": tls_pki.file("ca")}}, "network_error")
 
 
+def test_get_over_tls_with_orthanc(orthanc_tls, tls_pki, tmp_path):
+    options, _ = orthanc_tls
+    files = series(tmp_path / "in", count=2, PatientID="TLSGET01")
+    tls = {**options, **client_tls(tls_pki)}
+    assert expect_ok({"op": "store", "input": [str(f) for f in files], "options": tls})["metadata"]["completed"] == 2
+    study = str(dcmread(files[0]).StudyInstanceUID)
+    meta = expect_ok({"op": "get", "output": str(tmp_path / "got"), "options": {**tls, "query": {"StudyInstanceUID": study}}})["metadata"]
+    assert meta["completed"] == 2
+    got = sorted(str(dcmread(p).SOPInstanceUID) for p in (tmp_path / "got").rglob("*.dcm"))
+    assert got == sorted(str(dcmread(f).SOPInstanceUID) for f in files)
+
+
 def test_worklist_over_tls_with_orthanc(orthanc_tls, tls_pki):
 
     options, has_worklists = orthanc_tls
