@@ -47,6 +47,14 @@ def byte_size(text: str) -> int:
     return int(match[1]) * _UNITS[match[2].upper()]
 
 
+def pdu_size(text: str) -> int:
+    """A Maximum Length Received: 0 (no limit) or at least 4096 bytes, as DCMTK allows."""
+    value = bounded(int, 0, 2**32 - 1)(text)
+    if 0 < value < 4096:
+        raise argparse.ArgumentTypeError(f"{text} is too small for a PDU size (0, or 4096 to 4294967295)")
+    return value
+
+
 def bounded(kind: type, low: float, high: float | None = None) -> Callable[[str], Any]:
     """An argparse type: a number of `kind` within [low, high]."""
 
@@ -77,8 +85,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     limits = parser.add_argument_group("limits")
     limits.add_argument("--max-associations", type=bounded(int, 1, 1000), default=defaults.max_associations, metavar="N",
                         help=f"concurrent associations; more are rejected (local limit exceeded) (default {defaults.max_associations})")
-    limits.add_argument("--max-pdu", type=bounded(int, 0, 2**32 - 1), default=defaults.max_pdu, metavar="BYTES",
-                        help=f"largest PDU we receive, announced to peers; 0 = no limit (default {defaults.max_pdu})")
+    limits.add_argument("--max-pdu", type=pdu_size, default=defaults.max_pdu, metavar="BYTES",
+                        help=f"largest PDU we receive, announced to peers: 4096 to 4294967295, or 0 = no limit (default {defaults.max_pdu})")
     limits.add_argument("--max-instance-size", type=byte_size, default=defaults.max_instance_bytes, metavar="SIZE",
                         help="refuse larger instances with C-STORE status 0xA700, e.g. 512M; 0 = no limit (default 2G)")
     limits.add_argument("--acse-timeout", type=bounded(float, 0.1), default=defaults.acse_timeout, metavar="S",

@@ -177,3 +177,18 @@ def test_the_maximum_pdu_is_announced_and_larger_messages_are_fragmented(hub_scp
 
     received = dcmread(next(scp.output.rglob("*.dcm")))
     assert received.PixelData == instance.PixelData
+
+
+def test_limit_values_are_checked_by_the_cli():
+    import argparse
+
+    from dicom_hub.interface.commands.scp import byte_size, pdu_size
+
+    assert [byte_size(v) for v in ("0", "1500", "64K", "512m", "2G")] == [0, 1500, 64 * 1024, 512 * 1024**2, 2 * 1024**3]
+    assert [pdu_size(v) for v in ("0", "4096", "131072")] == [0, 4096, 131072]
+    for bad_size in ("", "-1", "1.5G", "12Q", "G"):
+        with pytest.raises(argparse.ArgumentTypeError):
+            byte_size(bad_size)
+    for bad_pdu in ("100", "-1", "4294967296", "x"):
+        with pytest.raises(argparse.ArgumentTypeError):
+            pdu_size(bad_pdu)
