@@ -36,12 +36,13 @@ Helpers: `free_port()` (a free loopback port), `c_echo_ok(host, port, aet)`, `c_
 (`*.wl` files for wlmscpfs or Orthanc's `worklist_dir`), `orthanc_config(...)` (used by the benchmark).
 
 `hub_scp_factory` (function) -> `start(port=None, aet="HUBSCP", allow=(), output=None,
-    host="127.0.0.1", move=()) -> HubScp` runs `dicom-hub scp` as a subprocess and waits until it
-    listens; `move` are its C-MOVE destinations ("AET=host:port"); every SCP started is stopped
-    (SIGTERM, by pid) at the end of the test. It answers C-FIND/C-GET/C-MOVE on what it stored,
-    so it is a Query/Retrieve peer as well as a receiver.
-    HubScp: host, port, aet, output (Path), log (Path, its stderr), proc, stop() -> exit code,
-    log_text().
+    host="127.0.0.1", move=(), extra=()) -> HubScp` runs `dicom-hub scp` (plus the arguments `extra`,
+    e.g. limits or TLS options) as a subprocess and waits until it listens; `move` are its C-MOVE
+    destinations ("AET=host:port"); every SCP started is stopped (SIGTERM, by pid) at the end of the
+    test. It answers C-FIND/C-GET/C-MOVE on what it stored, so it is a Query/Retrieve peer as well
+    as a receiver.
+    HubScp: host, port, aet, output (Path), log (Path, its stderr), proc, tmp (its TMPDIR),
+    stop() -> exit code, log_text().
 `hub_scp` (function) -> a HubScp on a free port with AE "HUBSCP" and a temporary output folder.
 """
 
@@ -387,6 +388,7 @@ class HubScp:
     output: Path
     log: Path
     proc: subprocess.Popen = field(repr=False)
+    tmp: Path | None = None
 
     def stop(self) -> int:
         return stop_process(self.proc)
@@ -395,13 +397,15 @@ class HubScp:
         return self.log.read_text(errors="replace")
 
 
-def hub_scp_command(port: int, output: Path, aet: str, allow: Sequence[str], host: str, move: Sequence[str] = ()) -> list[str]:
-    args = [sys.executable, "-m", "dicom_hub.interface", "scp", "--port", str(port), "--output", str(output), "--aet", aet, "--host", host]
+def hub_scp_command(
+    port: int, output: Path, aet: str, allow: Sequence[str], host: str, move: Sequence[str] = (), extra: Sequence[str] = ()
+) -> list[str]:
+    args = [sys.executable, "-m", "dicom_hub.interface", "scp", "--port", str(port), "--output", str(output), f"--aet={aet}", "--host", host]
     for title in allow:
-        args += ["--allow-aet", title]
+        args.append(f"--allow-aet={title}")  # "=": an AE title may begin with "-"
     for destination in move:
         args += ["--move-destination", destination]
-    return args
+    return [*args, *extra]
 
 
 def _listening(log: Path) -> bool:
@@ -412,15 +416,19 @@ def _listening(log: Path) -> bool:
 def hub_scp_factory(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[..., HubScp]]:
     started: list[HubScp] = []
 
-    def start(port: int | None = None, aet: str = "HUBSCP", allow: Sequence[str] = (), output: Path | None = None, host: str = HOST,
-              move: Sequence[str] = ()) -> HubScp:
+    def start(
+        port: int | None = None, aet: str = "HUBSCP", allow: Sequence[str] = (), output: Path | None = None, host: str = HOST,
+        move: Sequence[str] = (), extra: Sequence[str] = (),
+    ) -> HubScp:
         root = tmp_path_factory.mktemp("hubscp")
         out = output if output is not None else root / "received"
         port = port or free_port()
         log = root / "scp.log"
-        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-        proc = start_peer_process(hub_scp_command(port, out, aet, allow, host, move), log, lambda: _listening(log), "dicom-hub scp", env)
-        scp = HubScp(host, port, aet, out, log, proc)
+        tmp = root / "tmp"  # its TMPDIR: received data sets are streamed there before being stored
+        tmp.mkdir()
+        env = {**os.environ, "PYTHONUNBUFFERED": "1", "TMPDIR": str(tmp)}
+        proc = start_peer_process(hub_scp_command(port, out, aet, allow, host, move, extra), log, lambda: _listening(log), "dicom-hub scp", env)
+        scp = HubScp(host, port, aet, out, log, proc, tmp)
         started.append(scp)
         return scp
 

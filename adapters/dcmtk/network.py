@@ -26,17 +26,22 @@ if TYPE_CHECKING:
     from pydicom import Dataset
 
 PEER = ("host", "port", "called_aet", "calling_aet", "network_timeout", "dimse_timeout")
+# echoscu, storescu and findscu speak TLS (+tls/+tla); movescu and getscu of DCMTK 3.6.7 do not. A key
+# password could only be given on the command line (+pw), where other local users can read it: refused.
+TLS = ("tls", "tls_ca_file", "tls_cert_file", "tls_key_file", "tls_verify")
+_TLS_NOTE = "; TLS verifies the peer's certificate chain but not its host name"
 CAPABILITIES: dict[str, OpSupport] = {
-    "echo": supports(*PEER, note="echoscu"),
-    "store": supports(*PEER, "recursive", note="storescu -nh: each file's own transfer syntax plus uncompressed; per-file status from its log"),
-    "find": supports(*PEER, "level", "query", "model", "max_results", note="findscu -X; status category only (no status code)"),
-    "move": supports(*PEER, "destination", "level", "query", "model", note="movescu; sub-operation counts from its log"),
-    "get": supports(*PEER, "level", "query", "model", note="getscu; files moved into <Study>/<Series>/<SOP>.dcm"),
+    "echo": supports(*PEER, *TLS, note="echoscu" + _TLS_NOTE),
+    "store": supports(*PEER, *TLS, "recursive", note="storescu -nh: each file's own transfer syntax plus uncompressed; per-file status from its log" + _TLS_NOTE),
+    "find": supports(*PEER, *TLS, "level", "query", "model", "max_results", note="findscu -X; status category only (no status code)" + _TLS_NOTE),
+    "move": supports(*PEER, "destination", "level", "query", "model", note="movescu; sub-operation counts from its log; no TLS in movescu"),
+    "get": supports(*PEER, "level", "query", "model", note="getscu; files moved into <Study>/<Series>/<SOP>.dcm; no TLS in getscu"),
     "worklist": supports(
-        *PEER, "station_aet", "station_name", "modality", "date", "patient_id", "patient_name", "accession_number", "query", "max_results",
-        note="findscu -W -X",
+        *PEER, *TLS, "station_aet", "station_name", "modality", "date", "patient_id", "patient_name", "accession_number", "query", "max_results",
+        note="findscu -W -X" + _TLS_NOTE,
     ),
 }
+SYSTEM_CA_DIR = "/etc/ssl/certs"  # OpenSSL's hashed CA folder (Debian): the trust store when no tls_ca_file is given
 UNSUPPORTED: dict[str, str] = {}
 
 _TOOLS = {"echo": "echoscu", "store": "storescu", "find": "findscu", "worklist": "findscu", "move": "movescu", "get": "getscu"}
@@ -55,7 +60,10 @@ def build_cmd(adapter: SubprocessAdapter, job: Job, query_file: Path | None = No
         argv.append("-W")
     network = str(max(1, math.ceil(float(job.option("network_timeout", 30)))))
     dimse = str(max(1, math.ceil(float(job.option("dimse_timeout", 60)))))
+    # DCMTK takes the word after -aet/-aec as its value even when it begins with '-'; it has no '--'
+    # separator, so the host must never begin with '-' (the schema's host pattern sees to that).
     argv += ["-aet", job.option("calling_aet", "DICOM-HUB"), "-aec", job.option("called_aet", "ANY-SCP"), "-to", network, "-ta", network, "-td", dimse]
+    argv += tls_args(job)
     if op == "store":
         argv.append("-nh")
         if any(path.is_dir() for path in job.inputs):
@@ -73,6 +81,22 @@ def build_cmd(adapter: SubprocessAdapter, job: Job, query_file: Path | None = No
         argv += [str(path) for path in job.inputs]
     elif op != "echo":
         argv.append(str(query_file))
+    return argv
+
+
+def tls_args(job: Job) -> list[str]:
+    """DCMTK's TLS flags for the job's TLS options (checked by the Python backend's TlsSettings)."""
+    from dicom_hub.python_backend.network.tls import TlsSettings
+
+    settings = TlsSettings.from_job(job)
+    if settings is None:
+        return []
+    if settings.cert_file and settings.key_file:
+        argv = ["+tls", str(settings.key_file), str(settings.cert_file), "-pw"]  # -pw: an unencrypted key, never a prompt
+    else:
+        argv = ["+tla"]  # TLS without a certificate of our own
+    argv += ["+cf", str(settings.ca_file)] if settings.ca_file else ["+cd", SYSTEM_CA_DIR]
+    argv.append("-rc" if settings.verify else "-ic")
     return argv
 
 
@@ -122,7 +146,8 @@ def _interpret(adapter: SubprocessAdapter, job: Job, run: ToolRun, responses: Pa
     if job.op == "store":
         return _store_outcome(adapter, job, run, peer)
     if run.returncode != 0 or final is None or not final.startswith(("Success", "Cancel", "Pending", "Warning")):
-        raise adapter.fail(run, f"{Path(run.args[0]).name} to {peer} failed" + (f" ({final})" if final else ""), ErrorCode.NETWORK_ERROR, "check host, port, AE titles and the peer's log")
+        what, hint = _failure(job, log)
+        raise adapter.fail(run, f"{Path(run.args[0]).name} to {peer} failed" + (f" ({final})" if final else "") + what, ErrorCode.NETWORK_ERROR, hint)
     base: dict[str, Any] = {"category": final.split(":")[0].split()[0], "text": final}
     if coded:
         base = {"status": coded[-1][0], "status_hex": f"0x{coded[-1][0]:04X}", **base}
@@ -141,6 +166,21 @@ def _interpret(adapter: SubprocessAdapter, job: Job, run: ToolRun, responses: Pa
         return Outcome(metadata={**metadata, "destination": job.option("destination")}, stderr=run.stderr)
     files = _place_received(job, responses)
     return Outcome(metadata={**metadata, "received": len(files)}, output_files=[str(p) for p in files], stderr=run.stderr)
+
+
+_TLS_TROUBLE = re.compile(r"^.*(?:TLS|SSL|certificate|Association Request Failed).*$", re.M | re.I)
+
+
+def _failure(job: Job, log: str) -> tuple[str, str]:
+    """What to add to a failure message, and the hint: over TLS, the tool's TLS/association lines
+    (a server that rejects our certificate only shows up as an aborted association request)."""
+    if not job.option("tls"):
+        return "", "check host, port, AE titles and the peer's log"
+    lines = "; ".join(dict.fromkeys(m.strip() for m in _TLS_TROUBLE.findall(log)))
+    return (
+        f" over TLS: {lines or 'no TLS detail in the log'}",
+        "check tls_ca_file (the CA of the peer's certificate), tls_cert_file/tls_key_file if the peer requires client certificates, and the peer's log",
+    )
 
 
 def _json(path: Path) -> dict[str, Any]:
@@ -193,6 +233,7 @@ def _store_outcome(adapter: SubprocessAdapter, job: Job, run: ToolRun, peer: str
             files[-1]["status"] = response["status"]
     stored = [f for f in files if f["status"].startswith(("Success", "Warning"))]
     if not stored:
-        raise adapter.fail(run, f"storescu stored nothing at {peer}", ErrorCode.NETWORK_ERROR, "check host, port, AE titles and that the files are DICOM")
+        what, hint = _failure(job, run.stderr + run.stdout)
+        raise adapter.fail(run, f"storescu stored nothing at {peer}{what}", ErrorCode.NETWORK_ERROR, hint + " and that the files are DICOM")
     metadata = {"total": len(files), "completed": len(stored), "failed": len(files) - len(stored), "files": files}
     return Outcome(metadata=metadata, stderr=run.stderr, returncode=run.returncode)

@@ -23,6 +23,8 @@ if TYPE_CHECKING:
     from pydicom import Dataset
 
 CONNECTION = ("host", "port", "called_aet", "calling_aet", "network_timeout")
+# No TLS options: the installed dicom-rs SCU tools (0.10) have no TLS flags (their --help lists none;
+# dicom-ul reports TlsSupportNotAvailable when built without it), so the dispatcher refuses them.
 NETWORK_OPS = frozenset({"echo", "store", "find", "move", "worklist"})
 WORKLIST_MODEL = "1.2.840.10008.5.1.4.31"
 _MATCH = re.compile(r"^-+ Match #\d+ -+$", re.MULTILINE)
@@ -38,7 +40,7 @@ class RsNetworkOps:
 
     def network_capabilities(self) -> dict[str, OpSupport]:
         return {
-            "echo": supports(*CONNECTION, "dimse_timeout", note="dicom-echoscu"),
+            "echo": supports(*CONNECTION, "dimse_timeout", note="dicom-echoscu; no TLS (the tools are built without it)"),
             "store": supports(*CONNECTION, "dimse_timeout", "recursive", note="dicom-storescu (transcodes when the peer refuses the file's syntax)"),
             "find": supports(*CONNECTION, "dimse_timeout", "level", "query", "model", note="dicom-findscu with the Python backend's query identifier; DS/IS values come back as text; no max_results"),
             "move": supports("host", "port", "called_aet", "calling_aet", "destination", "level", "query", "model", note="dicom-movescu to a third AE (it has no timeout flags)"),
@@ -49,13 +51,14 @@ class RsNetworkOps:
         }
 
     # -- command lines -----------------------------------------------------------------------
+    # Values go as --name=value and positionals after "--": clap would read a separate value that
+    # begins with '-' (a valid AE title such as "-X") as an option.
     def _connection(self, job: Job) -> list[str]:
-        timeout = str(int(float(job.option("network_timeout", 30)) + 0.999))
-        return [
-            "--calling-ae-title", str(job.option("calling_aet", "DICOM-HUB")),
-            "--called-ae-title", str(job.option("called_aet", "ANY-SCP")),
-            "--connect-timeout", timeout,
-        ]
+        return [*self._titles(job), f"--connect-timeout={_seconds(job, 'network_timeout', 30)}"]
+
+    @staticmethod
+    def _titles(job: Job) -> list[str]:
+        return [f"--calling-ae-title={job.option('calling_aet', 'DICOM-HUB')}", f"--called-ae-title={job.option('called_aet', 'ANY-SCP')}"]
 
     @staticmethod
     def _address(job: Job) -> str:
@@ -63,16 +66,18 @@ class RsNetworkOps:
 
     def network_cmd(self, job: Job, target: Path | None, files: list[Path] | None = None) -> list[str]:
         """Argument list of a network op; `target` is the query file for find/move/worklist."""
+        read_timeout = f"--read-timeout={_seconds(job, 'dimse_timeout', 60)}"
         if job.op == "echo":
-            return [self.tool("dicom-echoscu"), "-v", *self._connection(job), "--read-timeout", _seconds(job, "dimse_timeout", 60), self._address(job)]
+            return [self.tool("dicom-echoscu"), "-v", *self._connection(job), read_timeout, "--", self._address(job)]
         if job.op == "store":
             paths = files if files is not None else list(job.inputs)
-            return [self.tool("dicom-storescu"), "-v", *self._connection(job), "--read-timeout", _seconds(job, "dimse_timeout", 60), self._address(job), *map(str, paths)]
+            return [self.tool("dicom-storescu"), "-v", *self._connection(job), read_timeout, "--", self._address(job), *map(str, paths)]
         if job.op == "move":
             model = ["-P"] if _model(job) == "patient" else ["-S"]
-            return [self.tool("dicom-movescu"), "-v", *model, *self._connection(job)[:4], "--move-destination", str(job.option("destination")), self._address(job), str(target)]
+            destination = f"--move-destination={job.option('destination')}"
+            return [self.tool("dicom-movescu"), "-v", *model, *self._titles(job), destination, "--", self._address(job), str(target)]
         model = ["-W"] if job.op == "worklist" else ["-P"] if _model(job) == "patient" else ["-S"]
-        return [self.tool("dicom-findscu"), "-v", *model, *self._connection(job), "--read-timeout", _seconds(job, "dimse_timeout", 60), self._address(job), str(target)]
+        return [self.tool("dicom-findscu"), "-v", *model, *self._connection(job), read_timeout, "--", self._address(job), str(target)]
 
     # -- running -----------------------------------------------------------------------------
     def handle_network(self, job: Job) -> Outcome:

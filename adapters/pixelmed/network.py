@@ -19,6 +19,8 @@ from dicom_hub.contract.errors import ErrorCode, HubError
 from dicom_hub.contract.job import Job, Outcome
 
 CONNECTION = ("host", "port", "called_aet", "calling_aet")
+# No TLS options: PixelMed's SCUs take TLS settings only as Java keystores (javax.net.ssl.* system
+# properties), not the PEM files of the contract, so the dispatcher refuses them (unsupported_option).
 NETWORK_OPS = frozenset({"echo", "store", "move"})
 # MoveSOPClassSCU takes a level and the UIDs down to it, nothing else.
 MOVE_KEYS = {

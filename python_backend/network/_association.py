@@ -17,6 +17,8 @@ from typing import TYPE_CHECKING, Any
 from dicom_hub.contract.errors import ErrorCode, HubError
 from dicom_hub.contract.job import Job
 
+from .tls import TlsSettings, is_tls_failure
+
 if TYPE_CHECKING:
     from pydicom import Dataset
     from pynetdicom.association import Association
@@ -35,6 +37,7 @@ class Peer:
     network_timeout: float
     dimse_timeout: float
     deadline: float | None = None  # time.monotonic() value from options.timeout
+    tls: TlsSettings | None = None  # DICOM over TLS when set
 
     @classmethod
     def from_job(cls, job: Job) -> Peer:
@@ -43,7 +46,9 @@ class Peer:
         network, dimse = float(job.option("network_timeout", 30)), float(job.option("dimse_timeout", 60))
         if total:  # no single wait may outlast the whole op
             network, dimse = min(network, float(total)), min(dimse, float(total))
-        return cls(job.option("host"), int(job.option("port")), job.option("called_aet"), job.option("calling_aet"), network, dimse, deadline)
+        return cls(
+            job.option("host"), int(job.option("port")), job.option("called_aet"), job.option("calling_aet"), network, dimse, deadline, TlsSettings.from_job(job)
+        )
 
     @property
     def address(self) -> str:
@@ -119,9 +124,12 @@ def associate(
 
     ae = make_ae(peer)
     handlers = [(evt.EVT_CONN_OPEN, no_delay), *(evt_handlers or [])]
+    tls_args = (peer.tls.client_context(), peer.host) if peer.tls else None
     with captured_log() as log:
         try:
-            assoc = ae.associate(peer.host, peer.port, contexts=list(contexts), ae_title=peer.called_aet, ext_neg=list(ext_neg or []), evt_handlers=handlers)
+            assoc = ae.associate(
+                peer.host, peer.port, contexts=list(contexts), ae_title=peer.called_aet, ext_neg=list(ext_neg or []), evt_handlers=handlers, tls_args=tls_args
+            )
         except OSError as err:  # the host name does not resolve (raised before any connection)
             raise HubError(ErrorCode.NETWORK_ERROR, f"{peer.address} could not be reached: {peer.host!r}: {err.strerror or err}", "check the host name") from None
     if not assoc.is_established:
@@ -142,12 +150,14 @@ def association_error(peer: Peer, assoc: Association, log_lines: list[str]) -> H
     detail = "; ".join(dict.fromkeys(line for line in log_lines if line and not line.startswith("Association request failed")))
     if assoc.is_rejected:
         what, hint = "refused the association", "check called_aet/calling_aet: the peer may only accept known AE titles"
+    elif peer.tls is not None and is_tls_failure(detail):
+        what, hint = "failed the TLS handshake", "check tls_ca_file (the CA that signed the peer's certificate), that the certificate names the host, and tls_cert_file/tls_key_file if the peer wants ours"
     elif "timeout" in detail.lower() or "timed out" in detail.lower():
         what, hint = "did not answer in time", "check that host and port are a DICOM service, or raise network_timeout"
     elif "TCP Initialisation Error" in detail:
         what, hint = "could not be reached", "check host and port, and that the peer is running"
     else:
-        what, hint = "aborted the association request", "check the peer's log"
+        what, hint = "aborted the association request", "check the peer's log" + ("" if peer.tls else ", and whether it requires TLS (options.tls)")
     return peer.wait_error(f"{peer.address} {what}: {detail or 'no reason given'}", hint)
 
 

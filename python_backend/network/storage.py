@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -61,10 +62,20 @@ class StoredInstance:
 
 
 def save_received(event: Event, root: Path, overwrite: bool) -> StoredInstance:
-    """Write the instance of a C-STORE request event to its place under `root`, as sent (no re-encoding)."""
+    """Write the instance of a C-STORE request event to its place under `root`, as sent (no re-encoding).
+
+    With pynetdicom's chunked receive (the SCP) the data set is already in a temporary Part 10
+    file: only its UIDs are parsed and the file is copied, so an instance is never held whole in memory.
+    """
     request = event.request
+    received = _received_file(event)
     try:
-        ds = event.dataset  # element values are converted lazily: only the UIDs below are decoded
+        if received is not None:
+            from pydicom import dcmread
+
+            ds = dcmread(received, defer_size=1024, specific_tags=["SOPInstanceUID", "StudyInstanceUID", "SeriesInstanceUID"])
+        else:
+            ds = event.dataset  # element values are converted lazily: only the UIDs below are decoded
         sop = ds.get("SOPInstanceUID", request.AffectedSOPInstanceUID)
         study, series = ds.get("StudyInstanceUID"), ds.get("SeriesInstanceUID")
     except Exception as err:  # a data set that does not parse in the negotiated transfer syntax
@@ -74,12 +85,24 @@ def save_received(event: Event, root: Path, overwrite: bool) -> StoredInstance:
     path = instance_path(root, study, series, sop)
     try:
         with atomic_output(path, overwrite) as tmp:
-            tmp.write_bytes(event.encoded_dataset(include_meta=True))
+            if received is not None:
+                shutil.copyfile(received, tmp)
+            else:
+                tmp.write_bytes(event.encoded_dataset(include_meta=True))
     except HubError as err:
         raise RejectedInstance(OUT_OF_RESOURCES, err.message) from None
     except OSError as err:
         raise RejectedInstance(OUT_OF_RESOURCES, f"cannot write {path}: {err}") from None
     return StoredInstance(path, str(sop), str(request.AffectedSOPClassUID), str(event.context.transfer_syntax))
+
+
+def _received_file(event: Event) -> Path | None:
+    """The temporary file pynetdicom streamed the data set into, when chunked receive is on."""
+    try:
+        path = event.dataset_path
+    except AttributeError:
+        return None
+    return Path(path) if path else None
 
 
 def check_root(root: Path) -> Path:

@@ -322,3 +322,29 @@ def test_queries_are_built_like_the_python_backend():
     with pytest.raises(HubError) as err:
         query_dataset(net_job("move", destination="D", query={}))
     assert err.value.code.value == "invalid_request"
+
+
+def test_tls_flags(dcmtk, tmp_path):
+    from dicom_hub.adapters.dcmtk.network import SYSTEM_CA_DIR, build_cmd
+
+    ca, cert, key = (tmp_path / name for name in ("ca.pem", "cert.pem", "key.pem"))
+    for path in (ca, cert, key):
+        path.write_text("PEM")
+    peer = ["127.0.0.1", "11112"]
+    anonymous = build_cmd(dcmtk, net_job("echo", tls=True, tls_ca_file=str(ca)))
+    assert anonymous[anonymous.index("-td") + 2 : -2] == ["+tla", "+cf", str(ca), "-rc"] and anonymous[-2:] == peer
+    mutual = build_cmd(dcmtk, net_job("echo", tls=True, tls_ca_file=str(ca), tls_cert_file=str(cert), tls_key_file=str(key), tls_verify=False))
+    assert mutual[mutual.index("-td") + 2 : -2] == ["+tls", str(key), str(cert), "-pw", "+cf", str(ca), "-ic"]
+    system = build_cmd(dcmtk, net_job("store", (tmp_path,), tls=True))
+    assert system[system.index("-td") + 2 : system.index("-nh")] == ["+tla", "+cd", SYSTEM_CA_DIR, "-rc"]
+    assert "+tla" not in build_cmd(dcmtk, net_job("echo"))
+
+
+def test_tls_is_declared_where_dcmtk_has_it():
+    from dicom_hub.adapters.dcmtk.network import CAPABILITIES
+
+    for op in ("echo", "store", "find", "worklist"):
+        assert CAPABILITIES[op].honours("tls") and CAPABILITIES[op].honours("tls_ca_file")
+        assert not CAPABILITIES[op].honours("tls_key_password_env")  # DCMTK would need it on its command line
+    for op in ("move", "get"):  # movescu and getscu have no TLS
+        assert not CAPABILITIES[op].honours("tls")

@@ -93,29 +93,28 @@ def test_transcode_targets_it_cannot_write_are_unsupported_options(adapter, synt
 
 
 PEER = {"host": "127.0.0.1", "port": 11112, "called_aet": "PEER", "calling_aet": "ME"}
-CONNECT = ["--calling-ae-title", "ME", "--called-ae-title", "PEER", "--connect-timeout", "30"]
+CONNECT = ["--calling-ae-title=ME", "--called-ae-title=PEER", "--connect-timeout=30"]
 
 
 def test_echo(adapter):
-    assert adapter._build_cmd(job("echo", **PEER)) == ["dicom-echoscu", "-v", *CONNECT, "--read-timeout", "60", "127.0.0.1:11112"]
+    assert adapter._build_cmd(job("echo", **PEER)) == ["dicom-echoscu", "-v", *CONNECT, "--read-timeout=60", "--", "127.0.0.1:11112"]
 
 
 def test_echo_timeouts_round_up(adapter):
     argv = adapter._build_cmd(job("echo", network_timeout=2.5, dimse_timeout=9, **PEER))
-    assert argv[argv.index("--connect-timeout") + 1] == "3"
-    assert argv[argv.index("--read-timeout") + 1] == "9"
+    assert "--connect-timeout=3" in argv and "--read-timeout=9" in argv
 
 
 def test_store_sends_every_file(adapter):
     files = (Path("/data/a.dcm"), Path("/data/b.dcm"))
     argv = adapter._build_cmd(job("store", inputs=files, **PEER))
-    assert argv == ["dicom-storescu", "-v", *CONNECT, "--read-timeout", "60", "127.0.0.1:11112", "/data/a.dcm", "/data/b.dcm"]
+    assert argv == ["dicom-storescu", "-v", *CONNECT, "--read-timeout=60", "--", "127.0.0.1:11112", "/data/a.dcm", "/data/b.dcm"]
 
 
 @pytest.mark.parametrize(("options", "model"), [({}, "-S"), ({"level": "PATIENT"}, "-P"), ({"model": "patient", "level": "STUDY"}, "-P")])
 def test_find_passes_the_query_file(adapter, options, model):
     argv = adapter._build_cmd(job("find", **PEER, **options), Path("/tmp/q.dcm"))
-    assert argv == ["dicom-findscu", "-v", model, *CONNECT, "--read-timeout", "60", "127.0.0.1:11112", "/tmp/q.dcm"]
+    assert argv == ["dicom-findscu", "-v", model, *CONNECT, "--read-timeout=60", "--", "127.0.0.1:11112", "/tmp/q.dcm"]
 
 
 def test_worklist_uses_the_mwl_model(adapter):
@@ -126,7 +125,15 @@ def test_worklist_uses_the_mwl_model(adapter):
 
 def test_move_names_the_destination(adapter):
     argv = adapter._build_cmd(job("move", destination="DEST", query={"StudyInstanceUID": "1.2.3"}, **PEER), Path("/tmp/q.dcm"))
-    assert argv == ["dicom-movescu", "-v", "-S", "--calling-ae-title", "ME", "--called-ae-title", "PEER", "--move-destination", "DEST", "127.0.0.1:11112", "/tmp/q.dcm"]
+    assert argv == ["dicom-movescu", "-v", "-S", "--calling-ae-title=ME", "--called-ae-title=PEER", "--move-destination=DEST", "--", "127.0.0.1:11112", "/tmp/q.dcm"]
+
+
+def test_values_can_never_be_read_as_options(adapter):
+    # AE titles may begin with '-': they travel glued to their flag; positionals come after "--".
+    argv = adapter._build_cmd(job("echo", **{**PEER, "calling_aet": "-X", "called_aet": "--help"}))
+    assert argv == ["dicom-echoscu", "-v", "--calling-ae-title=-X", "--called-ae-title=--help", "--connect-timeout=30", "--read-timeout=60", "--", "127.0.0.1:11112"]
+    move = adapter._build_cmd(job("move", destination="-D", query={"StudyInstanceUID": "1.2.3"}, **PEER), Path("/tmp/q.dcm"))
+    assert "--move-destination=-D" in move and move[-3] == "--"
 
 
 def test_find_identifier_is_the_python_backends(adapter):
