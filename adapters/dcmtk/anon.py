@@ -31,7 +31,7 @@ SUPPORT = supports(
 # What the result says about itself (PS3.3 C.7.1.1: Patient Identity Removed, De-identification Method (Code Sequence)).
 MARKS = (
     "(0012,0062)=YES",
-    "(0012,0063)=Basic Application Confidentiality Profile (DCMTK dcmodify, dicom-hub)",
+    "(0012,0063)=Basic Application Confidentiality Profile (dcmodify)",  # LO: at most 64
     "(0012,0064)[0].(0008,0100)=113100",
     "(0012,0064)[0].(0008,0102)=DCM",
     "(0012,0064)[0].(0008,0104)=Basic Application Confidentiality Profile",
@@ -45,6 +45,8 @@ def edit_flags(edits: list[annex_e.Edit]) -> list[str]:
     for edit in edits:
         if edit.action == "X":
             flags += ["-e", edit.path]
+        elif edit.action == "I":  # an element of a dummy item (an empty sequence has no value)
+            flags += ["-i", edit.path if edit.sequence else f"{edit.path}={edit.value}"]
         elif edit.sequence:
             flags += ["-e", edit.path, "-i", edit.path]
         else:
@@ -54,7 +56,7 @@ def edit_flags(edits: list[annex_e.Edit]) -> list[str]:
 
 def command(adapter: SubprocessAdapter, edits: list[annex_e.Edit], target: Path) -> list[str]:
     """One dcmodify run on `target` (a copy of the input): the plan, private elements, trailing
-    padding (after the pixels, so never in a plan read without them), then the marks."""
+    padding (in case a reader stopped before it), then the marks."""
     marks = [arg for mark in MARKS for arg in ("-i", mark)]
     return [adapter.tool("dcmodify"), "-nb", "-imt", *edit_flags(edits), "-ep", "-e", "(fffc,fffc)", *marks, str(target)]
 
@@ -62,7 +64,9 @@ def command(adapter: SubprocessAdapter, edits: list[annex_e.Edit], target: Path)
 def anonymize(adapter: SubprocessAdapter, job: Job, target: Path) -> ToolRun:
     from pydicom import dcmread
 
-    ds = dcmread(job.input, stop_before_pixels=True, force=True)
+    # The whole data set (large values deferred, not read): the plan must see what follows the
+    # pixels too, e.g. Digital Signatures Sequence (FFFA,FFFA), which the profile removes.
+    ds = dcmread(job.input, defer_size=1024, force=True)
     annex_e.refuse_burned_in(ds)
     shutil.copyfile(job.input, target)  # dcmodify edits in place: only ever the copy
     run = adapter.run_cmd(command(adapter, annex_e.plan(ds), target), timeout=adapter.timeout_for(job))

@@ -23,17 +23,19 @@ PIXEL_DATA = 0x7FE00010
 class Edit:
     """One basic-profile action on one element: `path` is DCMTK's (gggg,eeee)[i].(gggg,eeee) form."""
 
-    action: str  # X remove, Z empty, D dummy, U new UID
+    action: str  # X remove, Z empty, D dummy, U new UID, I insert (an element of a dummy item)
     path: str
     value: str = ""
-    sequence: bool = False  # Z on a sequence: keep it, with no items
+    sequence: bool = False  # Z on a sequence: keep it, with no items; I of a sequence: an empty one
 
 
 def plan(ds: Dataset) -> list[Edit]:
     """Every X, Z, D and U action the basic profile takes on `ds`, at every depth, decided exactly as
     the Python engine decides (`deid.rules.decide`: the table, and what the IOD needs). Elements
-    inside a removed sequence need nothing; one original UID always gets the same new UID."""
-    from dicom_hub.python_backend.deid import iods
+    inside a removed sequence need nothing; one original UID always gets the same new UID. A
+    sequence whose action is D is removed and inserted again holding only its dummy item
+    (`deid.dummies`), so nothing of its original items survives."""
+    from dicom_hub.python_backend.deid import dummies, iods, rules
     from dicom_hub.python_backend.deid.engine import DUMMY_BY_VR
     from dicom_hub.python_backend.deid.profile import profile_for
     from dicom_hub.python_backend.deid.rules import decide, overlay_leftovers
@@ -56,6 +58,10 @@ def plan(ds: Dataset) -> list[Edit]:
             if elem.VR == "SQ" and action == "Z":
                 edits.append(Edit("Z", path, sequence=True))
                 continue
+            if action == "D" and (elem.VR == "SQ" or rules.public_vr(tag) == "SQ"):
+                edits.append(Edit("X", path))
+                edits.extend(_dummy_item(path, dummies.elements_for(tag)))
+                continue
             if elem.VR == "SQ":  # kept, cleaned, dummied or UIDs replaced: its items by the same rules
                 for index, item in enumerate(elem.value or []):
                     walk(item, f"{path}[{index}].", (*parent, tag))
@@ -72,6 +78,19 @@ def plan(ds: Dataset) -> list[Edit]:
     removed = {edit.path for edit in edits if edit.action == "X"}
     kept = [tag for tag in map(int, ds.keys()) if _paren(tag) not in removed]
     return edits + [Edit("X", _paren(tag)) for tag in overlay_leftovers(kept)]
+
+
+def _dummy_item(path: str, elements: Any) -> list[Edit]:
+    """Insertions building the dummy item of the sequence at `path` (DCMTK path syntax, item 0;
+    OB bytes as DCMTK's backslash-separated hex)."""
+    edits = []
+    for element in elements:
+        where = path + "".join(f"[0].{_paren(tag)}" for tag in element.path)
+        value = element.value
+        if element.vr in ("OB", "OW", "UN"):
+            value = "\\".join(value[i : i + 2] for i in range(0, len(value), 2))
+        edits.append(Edit("I", where, value, sequence=element.vr == "SQ"))
+    return edits
 
 
 def refuse_burned_in(ds: Dataset) -> None:

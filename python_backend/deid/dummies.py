@@ -6,7 +6,7 @@ original items would keep every attribute the table does not list (the SR text, 
 objects), so the items go and one item valid for the IOD, holding only fixed values, takes their
 place. The items come from `contract/data/deid-dummy-items.tsv`, shared by every backend: the Python
 engine builds them (`item_for`), the DCMTK plan inserts them element by element (`elements_for`), and
-the C# program reads the same file.
+the C# program embeds the same file (scripts/install/40-csharp.sh).
 """
 
 from __future__ import annotations
@@ -93,13 +93,3 @@ def python_value(element: DummyElement) -> object:
         return values if len(values) > 1 else values[0]
     return element.value
 
-
-def write_tsv(path: str) -> None:
-    """The dummy items as `sequence path vr value` lines with 8-hex-digit tags, for the C# program."""
-    lines = [
-        f"{tag:08X}\t{'>'.join(f'{t:08X}' for t in element.path)}\t{element.vr}\t{element.value}"
-        for tag, elements in load().items()
-        for element in elements
-    ]
-    with open(path, "w", encoding="ascii") as out:
-        out.write("\n".join(lines) + "\n")
