@@ -93,6 +93,31 @@ def _dummy_item(path: str, elements: Any) -> list[Edit]:
     return edits
 
 
+def refuse_unreachable(ds: Dataset, edits: list[Edit], backend: str, why: str) -> None:
+    """For toolkits that edit top-level elements only: `unsupported_op`, before anything runs, when
+    the plan changes anything inside a sequence (a D sequence's dummy item included). UIDs are
+    left to the toolkit's own profile, which replaces them at every depth (the leak check verifies)."""
+    nested = sorted({_names(edit) for edit in edits if "[" in edit.path and edit.action != "U"})
+    if nested:
+        shown = ", ".join(nested[:8]) + (f" and {len(nested) - 8} more" if len(nested) > 8 else "")
+        raise HubError(
+            ErrorCode.UNSUPPORTED_OP,
+            f"{backend} cannot de-identify this file: the profile changes {len(nested)} attribute(s) inside sequences "
+            f"({shown}) and {why}",
+            "use backend python (or dcmtk, csharp), which apply the profile at every depth",
+        )
+
+
+def _names(edit: Edit) -> str:
+    """'(0040,a730)[0].(0040,a160)' -> 'ContentSequence > TextValue' (the outer sequence and the
+    element), 'ContentSequence (dummy item)' for an insertion."""
+    from pydicom.datadict import keyword_for_tag
+
+    tags = [int(part.strip("().").replace(",", ""), 16) for part in edit.path.replace("]", "[").split("[")[::2]]
+    outer, inner = (keyword_for_tag(tag) or _tag(tag) for tag in (tags[0], tags[-1]))
+    return f"{outer} (dummy item)" if edit.action == "I" else f"{outer} > {inner}"
+
+
 def refuse_burned_in(ds: Dataset) -> None:
     """Like the Python backend: no de-identification of pixels that may show identity."""
     from dicom_hub.python_backend.deid.engine import BURNED_IN_SOP_CLASSES
@@ -121,6 +146,7 @@ def leak_check(original: Path, result: Path) -> dict[str, Any]:
         {f"{table[tag].keyword} {_tag(tag)}" for tag, value in _values(after_ds, watched, pairs=True) if value in before.get(tag, set())}
     )
     leaks += _outside_iod(before_ds, after_ds)
+    leaks += _dummy_sequences(after_ds)
     private = sorted({_tag(int(elem.tag)) for elem in after_ds.iterall() if elem.tag.is_private})
     if ENCRYPTED_ATTRIBUTES in after_ds:
         private.append("EncryptedAttributesSequence (0400,0500)")
@@ -162,6 +188,39 @@ def _outside_iod(before: Dataset, after: Dataset) -> list[str]:
 
     walk(after, ())
     return sorted(found)
+
+
+def _dummy_sequences(after: Dataset) -> list[str]:
+    """Sequences the table may dummy (D among their actions) that hold anything but the one dummy
+    item (`deid.dummies`): their original items, cleaned or not, keep what the table does not list."""
+    from dicom_hub.python_backend.deid import dummies
+    from dicom_hub.python_backend.deid.profile import load_table
+
+    table = load_table()
+    found: set[str] = set()
+    for elem in after.iterall():
+        tag = int(elem.tag)
+        row = table.get(tag)
+        if elem.VR != "SQ" or not elem.value or row is None or "D" not in row.basic.split("/"):
+            continue
+        if len(elem.value) != 1 or not _leaves(elem.value[0]) <= _leaves(dummies.item_for(tag)):
+            found.add(f"{row.keyword} {_tag(tag)} (holds more than its dummy item)")
+    return sorted(found)
+
+
+def _leaves(item: Dataset, path: tuple[int, ...] = ()) -> set[tuple[tuple[int, ...], str]]:
+    """(tag path, value text) for every non-sequence element of `item`, at every depth."""
+    leaves = set()
+    for elem in item:
+        where = (*path, int(elem.tag))
+        if elem.VR == "SQ":
+            for child in elem.value or []:
+                leaves |= _leaves(child, where)
+        else:
+            value = elem.value
+            text = value.hex() if isinstance(value, bytes) else "\\".join(map(str, value)) if elem.VM > 1 else str(value)
+            leaves.add((where, text.strip()))
+    return leaves
 
 
 def _values(ds: Dataset, watched: set[int], pairs: bool = False) -> Any:

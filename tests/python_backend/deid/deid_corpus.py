@@ -119,7 +119,9 @@ class Planted:
         return None
 
 
-def plant_table(ds: Dataset, planted: Planted, depth: int = 0, chain: tuple[str, ...] = ()) -> None:
+def plant_table(
+    ds: Dataset, planted: Planted, depth: int = 0, chain: tuple[str, ...] = (), sequences: bool = True
+) -> None:
     """Give `ds` every public attribute of the table (groups 0000/0002 excepted), each with a marker.
 
     A sequence attribute gets a realistic item (`sequence_item`), so whatever the sequence's action,
@@ -132,6 +134,8 @@ def plant_table(ds: Dataset, planted: Planted, depth: int = 0, chain: tuple[str,
         if tag >> 16 in (0x0000, 0x0002):
             continue
         vr = dictionary_VR(tag)
+        if vr == "SQ" and not sequences:
+            continue
         if vr == "SQ":
             item = sequence_item(row["keyword"], planted, (*chain, row["keyword"]))
             if depth > 0 and row["keyword"] in NESTING_SEQUENCES:
@@ -200,11 +204,17 @@ def plant_private(ds: Dataset, planted: Planted) -> None:
     ds.add_new(0x00311020, "LO", planted.text())  # orphan: no creator reserves block 0x10 of group 0x0031
 
 
-def leak_dataset(planted: Planted, sop_uid: str | None = None, patient_id: str | None = None) -> Dataset:
+def leak_dataset(
+    planted: Planted, sop_uid: str | None = None, patient_id: str | None = None, flat: bool = False
+) -> Dataset:
     """A CT image with the whole table planted at the top and two levels down (in every nesting
-    sequence, each with markers of its own)."""
+    sequence, each with markers of its own); `flat`: no table sequence but the signatures (for
+    toolkits that edit top-level elements only and refuse the rest)."""
     ds = Dataset()
-    plant_table(ds, planted, depth=2)
+    plant_table(ds, planted, depth=2, sequences=not flat)
+    if flat:  # only what a top-level editor can reach: signatures stay (removed whole)
+        ds.DigitalSignaturesSequence = Sequence([sequence_item("DigitalSignaturesSequence", planted, ())])
+        ds.IconImageSequence = Sequence()
     icon = Dataset()  # a thumbnail: pixels of its own (Icon Image Sequence is X)
     icon.Rows, icon.Columns, icon.SamplesPerPixel, icon.PhotometricInterpretation = 2, 8, 1, "MONOCHROME2"
     icon.BitsAllocated, icon.BitsStored, icon.HighBit, icon.PixelRepresentation = 8, 8, 7, 0
@@ -231,7 +241,8 @@ def leak_dataset(planted: Planted, sop_uid: str | None = None, patient_id: str |
     # A kept public sequence (not in the table) whose items hold table attributes.
     kept = Dataset()
     kept.add_new(0x00080100, "SH", "KEPT")
-    kept.PatientName = planted.text()
+    if not flat:
+        kept.PatientName = planted.text()
     kept.StudyInstanceUID = planted.uid()
     plant_private(kept, planted)
     ds.DerivationCodeSequence = Sequence([kept])
