@@ -108,6 +108,19 @@ def refuse_unreachable(ds: Dataset, edits: list[Edit], backend: str, why: str) -
         )
 
 
+def refuse_private(ds: Dataset, backend: str, why: str) -> None:
+    """For toolkits that keep private attributes of their own choosing (the basic profile removes every
+    private element): `unsupported_op`, before anything runs, when the file holds any, at any depth."""
+    found = sorted({_tag(int(elem.tag)) for elem in ds.iterall() if elem.tag.is_private})
+    if found:
+        raise HubError(
+            ErrorCode.UNSUPPORTED_OP,
+            f"{backend} cannot de-identify this file: it holds {len(found)} private attribute(s) ({', '.join(found[:6])}"
+            f"{' ...' if len(found) > 6 else ''}) and {why}, while the basic profile removes every private attribute",
+            "use backend python, dcmtk or csharp, which remove them",
+        )
+
+
 def _names(edit: Edit) -> str:
     """'(0040,a730)[0].(0040,a160)' -> 'ContentSequence > TextValue' (the outer sequence and the
     element), 'ContentSequence (dummy item)' for an insertion."""
@@ -135,15 +148,18 @@ def refuse_burned_in(ds: Dataset) -> None:
 def leak_check(original: Path, result: Path) -> dict[str, Any]:
     """Compare every Table E.1-1 attribute (except K), every attribute the profile removes as not
     needed by the IOD, and every private element; raise on a leak."""
-    from dicom_hub.python_backend.deid.profile import load_table
+    from dicom_hub.python_backend.deid.profile import find_row, load_table
     from pydicom import dcmread
 
     table = load_table()
     watched = {tag for tag, row in table.items() if row.basic != "K"}
     before_ds, after_ds = dcmread(original, force=True), dcmread(result, force=True)
+    # the repeating-group rows (overlay, curve data: 50xx, 60xx) of the elements actually present
+    repeating = {int(e.tag) for e in before_ds.iterall() if int(e.tag) >> 24 in (0x50, 0x60)}
+    watched |= {tag for tag in repeating if (row := find_row(tag)) is not None and row.basic != "K"}
     before = _values(before_ds, watched)
     leaks = sorted(
-        {f"{table[tag].keyword} {_tag(tag)}" for tag, value in _values(after_ds, watched, pairs=True) if value in before.get(tag, set())}
+        {f"{find_row(tag).keyword} {_tag(tag)}" for tag, value in _values(after_ds, watched, pairs=True) if value in before.get(tag, set())}
     )
     leaks += _outside_iod(before_ds, after_ds)
     leaks += _dummy_sequences(after_ds)
