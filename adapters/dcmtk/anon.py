@@ -21,10 +21,14 @@ if TYPE_CHECKING:
     from dicom_hub.adapters.subprocess_adapter import SubprocessAdapter, ToolRun
 
 SUPPORT = supports(
+    "key",
+    "key_env",
+    "key_file",
     note="Table E.1-1 (2024b) basic profile as dcmodify edits at every depth (X erased, Z emptied, D dummy values, "
-    "U new UIDs, one per original UID; combined actions and unlisted attributes judged by the IOD, as the Python engine "
+    "U new UIDs, keyed as the Python engine's (the same key gives the same UIDs across files, runs and backends python, "
+    "csharp, dcmtk; without a key, random); combined actions and unlisted attributes judged by the IOD, as the Python engine "
     "does), private elements erased, Patient Identity Removed set; the result is checked against the table and the IOD "
-    "and refused if any identifying value survives; no profile options, keys, patient prefix, "
+    "and refused if any identifying value survives; no profile options, patient prefix, "
     "burned-in override or mapping file",
 )
 
@@ -62,12 +66,18 @@ def command(adapter: SubprocessAdapter, edits: list[annex_e.Edit], target: Path)
 
 
 def anonymize(adapter: SubprocessAdapter, job: Job, target: Path) -> ToolRun:
+    from dicom_hub.python_backend.deid.keys import resolve_key
+    from dicom_hub.python_backend.deid.pseudonyms import Pseudonymizer
+    from dicom_hub.python_backend.deid.side_files import check_side_files
     from pydicom import dcmread
 
     # The whole data set (large values deferred, not read): the plan must see what follows the
     # pixels too, e.g. Digital Signatures Sequence (FFFA,FFFA), which the profile removes.
     ds = dcmread(job.input, defer_size=1024, force=True)
     annex_e.refuse_burned_in(ds)
+    check_side_files(job)
+    key, _ = resolve_key(job)
+    edits = annex_e.plan(ds, Pseudonymizer(key).uid)
     shutil.copyfile(job.input, target)  # dcmodify edits in place: only ever the copy
-    run = adapter.run_cmd(command(adapter, annex_e.plan(ds), target), timeout=adapter.timeout_for(job))
+    run = adapter.run_cmd(command(adapter, edits, target), timeout=adapter.timeout_for(job))
     return check(adapter, run, "de-identify the file", job.input)

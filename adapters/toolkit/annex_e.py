@@ -5,6 +5,7 @@ refusal, and the leak check that decides whether a toolkit's result may be calle
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -29,10 +30,11 @@ class Edit:
     sequence: bool = False  # Z on a sequence: keep it, with no items; I of a sequence: an empty one
 
 
-def plan(ds: Dataset) -> list[Edit]:
+def plan(ds: Dataset, new_uid: Callable[[str], str] | None = None) -> list[Edit]:
     """Every X, Z, D and U action the basic profile takes on `ds`, at every depth, decided exactly as
     the Python engine decides (`deid.rules.decide`: the table, and what the IOD needs). Elements
-    inside a removed sequence need nothing; one original UID always gets the same new UID. A
+    inside a removed sequence need nothing; one original UID always gets the same new UID: from
+    `new_uid` (the keyed pseudonyms, the same across files and runs) or, without it, a random one. A
     sequence whose action is D is removed and inserted again holding only its dummy item
     (`deid.dummies`), so nothing of its original items survives."""
     from dicom_hub.python_backend.deid import dummies, iods, rules
@@ -71,8 +73,9 @@ def plan(ds: Dataset) -> list[Edit]:
             elif action == "D":
                 edits.append(Edit("D", path, str(dummy)))
             elif action == "U" and not elem.is_empty:
-                old = str(elem.value)
-                edits.append(Edit("U", path, new_uids.setdefault(old, generate_uid())))
+                olds = [elem.value] if isinstance(elem.value, str) else list(elem.value)
+                news = [new_uid(str(old)) if new_uid else new_uids.setdefault(str(old), generate_uid()) for old in olds]
+                edits.append(Edit("U", path, "\\".join(news)))
 
     walk(ds, "", ())
     removed = {edit.path for edit in edits if edit.action == "X"}
