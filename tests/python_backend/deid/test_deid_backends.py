@@ -5,11 +5,12 @@ new UIDs across separate runs (two half-batches), with references following."""
 
 from __future__ import annotations
 
+import subprocess
 from pathlib import Path
 
 import pydicom
 import pytest
-from conftest import require_backend, run_request
+from conftest import require_backend, require_tool, run_request
 from deid_corpus import Planted, write_leak_file
 from factories import ROOT, ct_slice, save
 from pydicom.dataset import Dataset
@@ -52,6 +53,8 @@ def test_backend_leaks_nothing_or_refuses_first(tmp_path: Path, backend: str, fl
     assert ds.PatientIdentityRemoved == "YES"
     assert sum(1 for _ in ds.iterall()) > 50  # parsed to the end, sequences included
     assert ds.PixelData == pydicom.dcmread(source).PixelData
+    dump = subprocess.run([require_tool("dcmdump"), "-q", str(out)], capture_output=True, text=True, check=False)
+    assert dump.returncode == 0 and not dump.stderr, f"DCMTK cannot parse the {backend} output: {dump.stderr[:300]}"
     for elem in ds.iterall():
         if elem.VR == "SQ" and elem.keyword in ("ContentSequence", "PersonIdentificationCodeSequence"):
             assert len(elem.value) == 1, f"{elem.keyword}: D keeps one dummy item, not the original items"
