@@ -68,6 +68,18 @@ namespace DicomHub
             public Elements.Reading Reading;
         }
 
+        /// One element of the dummy item that replaces a D sequence's items (contract/data/deid-dummy-items.tsv,
+        /// as python_backend/deid/dummies.py reads it): the tags from the item down, the VR, the value.
+        class DummyElement
+        {
+            public uint[] Path;
+            public string Vr;
+            public string Value;
+        }
+
+        static readonly HashSet<string> FreeTextVrs = new HashSet<string> { "LT", "ST", "UT", "UC" };
+        static Dictionary<uint, List<DummyElement>> dummyItems;
+
         public static Result Run(Job job)
         {
             string output = job.RequireOutput();
@@ -78,7 +90,7 @@ namespace DicomHub
             settings.Reading = Elements.Reading.For(file);
             CheckBurnedIn(ds, settings, job.Bool("allow_burned_in", false));
             settings.Iod = Iod.ForSopClass(Text(ds, 0x00080016, settings));
-            Clean(ds, settings, PatientKey(ds, settings), "");
+            Clean(ds, settings, PatientKey(ds, settings), "", false);
             RemoveOverlayLeftovers(ds);
             Mark(ds, settings);
             RebuildFileMeta(file, settings);
@@ -217,7 +229,8 @@ namespace DicomHub
                     "check or redact the pixels first, then set options.allow_burned_in to true");
         }
 
-        static void Clean(gdcm.DataSet ds, Settings settings, string patientKey, string parent)
+        /// One data set or item; `cleanText` inside a sequence the profile cleans (C): unlisted free text is replaced.
+        static void Clean(gdcm.DataSet ds, Settings settings, string patientKey, string parent, bool cleanText)
         {
             foreach (gdcm.DataElement de in Elements.Iterate(ds).ToList())
             {
@@ -228,10 +241,12 @@ namespace DicomHub
                 char action = Decide(settings, parent, tag);
                 if (action == '\0')
                 {
-                    if (Elements.VrOf(de) == "SQ") CleanItems(ds, de, settings, patientKey, Iod.Join(parent, key));
+                    string vr = Elements.VrOf(de);
+                    if (vr == "SQ") CleanItems(ds, de, settings, patientKey, Iod.Join(parent, key), cleanText);
+                    else if (cleanText && FreeTextVrs.Contains(vr) && de.GetVL() > 0) Edit.SetText(ds, tag, vr, "ANONYMIZED");
                     continue;
                 }
-                Apply(ds, de, action, settings, patientKey, parent);
+                Apply(ds, de, action, settings, patientKey, parent, cleanText);
             }
         }
 
@@ -245,12 +260,14 @@ namespace DicomHub
                 if (tag.GetGroup() >> 8 == 0x60 && !withData.Contains(tag.GetGroup())) ds.Remove(tag);
         }
 
-        static void CleanItems(gdcm.DataSet ds, gdcm.DataElement de, Settings settings, string patientKey, string path)
+        static void CleanItems(gdcm.DataSet ds, gdcm.DataElement de, Settings settings, string patientKey, string path, bool cleanText)
         {
+            if (de.IsEmpty()) return;
             gdcm.SmartPtrSQ sq = de.GetValueAsSQ();
-            if (sq == null || sq.GetPointer() == null) return;
+            // Items that cannot be parsed cannot be inspected: the sequence goes, as in the Python engine.
+            if (sq == null || sq.GetPointer() == null) { ds.Remove(de.GetTag()); return; }
             Files.KeepAlive.Add(sq);
-            for (uint i = 1; i <= sq.GetNumberOfItems(); i++) Clean(sq.GetItem(i).GetNestedDataSet(), settings, patientKey, path);
+            for (uint i = 1; i <= sq.GetNumberOfItems(); i++) Clean(sq.GetItem(i).GetNestedDataSet(), settings, patientKey, path, cleanText);
             // GetValueAsSQ may have parsed a copy (implicit VR, UN): store the cleaned items back.
             var replaced = new gdcm.DataElement(de.GetTag());
             replaced.SetVR(new gdcm.VR(gdcm.VR.VRType.SQ));
@@ -259,16 +276,18 @@ namespace DicomHub
             ds.Replace(replaced);
         }
 
-        static void Apply(gdcm.DataSet ds, gdcm.DataElement de, char action, Settings settings, string patientKey, string parent)
+        static void Apply(gdcm.DataSet ds, gdcm.DataElement de, char action, Settings settings, string patientKey, string parent, bool cleanText)
         {
             gdcm.Tag tag = de.GetTag();
             uint key = tag.GetElementTag();
             string vr = Elements.VrOf(de);
             if (action == 'X') { ds.Remove(tag); return; }
+            // A D sequence (also one GDCM's dictionary does not know, read as UN): one dummy item, never the original items.
+            if (action == 'D' && (vr == "SQ" || DummyItems().ContainsKey(key))) { ds.Replace(DummySequence(tag)); return; }
             if (vr == "SQ")
             {
                 if (action == 'Z') Edit.SetBytes(ds, tag, "SQ", new byte[0]);
-                else CleanItems(ds, de, settings, patientKey, Iod.Join(parent, key));
+                else CleanItems(ds, de, settings, patientKey, Iod.Join(parent, key), cleanText || action == 'C');
                 return;
             }
             if (action == 'K') return;
@@ -290,6 +309,79 @@ namespace DicomHub
             else if (action == 'Z' || action == 'C' || empty) Edit.SetBytes(ds, tag, vr, new byte[0]); // C: no date shifting, so emptied
             else if (TextDummies.ContainsKey(vr)) Edit.SetText(ds, tag, vr, TextDummies[vr]);
             else Edit.SetBytes(ds, tag, vr, new byte[NumberDummySizes.ContainsKey(vr) ? NumberDummySizes[vr] : 2]);
+        }
+
+        // -- dummy items for D sequences ------------------------------------------------------------------
+        static Dictionary<uint, List<DummyElement>> DummyItems()
+        {
+            if (dummyItems != null) return dummyItems;
+            var found = new Dictionary<uint, List<DummyElement>>();
+            string[] lines;
+            using (Stream stream = Assembly.GetExecutingAssembly().GetManifestResourceStream("dummy-items.tsv"))
+            using (var reader = new StreamReader(stream, Encoding.UTF8))
+                lines = reader.ReadToEnd().Split('\n').Select(l => l.TrimEnd('\r')).Where(l => l.Length > 0 && !l.StartsWith("#")).ToArray();
+            foreach (string line in lines.Skip(1)) // the header
+            {
+                string[] cells = line.Split('\t');
+                uint sequence = ParseTag(cells[0]);
+                if (!found.ContainsKey(sequence)) found[sequence] = new List<DummyElement>();
+                found[sequence].Add(new DummyElement { Path = cells[1].Split('>').Select(ParseTag).ToArray(), Vr = cells[2].Trim(), Value = cells[3].Trim() });
+            }
+            return dummyItems = found;
+        }
+
+        static uint ParseTag(string text) { return Convert.ToUInt32(text.Trim().Trim('(', ')').Replace(",", ""), 16); }
+
+        /// The sequence `tag` holding its one dummy item; a D sequence without one is our bug, never a copy.
+        static gdcm.DataElement DummySequence(gdcm.Tag tag)
+        {
+            List<DummyElement> elements;
+            if (!DummyItems().TryGetValue(tag.GetElementTag(), out elements))
+                throw new HubException("internal_error", "no dummy item is defined for sequence (" + tag.GetGroup().ToString("X4") + "," + tag.GetElement().ToString("X4") + "), whose Annex E action is D",
+                    "add its item to contract/data/deid-dummy-items.tsv");
+            return SequenceOf(tag, new[] { elements.Select(e => Tuple.Create(e, 0)).ToList() });
+        }
+
+        /// A sequence element of `items`, each a list of (dummy element, depth): depth 0 is this level.
+        static gdcm.DataElement SequenceOf(gdcm.Tag tag, IEnumerable<List<Tuple<DummyElement, int>>> items)
+        {
+            gdcm.SmartPtrSQ sq = gdcm.SequenceOfItems.New();
+            Files.KeepAlive.Add(sq);
+            sq.SetLengthToUndefined();
+            foreach (var elements in items)
+            {
+                var item = new gdcm.Item();
+                item.SetVLToUndefined();
+                gdcm.DataSet nested = item.GetNestedDataSet();
+                foreach (var group in elements.GroupBy(e => e.Item1.Path[e.Item2]))
+                {
+                    var first = group.First();
+                    var child = new gdcm.Tag(group.Key);
+                    if (first.Item1.Path.Length == first.Item2 + 1) SetDummy(nested, child, first.Item1);
+                    else nested.Replace(SequenceOf(child, new[] { group.Select(e => Tuple.Create(e.Item1, e.Item2 + 1)).ToList() }));
+                }
+                sq.AddItem(item);
+            }
+            var de = new gdcm.DataElement(tag);
+            de.SetVR(new gdcm.VR(gdcm.VR.VRType.SQ));
+            de.SetValue(sq.GetPointer());
+            de.SetVLToUndefined();
+            return de;
+        }
+
+        static void SetDummy(gdcm.DataSet ds, gdcm.Tag tag, DummyElement element)
+        {
+            string[] values = element.Value.Split('\\');
+            switch (element.Vr)
+            {
+                case "SQ": ds.Replace(SequenceOf(tag, new List<Tuple<DummyElement, int>>[0])); break;
+                case "OB": case "OW": case "UN":
+                    Edit.SetBytes(ds, tag, element.Vr, Enumerable.Range(0, element.Value.Length / 2).Select(i => Convert.ToByte(element.Value.Substring(2 * i, 2), 16)).ToArray()); break;
+                case "FL": Edit.SetBytes(ds, tag, "FL", values.SelectMany(v => BitConverter.GetBytes(float.Parse(v, System.Globalization.CultureInfo.InvariantCulture))).ToArray()); break;
+                case "FD": Edit.SetBytes(ds, tag, "FD", values.SelectMany(v => BitConverter.GetBytes(double.Parse(v, System.Globalization.CultureInfo.InvariantCulture))).ToArray()); break;
+                case "US": Edit.SetBytes(ds, tag, "US", values.SelectMany(v => BitConverter.GetBytes(ushort.Parse(v))).ToArray()); break;
+                default: Edit.SetText(ds, tag, element.Vr, element.Value); break;
+            }
         }
 
         static void Mark(gdcm.DataSet ds, Settings settings)

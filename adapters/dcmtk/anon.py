@@ -21,17 +21,21 @@ if TYPE_CHECKING:
     from dicom_hub.adapters.subprocess_adapter import SubprocessAdapter, ToolRun
 
 SUPPORT = supports(
+    "key",
+    "key_env",
+    "key_file",
     note="Table E.1-1 (2024b) basic profile as dcmodify edits at every depth (X erased, Z emptied, D dummy values, "
-    "U new UIDs, one per original UID; combined actions and unlisted attributes judged by the IOD, as the Python engine "
+    "U new UIDs, keyed as the Python engine's (the same key gives the same UIDs across files, runs and backends python, "
+    "csharp, dcmtk; without a key, random); combined actions and unlisted attributes judged by the IOD, as the Python engine "
     "does), private elements erased, Patient Identity Removed set; the result is checked against the table and the IOD "
-    "and refused if any identifying value survives; no profile options, keys, patient prefix, "
+    "and refused if any identifying value survives; no profile options, patient prefix, "
     "burned-in override or mapping file",
 )
 
 # What the result says about itself (PS3.3 C.7.1.1: Patient Identity Removed, De-identification Method (Code Sequence)).
 MARKS = (
     "(0012,0062)=YES",
-    "(0012,0063)=Basic Application Confidentiality Profile (DCMTK dcmodify, dicom-hub)",
+    "(0012,0063)=Basic Application Confidentiality Profile (dcmodify)",  # LO: at most 64
     "(0012,0064)[0].(0008,0100)=113100",
     "(0012,0064)[0].(0008,0102)=DCM",
     "(0012,0064)[0].(0008,0104)=Basic Application Confidentiality Profile",
@@ -45,6 +49,8 @@ def edit_flags(edits: list[annex_e.Edit]) -> list[str]:
     for edit in edits:
         if edit.action == "X":
             flags += ["-e", edit.path]
+        elif edit.action == "I":  # an element of a dummy item (an empty sequence has no value)
+            flags += ["-i", edit.path if edit.sequence else f"{edit.path}={edit.value}"]
         elif edit.sequence:
             flags += ["-e", edit.path, "-i", edit.path]
         else:
@@ -54,16 +60,24 @@ def edit_flags(edits: list[annex_e.Edit]) -> list[str]:
 
 def command(adapter: SubprocessAdapter, edits: list[annex_e.Edit], target: Path) -> list[str]:
     """One dcmodify run on `target` (a copy of the input): the plan, private elements, trailing
-    padding (after the pixels, so never in a plan read without them), then the marks."""
+    padding (in case a reader stopped before it), then the marks."""
     marks = [arg for mark in MARKS for arg in ("-i", mark)]
     return [adapter.tool("dcmodify"), "-nb", "-imt", *edit_flags(edits), "-ep", "-e", "(fffc,fffc)", *marks, str(target)]
 
 
 def anonymize(adapter: SubprocessAdapter, job: Job, target: Path) -> ToolRun:
+    from dicom_hub.python_backend.deid.keys import resolve_key
+    from dicom_hub.python_backend.deid.pseudonyms import Pseudonymizer
+    from dicom_hub.python_backend.deid.side_files import check_side_files
     from pydicom import dcmread
 
-    ds = dcmread(job.input, stop_before_pixels=True, force=True)
+    # The whole data set (large values deferred, not read): the plan must see what follows the
+    # pixels too, e.g. Digital Signatures Sequence (FFFA,FFFA), which the profile removes.
+    ds = dcmread(job.input, defer_size=1024, force=True)
     annex_e.refuse_burned_in(ds)
+    check_side_files(job)
+    key, _ = resolve_key(job)
+    edits = annex_e.plan(ds, Pseudonymizer(key).uid)
     shutil.copyfile(job.input, target)  # dcmodify edits in place: only ever the copy
-    run = adapter.run_cmd(command(adapter, annex_e.plan(ds), target), timeout=adapter.timeout_for(job))
+    run = adapter.run_cmd(command(adapter, edits, target), timeout=adapter.timeout_for(job))
     return check(adapter, run, "de-identify the file", job.input)

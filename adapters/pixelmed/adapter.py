@@ -14,6 +14,7 @@ import shutil
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
+from functools import cache
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -131,9 +132,11 @@ class PixelMedAdapter(PixelMedNetworkOps, SubprocessAdapter):
                 note="writes explicit, implicit, deflated (dicom.AttributeList) and rle (apps.CompressDicomFiles); compressed input is decompressed first (RLE and JPEG only)",
             ),
             "anonymize": supports(
-                note="apps.DeidentifyAndRedact keeps dates, times, institution, station, descriptors, patient characteristics and private tags; "
-                "the output is checked against PS3.15 Table E.1-1 and the IOD at every depth and refused (backend_error) when any such value is left, "
-                "so only inputs without them succeed",
+                note="apps.DeidentifyAndRedact, then the basic profile's top-level X/Z/D actions (Table E.1-1 2024b and what the IOD does "
+                "not need) as its keyword-value replacements (X and Z emptied, D dummy values); refused before running (unsupported_op) "
+                "when the profile must change something inside a sequence or the file holds private attributes (the tool keeps those "
+                "on its own safe list); the output is checked against the table and the IOD at every depth and refused (backend_error) if any "
+                "identifying value survives; no profile options, keys, patient prefix, burned-in override or mapping file",
             ),
             "validate": supports(note=f"validate.DicomInstanceValidator; only these SOP classes: {', '.join(VALIDATED_SOP_CLASSES.values())}"),
             **self.network_capabilities(),
@@ -185,9 +188,12 @@ class PixelMedAdapter(PixelMedNetworkOps, SubprocessAdapter):
     def _cmd_decompress(self, source: Path, folder: Path) -> list[str]:
         return self.java("apps.DecompressDicomFiles", str(source), str(folder))
 
-    def _cmd_anonymize(self, job: Job, target: Path | None, control: Path | None = None) -> list[str]:
-        # IN OUTDIR REDACTIONCONTROLFILE (an empty file: redact nothing).
-        return self.java("apps.DeidentifyAndRedact", str(job.input), str(target), str(control))
+    def _cmd_anonymize(
+        self, job: Job, target: Path | None, control: Path | None = None, replacements: tuple[str, ...] = ()
+    ) -> list[str]:
+        # IN OUTDIR REDACTIONCONTROLFILE (an empty file: redact nothing) [keyword value]*: the values
+        # the tool then sets (`deid_replacements`: the basic profile where DeidentifyAndRedact keeps).
+        return self.java("apps.DeidentifyAndRedact", str(job.input), str(target), str(control), *replacements)
 
     def _cmd_validate(self, job: Job, target: Path | None) -> list[str]:
         return self.java("validate.DicomInstanceValidator", str(job.input), jvm_flags=XPATH_LIMITS)
@@ -296,13 +302,19 @@ class PixelMedAdapter(PixelMedNetworkOps, SubprocessAdapter):
     def _run_anonymize(self, job: Job) -> Outcome:
         from pydicom import dcmread
 
-        annex_e.refuse_burned_in(dcmread(job.input, stop_before_pixels=True, force=True))
+        ds = dcmread(job.input, stop_before_pixels=True, force=True)
+        annex_e.refuse_burned_in(ds)
+        plan = annex_e.plan(ds)
+        annex_e.refuse_unreachable(ds, plan, "pixelmed", "DeidentifyAndRedact sets top-level attributes only")
+        self._refuse_unsettable(plan)
+        annex_e.refuse_private(ds, "pixelmed", "DeidentifyAndRedact keeps those on its own safe list, which no option turns off")
         with atomic_output(job.output, job.overwrite) as tmp, scratch_dir() as folder:
             control = folder / "redaction.txt"
             control.write_text("")
             out_dir = folder / "out"
             out_dir.mkdir()
-            run = self.run(job, self._build_cmd(job, out_dir, control=control))
+            cmd = self._build_cmd(job, out_dir, control=control, replacements=deid_replacements(plan))
+            run = self.run(job, cmd)
             written = single_file(out_dir, job, "DeidentifyAndRedact")
             try:
                 report = annex_e.leak_check(job.input, written)
@@ -315,6 +327,32 @@ class PixelMedAdapter(PixelMedNetworkOps, SubprocessAdapter):
                 ) from None
             shutil.move(str(written), tmp)
         return Outcome(metadata={**report, "tool": "PixelMed DeidentifyAndRedact"}, output_files=[str(job.output)], stderr=run.stderr)
+
+    def _refuse_unsettable(self, plan: list[annex_e.Edit]) -> None:
+        """Files where the profile changes a top-level attribute DeidentifyAndRedact can neither set nor
+        removes itself are refused first: a keyword its dictionary lacks (the tool fails), or binary
+        data (O*, UN, overlay and curve data included: it keeps them)."""
+        from dicom_hub.python_backend.deid.rules import public_vr
+        from pydicom.datadict import keyword_for_tag
+
+        known = jar_keywords(self.jar_dir / JARS[0])
+        tags = [int(e.path.strip("()").replace(",", ""), 16) for e in plan if "[" not in e.path and e.action in "XZD"]
+        binary = sorted({keyword_for_tag(t) for t in tags if public_vr(t) != "SQ" and not _settable(public_vr(t))})
+        unknown = sorted({keyword_for_tag(t) for t in tags if _settable(public_vr(t)) and keyword_for_tag(t) not in known} - {""})
+        if binary:
+            raise HubError(
+                ErrorCode.UNSUPPORTED_OP,
+                f"pixelmed cannot de-identify this file: the profile changes {len(binary)} binary attribute(s) "
+                f"({', '.join(binary[:6])}{' ...' if len(binary) > 6 else ''}) that DeidentifyAndRedact keeps and cannot set",
+                "use backend python, dcmtk or csharp",
+            )
+        if unknown:
+            raise HubError(
+                ErrorCode.UNSUPPORTED_OP,
+                f"pixelmed cannot de-identify this file: the profile changes {len(unknown)} attribute(s) newer than PixelMed's "
+                f"dictionary ({', '.join(unknown[:6])}{' ...' if len(unknown) > 6 else ''}), which DeidentifyAndRedact cannot set",
+                "use backend python, dcmtk or csharp",
+            )
 
     def _run_validate(self, job: Job) -> Outcome:
         sop_class = sop_class_of(job.input)
@@ -394,6 +432,45 @@ def sop_class_of(path: Path) -> str | None:
         raise HubError(syntaxes.read_failure_code(path), f"cannot read {path.name} as DICOM", "check the input") from None
     value = ds.get("SOPClassUID")
     return str(value) if value else None
+
+
+@cache
+def jar_keywords(jar: Path) -> frozenset[str]:
+    """The keywords of PixelMed's data dictionary (com/pixelmed/dicom/elmdict.xml inside its jar)."""
+    import zipfile
+
+    with zipfile.ZipFile(jar) as archive:
+        text = archive.read("com/pixelmed/dicom/elmdict.xml").decode("utf-8", "replace")
+    return frozenset(re.findall(r"<Keyword>([A-Za-z0-9]+)</Keyword>", text))
+
+
+def deid_replacements(plan: list[annex_e.Edit]) -> tuple[str, ...]:
+    """DeidentifyAndRedact's trailing `keyword value` pairs for the top-level X, Z and D edits of the
+    plan: a removed or emptied attribute is set empty (an empty value leaks nothing), or 0 for the
+    numeric VRs the tool cannot leave empty; a dummied one gets its dummy (`_settable` VRs only). UIDs stay with the tool's
+    own replacement, which keeps references consistent."""
+    from dicom_hub.python_backend.deid.rules import public_vr
+    from pydicom.datadict import keyword_for_tag
+
+    pairs: list[str] = []
+    for edit in plan:
+        if "[" in edit.path or edit.action not in "XZD":
+            continue
+        tag = int(edit.path.strip("()").replace(",", ""), 16)
+        keyword = keyword_for_tag(tag)
+        if keyword and _settable(public_vr(tag)):
+            empty = "0" if (public_vr(tag) or "")[:2] in _NUMERIC_VRS else ""
+            pairs += [keyword, edit.value if edit.action == "D" and edit.value else empty]
+    return tuple(pairs)
+
+
+_NUMERIC_VRS = frozenset({"DS", "IS", "US", "SS", "UL", "SL", "FL", "FD", "AT", "UV", "SV"})
+
+
+def _settable(vr: str | None) -> bool:
+    """Whether DeidentifyAndRedact can set a value of `vr` from text: not sequences, not binary (O*, UN)
+    data; those are left to the tool's own profile, and the leak check refuses what survives."""
+    return bool(vr) and vr != "SQ" and vr != "UN" and not vr.startswith("O")
 
 
 def single_file(folder: Path, job: Job, tool: str) -> Path:

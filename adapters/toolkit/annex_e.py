@@ -5,6 +5,7 @@ refusal, and the leak check that decides whether a toolkit's result may be calle
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -23,17 +24,20 @@ PIXEL_DATA = 0x7FE00010
 class Edit:
     """One basic-profile action on one element: `path` is DCMTK's (gggg,eeee)[i].(gggg,eeee) form."""
 
-    action: str  # X remove, Z empty, D dummy, U new UID
+    action: str  # X remove, Z empty, D dummy, U new UID, I insert (an element of a dummy item)
     path: str
     value: str = ""
-    sequence: bool = False  # Z on a sequence: keep it, with no items
+    sequence: bool = False  # Z on a sequence: keep it, with no items; I of a sequence: an empty one
 
 
-def plan(ds: Dataset) -> list[Edit]:
+def plan(ds: Dataset, new_uid: Callable[[str], str] | None = None) -> list[Edit]:
     """Every X, Z, D and U action the basic profile takes on `ds`, at every depth, decided exactly as
     the Python engine decides (`deid.rules.decide`: the table, and what the IOD needs). Elements
-    inside a removed sequence need nothing; one original UID always gets the same new UID."""
-    from dicom_hub.python_backend.deid import iods
+    inside a removed sequence need nothing; one original UID always gets the same new UID: from
+    `new_uid` (the keyed pseudonyms, the same across files and runs) or, without it, a random one. A
+    sequence whose action is D is removed and inserted again holding only its dummy item
+    (`deid.dummies`), so nothing of its original items survives."""
+    from dicom_hub.python_backend.deid import dummies, iods, rules
     from dicom_hub.python_backend.deid.engine import DUMMY_BY_VR
     from dicom_hub.python_backend.deid.profile import profile_for
     from dicom_hub.python_backend.deid.rules import decide, overlay_leftovers
@@ -56,6 +60,10 @@ def plan(ds: Dataset) -> list[Edit]:
             if elem.VR == "SQ" and action == "Z":
                 edits.append(Edit("Z", path, sequence=True))
                 continue
+            if action == "D" and (elem.VR == "SQ" or rules.public_vr(tag) == "SQ"):
+                edits.append(Edit("X", path))
+                edits.extend(_dummy_item(path, dummies.elements_for(tag)))
+                continue
             if elem.VR == "SQ":  # kept, cleaned, dummied or UIDs replaced: its items by the same rules
                 for index, item in enumerate(elem.value or []):
                     walk(item, f"{path}[{index}].", (*parent, tag))
@@ -65,13 +73,65 @@ def plan(ds: Dataset) -> list[Edit]:
             elif action == "D":
                 edits.append(Edit("D", path, str(dummy)))
             elif action == "U" and not elem.is_empty:
-                old = str(elem.value)
-                edits.append(Edit("U", path, new_uids.setdefault(old, generate_uid())))
+                olds = [elem.value] if isinstance(elem.value, str) else list(elem.value)
+                news = [new_uid(str(old)) if new_uid else new_uids.setdefault(str(old), generate_uid()) for old in olds]
+                edits.append(Edit("U", path, "\\".join(news)))
 
     walk(ds, "", ())
     removed = {edit.path for edit in edits if edit.action == "X"}
     kept = [tag for tag in map(int, ds.keys()) if _paren(tag) not in removed]
     return edits + [Edit("X", _paren(tag)) for tag in overlay_leftovers(kept)]
+
+
+def _dummy_item(path: str, elements: Any) -> list[Edit]:
+    """Insertions building the dummy item of the sequence at `path` (DCMTK path syntax, item 0;
+    OB bytes as DCMTK's backslash-separated hex)."""
+    edits = []
+    for element in elements:
+        where = path + "".join(f"[0].{_paren(tag)}" for tag in element.path)
+        value = element.value
+        if element.vr in ("OB", "OW", "UN"):
+            value = "\\".join(value[i : i + 2] for i in range(0, len(value), 2))
+        edits.append(Edit("I", where, value, sequence=element.vr == "SQ"))
+    return edits
+
+
+def refuse_unreachable(ds: Dataset, edits: list[Edit], backend: str, why: str) -> None:
+    """For toolkits that edit top-level elements only: `unsupported_op`, before anything runs, when
+    the plan changes anything inside a sequence (a D sequence's dummy item included). UIDs are
+    left to the toolkit's own profile, which replaces them at every depth (the leak check verifies)."""
+    nested = sorted({_names(edit) for edit in edits if "[" in edit.path and edit.action != "U"})
+    if nested:
+        shown = ", ".join(nested[:8]) + (f" and {len(nested) - 8} more" if len(nested) > 8 else "")
+        raise HubError(
+            ErrorCode.UNSUPPORTED_OP,
+            f"{backend} cannot de-identify this file: the profile changes {len(nested)} attribute(s) inside sequences "
+            f"({shown}) and {why}",
+            "use backend python (or dcmtk, csharp), which apply the profile at every depth",
+        )
+
+
+def refuse_private(ds: Dataset, backend: str, why: str) -> None:
+    """For toolkits that keep private attributes of their own choosing (the basic profile removes every
+    private element): `unsupported_op`, before anything runs, when the file holds any, at any depth."""
+    found = sorted({_tag(int(elem.tag)) for elem in ds.iterall() if elem.tag.is_private})
+    if found:
+        raise HubError(
+            ErrorCode.UNSUPPORTED_OP,
+            f"{backend} cannot de-identify this file: it holds {len(found)} private attribute(s) ({', '.join(found[:6])}"
+            f"{' ...' if len(found) > 6 else ''}) and {why}, while the basic profile removes every private attribute",
+            "use backend python, dcmtk or csharp, which remove them",
+        )
+
+
+def _names(edit: Edit) -> str:
+    """'(0040,a730)[0].(0040,a160)' -> 'ContentSequence > TextValue' (the outer sequence and the
+    element), 'ContentSequence (dummy item)' for an insertion."""
+    from pydicom.datadict import keyword_for_tag
+
+    tags = [int(part.strip("().").replace(",", ""), 16) for part in edit.path.replace("]", "[").split("[")[::2]]
+    outer, inner = (keyword_for_tag(tag) or _tag(tag) for tag in (tags[0], tags[-1]))
+    return f"{outer} (dummy item)" if edit.action == "I" else f"{outer} > {inner}"
 
 
 def refuse_burned_in(ds: Dataset) -> None:
@@ -91,17 +151,21 @@ def refuse_burned_in(ds: Dataset) -> None:
 def leak_check(original: Path, result: Path) -> dict[str, Any]:
     """Compare every Table E.1-1 attribute (except K), every attribute the profile removes as not
     needed by the IOD, and every private element; raise on a leak."""
-    from dicom_hub.python_backend.deid.profile import load_table
+    from dicom_hub.python_backend.deid.profile import find_row, load_table
     from pydicom import dcmread
 
     table = load_table()
     watched = {tag for tag, row in table.items() if row.basic != "K"}
     before_ds, after_ds = dcmread(original, force=True), dcmread(result, force=True)
+    # the repeating-group rows (overlay, curve data: 50xx, 60xx) of the elements actually present
+    repeating = {int(e.tag) for e in before_ds.iterall() if int(e.tag) >> 24 in (0x50, 0x60)}
+    watched |= {tag for tag in repeating if (row := find_row(tag)) is not None and row.basic != "K"}
     before = _values(before_ds, watched)
     leaks = sorted(
-        {f"{table[tag].keyword} {_tag(tag)}" for tag, value in _values(after_ds, watched, pairs=True) if value in before.get(tag, set())}
+        {f"{find_row(tag).keyword} {_tag(tag)}" for tag, value in _values(after_ds, watched, pairs=True) if value in before.get(tag, set())}
     )
     leaks += _outside_iod(before_ds, after_ds)
+    leaks += _dummy_sequences(after_ds)
     private = sorted({_tag(int(elem.tag)) for elem in after_ds.iterall() if elem.tag.is_private})
     if ENCRYPTED_ATTRIBUTES in after_ds:
         private.append("EncryptedAttributesSequence (0400,0500)")
@@ -143,6 +207,39 @@ def _outside_iod(before: Dataset, after: Dataset) -> list[str]:
 
     walk(after, ())
     return sorted(found)
+
+
+def _dummy_sequences(after: Dataset) -> list[str]:
+    """Sequences the table may dummy (D among their actions) that hold anything but the one dummy
+    item (`deid.dummies`): their original items, cleaned or not, keep what the table does not list."""
+    from dicom_hub.python_backend.deid import dummies
+    from dicom_hub.python_backend.deid.profile import load_table
+
+    table = load_table()
+    found: set[str] = set()
+    for elem in after.iterall():
+        tag = int(elem.tag)
+        row = table.get(tag)
+        if elem.VR != "SQ" or not elem.value or row is None or "D" not in row.basic.split("/"):
+            continue
+        if len(elem.value) != 1 or not _leaves(elem.value[0]) <= _leaves(dummies.item_for(tag)):
+            found.add(f"{row.keyword} {_tag(tag)} (holds more than its dummy item)")
+    return sorted(found)
+
+
+def _leaves(item: Dataset, path: tuple[int, ...] = ()) -> set[tuple[tuple[int, ...], str]]:
+    """(tag path, value text) for every non-sequence element of `item`, at every depth."""
+    leaves = set()
+    for elem in item:
+        where = (*path, int(elem.tag))
+        if elem.VR == "SQ":
+            for child in elem.value or []:
+                leaves |= _leaves(child, where)
+        else:
+            value = elem.value
+            text = value.hex() if isinstance(value, bytes) else "\\".join(map(str, value)) if elem.VM > 1 else str(value)
+            leaves.add((where, text.strip()))
+    return leaves
 
 
 def _values(ds: Dataset, watched: set[int], pairs: bool = False) -> Any:

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 from dicom_hub.contract.errors import ErrorCode, HubError
 from pydicom.dataelem import DataElement
 
-from . import iods
+from . import dummies, iods
 from .dates import shift_da, shift_dt
 from .iods import IodAttributes, TagPath
 from .profile import Profile
@@ -125,7 +125,7 @@ class Engine:
         offset = self.pseudonyms.date_offset_days(patient_key) if self.profile.shifts_dates else None
         result.date_offset_days = offset
         iod = iods.for_sop_class(str(ds[SOP_CLASS_UID].value or "") if SOP_CLASS_UID in ds else "")
-        self._clean(ds, _Pass(iod, offset, result), ())
+        self._clean(ds, _Pass(iod, offset, result), (), clean_text=False)
         for tag in overlay_leftovers(map(int, ds.keys())):
             del ds[tag]
             result.count("removed")
@@ -153,7 +153,9 @@ class Engine:
 
     # -- one level ------------------------------------------------------------------------------
 
-    def _clean(self, ds: Dataset, run: _Pass, parent: TagPath) -> None:
+    def _clean(self, ds: Dataset, run: _Pass, parent: TagPath, *, clean_text: bool) -> None:
+        """One data set or item; `clean_text` inside a sequence the profile cleans (C), where free
+        text the table does not list is replaced instead of copied."""
         private_creators = self._safe_creators(ds) if self._keep_safe_private else None
         for tag in list(ds.keys()):
             tag = int(tag)
@@ -168,26 +170,30 @@ class Engine:
                 continue
             action = decide(self.profile, run.iod, parent, tag)
             if action is None:
-                if public_vr(tag) == "SQ":
-                    self._recurse(ds, tag, run, (*parent, tag))
+                vr = public_vr(tag)
+                if vr == "SQ":
+                    self._recurse(ds, tag, run, (*parent, tag), clean_text=clean_text)
+                elif clean_text and vr in dummies.FREE_TEXT_VRS and not ds[tag].is_empty:
+                    ds[tag] = DataElement(tag, vr, dummies.FREE_TEXT_DUMMY)
+                    run.result.count("cleaned")
                 continue
-            self._apply(ds, tag, action, run, parent)
+            self._apply(ds, tag, action, run, parent, clean_text)
 
-    def _apply(self, ds: Dataset, tag: int, action: str, run: _Pass, parent: TagPath) -> None:
+    def _apply(self, ds: Dataset, tag: int, action: str, run: _Pass, parent: TagPath, clean_text: bool) -> None:
         result = run.result
         if action == "X":
             del ds[tag]
             result.count("removed")
             return
+        if action in "ZD" and public_vr(tag) == "SQ":  # also when stored as UN: replaced whole, never parsed
+            ds[tag] = DataElement(tag, "SQ", [] if action == "Z" else [dummies.item_for(tag)])
+            result.count("emptied" if action == "Z" else "dummied")
+            return
         vr = ds.get_item(tag).VR or public_vr(tag) or ""
         if vr in ("SQ", "UN") or " or " in vr:
             vr = ds[tag].VR  # a sequence, a public element stored as UN, or an ambiguous VR
-        if vr == "SQ":
-            if action == "Z":
-                ds[tag].value = []
-                result.count("emptied")
-            else:  # K, C, U, D: keep the items, each processed by the same rules
-                self._recurse(ds, tag, run, (*parent, tag))
+        if vr == "SQ":  # K, U: the items kept, processed by the same rules; C: their free text cleaned too
+            self._recurse(ds, tag, run, (*parent, tag), clean_text=clean_text or action == "C")
             return
         if action == "K":
             return
@@ -206,14 +212,14 @@ class Engine:
             elem.value = None if elem.is_empty else self._clean_value(elem, vr, run.offset)
             result.count("cleaned")
 
-    def _recurse(self, ds: Dataset, tag: int, run: _Pass, path: TagPath) -> None:
+    def _recurse(self, ds: Dataset, tag: int, run: _Pass, path: TagPath, *, clean_text: bool) -> None:
         elem = ds[tag]
         if elem.VR != "SQ":  # a sequence that arrived as UN and could not be parsed: not inspectable
             del ds[tag]
             run.result.count("unparsed_removed")
             return
         for item in elem.value:
-            self._clean(item, run, path)
+            self._clean(item, run, path, clean_text=clean_text)
 
     # -- values ---------------------------------------------------------------------------------
 

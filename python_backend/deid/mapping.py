@@ -3,6 +3,8 @@
 Written only when `options.mapping_file` is given. It holds the originals, so it is the one file
 an authorized party keeps apart from the data. A second run (the other half of a batch) with the
 same key and the same mapping file adds its entries to the existing report instead of replacing it.
+Any other existing file is never replaced: `options.overwrite` is about the output, not this file
+(and `side_files.py` keeps it away from every input and output).
 """
 
 from __future__ import annotations
@@ -18,10 +20,10 @@ from dicom_hub.contract.files import atomic_output
 FORMAT_MARK = "dicom_hub_deid_mapping"
 
 
-def write_mapping(path: Path, entries: Iterable[dict[str, Any]], overwrite: bool = False) -> Path:
+def write_mapping(path: Path, entries: Iterable[dict[str, Any]]) -> Path:
     """Merge `entries` ({patients, uids} per file) into the report at `path` (atomically)."""
     path = path.expanduser().absolute()
-    report = _existing(path, overwrite)
+    report = _existing(path)
     for entry in entries:
         report["patients"].update(entry.get("patients", {}))
         report["uids"].update(entry.get("uids", {}))
@@ -32,15 +34,15 @@ def write_mapping(path: Path, entries: Iterable[dict[str, Any]], overwrite: bool
     return path
 
 
-def check_mapping(path: Path, overwrite: bool = False) -> None:
+def check_mapping(path: Path) -> None:
     """Fail early (before any output is written) when `path` could not take the report."""
-    _existing(path.expanduser().absolute(), overwrite)
+    _existing(path.expanduser().absolute())
 
 
-def _existing(path: Path, overwrite: bool) -> dict[str, Any]:
+def _existing(path: Path) -> dict[str, Any]:
     """The report already at `path` (ours), a new one, or `output_exists` for a foreign file."""
     fresh: dict[str, Any] = {FORMAT_MARK: 1, "patients": {}, "uids": {}}
-    if not path.exists() or overwrite:
+    if not path.exists():
         return fresh
     try:
         report = json.loads(path.read_text(encoding="utf-8"))
@@ -50,7 +52,7 @@ def _existing(path: Path, overwrite: bool) -> dict[str, Any]:
         raise HubError(
             ErrorCode.OUTPUT_EXISTS,
             f"mapping_file {path} exists and is not a dicom-hub mapping report",
-            "choose another mapping_file, or set options.overwrite to true to replace it",
+            "choose another mapping_file (options.overwrite concerns the output, never this file)",
         )
     report.setdefault("patients", {})
     report.setdefault("uids", {})

@@ -22,6 +22,7 @@ from .mapping import check_mapping, write_mapping
 from .profile import EDITION, profile_for
 from .pseudonyms import Pseudonymizer
 from .reading import read_for_anonymize
+from .side_files import check_side_files
 from .writer import save
 
 # Options of batch_anonymize that belong to the runner, not to the engine.
@@ -49,8 +50,9 @@ def settings_from(job: Job) -> tuple[Settings, str]:
             "profile options retain_full_dates and retain_modified_dates contradict each other",
             "choose one: full dates keep the real dates, modified dates shift them per patient",
         )
+    check_side_files(job)  # before the key file or anything else is written
     if job.option("mapping_file") is not None:
-        check_mapping(Path(job.option("mapping_file")), job.overwrite)
+        check_mapping(Path(job.option("mapping_file")))
     key, source = resolve_key(job)
     settings = Settings(
         key=key,
@@ -117,9 +119,11 @@ def anonymize(job: Job) -> Outcome:
         "iod": iods.for_sop_class(str(written.get("SOPClassUID", ""))).name,
     }
     if mapping is not None:
-        metadata["mapping_file"] = str(
-            write_mapping(Path(job.option("mapping_file")), [mapping], job.overwrite)
-        )
+        try:
+            metadata["mapping_file"] = str(write_mapping(Path(job.option("mapping_file")), [mapping]))
+        except BaseException:
+            job.output.unlink(missing_ok=True)  # no de-identified file without the report asked for
+            raise
     return Outcome(metadata=metadata, output_files=[str(job.output)])
 
 
@@ -136,7 +140,7 @@ def batch_anonymize(job: Job) -> Outcome:
     outcome.metadata.update(_describe(settings, key_source))
     if settings.collect_mapping and outcome.metadata["files_processed"]:
         outcome.metadata["mapping_file"] = str(
-            write_mapping(Path(job.option("mapping_file")), entries, job.overwrite)
+            write_mapping(Path(job.option("mapping_file")), entries)
         )
     return outcome
 

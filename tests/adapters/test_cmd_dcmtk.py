@@ -231,6 +231,43 @@ def test_anonymize_plan_empties_type_2_sequences_and_drops_what_the_iod_does_not
     assert dcmtk_anon.edit_flags(edits) == ["-e", "(0018,0081)", "-e", "(0040,0555)", "-i", "(0040,0555)"]
 
 
+def test_anonymize_plan_replaces_a_d_sequence_by_its_dummy_item(dcmtk):
+    """Person Identification Code Sequence (D): erased, then inserted holding only the dummy code
+    (contract/data/deid-dummy-items.tsv); its original code never reaches a flag."""
+    from dicom_hub.adapters.dcmtk import anon as dcmtk_anon
+    from dicom_hub.adapters.toolkit import annex_e
+    from pydicom.dataset import Dataset
+    from pydicom.sequence import Sequence
+
+    code = Dataset()
+    code.CodeValue, code.CodingSchemeDesignator, code.CodeMeaning = "EMP-4711", "99HOSP", "Dr Jane Doe"
+    ds = Dataset()
+    ds.PersonIdentificationCodeSequence = Sequence([code])
+    flags = dcmtk_anon.edit_flags(annex_e.plan(ds))
+    assert flags == [
+        "-e", "(0040,1101)",
+        "-i", "(0040,1101)[0].(0008,0100)=DUMMY",
+        "-i", "(0040,1101)[0].(0008,0102)=99DCMHUB",
+        "-i", "(0040,1101)[0].(0008,0104)=ANONYMIZED",
+    ]
+    assert not any("EMP-4711" in flag or "Doe" in flag for flag in flags)
+
+
+def test_anonymize_plan_uses_the_keyed_uids(dcmtk):
+    """With a key, the plan's new UIDs are the Python engine's (the same across runs and backends)."""
+    from dicom_hub.adapters.toolkit import annex_e
+    from dicom_hub.python_backend.deid.pseudonyms import Pseudonymizer
+    from pydicom.dataset import Dataset
+
+    ds = Dataset()
+    ds.SOPInstanceUID = "1.2.3.4"
+    ds.FailedSOPInstanceUIDList = ["1.2.3.4", "1.2.3.5"]  # U, two values: each replaced
+    keyed = Pseudonymizer(b"k" * 20).uid
+    edits = {edit.path: edit.value for edit in annex_e.plan(ds, keyed)}
+    assert edits["(0008,0018)"] == keyed("1.2.3.4")
+    assert edits["(0008,0058)"] == f"{keyed('1.2.3.4')}\\{keyed('1.2.3.5')}"
+
+
 def test_declared_options_exist_in_the_catalog():
     for op, support in DcmtkAdapter().capabilities().items():
         assert support.options is None or support.options <= get_op(op).option_names, op

@@ -126,7 +126,15 @@ def test_anonymize_chain(gdcm, tmp_path, monkeypatch):
     assert chain[0][:3] == ["/usr/bin/openssl", "req", "-x509"] and "-nodes" in chain[0]
     assert chain[1] == ["gdcmanon", "-e", "-c", str(tmp_path / "cert.pem"), "-i", str(IN), "-o", str(tmp_path / "anon.dcm")]
     assert chain[2] == ["gdcmconv", "--remove-private-tags", str(tmp_path / "anon.dcm"), str(tmp_path / "no-private.dcm")]
-    assert chain[3] == ["gdcmanon", "--dumb", *flags, "--remove", "400,500", "--remove", "fffc,fffc", "-i", str(tmp_path / "no-private.dcm"), "-o", str(OUT)]
+    assert chain[3] == [
+        "gdcmanon", "--dumb", *flags, "--remove", "400,500", "--remove", "fffa,fffa", "--remove", "fffc,fffc",
+        "-i", str(tmp_path / "no-private.dcm"), "-o", str(OUT),
+    ]
+    # a top-level UID gdcmanon -e left as it was is replaced in the last pass (unknown ones removed)
+    ds.DeviceUID = "1.2.3.4"
+    replaced = [flag for flag in gdcm_anon.profile_flags(ds, {0x00181002}) if flag.startswith("18,1002")]
+    assert len(replaced) == 1 and replaced[0].startswith("18,1002=") and replaced[0] != "18,1002=1.2.3.4"
+    assert "18,1002" not in " ".join(gdcm_anon.profile_flags(ds))
 
 
 def test_declared_options_exist_in_the_catalog():

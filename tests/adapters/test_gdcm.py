@@ -106,10 +106,15 @@ def test_anonymize_meets_the_basic_profile_or_fails(tmp_path):
     assert "EncryptedAttributesSequence" not in result and result.PatientIdentityRemoved == "YES"
 
 
-def test_anonymize_refuses_when_identity_survives_in_sequences(tmp_path):
+def test_anonymize_refuses_files_it_cannot_reach_before_running(tmp_path):
+    """Identity inside sequences (rtplan) or a D sequence to dummy (SR): gdcmanon --dumb cannot edit
+    them, so the file is refused before any tool runs, naming what it would have to change."""
     out = tmp_path / "plan.dcm"
-    data = expect_error(req("anonymize", "sample:rtplan.dcm", output=out), "backend_error")
-    assert "TreatmentMachineName" in data["error"]["message"] and not out.exists()
+    data = expect_error(req("anonymize", "sample:rtplan.dcm", output=out), "unsupported_op")
+    assert "BeamSequence > TreatmentMachineName" in data["error"]["message"] and not out.exists()
+    assert data["stderr"] == ""  # nothing ran
+    data = expect_error(req("anonymize", "sample:test-SR.dcm", output=out), "unsupported_op")
+    assert "ContentSequence (dummy item)" in data["error"]["message"] and not out.exists()
 
 
 def test_anonymize_refuses_burned_in_candidates(tmp_path):

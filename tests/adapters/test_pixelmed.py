@@ -112,12 +112,28 @@ def test_transcode_refusals_need_no_jvm(tmp_path):
     expect_error(pm("transcode", "sample:JPGExtended.dcm", tmp_path / "c.dcm", transfer_syntax="explicit"), "codec_unavailable")
 
 
-def test_anonymize_is_refused_when_identifiers_survive(tmp_path):
+def test_anonymize_refuses_what_it_cannot_reach_before_running(tmp_path):
+    """Private attributes (kept by the tool's own safe list) and nested identity are refused first,
+    naming what would survive; nothing runs and nothing is written."""
     out = tmp_path / "anon.dcm"
-    data = expect_error(pm("anonymize", "sample:CT_small.dcm", out), "backend_error")
-    for kept in ("StudyDate", "InstitutionName", "StationName"):
-        assert kept in data["error"]["message"]
-    assert not out.exists()
+    data = expect_error(pm("anonymize", "sample:CT_small.dcm", out), "unsupported_op")
+    assert "private attribute" in data["error"]["message"] and "(0009,0010)" in data["error"]["message"]
+    data = expect_error(pm("anonymize", "sample:test-SR.dcm", out), "unsupported_op")
+    assert "ContentSequence (dummy item)" in data["error"]["message"]
+    assert not out.exists() and data["stderr"] == ""
+
+
+def test_anonymize_applies_the_profile_where_the_tool_keeps_values(tmp_path):
+    """MR_small: dates, institution, station and descriptors (kept by DeidentifyAndRedact alone) go
+    through its keyword-value replacements; the leak check passes."""
+    from dicom_hub.adapters.toolkit.annex_e import leak_check
+
+    out = tmp_path / "anon.dcm"
+    expect_ok(pm("anonymize", "sample:MR_small.dcm", out))
+    source, result = dcmread(sample("MR_small.dcm")), dcmread(out)
+    for keyword in ("StudyDate", "InstitutionName", "StationName", "DeviceSerialNumber"):
+        assert keyword in source and str(result.get(keyword, "")) != str(source[keyword].value), keyword
+    assert leak_check(sample("MR_small.dcm"), out)["private_tags_removed"]
 
 
 def raw_data_file(tmp_path):

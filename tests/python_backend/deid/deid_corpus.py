@@ -2,6 +2,11 @@
 in nested and kept sequences, in private elements (with and without creators, Explicit and
 Implicit VR, private sequences) and in the file meta.
 
+Every sequence of the table gets a realistic item holding attributes the table does not list
+(SR text and codes in Content Sequence, text objects in Graphic Annotation Sequence, signatures
+and certificates in Digital Signatures Sequence, code values everywhere): a sequence whose
+action is D must lose them with its items. An icon image and trailing padding come along.
+
 Markers are generated from the table itself (a valid value per VR), so a row added to the table
 is planted automatically. `Planted` remembers every marker, so a test can search each output file's
 bytes and every element value for all of them.
@@ -45,6 +50,29 @@ class Planted:
     uids: set[str] = field(default_factory=set)
     values: set[str] = field(default_factory=set)
     counter: int = 0
+    # Code markers (Code Value, Code Meaning) -> the keywords of the sequences above them: under
+    # Clean Structured Content / Clean Graphics the codes of cleaned items are structure, and stay.
+    codes: dict[str, tuple[str, ...]] = field(default_factory=dict)
+
+    def code(self, chain: tuple[str, ...]) -> str:
+        marker = self.text()
+        self.codes[marker] = chain
+        return marker
+
+    def kept_by_design(self, profile_options: list[str]) -> set[str]:
+        """The code markers the options keep: under a sequence the profile cleans (C), with only
+        kept sequences (K, U, unlisted) between it and the code."""
+        from dicom_hub.python_backend.deid.profile import Profile
+        from pydicom.datadict import tag_for_keyword
+
+        profile = Profile(frozenset(profile_options))
+        kept = set()
+        for marker, chain in self.codes.items():
+            actions = [profile.action(tag_for_keyword(keyword)) for keyword in chain]
+            cleaned = [i for i, action in enumerate(actions) if action == "C"]
+            if cleaned and all(action in (None, "K", "U") for action in actions[cleaned[-1] + 1 :]):
+                kept.add(marker)
+        return kept
 
     def text(self) -> str:
         """A marker valid for every string VR (<= 16 chars, upper case: fits AE, CS, SH)."""
@@ -91,25 +119,29 @@ class Planted:
         return None
 
 
-def plant_table(ds: Dataset, planted: Planted, nested: Dataset | None = None) -> None:
+def plant_table(
+    ds: Dataset, planted: Planted, depth: int = 0, chain: tuple[str, ...] = (), sequences: bool = True
+) -> None:
     """Give `ds` every public attribute of the table (groups 0000/0002 excepted), each with a marker.
 
-    A sequence attribute gets one item holding a marked Patient Name and marked private elements, so
-    whatever the sequence's action, its content is tested too; the `NESTING_SEQUENCES` also carry
-    `nested` (another fully planted data set) to test depth.
+    A sequence attribute gets a realistic item (`sequence_item`), so whatever the sequence's action,
+    its content is tested too; while `depth` > 0 the `NESTING_SEQUENCES` also carry, in a Content
+    Sequence of their item, another data set planted the same way one level down (`chain` names
+    the sequences above each planted value).
     """
     for row in table_rows():
         tag = tag_of(row["tag"])
         if tag >> 16 in (0x0000, 0x0002):
             continue
         vr = dictionary_VR(tag)
+        if vr == "SQ" and not sequences:
+            continue
         if vr == "SQ":
-            item = Dataset()
-            item.PatientName = planted.text()
-            item.add_new(0x00080100, "SH", "CODE1")  # a kept, public, non-identifying value
-            plant_private(item, planted)
-            if nested is not None and row["keyword"] in NESTING_SEQUENCES:
-                item.ContentSequence = Sequence([nested])
+            item = sequence_item(row["keyword"], planted, (*chain, row["keyword"]))
+            if depth > 0 and row["keyword"] in NESTING_SEQUENCES:
+                nested = Dataset()
+                plant_table(nested, planted, depth - 1, (*chain, row["keyword"], "ContentSequence"))
+                item.ContentSequence = Sequence([*item.get("ContentSequence", []), nested])
             ds.add_new(tag, "SQ", Sequence([item]))
             continue
         if " or " in vr:
@@ -117,6 +149,48 @@ def plant_table(ds: Dataset, planted: Planted, nested: Dataset | None = None) ->
         value = planted.value_for(vr)
         if value is not None:
             ds.add_new(tag, vr, value)
+
+
+def code_item(planted: Planted, chain: tuple[str, ...]) -> Dataset:
+    item = Dataset()
+    item.CodeValue = planted.code(chain)
+    item.CodingSchemeDesignator = "99LEAK"
+    item.CodeMeaning = planted.code(chain)
+    return item
+
+
+def sequence_item(keyword: str, planted: Planted, chain: tuple[str, ...]) -> Dataset:
+    """One item of sequence `keyword` as a reviewer would plant it: a marked Patient Name (listed),
+    marked codes and free text (not listed), private data, and what this sequence really holds."""
+    item = code_item(planted, chain)
+    item.PatientName = planted.text()
+    item.TextValue = planted.text()
+    plant_private(item, planted)
+    if keyword == "ContentSequence":  # an SR TEXT item with a child: the report text two levels down
+        item.RelationshipType, item.ValueType = "CONTAINS", "TEXT"
+        item.ConceptNameCodeSequence = Sequence([code_item(planted, (*chain, "ConceptNameCodeSequence"))])
+        child = code_item(planted, (*chain, "ContentSequence"))
+        child.RelationshipType, child.ValueType, child.TextValue = "HAS PROPERTIES", "TEXT", planted.text()
+        item.ContentSequence = Sequence([child])
+    elif keyword == "GraphicAnnotationSequence":  # a presentation state's text object and polyline
+        item.GraphicLayer = planted.code(chain)  # a layer name: structure, like a code
+        text = Dataset()
+        text.UnformattedTextValue = planted.text()
+        text.BoundingBoxAnnotationUnits = "PIXEL"
+        text.BoundingBoxTopLeftHandCorner, text.BoundingBoxBottomRightHandCorner = [1.0, 1.0], [3.0, 3.0]
+        item.TextObjectSequence = Sequence([text])
+        graphic = Dataset()
+        graphic.GraphicAnnotationUnits, graphic.GraphicDimensions, graphic.NumberOfGraphicPoints = "PIXEL", 2, 2
+        graphic.GraphicData, graphic.GraphicType = [1.0, 1.0, 2.0, 2.0], "POLYLINE"
+        item.GraphicObjectSequence = Sequence([graphic])
+    elif keyword == "DigitalSignaturesSequence":  # after the pixels: a signature and its certificate
+        item.MACIDNumber = 1
+        item.DigitalSignatureUID = planted.uid()
+        item.DigitalSignatureDateTime = planted.value_for("DT")
+        item.CertificateType = "X509_1993_SIG"
+        item.CertificateOfSigner = planted.text().encode() * 4
+        item.Signature = planted.text().encode() * 4
+    return item
 
 
 def plant_private(ds: Dataset, planted: Planted) -> None:
@@ -130,14 +204,22 @@ def plant_private(ds: Dataset, planted: Planted) -> None:
     ds.add_new(0x00311020, "LO", planted.text())  # orphan: no creator reserves block 0x10 of group 0x0031
 
 
-def leak_dataset(planted: Planted, sop_uid: str | None = None, patient_id: str | None = None) -> Dataset:
-    """A CT image with the whole table planted at the top and two levels down."""
-    deep = Dataset()
-    plant_table(deep, planted)
-    middle = Dataset()
-    plant_table(middle, planted, nested=deep)
+def leak_dataset(
+    planted: Planted, sop_uid: str | None = None, patient_id: str | None = None, flat: bool = False
+) -> Dataset:
+    """A CT image with the whole table planted at the top and two levels down (in every nesting
+    sequence, each with markers of its own); `flat`: no table sequence but the signatures (for
+    toolkits that edit top-level elements only and refuse the rest)."""
     ds = Dataset()
-    plant_table(ds, planted, nested=middle)
+    plant_table(ds, planted, depth=2, sequences=not flat)
+    if flat:  # only what a top-level editor can reach: signatures stay (removed whole)
+        ds.DigitalSignaturesSequence = Sequence([sequence_item("DigitalSignaturesSequence", planted, ())])
+        ds.IconImageSequence = Sequence()
+    icon = Dataset()  # a thumbnail: pixels of its own (Icon Image Sequence is X)
+    icon.Rows, icon.Columns, icon.SamplesPerPixel, icon.PhotometricInterpretation = 2, 8, 1, "MONOCHROME2"
+    icon.BitsAllocated, icon.BitsStored, icon.HighBit, icon.PixelRepresentation = 8, 8, 7, 0
+    icon.PixelData = planted.text().encode()[:16].ljust(16, b"\0")
+    ds.IconImageSequence.append(icon)
     ds.SOPClassUID = CTImageStorage
     if sop_uid:
         ds.SOPInstanceUID = sop_uid
@@ -159,7 +241,8 @@ def leak_dataset(planted: Planted, sop_uid: str | None = None, patient_id: str |
     # A kept public sequence (not in the table) whose items hold table attributes.
     kept = Dataset()
     kept.add_new(0x00080100, "SH", "KEPT")
-    kept.PatientName = planted.text()
+    if not flat:
+        kept.PatientName = planted.text()
     kept.StudyInstanceUID = planted.uid()
     plant_private(kept, planted)
     ds.DerivationCodeSequence = Sequence([kept])

@@ -87,3 +87,21 @@ def test_date_shifting_keeps_precision_and_refuses_garbage() -> None:
     assert shift_dt("20240301120000.5+0100", -1) == "20240229120000.5+0100"
     assert shift_dt("2024", -400) == "2022"
     assert shift_da("notadate", -1) is None and shift_dt("2024xx", -1) is None
+
+
+def test_every_sequence_the_table_may_dummy_has_a_dummy_item() -> None:
+    """A D sequence without a dummy item would be refused at run time: the data must cover them all."""
+    from dicom_hub.python_backend.deid import dummies
+    from pydicom.datadict import dictionary_VR
+
+    may_dummy = {
+        tag_of(row["tag"])
+        for row in table_rows()
+        if "x" not in row["tag"].lower()
+        and dictionary_VR(tag_of(row["tag"])) == "SQ"
+        and any("D" in (row[column] or "").split("/") for column in ("basic_action", *OPTIONS))
+    }
+    assert may_dummy and may_dummy <= set(dummies.load())
+    for tag in may_dummy:
+        item = dummies.item_for(tag)
+        assert len(item) > 0, f"({tag >> 16:04X},{tag & 0xFFFF:04X}) needs a non-empty dummy item"
