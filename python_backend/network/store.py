@@ -131,9 +131,12 @@ def uncompressed_copy(path: Path, syntax: str) -> Any:
     from pydicom import dcmread
     from pydicom.uid import UID
 
+    from dicom_hub.python_backend.pixels.transcode import to_native_little_endian
+
     ds = dcmread(path)
     if ds.file_meta.TransferSyntaxUID.is_compressed:
-        ds.decompress()
+        # The same instance, decompressed: the SOP Instance UID the response reports stays.
+        to_native_little_endian(ds, path.name, ds.file_meta.TransferSyntaxUID)
     target = UID(syntax)
     ds.file_meta.TransferSyntaxUID = target
     # pynetdicom encodes by the data set's own encoding and refuses a mismatch with the context's.
