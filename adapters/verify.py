@@ -335,7 +335,6 @@ def pixel_value_problem(before: Dataset, after: Dataset) -> str | None:
     """Decode both images and compare every value (for lossless conversions; inputs that are
     themselves lossy are compared too, since decompressing them is exact for one decoder)."""
     import numpy as np
-
     from dicom_hub.python_backend.pixels.decode import decode
 
     if "PixelData" not in before:

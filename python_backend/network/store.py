@@ -128,10 +128,9 @@ def send_one(assoc: Any, item: FileToSend, accepted: set[tuple[str, str]]) -> di
 def uncompressed_copy(path: Path, syntax: str) -> Any:
     """The file's data set in an uncompressed transfer syntax (pydicom decodes the pixels), e.g.
     Explicit VR data for a peer that accepted only Implicit VR."""
+    from dicom_hub.python_backend.pixels.transcode import to_native_little_endian
     from pydicom import dcmread
     from pydicom.uid import UID
-
-    from dicom_hub.python_backend.pixels.transcode import to_native_little_endian
 
     ds = dcmread(path)
     if ds.file_meta.TransferSyntaxUID.is_compressed:
