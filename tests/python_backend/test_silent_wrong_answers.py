@@ -83,3 +83,25 @@ def test_truncated_fragments_are_a_decode_error(op):
 def test_truncated_fragments_to_image_is_a_decode_error(tmp_path):
     expect_error(backend_request("python", "to_image", str(data_file(TOO_SHORT)), tmp_path / "x.png"), "decode_error")
     assert not (tmp_path / "x.png").exists()
+
+
+@pytest.mark.parametrize(
+    ("name", "emptied"),
+    [("mlut_18.dcm", "ModalityLUTSequence"), ("CT_small.dcm", "RescaleSlope")],
+)
+def test_modality_lut_applied_only_when_it_was(tmp_path, name, emptied):
+    """An empty Modality LUT Sequence or Rescale Slope transforms nothing: `stats` must say stored."""
+    ds = dcmread(data_file(name))
+    ds[emptied].value = [] if emptied.endswith("Sequence") else None
+    path = tmp_path / name
+    ds.save_as(path)
+    meta = expect_ok(backend_request("python", "stats", str(path)))["metadata"]
+    assert (meta["values"], meta["modality_lut_applied"]) == ("stored", False)
+    assert meta["max"] == int(ds.pixel_array.max()) and meta["min"] == int(ds.pixel_array.min())
+
+
+def test_modality_lut_applied_when_present():
+    meta = expect_ok(backend_request("python", "stats", str(data_file("CT_small.dcm"))))["metadata"]
+    ds = dcmread(data_file("CT_small.dcm"))
+    assert (meta["values"], meta["modality_lut_applied"]) == ("modality", True)
+    assert meta["min"] == int(ds.pixel_array.min()) * int(ds.RescaleSlope) + int(ds.RescaleIntercept)
