@@ -195,10 +195,34 @@ def _compares_with_input(expectation: Expectation) -> bool:
 
 
 def _read(path: Path) -> Dataset:
-    """A complete parse (every element, every item); large values stay on disk, unread."""
+    """A complete parse of the structure: every element's tag and length, every sequence item,
+    at every depth. Values are compared as the bytes read and converted only when those differ
+    (converting every value would cost more than most ops); large values stay on disk, unread."""
     from dicom_hub.python_backend._dataset import read_dataset
 
-    return read_dataset(path, defer_size=_DEFER_BYTES)
+    ds = read_dataset(path, defer_size=_DEFER_BYTES, parse_all=False)
+    try:
+        _parse_items(ds)
+    except Exception as err:  # pydicom raises many types on corrupt items
+        raise HubError(ErrorCode.DECODE_ERROR, f"a sequence of {path.name} does not parse: {type(err).__name__}: {err}", "the file is corrupt") from None
+    return ds
+
+
+def _parse_items(ds: Dataset) -> None:
+    """Parse every sequence into its items, recursively (pydicom leaves defined-length ones as bytes)."""
+    from pydicom.datadict import dictionary_VR
+
+    for tag in list(ds.keys()):
+        raw = ds.get_item(tag, keep_deferred=True)
+        vr = raw.VR
+        if vr is None or vr == "UN":
+            try:
+                vr = dictionary_VR(tag)
+            except KeyError:
+                vr = "SQ" if raw.length == 0xFFFFFFFF and tag != _PIXEL_DATA else vr
+        if vr == "SQ":
+            for item in ds[tag].value:
+                _parse_items(item)
 
 
 _DEFER_BYTES = 1 << 16  # Pixel Data and other bulk values are checked by length, not read
@@ -297,19 +321,25 @@ def changed_elements(before: Dataset, after: Dataset, may_change: frozenset[int]
     different byte orders, and values too large to read (deferred), are compared by length.
     """
     swapped = before.original_encoding[1] != after.original_encoding[1]
+    old, new = dict(before.items()), dict(after.items())  # raw elements, nothing converted
     changes = []
-    for tag in sorted(set(before.keys()) | set(after.keys())):
+    for tag in sorted(old.keys() ^ new.keys() | {t for t, elem in old.items() if t in new and not _same_bytes(elem, new[t], swapped)}):
         if int(tag) in may_change or tag.element == 0 or tag == _TRAILING_PADDING:
             continue
         if tag == _NUMBER_OF_FRAMES and _frames(before) == _frames(after):
             continue  # absent means one frame
-        if tag not in after:
+        if tag not in new:
             changes.append(f"{_tag_name(tag)} was removed")
-        elif tag not in before:
+        elif tag not in old:
             changes.append(f"{_tag_name(tag)} was added")
         elif not _same_value(before, after, tag, swapped):
             changes.append(f"{_tag_name(tag)} changed")
     return changes
+
+
+def _same_bytes(first: Any, second: Any, swapped: bool) -> bool:
+    """The same bytes in the same byte order: the same value, nothing to convert."""
+    return not swapped and isinstance(first.value, bytes) and first.value == second.value
 
 
 def _same_value(before: Dataset, after: Dataset, tag: Any, swapped: bool) -> bool:
@@ -324,7 +354,32 @@ def _same_value(before: Dataset, after: Dataset, tag: Any, swapped: bool) -> boo
         return len(first.value) == len(second.value) and not any(changed_elements(a, b, frozenset()) for a, b in items)
     if swapped and first.VR in _BINARY_VRS:
         return len(first.value or b"") == len(second.value or b"")
+    if first.VR == second.VR == "DS":
+        return _same_decimals(first.value, second.value)
     return bool(first.value == second.value)
+
+
+def _same_decimals(first: Any, second: Any) -> bool:
+    """Decimal strings written another way ("0.661468" and ".661467999999999") are the same
+    number to the precision a double holds; a toolkit's formatting is not a change."""
+    import math
+
+    firsts, seconds = _listed(first), _listed(second)
+    if len(firsts) != len(seconds):
+        return False
+    try:
+        return all(a == b or math.isclose(float(a), float(b), rel_tol=1e-12, abs_tol=1e-12) for a, b in zip(firsts, seconds, strict=True))
+    except (TypeError, ValueError):
+        return bool(first == second)
+
+
+def _listed(value: Any) -> list[Any]:
+    """An element value as a list of its values (none, one or several)."""
+    if value is None or value == "":
+        return []
+    if isinstance(value, str | int | float):
+        return [value]
+    return list(value)
 
 
 def _deferred(elem: Any) -> bool:
