@@ -46,6 +46,7 @@ _ENCODING_TAGS = (
     "BitsAllocated",
     "ExtendedOffsetTable",
     "ExtendedOffsetTableLengths",
+    "EncapsulatedPixelDataValueTotalLength",
     "DerivationDescription",  # DCMTK describes the compression it applied
 )
 # A decompressed lossy source may have its Lossy Image Compression recorded (PS3.3 C.7.6.1.1.5).
@@ -181,6 +182,8 @@ def file_problem(path: Path, expectation: Expectation, source: Dataset | None, l
         may_change = expectation.may_change
         if _syntax(source) in _LOSSY_SYNTAXES and syntax != _syntax(source):
             may_change |= _tags(_LOSSY_HISTORY_TAGS)
+        elif "LossyImageCompression" not in source and ds.get("LossyImageCompression") == "00":
+            may_change |= _tags(("LossyImageCompression",))  # "never lossy compressed", now said
         changed = changed_elements(source, ds, may_change)
         if changed:
             more = f" and {len(changed) - 3} more" if len(changed) > 3 else ""
