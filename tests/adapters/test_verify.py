@@ -75,6 +75,23 @@ def _bad_fragments(job: Job) -> None:
     _write(ds, job.output)
 
 
+def _modified_and_more(job: Job) -> None:
+    """Sets what modify_tags asked, and also touches an element it was not asked to."""
+    ds = dcmread(job.input)
+    ds.PatientName = job.options["set"]["PatientName"]
+    ds.StudyDescription = "changed on the side"
+    _write(ds, job.output)
+
+
+def _reformatted_decimals(job: Job) -> None:
+    """The same numbers written with other digits, as GDCM does: not a change."""
+    ds = dcmread(job.input)
+    ds.file_meta.TransferSyntaxUID = ImplicitVRLittleEndian
+    # 0.661468 -> .66146799999999 (a double's last digits, no leading zero: what GDCM wrote)
+    ds["PixelSpacing"].value = [f"{float(v) * (1 - 1e-14):.14g}".removeprefix("0") for v in ds.PixelSpacing]
+    _write(ds, job.output)
+
+
 def _faithful(job: Job) -> None:
     ds = dcmread(job.input)
     ds.file_meta.TransferSyntaxUID = ImplicitVRLittleEndian
@@ -89,6 +106,8 @@ WRITERS = {
     "short-pixels": _short_pixels,
     "unpacked-one-bit": _unpacked_one_bit,
     "bad-fragments": _bad_fragments,
+    "modified-and-more": _modified_and_more,
+    "reformatted-decimals": _reformatted_decimals,
     "faithful": _faithful,
 }
 
@@ -105,7 +124,7 @@ class BrokenWriter(Adapter):
         return Availability(True, "1.0")
 
     def capabilities(self):
-        return {"transcode": supports("transfer_syntax")}
+        return {"transcode": supports("transfer_syntax"), "modify_tags": supports("set")}
 
     def handle(self, job: Job) -> Outcome:
         WRITERS[self.behaviour](job)
@@ -154,6 +173,22 @@ def test_a_faithful_output_passes(broken, tmp_path):
     out = tmp_path / "out.dcm"
     expect_ok(backend_request("broken", "transcode", "sample:CT_small.dcm", out, transfer_syntax="implicit"))
     assert dcmread(out).file_meta.TransferSyntaxUID == ImplicitVRLittleEndian
+
+
+def test_modify_tags_may_change_only_what_it_was_asked(broken, tmp_path):
+    broken.behaviour = "modified-and-more"
+    out = tmp_path / "out.dcm"
+    data = expect_error(backend_request("broken", "modify_tags", "sample:CT_small.dcm", out, set={"PatientName": "Doe^Jane"}), "backend_error")
+    assert "StudyDescription changed" in data["error"]["message"] and "PatientName" not in data["error"]["message"]
+    assert not out.exists()
+
+
+def test_decimal_strings_written_with_other_digits_are_not_a_change(broken, tmp_path):
+    broken.behaviour = "reformatted-decimals"
+    out = tmp_path / "out.dcm"
+    expect_ok(backend_request("broken", "transcode", "sample:CT_small.dcm", out, transfer_syntax="implicit"))
+    written, original = dcmread(out).PixelSpacing, dcmread(get_testdata_file("CT_small.dcm")).PixelSpacing
+    assert [float(v) for v in written] != [float(v) for v in original]  # other digits, the same number to 1e-12
 
 
 def test_verify_option_is_the_dispatchers(broken, tmp_path):
