@@ -244,3 +244,22 @@ def test_pixel_level_catches_changed_values(tmp_path):
     _write(ds, out)
     assert verify_file(out, source=source, level="structure") is None  # structure alone cannot see it
     assert "1 decoded pixel value(s) differ" in verify_file(out, source=source, lossless=True, level="pixels")
+
+
+@pytest.mark.parametrize("backend", ["python", "dcmtk", "gdcm"])
+def test_real_modify_tags_and_anonymize_pass_at_pixel_level(backend, tmp_path):
+    edited = tmp_path / "edited.dcm"
+    expect_ok(backend_request(backend, "modify_tags", "sample:CT_small.dcm", edited, set={"PatientName": "Doe^Jane"}, verify="pixels"))
+    assert dcmread(edited).PatientName == "Doe^Jane"
+    anonymized = tmp_path / "anon.dcm"
+    expect_ok(backend_request(backend, "anonymize", "sample:CT_small.dcm", anonymized, verify="pixels"))
+    assert dcmread(anonymized).PatientName != dcmread(get_testdata_file("CT_small.dcm")).PatientName
+
+
+def test_a_target_only_another_backend_knows_is_still_checked(broken, tmp_path):
+    """A transfer syntax UID outside the Python table: the written file must still carry it."""
+    broken.behaviour = "faithful"  # writes Implicit VR Little Endian
+    out = tmp_path / "out.dcm"
+    data = expect_error(backend_request("broken", "transcode", "sample:CT_small.dcm", out, transfer_syntax="1.2.840.10008.1.2.4.57"), "backend_error")
+    assert "not the requested 1.2.840.10008.1.2.4.57" in data["error"]["message"]
+    assert not out.exists()
