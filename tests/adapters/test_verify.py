@@ -263,3 +263,24 @@ def test_a_target_only_another_backend_knows_is_still_checked(broken, tmp_path):
     data = expect_error(backend_request("broken", "transcode", "sample:CT_small.dcm", out, transfer_syntax="1.2.840.10008.1.2.4.57"), "backend_error")
     assert "not the requested 1.2.840.10008.1.2.4.57" in data["error"]["message"]
     assert not out.exists()
+
+
+@pytest.mark.parametrize("backend", ["dcmtk", "gdcm"])
+def test_lossy_input_decoded_by_another_decoder_passes_within_its_rounding(backend, tmp_path):
+    """JPGExtended.dcm (12-bit lossy JPEG): libjpeg and pydicom's decoder differ by 1 on some pixels."""
+    out = tmp_path / "plain.dcm"
+    expect_ok(backend_request(backend, "transcode", "sample:JPGExtended.dcm", out, transfer_syntax="explicit", verify="pixels"))
+    difference = abs(dcmread(out).pixel_array.astype(int) - dcmread(get_testdata_file("JPGExtended.dcm")).pixel_array.astype(int))
+    assert difference.max() == 1  # the rounding the check allows is really there
+
+
+def test_lossy_input_beyond_rounding_is_refused(tmp_path):
+    source = Path(get_testdata_file("JPGExtended.dcm"))
+    ds = dcmread(source)
+    arr = ds.pixel_array.copy()
+    arr[5, 5] += 2
+    ds.decompress(generate_instance_uid=False)
+    ds.PixelData = arr.tobytes()
+    out = tmp_path / "plain.dcm"
+    _write(ds, out)
+    assert "by more than the 1" in verify_file(out, source=source, lossless=True, level="pixels")
