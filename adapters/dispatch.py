@@ -1,7 +1,7 @@
 """One request in, one response out.
 
 validate the request -> look the op up in the catalog -> check options, inputs and output ->
-choose the backend -> run it -> wrap the outcome (or the error) into a schema-valid Response.
+choose the backend -> run it -> verify the DICOM it wrote -> wrap the outcome (or the error) into a schema-valid Response.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from typing import Any
 
 from dicom_hub.adapters.base import Adapter
 from dicom_hub.adapters.registry import candidates, get_adapter
+from dicom_hub.adapters.verify import DEFAULT_LEVEL, verify_outcome
 from dicom_hub.contract import CONTRACT_VERSION
 from dicom_hub.contract.catalog import DISPATCHER_OPTIONS, OpSpec, get_op
 from dicom_hub.contract.errors import ErrorCode, HubError
@@ -38,6 +39,8 @@ def dispatch(raw: Request | dict[str, Any] | str | bytes) -> Response:
         adapter = choose_adapter(request.backend, spec, job)
         backend_name = adapter.name
         outcome = adapter.handle(job)
+        if spec.writes_dicom:
+            verify_outcome(job, outcome, adapter.name, request.options.get("verify", DEFAULT_LEVEL))
         return _checked(_success(request, adapter, outcome, start))
     except HubError as err:
         return _checked(_failure(echo, backend_name, err, start))
@@ -77,13 +80,14 @@ def parse_request(raw: Request | dict[str, Any] | str | bytes) -> Request:
 def build_job(request: Request, spec: OpSpec) -> Job:
     spec.validate_options(request.options)
     overwrite = bool(request.options.get("overwrite", False))
+    options = {name: value for name, value in request.options.items() if name != "verify"}  # the dispatcher's own
     inputs = resolve_inputs(request.input, spec.input, spec.name)
     output = resolve_output(request.output, spec.output, spec.output_required, spec.name, inputs, overwrite)
     return Job(
         op=spec.name,
         inputs=inputs,
         output=output,
-        options=dict(request.options),
+        options=options,
         defaults=spec.defaults,
         backend=request.backend,
         id=request.id,

@@ -23,7 +23,15 @@ COMMON_OPTIONS: dict[str, dict[str, Any]] = {
     "timeout": {"type": "number", "exclusiveMinimum": 0, "description": "Seconds before the op is stopped (error 'timeout')."},
 }
 OVERWRITE_OPTION = {"type": "boolean", "default": False, "description": "Replace an existing output file."}
-DISPATCHER_OPTIONS = frozenset({"timeout", "overwrite"})
+# Ops marked `writes_dicom` in the catalog: the dispatcher checks each file written before answering ok.
+VERIFY_OPTION = {
+    "enum": ["structure", "pixels"],
+    "default": "structure",
+    "description": "How the written DICOM is checked before ok. structure: complete parse, transfer syntax, Pixel Data length or "
+    "fragments, SOP Instance UID and untouched elements kept by lossless ops (no pixel decoding). pixels: also decode input and "
+    "output of a lossless conversion and compare every pixel value (slower).",
+}
+DISPATCHER_OPTIONS = frozenset({"timeout", "overwrite", "verify"})
 
 
 @dataclass(frozen=True)
@@ -37,6 +45,7 @@ class OpSpec:
     output: str
     output_required: bool
     options_schema: dict[str, Any] = field(repr=False)
+    writes_dicom: bool = False  # its output files are verified before the answer is ok
 
     @property
     def option_names(self) -> frozenset[str]:
@@ -68,6 +77,8 @@ def _op_from_entry(name: str, family: str, entry: dict[str, Any]) -> OpSpec:
         props.setdefault(key, value)
     if entry["output"] != "none":
         props.setdefault("overwrite", OVERWRITE_OPTION)
+    if entry.get("writes_dicom"):
+        props.setdefault("verify", VERIFY_OPTION)
     return OpSpec(
         name=name,
         family=family,
@@ -76,6 +87,7 @@ def _op_from_entry(name: str, family: str, entry: dict[str, Any]) -> OpSpec:
         output=entry["output"],
         output_required=entry.get("output_required", entry["output"] != "none"),
         options_schema=schema,
+        writes_dicom=bool(entry.get("writes_dicom")),
     )
 
 

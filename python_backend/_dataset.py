@@ -43,6 +43,7 @@ def read_dataset(
         raise HubError(ErrorCode.INPUT_NOT_FOUND, f"input is not readable: {path}", "check the file permissions") from None
     except Exception as err:  # pydicom raises many types on corrupt data
         raise HubError(ErrorCode.DECODE_ERROR, f"cannot parse {path.name}: {type(err).__name__}: {err}", "the file is corrupt or truncated") from None
+    _check_not_lost(ds, path, stop_before_pixels)
     _check_parsed(ds, path, parse_all)
     return ds
 
@@ -69,6 +70,36 @@ def _looks_like_dicom(ds: Dataset) -> bool:
         return bool(tags) and tags[0].group <= 0x0010 and sum(dictionary_has_tag(t) for t in tags) >= max(1, len(tags) // 2)
     except Exception:
         return False
+
+
+def _check_not_lost(ds: Dataset, path: Path, stop_before_pixels: bool) -> None:
+    """An empty data set from a file that holds more than its meta is a read cut short.
+
+    pydicom 3.0 turns an end of file inside an undefined-length value (encapsulated Pixel Data
+    whose fragments or sequence delimiter are missing) into a warning and drops every element it
+    had read, so the file would look like an empty, valid data set.
+    """
+    if len(ds) or path.stat().st_size <= _data_set_offset(ds):
+        return
+    where = "its data set"
+    if not stop_before_pixels:
+        from pydicom import dcmread
+
+        try:
+            if len(dcmread(path, stop_before_pixels=True, force=True)):
+                where = "its Pixel Data (fragments or the sequence delimiter are missing)"
+        except Exception:
+            pass
+    raise HubError(ErrorCode.DECODE_ERROR, f"{path.name} is truncated: the file ends inside {where}", "the file is incomplete; copy or export it again")
+
+
+def _data_set_offset(ds: Dataset) -> int:
+    """Where the data set starts: after the preamble and the file meta group (0 for raw data sets)."""
+    meta = getattr(ds, "file_meta", None)
+    group_length = meta.get("FileMetaInformationGroupLength") if meta is not None else None
+    if ds.preamble is None or group_length is None:
+        return 0
+    return 128 + 4 + 12 + int(group_length)
 
 
 def _check_parsed(ds: Dataset, path: Path, parse_all: bool) -> None:

@@ -90,22 +90,36 @@ def _thumbnail(path: Path, size: int = 192) -> str:
     return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
 
 
-def _difference_thumbnail(ours: Path, reference: Path, size: int = 192) -> str | None:
+def _difference_thumbnail(ours: Path, reference: Path, size: int = 192) -> tuple[str, int, int] | None:
+    """|ours - reference| on an absolute scale (black: equal, white: the full value range), with
+    its maximum and that full range. Not stretched: a one-level difference stays nearly black
+    instead of reading as full disagreement. The thumbnail keeps each block's largest difference,
+    so a single differing pixel does not vanish when the image is shrunk."""
     import numpy as np
     from PIL import Image
 
     with Image.open(ours) as a, Image.open(reference) as b:
         if a.size != b.size:
             return None
-        x = np.asarray(a.convert("L"), dtype=np.int16)
-        y = np.asarray(b.convert("L"), dtype=np.int16)
+        full = 65535 if "16" in a.mode or "16" in b.mode or a.mode in ("I", "F") else 255
+        if a.mode == b.mode and a.mode not in ("P", "RGBA", "LA", "1", "CMYK"):
+            x, y = np.asarray(a, dtype=np.int64), np.asarray(b, dtype=np.int64)
+        else:
+            x, y = np.asarray(a.convert("RGB"), dtype=np.int64), np.asarray(b.convert("RGB"), dtype=np.int64)
+            full = 255
     diff = np.abs(x - y)
-    scaled = (diff * (255.0 / max(int(diff.max()), 1))).astype(np.uint8)
-    img = Image.fromarray(scaled, "L")
-    img.thumbnail((size, size))
+    if diff.ndim == 3:
+        diff = diff.max(axis=2)
+    largest = int(diff.max(initial=0))
+    step = max(1, -(-max(diff.shape) // size))
+    height, width = -(-diff.shape[0] // step) * step, -(-diff.shape[1] // step) * step
+    padded = np.zeros((height, width), dtype=diff.dtype)
+    padded[: diff.shape[0], : diff.shape[1]] = diff
+    blocks = padded.reshape(height // step, step, width // step, step).max(axis=(1, 3))
+    img = Image.fromarray(np.round(blocks * (255.0 / full)).astype(np.uint8), "L")
     buf = io.BytesIO()
     img.save(buf, format="PNG")
-    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
+    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode(), largest, full
 
 
 def write_reports(folder: Path, specs: list[Spec], backends: list[str], cells: list[Cell], runner: Runner, drifts: list) -> dict[str, Path]:
@@ -231,5 +245,7 @@ def _image_row(spec: Spec, backends: list[str], runner: Runner) -> str:
         if backend != reference:
             diff = _difference_thumbnail(path, images[reference])
             if diff:
-                figures.append(f"<figure><img alt='difference' src='{diff}'><figcaption>|{html.escape(backend)} − {html.escape(reference)}| (stretched)</figcaption></figure>")
+                uri, largest, full = diff
+                caption = f"|{html.escape(backend)} − {html.escape(reference)}|, absolute scale (white = {full}): max {largest}"
+                figures.append(f"<figure><img alt='difference' src='{uri}'><figcaption>{caption}</figcaption></figure>")
     return "<div class='images'>" + "".join(figures) + "</div>"

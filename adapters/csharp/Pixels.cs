@@ -293,7 +293,7 @@ namespace DicomHub
             }
             Files.WriteAtomic(output, job.Overwrite, tmp =>
             {
-                var writer = new gdcm.ImageWriter();
+                var writer = new gdcm.PixmapWriter();
                 writer.SetFile(file);
                 writer.SetImage(change.GetOutput());
                 writer.SetFileName(tmp);

@@ -100,16 +100,13 @@ def batch_validate(job: Job) -> Outcome:
 
 def decompress_one(source: Path, target: Path | None, overwrite: bool) -> None:
     """Decode the pixel data with pydicom's plugins and write Explicit VR Little Endian."""
-    from dicom_hub.contract.errors import ErrorCode, HubError
+    from dicom_hub.python_backend.pixels.transcode import to_native_little_endian
 
     assert target is not None
     ds = read_dataset(source)
     if "PixelData" in ds and ds.file_meta.TransferSyntaxUID.is_compressed:
-        try:
-            ds.decompress()
-        except Exception as err:
-            code = ErrorCode.CODEC_UNAVAILABLE if "plugin" in str(err).lower() or "missing" in str(err).lower() else ErrorCode.DECODE_ERROR
-            raise HubError(code, f"cannot decompress {source.name}: {type(err).__name__}: {err}", "see `dicom-hub backends`; the codec plugins come with dicom-hub[codecs]") from None
+        # Lossless: the SOP Instance UID stays; codec failures come as typed errors.
+        to_native_little_endian(ds, source.name, ds.file_meta.TransferSyntaxUID)
     write_dataset(ds, target, overwrite=overwrite)
 
 

@@ -128,12 +128,14 @@ def send_one(assoc: Any, item: FileToSend, accepted: set[tuple[str, str]]) -> di
 def uncompressed_copy(path: Path, syntax: str) -> Any:
     """The file's data set in an uncompressed transfer syntax (pydicom decodes the pixels), e.g.
     Explicit VR data for a peer that accepted only Implicit VR."""
+    from dicom_hub.python_backend.pixels.transcode import to_native_little_endian
     from pydicom import dcmread
     from pydicom.uid import UID
 
     ds = dcmread(path)
     if ds.file_meta.TransferSyntaxUID.is_compressed:
-        ds.decompress(generate_instance_uid=False)  # the same instance, only its encoding changes
+        # The same instance, decompressed: the SOP Instance UID the response reports stays.
+        to_native_little_endian(ds, path.name, ds.file_meta.TransferSyntaxUID)
     for _ in ds.iterall():  # decode every element, sequence items too: a raw one would be written
         pass  # back in the file's encoding, e.g. Explicit VR items inside an Implicit VR data set
     target = UID(syntax)

@@ -80,7 +80,12 @@ def for_frame(ds: Dataset, frame: int) -> Dataset:
 
 
 def has_modality_lut(ds: Dataset) -> bool:
-    return "ModalityLUTSequence" in ds or ("RescaleSlope" in ds and "RescaleIntercept" in ds)
+    """Whether `modality_values` changes anything: the very condition under which pydicom's
+    apply_modality_lut acts (a Modality LUT item, else a Rescale Slope and Intercept with values),
+    so metadata saying a modality LUT was applied is true by construction."""
+    if ds.get("ModalityLUTSequence"):
+        return True
+    return all(ds.get(keyword) not in (None, "") for keyword in ("RescaleSlope", "RescaleIntercept"))
 
 
 def modality_values(arr: np.ndarray, ds: Dataset, enabled: bool = True) -> np.ndarray:

@@ -25,12 +25,15 @@ def measured_values(job: Job) -> tuple[np.ndarray, dict[str, Any]]:
         check_frame(ds, frame)
     arr = decode(ds, job.input.name, index=frame)
     first = for_frame(ds, frame or 0)  # an enhanced image keeps its rescale in functional groups
-    modality = bool(job.option("modality", True)) and has_modality_lut(first)
     if frame is None and frame_count(ds) > 1 and first is not ds:
         import numpy as np
 
-        values = np.stack([modality_values(arr[i], for_frame(ds, i), modality) for i in range(len(arr))])
+        views = [for_frame(ds, i) for i in range(len(arr))]
+        # Modality values only when every frame has its LUT: a mix would be reported as what it is not.
+        modality = bool(job.option("modality", True)) and all(has_modality_lut(view) for view in views)
+        values = np.stack([modality_values(arr[i], views[i], modality) for i in range(len(arr))])
     else:
+        modality = bool(job.option("modality", True)) and has_modality_lut(first)
         values = modality_values(arr, first, modality)
     about = {
         "frames": [frame] if frame is not None else list(range(frame_count(ds))),

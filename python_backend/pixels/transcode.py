@@ -76,7 +76,12 @@ def transcode(job: Job) -> Outcome:
 
 
 def to_native_little_endian(ds: Dataset, name: str, source: UID) -> None:
-    """Decompress (colour to RGB, as pydicom does) or byte-swap big endian data, in place."""
+    """Decompress (colour to RGB, as pydicom does) or byte-swap big endian data, in place.
+
+    Decompressing is lossless: the SOP Instance UID stays (pydicom 3 would draw a new one), and
+    1-bit images are packed again, eight pixels a byte, as Bits Allocated 1 requires.
+    Every path that decompresses a data set (transcode, batch_decompress, store) goes through here.
+    """
     if "PixelData" in ds and source.is_compressed:
         try:
             with_decoders(source, name, lambda plugin: ds.decompress(as_rgb=True, generate_instance_uid=False, decoding_plugin=plugin))
@@ -84,8 +89,24 @@ def to_native_little_endian(ds: Dataset, name: str, source: UID) -> None:
             if err.code != ErrorCode.DECODE_ERROR:
                 raise
             _decompress_via_pixel_array(ds, name)
+        _pack_single_bits(ds)
     elif not source.is_little_endian:
         _swap_to_little_endian(ds)
+
+
+def _pack_single_bits(ds: Dataset) -> None:
+    """pydicom's decompress() leaves a 1-bit image one byte per pixel while Bits Allocated stays 1,
+    a file no reader can decode; pack the pixels as PS3.5 8.1.1 says (the IOD keeps its Bits Allocated)."""
+    if int(ds.get("BitsAllocated") or 0) != 1:
+        return
+    import numpy as np
+    from pydicom.pixels.utils import get_expected_length, pack_bits
+
+    unpacked = get_expected_length(ds, unit="pixels")
+    if len(ds.PixelData) < unpacked:
+        return  # already packed
+    pixels = np.frombuffer(ds.PixelData, dtype=np.uint8, count=unpacked)
+    ds.PixelData = pack_bits(pixels, pad=True)
 
 
 def _decompress_via_pixel_array(ds: Dataset, name: str) -> None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import socket
 import threading
 import time
+from pathlib import Path
 
 import pytest
 from conftest import expect_error, expect_ok, require_tool, sample
@@ -135,17 +136,18 @@ def dcmtk_storescp(tmp_path):
 
 def test_store_falls_back_to_uncompressed_when_the_peer_refuses_the_file_syntax(dcmtk_storescp):
     from pydicom import dcmread
+    from pydicom.data import get_testdata_file
 
     port, out = dcmtk_storescp
-    sources = [sample("MR_small_RLE.dcm"), sample("MR_small_jpeg_ls_lossless.dcm")]
-    meta = expect_ok({"op": "store", "input": [str(p) for p in sources], "options": options(port, called_aet="STORESCP")})["metadata"]
+    # Two instances (RLE from pydicom, JPEG 2000 from pydicom-data), each with its uncompressed original.
+    originals = {sample("MR_small_RLE.dcm"): sample("MR_small.dcm"), Path(get_testdata_file("emri_small_jpeg_2k_lossless.dcm")): Path(get_testdata_file("emri_small.dcm"))}
+    meta = expect_ok({"op": "store", "input": [str(p) for p in originals], "options": options(port, called_aet="STORESCP")})["metadata"]
     assert meta["completed"] == 2 and all(f["decompressed"] for f in meta["files"])
-    reference = dcmread(sample("MR_small.dcm")).pixel_array  # the uncompressed original of both files
-    received = sorted(out.glob("*.dcm"))
-    # Decompressing changes the encoding, not the instance: the SOP Instance UID is kept (both
-    # samples are the same instance, so storescp keeps one file).
-    assert sorted(dcmread(p).SOPInstanceUID for p in received) == sorted({dcmread(s).SOPInstanceUID for s in sources})
-    for path in received:
-        ds = dcmread(path)
+    received = {dcmread(path).SOPInstanceUID: dcmread(path) for path in out.glob("*.dcm")}
+    # Decompressing is lossless: the peer gets each instance under the UID the response reports.
+    assert sorted(received) == sorted(f["sop_instance_uid"] for f in meta["files"])
+    for original in originals.values():
+        reference = dcmread(original)
+        ds = received[reference.SOPInstanceUID]
         assert not ds.file_meta.TransferSyntaxUID.is_compressed
-        assert (ds.pixel_array == reference).all()
+        assert (ds.pixel_array == reference.pixel_array).all()

@@ -1,0 +1,286 @@
+"""The verification layer: a backend's DICOM output is checked before the answer says ok, and a
+file that fails is refused (`backend_error` with the reason) and removed.
+
+A fake backend writes deliberately broken files (truncated, wrong transfer syntax, new SOP
+Instance UID, a changed element, bad fragments) derived from pydicom's bundled files; the real
+backends' correct outputs must still pass.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+from conftest import backend_request, expect_error, expect_ok
+from dicom_hub.adapters import registry
+from dicom_hub.adapters.base import Adapter, Availability, supports
+from dicom_hub.adapters.verify import fragments_problem, verify_file
+from dicom_hub.contract.job import Job, Outcome
+from pydicom import dcmread
+from pydicom.data import get_testdata_file
+from pydicom.encaps import encapsulate
+from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian, RLELossless, generate_uid
+
+
+def _write(ds, path: Path) -> None:
+    ds.save_as(path, enforce_file_format=True)
+
+
+def _truncated(job: Job) -> None:
+    data = Path(job.input).read_bytes()
+    job.output.write_bytes(data[: len(data) - 1000])
+
+
+def _wrong_syntax(job: Job) -> None:
+    shutil.copyfile(job.input, job.output)  # CT_small is Explicit VR LE; the request asks for implicit
+
+
+def _new_uid(job: Job) -> None:
+    ds = dcmread(job.input)
+    ds.SOPInstanceUID = generate_uid()
+    ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+    ds.file_meta.TransferSyntaxUID = ImplicitVRLittleEndian
+    _write(ds, job.output)
+
+
+def _changed_element(job: Job) -> None:
+    ds = dcmread(job.input)
+    ds.PixelSpacing = [0.5, 0.5]
+    ds.file_meta.TransferSyntaxUID = ImplicitVRLittleEndian
+    _write(ds, job.output)
+
+
+def _short_pixels(job: Job) -> None:
+    ds = dcmread(job.input)
+    ds.PixelData = ds.PixelData[:-64]
+    ds.file_meta.TransferSyntaxUID = ImplicitVRLittleEndian
+    _write(ds, job.output)
+
+
+def _unpacked_one_bit(job: Job) -> None:
+    """What pydicom's decompress() left for 1-bit images: a byte a pixel, Bits Allocated 1."""
+    ds = dcmread(job.input)
+    ds.PixelData = ds.pixel_array.astype("uint8").tobytes()
+    ds.file_meta.TransferSyntaxUID = ImplicitVRLittleEndian
+    _write(ds, job.output)
+
+
+def _bad_fragments(job: Job) -> None:
+    ds = dcmread(job.input)
+    frames = [ds.PixelData[:100]]  # two frames declared, one fragment
+    ds.NumberOfFrames = 2
+    ds.PixelData = encapsulate(frames)
+    ds.file_meta.TransferSyntaxUID = RLELossless
+    _write(ds, job.output)
+
+
+def _modified_and_more(job: Job) -> None:
+    """Sets what modify_tags asked, and also touches an element it was not asked to."""
+    ds = dcmread(job.input)
+    ds.PatientName = job.options["set"]["PatientName"]
+    ds.StudyDescription = "changed on the side"
+    _write(ds, job.output)
+
+
+def _reformatted_decimals(job: Job) -> None:
+    """The same numbers written with other digits, as GDCM does: not a change."""
+    ds = dcmread(job.input)
+    ds.file_meta.TransferSyntaxUID = ImplicitVRLittleEndian
+    # 0.661468 -> .66146799999999 (a double's last digits, no leading zero: what GDCM wrote)
+    ds["PixelSpacing"].value = [f"{float(v) * (1 - 1e-14):.14g}".removeprefix("0") for v in ds.PixelSpacing]
+    _write(ds, job.output)
+
+
+def _faithful(job: Job) -> None:
+    ds = dcmread(job.input)
+    ds.file_meta.TransferSyntaxUID = ImplicitVRLittleEndian
+    _write(ds, job.output)
+
+
+WRITERS = {
+    "truncated": _truncated,
+    "wrong-syntax": _wrong_syntax,
+    "new-uid": _new_uid,
+    "changed-element": _changed_element,
+    "short-pixels": _short_pixels,
+    "unpacked-one-bit": _unpacked_one_bit,
+    "bad-fragments": _bad_fragments,
+    "modified-and-more": _modified_and_more,
+    "reformatted-decimals": _reformatted_decimals,
+    "faithful": _faithful,
+}
+
+
+class BrokenWriter(Adapter):
+    """Serves transcode by writing whatever `behaviour` says, and claims success."""
+
+    name = "broken"
+    language = "python"
+    toolkit = "broken"
+    behaviour = "faithful"
+
+    def probe(self) -> Availability:
+        return Availability(True, "1.0")
+
+    def capabilities(self):
+        return {"transcode": supports("transfer_syntax"), "modify_tags": supports("set")}
+
+    def handle(self, job: Job) -> Outcome:
+        WRITERS[self.behaviour](job)
+        return Outcome(output_files=[str(job.output)])
+
+
+@pytest.fixture
+def broken(monkeypatch):
+    monkeypatch.setitem(registry.KNOWN_ADAPTERS, "broken", registry.KnownAdapter(f"{__name__}:BrokenWriter", "none"))
+    registry.get_adapter.cache_clear()
+    adapter = registry.get_adapter("broken")
+    yield adapter
+    registry.get_adapter.cache_clear()
+
+
+@pytest.mark.parametrize(
+    ("behaviour", "sample", "reason"),
+    [
+        ("truncated", "CT_small.dcm", "truncated"),
+        ("wrong-syntax", "CT_small.dcm", "not the requested 1.2.840.10008.1.2 "),
+        ("new-uid", "CT_small.dcm", "SOP Instance UID"),
+        ("changed-element", "CT_small.dcm", "PixelSpacing changed"),
+        ("short-pixels", "CT_small.dcm", "Pixel Data holds"),
+        ("unpacked-one-bit", "liver_1frame.dcm", "Pixel Data holds 262144 bytes"),
+    ],
+)
+def test_a_broken_output_is_refused_and_removed(broken, tmp_path, behaviour, sample, reason):
+    broken.behaviour = behaviour
+    out = tmp_path / "out.dcm"
+    data = expect_error(backend_request("broken", "transcode", f"sample:{sample}", out, transfer_syntax="implicit"), "backend_error")
+    assert reason in data["error"]["message"]
+    assert "fails verification" in data["error"]["message"]
+    assert not out.exists()
+
+
+def test_bad_fragments_are_refused(broken, tmp_path):
+    broken.behaviour = "bad-fragments"
+    out = tmp_path / "out.dcm"
+    data = expect_error(backend_request("broken", "transcode", "sample:CT_small.dcm", out, transfer_syntax="rle"), "backend_error")
+    assert "1 fragment(s) for 2 frame(s)" in data["error"]["message"]
+    assert not out.exists()
+
+
+def test_a_faithful_output_passes(broken, tmp_path):
+    broken.behaviour = "faithful"
+    out = tmp_path / "out.dcm"
+    expect_ok(backend_request("broken", "transcode", "sample:CT_small.dcm", out, transfer_syntax="implicit"))
+    assert dcmread(out).file_meta.TransferSyntaxUID == ImplicitVRLittleEndian
+
+
+def test_modify_tags_may_change_only_what_it_was_asked(broken, tmp_path):
+    broken.behaviour = "modified-and-more"
+    out = tmp_path / "out.dcm"
+    data = expect_error(backend_request("broken", "modify_tags", "sample:CT_small.dcm", out, set={"PatientName": "Doe^Jane"}), "backend_error")
+    assert "StudyDescription changed" in data["error"]["message"] and "PatientName" not in data["error"]["message"]
+    assert not out.exists()
+
+
+def test_decimal_strings_written_with_other_digits_are_not_a_change(broken, tmp_path):
+    broken.behaviour = "reformatted-decimals"
+    out = tmp_path / "out.dcm"
+    expect_ok(backend_request("broken", "transcode", "sample:CT_small.dcm", out, transfer_syntax="implicit"))
+    written, original = dcmread(out).PixelSpacing, dcmread(get_testdata_file("CT_small.dcm")).PixelSpacing
+    assert [float(v) for v in written] != [float(v) for v in original]  # other digits, the same number to 1e-12
+
+
+def test_verify_option_is_the_dispatchers(broken, tmp_path):
+    """`verify` is validated by the catalog and never reaches a backend (which would refuse it)."""
+    broken.behaviour = "faithful"
+    out = tmp_path / "out.dcm"
+    expect_ok(backend_request("broken", "transcode", "sample:CT_small.dcm", out, transfer_syntax="implicit", verify="pixels"))
+    expect_error(backend_request("broken", "transcode", "sample:CT_small.dcm", tmp_path / "o2.dcm", transfer_syntax="implicit", verify="none"), "invalid_request")
+
+
+def test_fragment_checks():
+    ok = encapsulate([b"\x01\x02", b"\x03\x04"], has_bot=True)
+    assert fragments_problem(ok, 2) is None
+    assert "fragment(s) for 3 frame(s)" in fragments_problem(ok, 3)
+    assert "where an item (FFFE,E000) belongs" in fragments_problem(b"\x10\x00\x10\x00" + ok[4:], 2)
+    assert "declares" in fragments_problem(ok[:-1], 2)
+
+
+# -- real backends, real files --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("backend", ["python", "dcmtk", "gdcm"])
+def test_real_lossless_transcodes_pass_at_pixel_level(backend, tmp_path):
+    out = tmp_path / "rle.dcm"
+    data = expect_ok(backend_request(backend, "transcode", "sample:MR_small.dcm", out, transfer_syntax="rle", verify="pixels"))
+    assert data["output_files"] == [str(out)]
+    assert dcmread(out).SOPInstanceUID == dcmread(get_testdata_file("MR_small.dcm")).SOPInstanceUID
+
+
+def test_verify_file_for_batch_callers(tmp_path):
+    """The per-file entry point batch ops call: a decompressed copy keeps identity and pixels."""
+    source = Path(get_testdata_file("MR_small_RLE.dcm"))
+    ds = dcmread(source)
+    ds.decompress(generate_instance_uid=False)
+    good = tmp_path / "good.dcm"
+    _write(ds, good)
+    assert verify_file(good, source=source, transfer_syntax=ExplicitVRLittleEndian, lossless=True, level="pixels") is None
+    ds.SOPInstanceUID = generate_uid()
+    ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+    bad = tmp_path / "bad.dcm"
+    _write(ds, bad)
+    assert "SOP Instance UID" in verify_file(bad, source=source, transfer_syntax=ExplicitVRLittleEndian)
+    assert bad.exists()  # the caller decides
+
+
+def test_pixel_level_catches_changed_values(tmp_path):
+    source = Path(get_testdata_file("MR_small.dcm"))
+    ds = dcmread(source)
+    arr = ds.pixel_array.copy()
+    arr[0, 0] += 1
+    ds.PixelData = arr.tobytes()
+    out = tmp_path / "changed.dcm"
+    _write(ds, out)
+    assert verify_file(out, source=source, level="structure") is None  # structure alone cannot see it
+    assert "1 decoded pixel value(s) differ" in verify_file(out, source=source, lossless=True, level="pixels")
+
+
+@pytest.mark.parametrize("backend", ["python", "dcmtk", "gdcm"])
+def test_real_modify_tags_and_anonymize_pass_at_pixel_level(backend, tmp_path):
+    edited = tmp_path / "edited.dcm"
+    expect_ok(backend_request(backend, "modify_tags", "sample:CT_small.dcm", edited, set={"PatientName": "Doe^Jane"}, verify="pixels"))
+    assert dcmread(edited).PatientName == "Doe^Jane"
+    anonymized = tmp_path / "anon.dcm"
+    expect_ok(backend_request(backend, "anonymize", "sample:CT_small.dcm", anonymized, verify="pixels"))
+    assert dcmread(anonymized).PatientName != dcmread(get_testdata_file("CT_small.dcm")).PatientName
+
+
+def test_a_target_only_another_backend_knows_is_still_checked(broken, tmp_path):
+    """A transfer syntax UID outside the Python table: the written file must still carry it."""
+    broken.behaviour = "faithful"  # writes Implicit VR Little Endian
+    out = tmp_path / "out.dcm"
+    data = expect_error(backend_request("broken", "transcode", "sample:CT_small.dcm", out, transfer_syntax="1.2.840.10008.1.2.4.57"), "backend_error")
+    assert "not the requested 1.2.840.10008.1.2.4.57" in data["error"]["message"]
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("backend", ["dcmtk", "gdcm"])
+def test_lossy_input_decoded_by_another_decoder_passes_within_its_rounding(backend, tmp_path):
+    """JPGExtended.dcm (12-bit lossy JPEG): libjpeg and pydicom's decoder differ by 1 on some pixels."""
+    out = tmp_path / "plain.dcm"
+    expect_ok(backend_request(backend, "transcode", "sample:JPGExtended.dcm", out, transfer_syntax="explicit", verify="pixels"))
+    difference = abs(dcmread(out).pixel_array.astype(int) - dcmread(get_testdata_file("JPGExtended.dcm")).pixel_array.astype(int))
+    assert difference.max() == 1  # the rounding the check allows is really there
+
+
+def test_lossy_input_beyond_rounding_is_refused(tmp_path):
+    source = Path(get_testdata_file("JPGExtended.dcm"))
+    ds = dcmread(source)
+    arr = ds.pixel_array.copy()
+    arr[5, 5] += 2
+    ds.decompress(generate_instance_uid=False)
+    ds.PixelData = arr.tobytes()
+    out = tmp_path / "plain.dcm"
+    _write(ds, out)
+    assert "by more than the 1" in verify_file(out, source=source, lossless=True, level="pixels")
