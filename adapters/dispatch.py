@@ -6,6 +6,7 @@ choose the backend -> run it -> wrap the outcome (or the error) into a schema-va
 
 from __future__ import annotations
 
+import errno
 import json
 import time
 import traceback
@@ -16,8 +17,8 @@ from dicom_hub.adapters.base import Adapter
 from dicom_hub.adapters.registry import candidates, get_adapter
 from dicom_hub.contract import CONTRACT_VERSION
 from dicom_hub.contract.catalog import DISPATCHER_OPTIONS, OpSpec, get_op
-from dicom_hub.contract.errors import ErrorCode, HubError
-from dicom_hub.contract.files import resolve_inputs, resolve_output
+from dicom_hub.contract.errors import ErrorCode, HubError, exit_code_for
+from dicom_hub.contract.files import OUTPUT_ERRNOS, resolve_inputs, resolve_output
 from dicom_hub.contract.job import Job, Outcome
 from dicom_hub.contract.messages import ErrorInfo, Request, Response
 
@@ -41,15 +42,24 @@ def dispatch(raw: Request | dict[str, Any] | str | bytes) -> Response:
         return _checked(_success(request, adapter, outcome, start))
     except HubError as err:
         return _checked(_failure(echo, backend_name, err, start))
-    except Exception as exc:  # a bug: still a typed, schema-valid answer; the traceback goes to stderr
-        if DEBUG:
-            traceback.print_exc()
-        err = HubError(
-            ErrorCode.INTERNAL_ERROR,
-            f"internal error: {type(exc).__name__}: {exc}",
-            "this is a dicom-hub bug; rerun with --debug and report the traceback",
-        )
+    except OSError as exc:
+        if exc.errno not in OUTPUT_ERRNOS or exc.errno in (errno.EACCES, errno.EPERM):
+            return _checked(_failure(echo, backend_name, _internal(exc), start))
+        # A write the file system refused, escaped from a backend: say so, not "a bug".
+        err = HubError(ErrorCode.OUTPUT_ERROR, f"cannot write {exc.filename or 'the output'}: {exc.strerror}", "choose an output folder that is writable and has free space")
         return _checked(_failure(echo, backend_name, err, start))
+    except Exception as exc:  # a bug: still a typed, schema-valid answer; the traceback goes to stderr
+        return _checked(_failure(echo, backend_name, _internal(exc), start))
+
+
+def _internal(exc: Exception) -> HubError:
+    if DEBUG:
+        traceback.print_exc()
+    return HubError(
+        ErrorCode.INTERNAL_ERROR,
+        f"internal error: {type(exc).__name__}: {exc}",
+        "this is a dicom-hub bug; rerun with --debug and report the traceback",
+    )
 
 
 def _parsed(raw: Any) -> Any:
@@ -59,12 +69,17 @@ def _parsed(raw: Any) -> Any:
         return json.loads(raw)
     except ValueError as err:
         raise HubError(ErrorCode.INVALID_REQUEST, f"request is not valid JSON: {err}", "send one JSON object per request") from None
+    except RecursionError:
+        raise HubError(ErrorCode.INVALID_REQUEST, "request is nested too deeply to parse", "requests are flat objects; options nest a few levels at most") from None
 
 
 def parse_request(raw: Request | dict[str, Any] | str | bytes) -> Request:
     """A validated Request, or `invalid_request` naming the offending field."""
     raw = _parsed(raw)
-    request = raw if isinstance(raw, Request) else Request.from_data(raw)
+    try:
+        request = raw if isinstance(raw, Request) else Request.from_data(raw)
+    except RecursionError:
+        raise HubError(ErrorCode.INVALID_REQUEST, "request is nested too deeply to check", "requests are flat objects; options nest a few levels at most") from None
     if request.contract and request.contract.split(".")[0] != CONTRACT_VERSION.split(".")[0]:
         raise HubError(
             ErrorCode.INVALID_REQUEST,
@@ -75,7 +90,10 @@ def parse_request(raw: Request | dict[str, Any] | str | bytes) -> Request:
 
 
 def build_job(request: Request, spec: OpSpec) -> Job:
-    spec.validate_options(request.options)
+    try:
+        spec.validate_options(request.options)
+    except RecursionError:
+        raise HubError(ErrorCode.INVALID_REQUEST, f"options of {spec.name!r} are nested too deeply to check", f"see `dicom-hub ops {spec.name}` for the option schema") from None
     overwrite = bool(request.options.get("overwrite", False))
     inputs = resolve_inputs(request.input, spec.input, spec.name)
     output = resolve_output(request.output, spec.output, spec.output_required, spec.name, inputs, overwrite)
@@ -180,13 +198,15 @@ def error_response(err: HubError, echo: dict[str, Any] | None = None) -> Respons
 
 
 def _failure(echo: dict[str, Any], backend: str | None, err: HubError, start: float) -> Response:
+    # The backend process's exit code when one ran; else the code `dicom-hub run` exits with.
+    returncode = err.returncode if err.returncode is not None else exit_code_for(err.code)
     return Response(
         contract=CONTRACT_VERSION,
         id=echo.get("id"),
         op=echo.get("op"),
         backend=backend,
         ok=False,
-        returncode=err.returncode if err.returncode is not None else 1,
+        returncode=returncode,
         stdout=err.stdout,
         stderr=err.stderr,
         output_files=[],
@@ -197,11 +217,12 @@ def _failure(echo: dict[str, Any], backend: str | None, err: HubError, start: fl
 
 
 def response_json(response: Response, indent: int | None = None) -> str:
-    """Serialize a response; a value that is not JSON becomes an `internal_error` response."""
+    """Serialize a response as standard JSON that UTF-8 can carry; a value that is not JSON
+    (NaN, Infinity, an object, a structure too deep) becomes an `internal_error` response."""
     try:
         return response.to_json(indent)
-    except (TypeError, ValueError) as exc:
-        err = HubError(ErrorCode.INTERNAL_ERROR, f"response is not serializable: {exc}", "this is a dicom-hub bug; please report it")
+    except (TypeError, ValueError, RecursionError) as exc:
+        err = HubError(ErrorCode.INTERNAL_ERROR, f"response is not serializable: {type(exc).__name__}: {exc}", "this is a dicom-hub bug; please report it")
         return _failure({"id": response.id, "op": response.op}, response.backend, err, time.perf_counter()).to_json(indent)
 
 

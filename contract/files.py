@@ -19,7 +19,7 @@ import re
 import stat
 import tempfile
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
 from .errors import ErrorCode, HubError
@@ -59,6 +59,13 @@ def resolve_sample(name: str) -> Path:
 def resolve_input_path(text: str) -> Path:
     if text.startswith(SAMPLE_PREFIX):
         return resolve_sample(text[len(SAMPLE_PREFIX) :])
+    return path_from_text(text, "input")
+
+
+def path_from_text(text: str, what: str) -> Path:
+    """An absolute path from request text; a NUL byte can be in no file name."""
+    if "\x00" in text:
+        raise HubError(ErrorCode.INVALID_REQUEST, f"{what} path holds a NUL character: {text!r}", "file names cannot contain NUL")
     return Path(text).expanduser().absolute()
 
 
@@ -97,7 +104,7 @@ def resolve_output(raw: str | None, kind: str, required: bool, op: str, inputs: 
         return None
     if kind == "none":
         raise HubError(ErrorCode.INVALID_REQUEST, f"op {op!r} writes no output", "remove 'output' from the request")
-    path = Path(raw).expanduser().absolute()
+    path = path_from_text(raw, "output")
     real = path.resolve()  # `x/../in/out` and symlinked aliases name the same place
     for source in inputs:
         real_source = source.resolve()
@@ -229,10 +236,8 @@ def atomic_output(path: Path, overwrite: bool = False, *, private: bool = False)
         except OSError as err:
             raise output_error(path, err) from None
     finally:
-        try:
+        with suppress(OSError):
             tmp.unlink(missing_ok=True)
-        except OSError:
-            pass
 
 
 def _temp_beside(path: Path, private: bool) -> Path:
