@@ -1,4 +1,5 @@
-"""The Python backend (pydicom, pynetdicom, numpy, pillow), run in-process."""
+"""The Python backend (pydicom, pynetdicom, numpy, pillow), run in-process; with
+`options.timeout`, in a worker process that is killed when time is up (`time_limit.py`)."""
 
 from __future__ import annotations
 
@@ -31,4 +32,8 @@ class PythonAdapter(Adapter):
         return dict.fromkeys(OPS, ALL_OPTIONS)
 
     def handle(self, job: Job) -> Outcome:
+        if "timeout" in job.options:
+            from dicom_hub.adapters.time_limit import run_with_time_limit
+
+            return run_with_time_limit(job, float(job.options["timeout"]))
         return run_op(job)
