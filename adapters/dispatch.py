@@ -176,6 +176,13 @@ def _success(request: Request, adapter: Adapter, outcome: Outcome, start: float)
     if missing:
         err = HubError(ErrorCode.BACKEND_ERROR, f"{adapter.name} reported outputs that do not exist: {', '.join(missing[:3])}", "see stderr")
         return _failure({"id": request.id, "op": request.op}, adapter.name, err, start)
+    unsendable = _not_json(outcome.metadata) if existing else None
+    if unsendable:
+        # The answer cannot say ok, so the outputs must not stay behind as if it had.
+        for path in existing:
+            Path(path).unlink(missing_ok=True)
+        err = HubError(ErrorCode.INTERNAL_ERROR, f"response is not serializable: {unsendable}; its outputs were removed", "this is a dicom-hub bug; please report it")
+        return _failure({"id": request.id, "op": request.op}, adapter.name, err, start)
     return Response(
         contract=CONTRACT_VERSION,
         id=request.id,
@@ -190,6 +197,15 @@ def _success(request: Request, adapter: Adapter, outcome: Outcome, start: float)
         duration_ms=_elapsed_ms(start),
         error=None,
     )
+
+
+def _not_json(metadata: dict[str, Any]) -> str | None:
+    """Why `metadata` cannot be standard JSON (NaN, Infinity, an object), or None."""
+    try:
+        json.dumps(metadata, allow_nan=False)
+    except (TypeError, ValueError, RecursionError) as exc:
+        return f"{type(exc).__name__}: {exc}"
+    return None
 
 
 def error_response(err: HubError, echo: dict[str, Any] | None = None) -> Response:
