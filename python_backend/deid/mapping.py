@@ -27,7 +27,7 @@ def write_mapping(path: Path, entries: Iterable[dict[str, Any]], overwrite: bool
         report["uids"].update(entry.get("uids", {}))
     report["patients"] = dict(sorted(report["patients"].items()))
     report["uids"] = dict(sorted(report["uids"].items()))
-    with atomic_output(path, overwrite=True) as tmp:
+    with atomic_output(path, overwrite=True, private=True) as tmp:  # it holds the originals: 0600
         tmp.write_text(json.dumps(report, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
     return path
 
