@@ -18,10 +18,11 @@ from dicom_hub.adapters.registry import candidates, get_adapter
 from dicom_hub.contract import CONTRACT_VERSION
 from dicom_hub.contract.catalog import DISPATCHER_OPTIONS, OpSpec, get_op
 from dicom_hub.contract.errors import ErrorCode, HubError, exit_code_for
-from dicom_hub.contract.files import OUTPUT_ERRNOS, resolve_inputs, resolve_output
+from dicom_hub.contract.files import OUTPUT_ERRNOS, check_dicom_start, resolve_inputs, resolve_output
 from dicom_hub.contract.job import Job, Outcome
 from dicom_hub.contract.messages import ErrorInfo, Request, Response
 
+NON_DICOM_INPUT_OPS = frozenset({"from_json"})  # file ops whose input is not a DICOM file
 DEBUG = False  # set by `dicom-hub --debug`: tracebacks of internal errors go to stderr
 
 
@@ -96,6 +97,8 @@ def build_job(request: Request, spec: OpSpec) -> Job:
         raise HubError(ErrorCode.INVALID_REQUEST, f"options of {spec.name!r} are nested too deeply to check", f"see `dicom-hub ops {spec.name}` for the option schema") from None
     overwrite = bool(request.options.get("overwrite", False))
     inputs = resolve_inputs(request.input, spec.input, spec.name)
+    if spec.input == "file" and spec.name not in NON_DICOM_INPUT_OPS:
+        check_dicom_start(inputs[0])
     output = resolve_output(request.output, spec.output, spec.output_required, spec.name, inputs, overwrite)
     return Job(
         op=spec.name,

@@ -123,6 +123,29 @@ def resolve_output(raw: str | None, kind: str, required: bool, op: str, inputs: 
     return path
 
 
+def check_dicom_start(path: Path) -> None:
+    """`not_dicom` for a file that cannot begin a DICOM file or raw data set, whatever backend
+    reads it (tools disagree on such files: some answer ok with nothing in it).
+
+    A Part 10 file has `DICM` at byte 128; a raw data set starts with an element of group 0002 or
+    higher (group 0000 holds DIMSE commands, never stored data). So a file shorter than one element
+    header, or starting in group 0000 whichever the byte order (a run of zero bytes), is not DICOM.
+    """
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(132)
+    except OSError:
+        return  # the backend reports unreadable files with its own words
+    if len(head) == 132 and head[128:] == b"DICM":
+        return
+    if len(head) < 8 or head[0:2] == b"\0\0":  # group 0000 in either byte order
+        raise HubError(
+            ErrorCode.NOT_DICOM,
+            f"not a DICOM file: {path}",
+            "the file has no DICM marker and does not start with a DICOM data element",
+        )
+
+
 def check_writable(path: Path, overwrite: bool) -> None:
     """Refuse to replace an existing file unless asked (for files inside output folders)."""
     _refuse_special_output(path)
