@@ -18,12 +18,13 @@ from pathlib import Path
 import pytest
 from conftest import backend_request, expect_error, expect_ok, require_backend, run_request, sample
 
-FILE_BACKENDS = ["python", "dcmtk", "gdcm", "pixelmed", "csharp"]
+FILE_BACKENDS = ["python", "dcmtk", "gdcm", "dicom-rs", "pixelmed", "csharp"]
 # One op per backend that writes a file through that backend's own writing code.
 WRITERS = {
     "python": ("transcode", {"transfer_syntax": "1.2.840.10008.1.2"}),
     "dcmtk": ("transcode", {"transfer_syntax": "1.2.840.10008.1.2"}),
     "gdcm": ("transcode", {"transfer_syntax": "1.2.840.10008.1.2"}),
+    "dicom-rs": ("transcode", {"transfer_syntax": "1.2.840.10008.1.2"}),
     "pixelmed": ("transcode", {"transfer_syntax": "1.2.840.10008.1.2"}),
     "csharp": ("transcode", {"transfer_syntax": "1.2.840.10008.1.2"}),
 }
