@@ -233,6 +233,7 @@ def atomic_output(path: Path, overwrite: bool = False, *, private: bool = False)
     tool writing the temporary file failed because the disk filled up. `private` keeps the
     file 0600 (keys, re-identification reports); else it gets 0666 minus the umask.
     """
+    _refuse_special_output(path)  # also for paths no request check saw (options, folder contents)
     tmp = _temp_beside(path, private)
     try:
         try:

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from dicom_hub.contract.errors import ErrorCode, HubError
-from dicom_hub.contract.files import atomic_output
+from dicom_hub.contract.files import atomic_output, special_file_kind
 
 FORMAT_MARK = "dicom_hub_deid_mapping"
 
@@ -40,6 +40,9 @@ def check_mapping(path: Path, overwrite: bool = False) -> None:
 def _existing(path: Path, overwrite: bool) -> dict[str, Any]:
     """The report already at `path` (ours), a new one, or `output_exists` for a foreign file."""
     fresh: dict[str, Any] = {FORMAT_MARK: 1, "patients": {}, "uids": {}}
+    special = special_file_kind(path)
+    if special:  # reading a FIFO would wait forever, /dev/zero would never end
+        raise HubError(ErrorCode.INVALID_REQUEST, f"mapping_file {path} is a {special}, not a regular file", "give a regular file or a new path")
     if not path.exists() or overwrite:
         return fresh
     try:

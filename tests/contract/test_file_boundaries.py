@@ -146,6 +146,16 @@ def test_overwrite_never_replaces_a_device_or_fifo(tmp_path):
     assert stat.S_ISCHR(null.stat().st_mode)
 
 
+def test_atomic_output_never_replaces_a_device_or_fifo_named_in_an_option(tmp_path):
+    """Outputs named in options (a re-identification report) are never checked by the request
+    rules; the writer itself refuses to replace a FIFO (or /dev/null) with a file."""
+    fifo = _fifo(tmp_path)
+    request = {"op": "anonymize", "input": "sample:CT_small.dcm", "output": str(tmp_path / "anon.dcm"), "options": {"mapping_file": str(fifo), "key": "k" * 32}}
+    data = run_request(request)
+    assert not data["ok"] and data["error"]["code"] == "invalid_request", data["error"]
+    assert stat.S_ISFIFO(fifo.stat().st_mode)
+
+
 # -- aliases of the input ---------------------------------------------------------------------------
 def test_output_inside_the_input_folder_is_found_through_dotdot_and_symlinks(tmp_path):
     source = tmp_path / "in"
