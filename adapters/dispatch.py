@@ -18,11 +18,13 @@ from dicom_hub.adapters.registry import candidates, get_adapter
 from dicom_hub.contract import CONTRACT_VERSION
 from dicom_hub.contract.catalog import DISPATCHER_OPTIONS, OpSpec, get_op
 from dicom_hub.contract.errors import ErrorCode, HubError, exit_code_for
-from dicom_hub.contract.files import OUTPUT_ERRNOS, check_dicom_start, resolve_inputs, resolve_output
+from dicom_hub.contract.files import check_dicom_start, resolve_inputs, resolve_output
 from dicom_hub.contract.job import Job, Outcome
 from dicom_hub.contract.messages import ErrorInfo, Request, Response
 
 NON_DICOM_INPUT_OPS = frozenset({"from_json"})  # file ops whose input is not a DICOM file
+# errno values that can only mean "the output cannot be written" (read-only, full, too large).
+_FILE_SYSTEM_REFUSALS = frozenset({errno.EROFS, errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
 DEBUG = False  # set by `dicom-hub --debug`: tracebacks of internal errors go to stderr
 
 
@@ -44,7 +46,7 @@ def dispatch(raw: Request | dict[str, Any] | str | bytes) -> Response:
     except HubError as err:
         return _checked(_failure(echo, backend_name, err, start))
     except OSError as exc:
-        if exc.errno not in OUTPUT_ERRNOS or exc.errno in (errno.EACCES, errno.EPERM):
+        if exc.errno not in _FILE_SYSTEM_REFUSALS:
             return _checked(_failure(echo, backend_name, _internal(exc), start))
         # A write the file system refused, escaped from a backend: say so, not "a bug".
         err = HubError(ErrorCode.OUTPUT_ERROR, f"cannot write {exc.filename or 'the output'}: {exc.strerror}", "choose an output folder that is writable and has free space")

@@ -223,3 +223,17 @@ def test_the_reidentification_report_stays_private(tmp_path):
         assert stat.S_IMODE((tmp_path / "anon.dcm").stat().st_mode) == 0o644
     finally:
         os.umask(old)
+
+
+def test_a_file_system_refusal_escaping_a_backend_is_output_error(monkeypatch, tmp_path):
+    """Backstop: an ENOSPC/EROFS raised outside the writing helpers is no `internal_error`."""
+    import errno
+
+    from dicom_hub.python_backend import metadata
+
+    def full_disk(job):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(job.output))
+
+    monkeypatch.setattr(metadata, "dump", full_disk)
+    data = expect_error({"op": "dump", "input": "sample:CT_small.dcm", "output": str(tmp_path / "d.txt"), "backend": "python"}, "output_error")
+    assert "No space left on device" in data["error"]["message"]
