@@ -71,10 +71,10 @@ def remove_new_output(output: Path | None, kind: str, before: frozenset[Path] | 
         for path in sorted(set(_tree(output)) - before, key=lambda p: len(p.parts)):
             _remove(path)
         return
-    if before is None:
-        return  # mkdir of the parent is harmless; nothing of ours can be inside a folder we never saw
+    if not output.parent.is_dir():
+        return
     stem = output.name.split(".")[0]
-    for path in set(output.parent.iterdir()) - before:
+    for path in set(output.parent.iterdir()) - (before or frozenset()):  # a new parent: all of it is new
         if path.name.lstrip(".").startswith(stem):  # out.png, .out.png.x1y2.part, out.json sidecar
             _remove(path)
 

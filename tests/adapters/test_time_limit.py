@@ -98,6 +98,13 @@ def test_cleanup_removes_only_what_the_worker_created(tmp_path):
     remove_new_output(folder, "directory", before)
     assert sorted(str(p.relative_to(folder)) for p in folder.rglob("*")) == ["old", "old/a.dcm"]
 
+    new_parent = tmp_path / "new" / "out.png"
+    before = output_snapshot(new_parent, "file")
+    new_parent.parent.mkdir()
+    (new_parent.parent / ".out.png.x9.part").write_bytes(b"partial")
+    remove_new_output(new_parent, "file", before)
+    assert list(new_parent.parent.iterdir()) == []
+
     fresh = tmp_path / "fresh"
     before = output_snapshot(fresh, "directory")
     (fresh / "x").mkdir(parents=True)
