@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import stat
 import subprocess
 import sys
 from pathlib import Path
@@ -118,3 +119,56 @@ def test_python_backend_program_stream_is_just_as_robust():
     assert [r["id"] for r in responses] == [1, None, 2, None, 3]
     assert [r["ok"] for r in responses] == [True, False, False, False, True]
     assert {r["error"]["code"] for r in responses if r["error"]} == {"invalid_request"}
+
+
+@pytest.mark.filterwarnings("ignore::UserWarning")
+def test_file_hazards_in_one_stream(tmp_path):
+    """Every file-system and value hazard of the issue, each between two good lines of one stream:
+    each line answered, in order, with its typed code (and nothing hangs on the FIFO)."""
+    from pydicom import dcmread
+
+    fifo = tmp_path / "pipe.dcm"
+    os.mkfifo(fifo)
+    zeros = tmp_path / "zeros.dcm"
+    zeros.write_bytes(b"\0" * 100)
+    nan = dcmread(sample("CT_small.dcm"))
+    nan.RescaleSlope = "NaN"
+    nan.save_as(tmp_path / "nan.dcm")
+    a_file = tmp_path / "a-file"
+    a_file.write_text("x")
+    folder = tmp_path / "in"
+    folder.mkdir()
+    shutil.copyfile(sample("CT_small.dcm"), folder / "ct.dcm")
+    ct = "sample:CT_small.dcm"
+    hazards = [
+        ({"op": "info", "input": str(fifo)}, "invalid_request"),
+        ({"op": "info", "input": "/dev/zero"}, "invalid_request"),
+        ({"op": "info", "input": str(zeros)}, "not_dicom"),
+        ({"op": "stats", "input": str(tmp_path / "nan.dcm")}, "decode_error"),
+        ({"op": "to_json", "input": str(tmp_path / "nan.dcm"), "output": str(tmp_path / "nan.json")}, None),
+        ({"op": "stats", "input": ct, "options": {"timeout": 0.001}}, "timeout"),
+        ({"op": "info", "input": ct, "backend": "dcmtk", "options": {"timeout": 1e308}}, "invalid_request"),
+        ({"op": "dump", "input": ct, "output": str(a_file / "out.txt")}, "output_error"),
+        ({"op": "dump", "input": ct, "output": str(fifo), "options": {"overwrite": True}}, "invalid_request"),
+        ({"op": "batch_decompress", "input": str(folder), "output": str(tmp_path / "x" / ".." / "in" / "out")}, "invalid_request"),
+    ]
+    lines = [_good(0)]
+    for index, (request, _) in enumerate(hazards, start=1):
+        lines += [json.dumps({**request, "id": f"h{index}"}).encode(), _good(index * 100)]
+    run = _hub(["run", "--stream"], b"\n".join(lines) + b"\n")
+    responses = _responses(run.stdout)
+    assert [r["id"] for r in responses] == [json.loads(line)["id"] for line in lines]
+    for index, (request, code) in enumerate(hazards, start=1):
+        answer = responses[2 * index - 1]
+        assert (answer["error"] or {}).get("code") == code, (request, answer["error"])
+        assert responses[2 * index]["ok"]
+    assert _strict_file(tmp_path / "nan.json")["00281053"]["Value"] == ["NaN"]
+    assert _is_fifo(fifo) and not (folder / "out").exists()
+
+
+def _strict_file(path: Path) -> dict:
+    return json.loads(path.read_text(), parse_constant=lambda name: pytest.fail(f"non-standard JSON constant {name}"))
+
+
+def _is_fifo(path: Path) -> bool:
+    return stat.S_ISFIFO(path.stat().st_mode)
