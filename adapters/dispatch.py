@@ -6,6 +6,7 @@ choose the backend -> run it -> verify the DICOM it wrote -> wrap the outcome (o
 
 from __future__ import annotations
 
+import errno
 import json
 import time
 import traceback
@@ -17,11 +18,14 @@ from dicom_hub.adapters.registry import candidates, get_adapter
 from dicom_hub.adapters.verify import DEFAULT_LEVEL, verify_outcome
 from dicom_hub.contract import CONTRACT_VERSION
 from dicom_hub.contract.catalog import DISPATCHER_OPTIONS, OpSpec, get_op
-from dicom_hub.contract.errors import ErrorCode, HubError
-from dicom_hub.contract.files import resolve_inputs, resolve_output
+from dicom_hub.contract.errors import ErrorCode, HubError, exit_code_for
+from dicom_hub.contract.files import check_dicom_start, resolve_inputs, resolve_output
 from dicom_hub.contract.job import Job, Outcome
 from dicom_hub.contract.messages import ErrorInfo, Request, Response
 
+NON_DICOM_INPUT_OPS = frozenset({"from_json"})  # file ops whose input is not a DICOM file
+# errno values that can only mean "the output cannot be written" (read-only, full, too large).
+_FILE_SYSTEM_REFUSALS = frozenset({errno.EROFS, errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
 DEBUG = False  # set by `dicom-hub --debug`: tracebacks of internal errors go to stderr
 
 
@@ -44,15 +48,24 @@ def dispatch(raw: Request | dict[str, Any] | str | bytes) -> Response:
         return _checked(_success(request, adapter, outcome, start))
     except HubError as err:
         return _checked(_failure(echo, backend_name, err, start))
-    except Exception as exc:  # a bug: still a typed, schema-valid answer; the traceback goes to stderr
-        if DEBUG:
-            traceback.print_exc()
-        err = HubError(
-            ErrorCode.INTERNAL_ERROR,
-            f"internal error: {type(exc).__name__}: {exc}",
-            "this is a dicom-hub bug; rerun with --debug and report the traceback",
-        )
+    except OSError as exc:
+        if exc.errno not in _FILE_SYSTEM_REFUSALS:
+            return _checked(_failure(echo, backend_name, _internal(exc), start))
+        # A write the file system refused, escaped from a backend: say so, not "a bug".
+        err = HubError(ErrorCode.OUTPUT_ERROR, f"cannot write {exc.filename or 'the output'}: {exc.strerror}", "choose an output folder that is writable and has free space")
         return _checked(_failure(echo, backend_name, err, start))
+    except Exception as exc:  # a bug: still a typed, schema-valid answer; the traceback goes to stderr
+        return _checked(_failure(echo, backend_name, _internal(exc), start))
+
+
+def _internal(exc: Exception) -> HubError:
+    if DEBUG:
+        traceback.print_exc()
+    return HubError(
+        ErrorCode.INTERNAL_ERROR,
+        f"internal error: {type(exc).__name__}: {exc}",
+        "this is a dicom-hub bug; rerun with --debug and report the traceback",
+    )
 
 
 def _parsed(raw: Any) -> Any:
@@ -62,12 +75,17 @@ def _parsed(raw: Any) -> Any:
         return json.loads(raw)
     except ValueError as err:
         raise HubError(ErrorCode.INVALID_REQUEST, f"request is not valid JSON: {err}", "send one JSON object per request") from None
+    except RecursionError:
+        raise HubError(ErrorCode.INVALID_REQUEST, "request is nested too deeply to parse", "requests are flat objects; options nest a few levels at most") from None
 
 
 def parse_request(raw: Request | dict[str, Any] | str | bytes) -> Request:
     """A validated Request, or `invalid_request` naming the offending field."""
     raw = _parsed(raw)
-    request = raw if isinstance(raw, Request) else Request.from_data(raw)
+    try:
+        request = raw if isinstance(raw, Request) else Request.from_data(raw)
+    except RecursionError:
+        raise HubError(ErrorCode.INVALID_REQUEST, "request is nested too deeply to check", "requests are flat objects; options nest a few levels at most") from None
     if request.contract and request.contract.split(".")[0] != CONTRACT_VERSION.split(".")[0]:
         raise HubError(
             ErrorCode.INVALID_REQUEST,
@@ -78,10 +96,15 @@ def parse_request(raw: Request | dict[str, Any] | str | bytes) -> Request:
 
 
 def build_job(request: Request, spec: OpSpec) -> Job:
-    spec.validate_options(request.options)
+    try:
+        spec.validate_options(request.options)
+    except RecursionError:
+        raise HubError(ErrorCode.INVALID_REQUEST, f"options of {spec.name!r} are nested too deeply to check", f"see `dicom-hub ops {spec.name}` for the option schema") from None
     overwrite = bool(request.options.get("overwrite", False))
     options = {name: value for name, value in request.options.items() if name != "verify"}  # the dispatcher's own
     inputs = resolve_inputs(request.input, spec.input, spec.name)
+    if spec.input == "file" and spec.name not in NON_DICOM_INPUT_OPS:
+        check_dicom_start(inputs[0])
     output = resolve_output(request.output, spec.output, spec.output_required, spec.name, inputs, overwrite)
     return Job(
         op=spec.name,
@@ -162,6 +185,13 @@ def _success(request: Request, adapter: Adapter, outcome: Outcome, start: float)
     if missing:
         err = HubError(ErrorCode.BACKEND_ERROR, f"{adapter.name} reported outputs that do not exist: {', '.join(missing[:3])}", "see stderr")
         return _failure({"id": request.id, "op": request.op}, adapter.name, err, start)
+    unsendable = _not_json(outcome.metadata) if existing else None
+    if unsendable:
+        # The answer cannot say ok, so the outputs must not stay behind as if it had.
+        for path in existing:
+            Path(path).unlink(missing_ok=True)
+        err = HubError(ErrorCode.INTERNAL_ERROR, f"response is not serializable: {unsendable}; its outputs were removed", "this is a dicom-hub bug; please report it")
+        return _failure({"id": request.id, "op": request.op}, adapter.name, err, start)
     return Response(
         contract=CONTRACT_VERSION,
         id=request.id,
@@ -178,19 +208,30 @@ def _success(request: Request, adapter: Adapter, outcome: Outcome, start: float)
     )
 
 
+def _not_json(metadata: dict[str, Any]) -> str | None:
+    """Why `metadata` cannot be standard JSON (NaN, Infinity, an object), or None."""
+    try:
+        json.dumps(metadata, allow_nan=False)
+    except (TypeError, ValueError, RecursionError) as exc:
+        return f"{type(exc).__name__}: {exc}"
+    return None
+
+
 def error_response(err: HubError, echo: dict[str, Any] | None = None) -> Response:
     """A failure response for an error raised before dispatch (e.g. while reading CLI flags)."""
     return _failure({k: v for k, v in (echo or {}).items() if v is not None}, None, err, time.perf_counter())
 
 
 def _failure(echo: dict[str, Any], backend: str | None, err: HubError, start: float) -> Response:
+    # The backend process's exit code when one ran; else the code `dicom-hub run` exits with.
+    returncode = err.returncode if err.returncode is not None else exit_code_for(err.code)
     return Response(
         contract=CONTRACT_VERSION,
         id=echo.get("id"),
         op=echo.get("op"),
         backend=backend,
         ok=False,
-        returncode=err.returncode if err.returncode is not None else 1,
+        returncode=returncode,
         stdout=err.stdout,
         stderr=err.stderr,
         output_files=[],
@@ -201,11 +242,12 @@ def _failure(echo: dict[str, Any], backend: str | None, err: HubError, start: fl
 
 
 def response_json(response: Response, indent: int | None = None) -> str:
-    """Serialize a response; a value that is not JSON becomes an `internal_error` response."""
+    """Serialize a response as standard JSON that UTF-8 can carry; a value that is not JSON
+    (NaN, Infinity, an object, a structure too deep) becomes an `internal_error` response."""
     try:
         return response.to_json(indent)
-    except (TypeError, ValueError) as exc:
-        err = HubError(ErrorCode.INTERNAL_ERROR, f"response is not serializable: {exc}", "this is a dicom-hub bug; please report it")
+    except (TypeError, ValueError, RecursionError) as exc:
+        err = HubError(ErrorCode.INTERNAL_ERROR, f"response is not serializable: {type(exc).__name__}: {exc}", "this is a dicom-hub bug; please report it")
         return _failure({"id": response.id, "op": response.op}, response.backend, err, time.perf_counter()).to_json(indent)
 
 

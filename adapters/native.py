@@ -1,4 +1,6 @@
-"""The Python backend (pydicom, pynetdicom, numpy, pillow), run in-process."""
+"""The Python backend (pydicom, pynetdicom, numpy, pillow), run in-process; with
+`options.timeout`, in a worker process that is killed when time is up (`time_limit.py`), except
+the network ops, which keep that time themselves."""
 
 from __future__ import annotations
 
@@ -31,4 +33,16 @@ class PythonAdapter(Adapter):
         return dict.fromkeys(OPS, ALL_OPTIONS)
 
     def handle(self, job: Job) -> Outcome:
+        if "timeout" in job.options and not _keeps_time_itself(job.op):
+            from dicom_hub.adapters.time_limit import run_with_time_limit
+
+            return run_with_time_limit(job, float(job.options["timeout"]))
         return run_op(job)
+
+
+def _keeps_time_itself(op: str) -> bool:
+    """Network ops cap every wait by options.timeout and check it between DIMSE messages
+    (python_backend/network/_association.py): no worker process needed."""
+    from dicom_hub.contract.catalog import load_catalog
+
+    return load_catalog()[op].family == "network"

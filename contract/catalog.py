@@ -20,7 +20,12 @@ OUTPUT_KINDS = ("none", "file", "directory")
 
 # Options every op accepts; the dispatcher (not the backend) honours them.
 COMMON_OPTIONS: dict[str, dict[str, Any]] = {
-    "timeout": {"type": "number", "exclusiveMinimum": 0, "description": "Seconds before the op is stopped (error 'timeout')."},
+    "timeout": {
+        "type": "number",
+        "exclusiveMinimum": 0,
+        "maximum": 86400,
+        "description": "Seconds before the op is stopped (error 'timeout'); at most one day.",
+    },
 }
 OVERWRITE_OPTION = {"type": "boolean", "default": False, "description": "Replace an existing output file."}
 # Ops marked `writes_dicom` in the catalog: the dispatcher checks each file written before answering ok.

@@ -3,17 +3,23 @@
 - `sample:<name>` inputs resolve to pydicom's bundled test files (no network access).
 - Inputs must exist and be of the kind the op takes.
 - An output is never an input, and an existing output is replaced only with `overwrite: true`.
+- Inputs are regular files (or folders for the ops that take folders): a FIFO, device or socket
+  would hang or never end a read, so it is refused before any backend starts.
+- Outputs are regular files or new paths, compared with the inputs by their resolved paths.
 - Outputs are written to a temporary file beside the target and renamed, so a failure never
-  leaves a partial file behind.
+  leaves a partial file behind. A failed write is `output_error` with the OS reason; the file
+  gets the mode every other tool would give it (0666 minus the umask) unless it is private.
 """
 
 from __future__ import annotations
 
+import errno
 import os
 import re
+import stat
 import tempfile
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
 from .errors import ErrorCode, HubError
@@ -53,6 +59,13 @@ def resolve_sample(name: str) -> Path:
 def resolve_input_path(text: str) -> Path:
     if text.startswith(SAMPLE_PREFIX):
         return resolve_sample(text[len(SAMPLE_PREFIX) :])
+    return path_from_text(text, "input")
+
+
+def path_from_text(text: str, what: str) -> Path:
+    """An absolute path from request text; a NUL byte can be in no file name."""
+    if "\x00" in text:
+        raise HubError(ErrorCode.INVALID_REQUEST, f"{what} path holds a NUL character: {text!r}", "file names cannot contain NUL")
     return Path(text).expanduser().absolute()
 
 
@@ -75,6 +88,9 @@ def resolve_inputs(raw: str | list[str] | None, kind: str, op: str) -> tuple[Pat
             raise HubError(ErrorCode.INVALID_REQUEST, f"input is a directory, op {op!r} takes a file: {path}", "pass a file, or use the batch_* ops for folders")
         if kind == "directory" and not path.is_dir():
             raise HubError(ErrorCode.INVALID_REQUEST, f"input is not a directory, op {op!r} takes a folder: {path}", "pass a folder")
+        special = special_file_kind(path)
+        if special:
+            raise HubError(ErrorCode.INVALID_REQUEST, f"input is a {special}, not a regular file: {path}", "pass a regular file (copy the data to a file first)")
         if not os.access(path, os.R_OK):
             raise HubError(ErrorCode.INPUT_NOT_FOUND, f"input is not readable: {path}", "check the file permissions")
     return paths
@@ -88,15 +104,18 @@ def resolve_output(raw: str | None, kind: str, required: bool, op: str, inputs: 
         return None
     if kind == "none":
         raise HubError(ErrorCode.INVALID_REQUEST, f"op {op!r} writes no output", "remove 'output' from the request")
-    path = Path(raw).expanduser().absolute()
+    path = path_from_text(raw, "output")
+    real = path.resolve()  # `x/../in/out` and symlinked aliases name the same place
     for source in inputs:
-        if path == source or (path.exists() and source.exists() and path.samefile(source)):
+        real_source = source.resolve()
+        if real == real_source or (path.exists() and source.exists() and path.samefile(source)):
             raise HubError(ErrorCode.INVALID_REQUEST, f"output is the input: {path}", "write to another path; inputs are never overwritten")
-        if kind == "directory" and source.is_dir() and (path == source or source in path.parents):
+        if kind == "directory" and source.is_dir() and real_source in real.parents:
             raise HubError(ErrorCode.INVALID_REQUEST, f"output folder {path} is inside the input folder {source}", "choose an output folder outside the input tree")
     if kind == "file":
         if path.is_dir():
             raise HubError(ErrorCode.INVALID_REQUEST, f"output is a directory, op {op!r} writes a file: {path}", "give a file path")
+        _refuse_special_output(path)
         if path.exists() and not overwrite:
             raise HubError(ErrorCode.OUTPUT_EXISTS, f"output exists: {path}", "choose another path or set options.overwrite to true")
     elif kind == "directory" and path.exists() and not path.is_dir():
@@ -104,42 +123,176 @@ def resolve_output(raw: str | None, kind: str, required: bool, op: str, inputs: 
     return path
 
 
+def check_dicom_start(path: Path) -> None:
+    """`not_dicom` for a file that cannot begin a DICOM file or raw data set, whatever backend
+    reads it (tools disagree on such files: some answer ok with nothing in it).
+
+    A Part 10 file has `DICM` at byte 128; a raw data set starts with an element of group 0002 or
+    higher (group 0000 holds DIMSE commands, never stored data). So a file shorter than one element
+    header, or starting in group 0000 whichever the byte order (a run of zero bytes), is not DICOM.
+    """
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(132)
+    except OSError:
+        return  # the backend reports unreadable files with its own words
+    if len(head) == 132 and head[128:] == b"DICM":
+        return
+    if len(head) < 8 or head[0:2] == b"\0\0":  # group 0000 in either byte order
+        raise HubError(
+            ErrorCode.NOT_DICOM,
+            f"not a DICOM file: {path}",
+            "the file has no DICM marker and does not start with a DICOM data element",
+        )
+
+
 def check_writable(path: Path, overwrite: bool) -> None:
     """Refuse to replace an existing file unless asked (for files inside output folders)."""
+    _refuse_special_output(path)
     if path.exists() and not overwrite:
         raise HubError(ErrorCode.OUTPUT_EXISTS, f"output exists: {path}", "choose another folder or set options.overwrite to true")
 
 
+def special_file_kind(path: Path) -> str | None:
+    """'FIFO', 'character device', ... for paths that are neither regular files nor folders."""
+    try:
+        mode = path.stat().st_mode
+    except OSError:
+        return None
+    kinds = ((stat.S_ISFIFO, "FIFO"), (stat.S_ISCHR, "character device"), (stat.S_ISBLK, "block device"), (stat.S_ISSOCK, "socket"))
+    return next((name for test, name in kinds if test(mode)), None)
+
+
+def _refuse_special_output(path: Path) -> None:
+    """`overwrite` replaces files, never a device, FIFO or socket (e.g. /dev/null)."""
+    special = special_file_kind(path)
+    if special:
+        raise HubError(ErrorCode.INVALID_REQUEST, f"output is a {special}, not a regular file: {path}", "write to a regular file or a new path")
+
+
+# errno values that mean "the output cannot be written here" (not a bug, not a bad input).
+OUTPUT_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EFBIG, errno.EACCES, errno.EPERM, errno.ENOTDIR, errno.EISDIR})
+
+
+def output_error(path: Path, err: OSError) -> HubError:
+    """`output_error` for an OSError met while writing `path`, with the OS reason."""
+    reason = err.strerror or str(err)
+    return HubError(
+        ErrorCode.OUTPUT_ERROR,
+        f"cannot write {path}: {reason}",
+        "choose an output folder that exists, is writable and has free space",
+    )
+
+
+def make_output_dir(folder: Path) -> None:
+    """Create an output folder (and its parents); failures are `output_error` with the OS reason."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:  # a parent (or the folder itself) is a file
+        raise output_error(folder, OSError(errno.ENOTDIR, os.strerror(errno.ENOTDIR))) from None
+    except OSError as err:
+        raise output_error(folder, err) from None
+
+
+def new_file_mode(private: bool = False) -> int:
+    """The mode a new output gets: 0666 minus the umask, like every other tool (0600 if private)."""
+    return 0o600 if private else 0o666 & ~current_umask()
+
+
+def current_umask() -> int:
+    """The process umask, read without changing it where Linux allows (threads may be writing)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def disk_full(folder: Path) -> bool:
+    """Whether the file system holding `folder` has no block or inode left (a tool that failed
+    while writing there most likely failed for that reason)."""
+    try:
+        fs = os.statvfs(folder)
+    except OSError:
+        return False
+    return fs.f_bfree == 0 or (os.geteuid() != 0 and fs.f_bavail == 0) or (fs.f_files > 0 and fs.f_ffree == 0)
+
+
 @contextmanager
-def atomic_output(path: Path, overwrite: bool = False) -> Iterator[Path]:
+def atomic_output(path: Path, overwrite: bool = False, *, private: bool = False) -> Iterator[Path]:
     """Yield a temporary path beside `path`; rename it into place only if the block succeeds.
 
     Without `overwrite`, the final step uses a hard link, which fails rather than replace a file
-    that appeared in the meantime.
+    that appeared in the meantime. A write the file system refuses (read-only, full, no
+    permission, a parent that is a file) is `output_error` with the OS reason, also when a
+    tool writing the temporary file failed because the disk filled up. `private` keeps the
+    file 0600 (keys, re-identification reports); else it gets 0666 minus the umask.
     """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
-    os.close(fd)
-    tmp = Path(tmp_name)
+    _refuse_special_output(path)  # also for paths no request check saw (options, folder contents)
+    tmp = _temp_beside(path, private)
     try:
-        yield tmp
+        try:
+            yield tmp
+        except OSError as err:
+            if err.errno not in OUTPUT_ERRNOS:
+                raise
+            raise output_error(path, err) from None
+        except HubError as err:
+            if err.code is ErrorCode.OUTPUT_ERROR or not disk_full(tmp.parent):
+                raise
+            raise HubError(
+                ErrorCode.OUTPUT_ERROR,
+                f"cannot write {path}: {os.strerror(errno.ENOSPC)} ({err.message})",
+                "free space on the output's file system, or write elsewhere",
+                stdout=err.stdout,
+                stderr=err.stderr,
+                returncode=err.returncode,
+            ) from None
         if not tmp.exists() or tmp.stat().st_size == 0 and not _allow_empty(path):
             raise HubError(ErrorCode.OUTPUT_ERROR, f"nothing was written for {path}", "see stderr for the backend's messages")
-        if overwrite:
-            os.replace(tmp, path)
-        else:
-            try:
-                os.link(tmp, path)
-            except FileExistsError:
-                raise HubError(ErrorCode.OUTPUT_EXISTS, f"output exists: {path}", "set options.overwrite to true") from None
-            except OSError:
-                # Filesystems without hard links: fall back to a checked rename.
-                if path.exists():
-                    raise HubError(ErrorCode.OUTPUT_EXISTS, f"output exists: {path}", "set options.overwrite to true") from None
-                os.replace(tmp, path)
+        try:
+            _move_into_place(tmp, path, overwrite)
+        except OSError as err:
+            raise output_error(path, err) from None
     finally:
-        if tmp.exists():
-            tmp.unlink()
+        with suppress(OSError):
+            tmp.unlink(missing_ok=True)
+
+
+def _temp_beside(path: Path, private: bool) -> Path:
+    """An empty temporary file in the output's folder, created with its final mode."""
+    make_output_dir(path.parent)
+    try:
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
+    except OSError as err:
+        raise output_error(path, err) from None
+    try:
+        os.fchmod(fd, new_file_mode(private))
+    finally:
+        os.close(fd)
+    return Path(tmp_name)
+
+
+def _move_into_place(tmp: Path, path: Path, overwrite: bool) -> None:
+    if overwrite:
+        os.replace(tmp, path)
+        return
+    try:
+        os.link(tmp, path)
+    except FileExistsError:
+        raise HubError(ErrorCode.OUTPUT_EXISTS, f"output exists: {path}", "set options.overwrite to true") from None
+    except OSError as err:
+        if err.errno in (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES):
+            raise
+        # Filesystems without hard links: fall back to a checked rename.
+        if path.exists():
+            raise HubError(ErrorCode.OUTPUT_EXISTS, f"output exists: {path}", "set options.overwrite to true") from None
+        os.replace(tmp, path)
 
 
 def _allow_empty(path: Path) -> bool:

@@ -10,6 +10,7 @@ asserts that the models, jsonschema and these checks give the same verdict on ev
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cache
@@ -40,6 +41,18 @@ def schema_problem(name: str, data: Any) -> str | None:
     return None
 
 
+def request_text(data: bytes, where: str) -> str:
+    """Request bytes as text: UTF-8 (RFC 8259), else `invalid_request` naming the bad byte."""
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise HubError(
+            ErrorCode.INVALID_REQUEST,
+            f"{where} is not valid UTF-8: byte 0x{data[err.start]:02x} at offset {err.start}",
+            "send requests as UTF-8 JSON; write other characters as \\u escapes",
+        ) from None
+
+
 @dataclass(frozen=True)
 class Request:
     op: str
@@ -55,10 +68,34 @@ class Request:
         """A Request from parsed JSON, or `invalid_request` naming the offending field."""
         if not isinstance(data, dict):
             raise HubError(ErrorCode.INVALID_REQUEST, "request must be a JSON object", 'e.g. {"op": "info", "input": "sample:CT_small.dcm"}')
-        problem = schema_problem("request", data)
+        problem = schema_problem("request", data) or _surrogate_problem(data)
         if problem:
             raise HubError(ErrorCode.INVALID_REQUEST, problem, "see contract/schemas/request.schema.json")
         return cls(**data)
+
+
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+# Undecodable bytes of a file name, as Python spells them (os.fsdecode): paths may hold them.
+_NOT_A_FILE_NAME_BYTE = re.compile("[\ud800-\udc7f\udd00-\udfff]")
+
+
+def _surrogate_problem(data: dict[str, Any]) -> str | None:
+    """A lone surrogate (`"\\ud800"`) is no character: no file, tool or DICOM value can carry it.
+    Paths may hold U+DC80..U+DCFF, which stand for the bytes of a file name that is not UTF-8."""
+
+    def bad(value: Any, pattern: re.Pattern[str]) -> bool:
+        if isinstance(value, str):
+            return bool(pattern.search(value))
+        if isinstance(value, dict):
+            return any(bad(k, _LONE_SURROGATE) or bad(v, _LONE_SURROGATE) for k, v in value.items())
+        if isinstance(value, list):
+            return any(bad(v, pattern) for v in value)
+        return False
+
+    for key, value in data.items():
+        if bad(value, _NOT_A_FILE_NAME_BYTE if key in ("input", "output") else _LONE_SURROGATE):
+            return f"{key}: holds a lone surrogate escape (\\ud800-\\udfff), which is not a character"
+    return None
 
 
 @dataclass(frozen=True)
@@ -94,8 +131,20 @@ class Response:
         return data
 
     def to_json(self, indent: int | None = None) -> str:
-        """JSON text; raises TypeError/ValueError when metadata holds a value JSON cannot carry."""
-        return json.dumps(self.as_dict(), indent=indent, ensure_ascii=False, allow_nan=False)
+        """Standard JSON text that encodes to valid UTF-8; raises TypeError/ValueError when
+        metadata holds a value JSON cannot carry (NaN and Infinity included).
+
+        A lone surrogate (a request's `"\\ud800"`, a file name that is not UTF-8) cannot be
+        UTF-8: then every non-ASCII character is written as a \\u escape, which any JSON
+        reader turns back into the same string.
+        """
+        data = self.as_dict()
+        text = json.dumps(data, indent=indent, ensure_ascii=False, allow_nan=False)
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            text = json.dumps(data, indent=indent, ensure_ascii=True, allow_nan=False)
+        return text
 
     def problem(self) -> str | None:
         """Why this response would violate the published schema (None when it is valid)."""

@@ -56,7 +56,13 @@ class Response(BaseModel):
     op: str | None
     backend: str | None = Field(..., description="The adapter that actually answered (null when none was reached).")
     ok: bool
-    returncode: int = Field(..., description="Exit code of the backend's process (0 for in-process backends).")
+    returncode: int = Field(
+        ...,
+        description=(
+            "Exit code of the backend's process when one ran; otherwise (in-process backends, requests refused before any backend) "
+            "the exit code `dicom-hub run` gives this response: 0 ok, 1 the op failed, 2 invalid request or unknown op."
+        ),
+    )
     stdout: str
     stderr: str
     output_files: list[str]

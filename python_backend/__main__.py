@@ -28,20 +28,25 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.stream:
         worst = 0
-        for line in sys.stdin:
+        for number, line in enumerate(sys.stdin.buffer, start=1):
             if line.strip():
-                worst = max(worst, _answer(line))
+                worst = max(worst, _answer(line, f"request line {number}"))
         return worst
-    return _answer(sys.stdin.read())
+    return _answer(sys.stdin.buffer.read(), "the request on stdin")
 
 
-def _answer(text: str) -> int:
-    """Dispatch one request with backend "python" and print its response line; the exit code."""
-    from dicom_hub.adapters.dispatch import dispatch, response_json
-    from dicom_hub.contract.errors import exit_code_for
+def _answer(data: bytes, where: str) -> int:
+    """Dispatch one request with backend "python" and print its response line (UTF-8 bytes,
+    whatever the locale); the exit code."""
+    from dicom_hub.adapters.dispatch import dispatch, error_response, response_json
+    from dicom_hub.contract.errors import HubError, exit_code_for
+    from dicom_hub.contract.messages import request_text
 
-    response = dispatch(_as_python_request(text))
-    sys.stdout.write(response_json(response) + "\n")
+    try:
+        response = dispatch(_as_python_request(request_text(data, where)))
+    except HubError as err:
+        response = error_response(err)
+    sys.stdout.buffer.write(response_json(response).encode("utf-8") + b"\n")
     sys.stdout.flush()
     return exit_code_for(response.error.code if response.error else None)
 
@@ -51,7 +56,7 @@ def _as_python_request(text: str) -> Any:
     so the dispatcher answers it with `invalid_request`."""
     try:
         request = json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):
         return text
     if isinstance(request, dict):
         request["backend"] = "python"

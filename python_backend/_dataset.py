@@ -62,12 +62,14 @@ def _read_without_preamble(path: Path, stop_before_pixels: bool) -> Dataset:
 
 
 def _looks_like_dicom(ds: Dataset) -> bool:
-    """A forced parse of random bytes gives nonsense tags; real data sets start in low groups with known tags."""
+    """A forced parse of random bytes gives nonsense tags; real data sets start in low groups with
+    known tags. Group 0000 (DIMSE command elements) never starts a stored data set: zero bytes
+    parse as an endless run of (0000,0000), which is no data set at all."""
     from pydicom.datadict import dictionary_has_tag
 
     try:
         tags = list(ds.keys())[:8]
-        return bool(tags) and tags[0].group <= 0x0010 and sum(dictionary_has_tag(t) for t in tags) >= max(1, len(tags) // 2)
+        return bool(tags) and 0x0002 <= tags[0].group <= 0x0010 and sum(dictionary_has_tag(t) for t in tags) >= max(1, len(tags) // 2)
     except Exception:
         return False
 

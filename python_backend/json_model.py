@@ -37,7 +37,7 @@ def to_json(job: Job) -> Outcome:
         return Outcome(metadata=metadata)
     indent = job.option("indent")
     with atomic_output(job.output, job.overwrite) as tmp:
-        tmp.write_text(json.dumps(document, indent=indent), encoding="utf-8")
+        tmp.write_text(json.dumps(document, indent=indent, allow_nan=False), encoding="utf-8")
     return Outcome(metadata=metadata, output_files=[str(job.output)])
 
 
@@ -58,7 +58,32 @@ def dataset_to_json(ds: Dataset, *, include_file_meta: bool = False, omit_bulk: 
             f"cannot express element {_failing_tag(ds, kwargs)} in the JSON Model: {type(err).__name__}: {err}",
             "the file holds a value its VR does not allow; `validate` lists such problems",
         ) from None
+    special_numbers_as_strings(document)
     return document
+
+
+# PS3.18 F.2.3.1: JSON numbers have no NaN or infinities; FL/FD (and DS, whose JSON form may be a
+# string) carry them as these strings, which readers (pydicom, dicom-rs) turn back into floats.
+SPECIAL_NUMBER_STRINGS = {"nan": "NaN", "inf": "inf", "-inf": "-inf"}
+
+
+def special_numbers_as_strings(document: dict[str, Any]) -> None:
+    """Replace, in place and at every depth, NaN and infinite DS/FL/FD values by their strings,
+    so the document is standard JSON (`json.dumps(..., allow_nan=False)` accepts it)."""
+    import math
+
+    for entry in document.values():
+        if not isinstance(entry, dict):
+            continue
+        values = entry.get("Value")
+        if not isinstance(values, list):
+            continue
+        if entry.get("vr") == "SQ":
+            for item in values:
+                if isinstance(item, dict):
+                    special_numbers_as_strings(item)
+        elif entry.get("vr") in ("DS", "FL", "FD"):
+            entry["Value"] = [SPECIAL_NUMBER_STRINGS[str(v).lower()] if isinstance(v, float) and not math.isfinite(v) else v for v in values]
 
 
 def _failing_tag(ds: Dataset, kwargs: dict[str, Any]) -> str:

@@ -153,4 +153,4 @@ def sidecar_path(output: Path) -> Path:
 
 def write_json(path: Path, document: dict[str, Any], overwrite: bool) -> None:
     with atomic_output(path, overwrite) as tmp:
-        tmp.write_text(json.dumps(document, indent=2), encoding="utf-8")
+        tmp.write_text(json.dumps(document, indent=2, allow_nan=False), encoding="utf-8")

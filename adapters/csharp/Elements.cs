@@ -142,6 +142,16 @@ namespace DicomHub
             return text.Split('\\').Select(Trim).ToList();
         }
 
+        /// A number as the DICOM JSON Model carries it: JSON numbers have no NaN or infinities, so
+        /// those are the strings "NaN", "inf" and "-inf" (PS3.18 F.2.3.1; as pydicom and dicom-rs).
+        static object JsonFloat(double value)
+        {
+            if (double.IsNaN(value)) return "NaN";
+            if (double.IsPositiveInfinity(value)) return "inf";
+            if (double.IsNegativeInfinity(value)) return "-inf";
+            return value;
+        }
+
         /// Binary numbers (GDCM has already swapped big endian files to the machine's order).
         static List<object> Numbers(byte[] raw, string vr)
         {
@@ -157,8 +167,8 @@ namespace DicomHub
                     case "SS": values.Add((long)BitConverter.ToInt16(chunk, 0)); break;
                     case "UL": values.Add((long)BitConverter.ToUInt32(chunk, 0)); break;
                     case "SL": values.Add((long)BitConverter.ToInt32(chunk, 0)); break;
-                    case "FL": values.Add((double)BitConverter.ToSingle(chunk, 0)); break;
-                    case "FD": values.Add(BitConverter.ToDouble(chunk, 0)); break;
+                    case "FL": values.Add(JsonFloat(BitConverter.ToSingle(chunk, 0))); break;
+                    case "FD": values.Add(JsonFloat(BitConverter.ToDouble(chunk, 0))); break;
                     case "SV": values.Add(BitConverter.ToInt64(chunk, 0)); break;
                     case "UV": values.Add((double)BitConverter.ToUInt64(chunk, 0)); break;
                     case "AT":
@@ -441,7 +451,7 @@ namespace DicomHub
                     return pn;
                 }
                 if (vr == "IS") { long n; if (long.TryParse(s, NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out n)) return n; }
-                if (vr == "DS" || vr == "IS") { double d; if (double.TryParse(s, NumberStyles.Float, CultureInfo.InvariantCulture, out d)) return d; }
+                if (vr == "DS" || vr == "IS") { double d; if (double.TryParse(s, NumberStyles.Float, CultureInfo.InvariantCulture, out d)) return JsonFloat(d); }
                 return (object)s;
             }).ToList();
         }

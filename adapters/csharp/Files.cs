@@ -107,8 +107,12 @@ namespace DicomHub
             return head[128] == 'D' && head[129] == 'I' && head[130] == 'C' && head[131] == 'M';
         }
 
-        /// Run `write` on a temporary path beside `path`, then move it into place.
-        /// Without overwrite an existing output is an error; a failed write leaves nothing behind.
+        /// Run `write` on a scratch file, copy it to a temporary path beside `path`, then move it
+        /// into place. Without overwrite an existing output is an error; a failed write leaves
+        /// nothing behind. GDCM aborts the whole process (a failed assertion) when it cannot open
+        /// or fill its output, so GDCM never writes beside the target: it writes into the working
+        /// folder (dicom-hub runs this program in a private folder it removes), and the copy is
+        /// done here, where a read-only folder or a full disk is a managed error (output_error).
         public static void WriteAtomic(string path, bool overwrite, Action<string> write)
         {
             if (path == null) throw new HubException("invalid_request", "an output path is needed");
@@ -116,13 +120,17 @@ namespace DicomHub
             string folder = Path.GetDirectoryName(full);
             if (!overwrite && File.Exists(full)) throw new HubException("output_exists", "output exists: " + full, "choose another path or set options.overwrite to true");
             try { Directory.CreateDirectory(folder); }
-            catch (Exception err) { throw new HubException("output_error", "cannot create " + folder + ": " + err.Message); }
-            string tmp = Path.Combine(folder, "." + Path.GetFileName(full) + "." + Guid.NewGuid().ToString("N").Substring(0, 8) + ".part");
+            catch (Exception err) { throw new HubException("output_error", "cannot create " + folder + ": " + err.Message, OutputHint); }
+            string unique = Guid.NewGuid().ToString("N").Substring(0, 8);
+            string tmp = Path.Combine(folder, "." + Path.GetFileName(full) + "." + unique + ".part");
+            string scratch = Path.Combine(Directory.GetCurrentDirectory(), ".dicom-hub-" + unique + Path.GetExtension(full));
             try
             {
-                write(tmp);
-                if (!File.Exists(tmp) || new FileInfo(tmp).Length == 0)
+                using (File.Create(tmp)) { } // the output folder takes files: fail before any work
+                write(scratch);
+                if (!File.Exists(scratch) || new FileInfo(scratch).Length == 0)
                     throw new HubException("output_error", "nothing was written for " + full, "see stderr for GDCM's messages");
+                File.Copy(scratch, tmp, true);
                 if (File.Exists(full))
                 {
                     if (!overwrite) throw new HubException("output_exists", "output exists: " + full, "set options.overwrite to true");
@@ -131,13 +139,16 @@ namespace DicomHub
                 File.Move(tmp, full);
             }
             catch (HubException) { throw; }
-            catch (IOException err) { throw new HubException("output_error", "cannot write " + full + ": " + err.Message, "check the output folder"); }
-            catch (UnauthorizedAccessException err) { throw new HubException("output_error", "cannot write " + full + ": " + err.Message, "check the permissions"); }
+            catch (IOException err) { throw new HubException("output_error", "cannot write " + full + ": " + err.Message, OutputHint); }
+            catch (UnauthorizedAccessException err) { throw new HubException("output_error", "cannot write " + full + ": " + err.Message, OutputHint); }
             finally
             {
-                if (File.Exists(tmp)) File.Delete(tmp);
+                try { if (File.Exists(tmp)) File.Delete(tmp); } catch (Exception) { }
+                try { if (File.Exists(scratch)) File.Delete(scratch); } catch (Exception) { }
             }
         }
+
+        const string OutputHint = "choose an output folder that exists, is writable and has free space";
 
         /// Write a GDCM file (after edits) atomically.
         /// `checkMeta: false` writes group 0002 as given (GDCM otherwise insists on rebuilding it

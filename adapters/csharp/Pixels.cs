@@ -50,11 +50,37 @@ namespace DicomHub
             return pixels;
         }
 
+        /// Stored -> modality values in place. A Rescale Slope or Intercept that is NaN or infinite,
+        /// or values that overflow, are decode_error (as in the python backend): never NaN in an answer.
+        public void Rescale(double[] values)
+        {
+            foreach (var attribute in new[] { Tuple.Create("(0028,1053) RescaleSlope", Slope), Tuple.Create("(0028,1052) RescaleIntercept", Intercept) })
+                if (double.IsNaN(attribute.Item2) || double.IsInfinity(attribute.Item2))
+                    throw new HubException("decode_error", attribute.Item1 + " is " + attribute.Item2.ToString(CultureInfo.InvariantCulture) + ", not a finite number",
+                        "fix the attribute (modify_tags), or set modality: false to use stored values");
+            if (Slope == 1 && Intercept == 0) return;
+            for (int i = 0; i < values.Length; i++)
+            {
+                values[i] = values[i] * Slope + Intercept;
+                if (double.IsInfinity(values[i]))
+                    throw new HubException("decode_error", "Rescale Slope " + Slope.ToString("R", CultureInfo.InvariantCulture) + " and Intercept " + Intercept.ToString("R", CultureInfo.InvariantCulture) + " take the stored values beyond the range of numbers",
+                        "the file's (0028,1053) Rescale Slope is not a usable value; set modality: false to use stored values");
+            }
+        }
+
         public static double Number(string text, double fallback)
         {
             double value;
             if (string.IsNullOrEmpty(text)) return fallback;
-            return double.TryParse(text.Split('\\')[0].Trim(), NumberStyles.Float, CultureInfo.InvariantCulture, out value) ? value : fallback;
+            string first = text.Split('\\')[0].Trim();
+            if (double.TryParse(first, NumberStyles.Float, CultureInfo.InvariantCulture, out value)) return value;
+            switch (first.ToLowerInvariant()) // spellings .NET does not parse but pydicom does: not "no value"
+            {
+                case "inf": case "+inf": case "+infinity": return double.PositiveInfinity;
+                case "-inf": return double.NegativeInfinity;
+                case "nan": return double.NaN;
+                default: return fallback;
+            }
         }
 
         static double[] Convert(byte[] buffer, gdcm.PixelFormat format, int samples, bool planar, int pixelsPerFrame)
@@ -169,8 +195,7 @@ namespace DicomHub
             PixelArray pixels = PixelArray.Read(job.RequireInput());
             double[] values = job.Has("frame") ? pixels.Frame((int)job.Number("frame", 0)) : (double[])pixels.Values.Clone();
             bool modality = job.Bool("modality", true);
-            if (modality && (pixels.Slope != 1 || pixels.Intercept != 0))
-                for (int i = 0; i < values.Length; i++) values[i] = values[i] * pixels.Slope + pixels.Intercept;
+            if (modality) pixels.Rescale(values);
             m["frames"] = job.Has("frame") ? new List<object> { (long)job.Number("frame", 0) } : Enumerable.Range(0, pixels.Frames).Select(f => (object)(long)f).ToList();
             m["values"] = modality ? "modality" : "stored";
             m["modality_lut_applied"] = modality;

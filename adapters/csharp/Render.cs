@@ -19,8 +19,7 @@ namespace DicomHub
         {
             bool modality = !job.Bool("disable_modality_lut", false);
             bool rescaled = modality && (pixels.Slope != 1 || pixels.Intercept != 0 || pixels.DataSet.FindDataElement(new gdcm.Tag(0x0028, 0x1052)));
-            if (modality)
-                for (int i = 0; i < values.Length; i++) values[i] = values[i] * pixels.Slope + pixels.Intercept;
+            if (modality) pixels.Rescale(values);
             bool voi = !job.Bool("disable_voi_lut", false);
             Window window;
             if (job.Has("window_center"))

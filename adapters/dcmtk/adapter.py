@@ -249,6 +249,8 @@ class DcmtkAdapter(DumpingAdapter):
 
     def _stats(self, job: Job) -> Outcome:
         check_frame(job, image_header(job.input)[1])
+        if job.option("modality", True):
+            _check_rescale(job.input)  # dcmj2pnm answers min 0, max 0 for a NaN or huge slope
         run = self._run_checked(job, self._build_cmd(job), "measure the pixel data")
         values = _image_info(run.stderr)
         if "maximum pixel value" not in values:
@@ -335,6 +337,17 @@ def image_header(path: Path) -> tuple[str | None, int]:
     if ds.get("VOILUTSequence"):
         return "lut", frames
     return None, frames
+
+
+def _check_rescale(path: Path) -> None:
+    from dicom_hub.python_backend.pixels.render import check_rescale
+    from pydicom import dcmread
+
+    try:
+        ds = dcmread(path, stop_before_pixels=True, specific_tags=["RescaleSlope", "RescaleIntercept", "BitsStored", "ModalityLUTSequence"])
+    except Exception:
+        return  # dcmj2pnm reports unreadable files itself
+    check_rescale(ds)
 
 
 def check_frame(job: Job, frames: int) -> None:

@@ -20,7 +20,7 @@ from dicom_hub.contract.errors import ErrorCode, HubError
 from dicom_hub.contract.files import atomic_output
 from dicom_hub.contract.info import arrange_info, info_fields
 from dicom_hub.contract.job import Job, Outcome
-from dicom_hub.python_backend.json_model import drop_elements
+from dicom_hub.python_backend.json_model import drop_elements, special_numbers_as_strings
 
 BULK_THRESHOLD = 1024  # bytes; binary values this long count as bulk data (as in the Python backend)
 _BINARY_NUMBER_VRS = {"US", "SS", "UL", "SL", "FL", "FD", "UV", "SV"}
@@ -73,12 +73,13 @@ def json_outcome(job: Job, document: dict[str, Any], *, stderr: str = "") -> Out
         include_file_meta=bool(job.option("include_file_meta", False)),
         omit_bulk=job.option("bulk_data", "inline") == "omit",
     )
+    special_numbers_as_strings(shaped)  # a tool's NaN/Infinity tokens: standard JSON only
     metadata: dict[str, Any] = {"element_count": len(shaped), "omitted": omitted}
     if job.output is None:
         metadata["dataset"] = shaped
         return Outcome(metadata=metadata, stderr=stderr)
     with atomic_output(job.output, job.overwrite) as tmp:
-        tmp.write_text(json.dumps(shaped, indent=job.option("indent")), encoding="utf-8")
+        tmp.write_text(json.dumps(shaped, indent=job.option("indent"), allow_nan=False), encoding="utf-8")
     return Outcome(metadata=metadata, output_files=[str(job.output)], stderr=stderr)
 
 

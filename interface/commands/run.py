@@ -8,6 +8,7 @@ import sys
 from typing import Any
 
 from dicom_hub.contract.errors import ErrorCode, HubError, exit_code_for
+from dicom_hub.contract.messages import request_text
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -33,9 +34,15 @@ def run(args: argparse.Namespace) -> int:
     except HubError as err:
         response = error_response(err, {"op": args.op, "id": args.id})
     indent = 2 if args.pretty or sys.stdout.isatty() else None
-    sys.stdout.write(response_json(response, indent) + "\n")
-    sys.stdout.flush()
+    _write_line(response_json(response, indent))
     return exit_code_for(response.error.code if response.error else None)
+
+
+def _write_line(text: str) -> None:
+    """One response line as UTF-8 bytes (response_json has escaped what UTF-8 cannot carry), so
+    the locale's encoding or a lone surrogate can never break stdout."""
+    sys.stdout.buffer.write(text.encode("utf-8") + b"\n")
+    sys.stdout.flush()
 
 
 def _request_from_args(args: argparse.Namespace) -> Any:
@@ -61,11 +68,11 @@ def _request_from_args(args: argparse.Namespace) -> Any:
     if source in (None, "-"):
         if sys.stdin is None or sys.stdin.isatty():
             raise HubError(ErrorCode.INVALID_REQUEST, "no request given", "pipe a JSON request on stdin, give a request file, or use --op (see dicom-hub run --help)")
-        text = sys.stdin.read()
+        text = request_text(sys.stdin.buffer.read(), "the request on stdin")
     else:
         try:
-            with open(source, encoding="utf-8") as fh:
-                text = fh.read()
+            with open(source, "rb") as fh:
+                text = request_text(fh.read(), f"request file {source}")
         except OSError as err:
             raise HubError(ErrorCode.INVALID_REQUEST, f"cannot read request file {source}: {err.strerror}", "check the path") from None
     return _with_flag_overrides(text, args)
@@ -77,7 +84,7 @@ def _with_flag_overrides(text: str, args: argparse.Namespace) -> Any:
         return text
     try:
         request = json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):
         return text
     if isinstance(request, dict):
         if args.backend:
@@ -88,14 +95,22 @@ def _with_flag_overrides(text: str, args: argparse.Namespace) -> Any:
 
 
 def _stream(dispatch, response_json) -> int:
-    """One response line per request line; a bad line gives an error response and the stream goes on."""
+    """One response line per request line; a bad line gives an error response and the stream goes on.
+
+    stdin is read as bytes and decoded line by line, so one line that is not UTF-8 is answered
+    with `invalid_request` instead of losing the lines around it.
+    """
+    from dicom_hub.adapters.dispatch import error_response
+
     worst = 0
-    for line in sys.stdin:
+    for number, line in enumerate(sys.stdin.buffer, start=1):
         if not line.strip():
             continue
-        response = dispatch(line)
-        sys.stdout.write(response_json(response) + "\n")
-        sys.stdout.flush()
+        try:
+            response = dispatch(request_text(line, f"request line {number}"))
+        except HubError as err:
+            response = error_response(err)
+        _write_line(response_json(response))
         if not response.ok:
             worst = max(worst, exit_code_for(response.error.code))
     return 0 if worst == 0 else 1

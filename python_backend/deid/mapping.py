@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from dicom_hub.contract.errors import ErrorCode, HubError
-from dicom_hub.contract.files import atomic_output
+from dicom_hub.contract.files import atomic_output, special_file_kind
 
 FORMAT_MARK = "dicom_hub_deid_mapping"
 
@@ -29,7 +29,7 @@ def write_mapping(path: Path, entries: Iterable[dict[str, Any]]) -> Path:
         report["uids"].update(entry.get("uids", {}))
     report["patients"] = dict(sorted(report["patients"].items()))
     report["uids"] = dict(sorted(report["uids"].items()))
-    with atomic_output(path, overwrite=True) as tmp:
+    with atomic_output(path, overwrite=True, private=True) as tmp:  # it holds the originals: 0600
         tmp.write_text(json.dumps(report, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
     return path
 
@@ -42,6 +42,9 @@ def check_mapping(path: Path) -> None:
 def _existing(path: Path) -> dict[str, Any]:
     """The report already at `path` (ours), a new one, or `output_exists` for a foreign file."""
     fresh: dict[str, Any] = {FORMAT_MARK: 1, "patients": {}, "uids": {}}
+    special = special_file_kind(path)
+    if special:  # reading a FIFO would wait forever, /dev/zero would never end
+        raise HubError(ErrorCode.INVALID_REQUEST, f"mapping_file {path} is a {special}, not a regular file", "give a regular file or a new path")
     if not path.exists():
         return fresh
     try:

@@ -89,12 +89,65 @@ def has_modality_lut(ds: Dataset) -> bool:
 
 
 def modality_values(arr: np.ndarray, ds: Dataset, enabled: bool = True) -> np.ndarray:
-    """Stored values -> modality values (e.g. HU); unchanged when disabled or absent."""
+    """Stored values -> modality values (e.g. HU); unchanged when disabled or absent.
+
+    A Rescale Slope or Intercept of NaN or Infinity, or one so large the values overflow, gives
+    no numbers to measure or show: `decode_error` naming the attribute, never NaN in an answer.
+    """
     if not enabled or not has_modality_lut(ds):
         return arr
+    import numpy as np
     from pydicom.pixels import apply_modality_lut
 
-    return apply_modality_lut(arr, ds)
+    check_rescale(ds)
+    with np.errstate(over="ignore", invalid="ignore"):
+        values = apply_modality_lut(arr, ds)
+    if np.issubdtype(values.dtype, np.floating) and not np.isfinite(values).all():
+        raise HubError(
+            ErrorCode.DECODE_ERROR,
+            f"Rescale Slope {ds.get('RescaleSlope')} and Intercept {ds.get('RescaleIntercept')} take the stored values beyond the range of numbers",
+            "the file's (0028,1053) Rescale Slope is not a usable value; set modality: false to use stored values",
+        )
+    return values
+
+
+def check_rescale(ds: Dataset) -> None:
+    """`decode_error` when Rescale Slope/Intercept are NaN or infinite, or take the largest stored
+    value Bits Stored allows beyond the float range (shared with adapters that rescale in a tool)."""
+    import math
+
+    if "ModalityLUTSequence" in ds:
+        return
+    for keyword in ("RescaleSlope", "RescaleIntercept"):
+        _check_finite(ds, keyword)
+    try:
+        slope, intercept = _first(ds.get("RescaleSlope")), _first(ds.get("RescaleIntercept"))
+    except (TypeError, ValueError):
+        return
+    largest = abs(slope or 1.0) * 2.0 ** int(ds.get("BitsStored") or 16) + abs(intercept or 0.0)
+    if not math.isfinite(largest):
+        raise HubError(
+            ErrorCode.DECODE_ERROR,
+            f"Rescale Slope {ds.get('RescaleSlope')} and Intercept {ds.get('RescaleIntercept')} take the stored values beyond the range of numbers",
+            "the file's (0028,1053) Rescale Slope is not a usable value; set modality: false to use stored values",
+        )
+
+
+def _check_finite(ds: Dataset, keyword: str) -> None:
+    import math
+
+    value = ds.get(keyword)
+    try:
+        number = _first(value)
+    except (TypeError, ValueError):
+        return  # pydicom reports values that are not numbers at all
+    if number is not None and not math.isfinite(number):
+        tag = ds.data_element(keyword).tag
+        raise HubError(
+            ErrorCode.DECODE_ERROR,
+            f"({tag.group:04X},{tag.element:04X}) {keyword} is {value!s}, not a finite number",
+            "fix the attribute (modify_tags), or set modality: false to use stored values",
+        )
 
 
 def render_grey(arr: np.ndarray, ds: Dataset, opts: RenderOptions) -> tuple[np.ndarray, Window]:
@@ -141,7 +194,7 @@ def file_window(ds: Dataset) -> Window:
     """The file's first Window Center/Width with its VOI LUT Function."""
     center, width = _first(ds.WindowCenter), _first(ds.WindowWidth)
     function = str(ds.get("VOILUTFunction") or "LINEAR").upper()
-    if width is None or center is None or width <= 0:
+    if width is None or center is None or not width > 0 or not abs(center) < float("inf") or not width < float("inf"):
         raise HubError(
             ErrorCode.DECODE_ERROR,
             f"the file's window is unusable: Window Center {center}, Window Width {width} (the width must be > 0)",
