@@ -167,8 +167,9 @@ namespace DicomHub
         static double[] Measured(Job job, Dictionary<string, object> m)
         {
             PixelArray pixels = PixelArray.Read(job.RequireInput());
-            double[] values = job.Has("frame") ? pixels.Frame((int)job.Number("frame", 0)) : (double[])pixels.Values.Clone();
             bool modality = job.Bool("modality", true);
+            RefuseUnmeasurable(pixels, modality);
+            double[] values = job.Has("frame") ? pixels.Frame((int)job.Number("frame", 0)) : (double[])pixels.Values.Clone();
             if (modality && (pixels.Slope != 1 || pixels.Intercept != 0))
                 for (int i = 0; i < values.Length; i++) values[i] = values[i] * pixels.Slope + pixels.Intercept;
             m["frames"] = job.Has("frame") ? new List<object> { (long)job.Number("frame", 0) } : Enumerable.Range(0, pixels.Frames).Select(f => (object)(long)f).ToList();
@@ -176,6 +177,21 @@ namespace DicomHub
             m["modality_lut_applied"] = modality;
             m["samples_per_pixel"] = (long)pixels.Samples;
             return values;
+        }
+
+        /// Inputs whose values this program would misreport: it applies only the top-level Rescale
+        /// Slope/Intercept, and measures the samples GDCM decodes (YCbCr stays YCbCr). Refused with the
+        /// limit named (contract/input-conditions.json: pixel_format_unsupported) rather than answered wrongly.
+        static void RefuseUnmeasurable(PixelArray pixels, bool modality)
+        {
+            const string other = "use backend python or dcmtk";
+            if (pixels.Photometric.StartsWith("YBR"))
+                throw new HubException("unsupported_op", "csharp measures decoded samples as they are and does not convert " + pixels.Photometric + " to RGB", other);
+            if (!modality) return;
+            if (pixels.DataSet.FindDataElement(new gdcm.Tag(0x0028, 0x3000)))
+                throw new HubException("unsupported_op", "csharp applies Rescale Slope/Intercept only, not this file's Modality LUT Sequence", other + ", or set modality: false for stored values");
+            if (pixels.DataSet.FindDataElement(new gdcm.Tag(0x5200, 0x9229)) || pixels.DataSet.FindDataElement(new gdcm.Tag(0x5200, 0x9230)))
+                throw new HubException("unsupported_op", "csharp does not read the rescale of enhanced multi-frame functional groups", other + ", or set modality: false for stored values");
         }
 
         static void Summary(double[] values, double[] sorted, Dictionary<string, object> m)
