@@ -100,3 +100,39 @@ def generated_file(folder: Path, name: str) -> tuple[Path | None, str]:
     target = folder / f"{image}_{syntax}.dcm"
     response = run_request({"op": "transcode", "backend": "python", "input": str(source), "output": str(target), "options": {"transfer_syntax": syntax}})
     return (target, "ok") if response["ok"] else (None, response["error"]["code"])
+
+
+def _packbits_literal(data: bytes) -> bytes:
+    """One RLE segment (PS3.5 G.3.1) of literal runs only: valid for any decoder."""
+    out = bytearray()
+    for start in range(0, len(data), 128):
+        chunk = data[start : start + 128]
+        out += bytes([len(chunk) - 1]) + chunk
+    return bytes(out + (b"\x00" if len(out) % 2 else b""))
+
+
+def one_bit_rle(folder: Path) -> Path:
+    """pydicom-data's 1-bit liver segmentation, RLE-encoded (one segment of packed bytes per frame,
+    as pydicom's own `liver_rle.dcm` is): no backend here writes 1-bit RLE."""
+    import struct
+
+    from pydicom import dcmread
+    from pydicom.encaps import encapsulate
+    from pydicom.uid import RLELossless
+
+    target = folder / "liver_1bit_rle.dcm"
+    if target.exists():
+        return target
+    ds = dcmread(pydicom_data_files()["pd:liver.dcm"])
+    frame_bytes = ds.Rows * ds.Columns // 8
+    frames = []
+    for index in range(int(ds.NumberOfFrames)):
+        segment = _packbits_literal(ds.PixelData[index * frame_bytes : (index + 1) * frame_bytes])
+        header = struct.pack("<16I", 1, 64, *([0] * 14))
+        frames.append(header + segment)
+    ds.PixelData = encapsulate(frames)
+    ds["PixelData"].VR = "OB"
+    ds["PixelData"].is_undefined_length = True
+    ds.file_meta.TransferSyntaxUID = RLELossless
+    ds.save_as(target, enforce_file_format=True)
+    return target
