@@ -13,7 +13,6 @@ from functools import cache
 from pathlib import Path
 
 import numpy as np
-
 from conftest import run_request
 
 # (name, samples per pixel, bits allocated, bits stored, signed, frames)

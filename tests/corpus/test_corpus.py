@@ -12,11 +12,9 @@ from pathlib import Path
 
 import corpus_matrix as cm
 import pytest
-from corpus_files import GENERATED_NAMES, generated_file, pydicom_data_files
-
-from dicom_hub.adapters.registry import get_adapter
-
 from conftest import REQUIRE_BACKENDS, missing, require_backend
+from corpus_files import GENERATED_NAMES, generated_file, pydicom_data_files
+from dicom_hub.adapters.registry import get_adapter
 
 REAL = pydicom_data_files()
 NAMES = [*REAL, *GENERATED_NAMES]
