@@ -17,11 +17,12 @@ from dicom_hub.adapters.base import OpSupport, supports
 from dicom_hub.adapters.dcmtk import anon as dcmtk_anon
 from dicom_hub.adapters.dcmtk import network as dcmtk_network
 from dicom_hub.adapters.subprocess_adapter import SubprocessAdapter
-from dicom_hub.adapters.toolkit import annex_e, dump_text, syntaxes
+from dicom_hub.adapters.toolkit import annex_e, dump_text, pixel_input, syntaxes
 from dicom_hub.adapters.toolkit.dump_ops import DumpingAdapter, number_text
 from dicom_hub.adapters.toolkit.image_check import check_image, image_format
 from dicom_hub.adapters.toolkit.tag_edits import TagEdit, plan_edits
 from dicom_hub.adapters.toolkit.tool_errors import failure
+from dicom_hub.contract.conditions import refusal
 from dicom_hub.contract.errors import ErrorCode, HubError
 from dicom_hub.contract.files import atomic_output
 from dicom_hub.contract.job import Job, Outcome
@@ -248,22 +249,28 @@ class DcmtkAdapter(DumpingAdapter):
         return Outcome(metadata=metadata, stdout=header.stdout, stderr=dump.stderr)
 
     def _stats(self, job: Job) -> Outcome:
+        header = pixel_input.refuse_truncated_pixels(job.input, pixel_input.require_pixel_data(job.input))
+        if header.samples > 1:
+            raise refusal("pixel_format_unsupported", f"dcmj2pnm reports no minimum/maximum for colour images ({header.photometric})", "use backend python or csharp")
         check_frame(job, image_header(job.input)[1])
         run = self._run_checked(job, self._build_cmd(job), "measure the pixel data")
         values = _image_info(run.stderr)
         if "maximum pixel value" not in values:
-            raise self.fail(run, "dcmj2pnm reports no minimum/maximum for this image (colour images have none)", ErrorCode.BACKEND_ERROR, "use backend python")
+            raise self.fail(run, "dcmj2pnm reports no minimum/maximum for this image", ErrorCode.BACKEND_ERROR, "use backend python")
         metadata = {
             "min": _as_number(values["minimum pixel value"]),
             "max": _as_number(values["maximum pixel value"]),
             "frames": values.get("number of frames", ""),
+            "values": "modality" if job.option("modality", True) else "stored",
             "modality_lut_applied": bool(job.option("modality", True)),
+            "samples_per_pixel": 1,
             "scope": "min and max only",
         }
         return Outcome(metadata=metadata, stderr=run.stderr)
 
     def _to_image(self, job: Job) -> Outcome:
         assert job.output is not None
+        pixel_input.refuse_truncated_pixels(job.input, pixel_input.require_pixel_data(job.input))
         file_window, frames = image_header(job.input)
         check_frame(job, frames)
         with atomic_output(job.output, job.overwrite) as tmp:

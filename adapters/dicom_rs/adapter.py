@@ -19,7 +19,7 @@ from dicom_hub.adapters.base import Availability, OpSupport, supports
 from dicom_hub.adapters.dicom_rs.dump import parse_dump
 from dicom_hub.adapters.dicom_rs.network import RsNetworkOps
 from dicom_hub.adapters.subprocess_adapter import SubprocessAdapter, ToolRun
-from dicom_hub.adapters.toolkit import syntaxes
+from dicom_hub.adapters.toolkit import pixel_input, syntaxes
 from dicom_hub.adapters.toolkit.dicom_json import info_outcome, json_outcome, load_document, resolve_un
 from dicom_hub.adapters.toolkit.image_check import check_image, image_format
 from dicom_hub.adapters.toolkit.tool_output import ErrorRule, pixel_module, text_outcome, tool_error
@@ -218,6 +218,7 @@ class DicomRsAdapter(RsNetworkOps, SubprocessAdapter):
 def check_options(job: Job) -> None:
     """Option values and inputs the tools cannot handle (option names are checked by the dispatcher)."""
     if job.op == "to_image":
+        pixel_input.refuse_truncated_pixels(job.input, pixel_input.require_pixel_data(job.input))
         if pixel_module(job.input).get("PhotometricInterpretation") == "PALETTE COLOR":
             raise refusal("pixel_format_unsupported", "dicom-toimage 0.10.1 does not apply the palette of PALETTE COLOR images (it writes grey levels)", "use backend python or dcmtk")
         if job.option("disable_modality_lut") and not job.option("disable_voi_lut"):

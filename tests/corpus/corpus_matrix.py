@@ -243,7 +243,7 @@ def disagreements(cells: list[Cell], path: Path) -> list[str]:
         first, *others = stats
         for other in others:
             a, b = stats[first], stats[other]
-            same_kind = a.get("values") == b.get("values") and a.get("samples_per_pixel") == b.get("samples_per_pixel")
+            same_kind = a.get("modality_lut_applied") == b.get("modality_lut_applied") and a.get("samples_per_pixel", 1) == b.get("samples_per_pixel", 1)
             if same_kind and (not _close(a["min"], b["min"]) or not _close(a["max"], b["max"])):
                 problems.append(f"stats: {other} min/max {b['min']}/{b['max']} ({b.get('values')}), {first} {a['min']}/{a['max']}")
     return problems
