@@ -41,7 +41,7 @@ def classify(text: str, rules: tuple[ErrorRule, ...], default: ErrorCode = Error
 def tool_error(run: ToolRun, message: str, rules: tuple[ErrorRule, ...], default: ErrorCode = ErrorCode.BACKEND_ERROR) -> HubError:
     """A HubError for a failed run: code from the stderr rules, the tool's output kept."""
     code, hint = classify(run.stderr + "\n" + run.stdout, rules, default)
-    detail = run.tail()
+    detail = run.explanation()
     return HubError(
         code,
         f"{message}: {detail}" if detail else message,
