@@ -9,12 +9,11 @@ from pathlib import Path
 import numpy as np
 import pydicom
 import pytest
+from conftest import backend_request, expect_error, expect_ok, missing, require_backend
 from corpus_files import one_bit_rle, pydicom_data_files
 from dicom_hub.contract.conditions import TABLE, code_for, conditions
 from dicom_hub.contract.errors import ErrorCode
 from pydicom.data import get_testdata_file
-
-from conftest import backend_request, expect_error, expect_ok, missing, require_backend
 
 PD = pydicom_data_files()
 
