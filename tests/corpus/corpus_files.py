@@ -80,13 +80,16 @@ def original(name: str, samples: int, allocated: int, stored: int, signed: bool,
     return ds
 
 
-GENERATED_NAMES = tuple(f"gen:{image[0]}_{syntax}.dcm" for image in IMAGES for syntax in SYNTAXES)
+ONE_BIT_RLE = "gen:liver_1bit_rle.dcm"
+GENERATED_NAMES = (*(f"gen:{image[0]}_{syntax}.dcm" for image in IMAGES for syntax in SYNTAXES), ONE_BIT_RLE)
 
 
 @cache
 def generated_file(folder: Path, name: str) -> tuple[Path | None, str]:
     """Write one generated file into `folder`: its path (None when the Python backend refused
     to encode it) and the state of that encoding (`ok` or the error code)."""
+    if name == ONE_BIT_RLE:
+        return one_bit_rle(folder), "ok"
     image, syntax = name.removeprefix("gen:").removesuffix(".dcm").rsplit("_", 1)
     if syntax == "lossless":  # jpeg_lossless
         image, syntax = image.rsplit("_", 1)[0], "jpeg_lossless"

@@ -46,6 +46,7 @@ PIXELMED_DEFAULT_FILES = frozenset(
         "pd:mlut_18.dcm",
         "pd:eCT_Supplemental.dcm",
         "pd:bad_sequence.dcm",
+        "gen:liver_1bit_rle.dcm",
         "gen:mono8u_rle.dcm",
         "gen:mono16s_deflated.dcm",
         "gen:rgb8u_2f_rle.dcm",
