@@ -29,6 +29,7 @@ BACKENDS = ("python", "dcmtk", "gdcm", "dicom-rs", "pixelmed", "csharp")
 OPS = ("info", "dump", "to_json", "validate", "stats", "to_image", "decompress")
 EXPLICIT_LE = "1.2.840.10008.1.2.1"
 FULL = os.environ.get("DICOM_HUB_CORPUS_FULL") == "1"
+REPORT = os.environ.get("DICOM_HUB_CORPUS_REPORT")  # a file: one JSON line per cell (state, message, ms)
 UPDATE = os.environ.get("DICOM_HUB_CORPUS_UPDATE") == "1"
 # The files PixelMed runs on by default: one of each encoding family and each known trap.
 PIXELMED_DEFAULT_FILES = frozenset(
@@ -252,6 +253,17 @@ def disagreements(cells: list[Cell], path: Path) -> list[str]:
 
 def _close(a: float, b: float) -> bool:
     return abs(float(a) - float(b)) <= 1e-3 * max(1.0, abs(float(a)), abs(float(b)))
+
+
+def report(cells: list[Cell]) -> None:
+    """Append each cell's state, error message and duration to $DICOM_HUB_CORPUS_REPORT (for reviewing a run)."""
+    if not REPORT:
+        return
+    with open(REPORT, "a", encoding="utf-8") as fh:
+        for c in cells:
+            error = c.response.get("error") or {}
+            line = {"file": c.file, "backend": c.backend, "op": c.op, "state": c.state, "ms": c.response.get("duration_ms"), "message": error.get("message"), "problems": c.problems}
+            fh.write(json.dumps(line) + "\n")
 
 
 # -- the record --------------------------------------------------------------------------------------

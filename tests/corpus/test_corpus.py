@@ -70,6 +70,7 @@ def test_corpus_file(name: str, backends: list[str], generated_dir: Path, tmp_pa
                 cells.append(cell)
                 observed[cell.key] = cell.state
     _observed[name] = observed
+    cm.report(cells)
 
     wrong = [f"{c.key}: ok but wrong: {'; '.join(c.problems)}" for c in cells if c.problems]
     wrong += cm.disagreements(cells, path) if path is not None else []
