@@ -211,6 +211,9 @@ class DcmtkAdapter(DumpingAdapter):
 
     # -- ops (dump and info: DumpingAdapter) ---------------------------------------------------------
     def _to_json(self, job: Job) -> Outcome:
+        source = syntaxes.file_transfer_syntax(job.input)
+        if source is not None and source not in syntaxes.NATIVE:
+            raise refusal("element_unsupported", f"dcm2json cannot put encapsulated ({syntaxes.uid_name(source)}) Pixel Data into JSON", "use backend python, or decompress first (transcode to explicit)")
         if job.output is None:
             run = self._run_checked(job, self._build_cmd(job), "convert to JSON")
             dataset = _json_or_fail(self, run, run.stdout)
@@ -250,7 +253,7 @@ class DcmtkAdapter(DumpingAdapter):
 
     def _stats(self, job: Job) -> Outcome:
         header = pixel_input.refuse_truncated_pixels(job.input, pixel_input.require_pixel_data(job.input))
-        if header.samples > 1:
+        if header.samples > 1 or header.photometric == "PALETTE COLOR":
             raise refusal("pixel_format_unsupported", f"dcmj2pnm reports no minimum/maximum for colour images ({header.photometric})", "use backend python or csharp")
         check_frame(job, image_header(job.input)[1])
         run = self._run_checked(job, self._build_cmd(job), "measure the pixel data")

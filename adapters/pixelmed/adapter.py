@@ -238,6 +238,9 @@ class PixelMedAdapter(PixelMedNetworkOps, SubprocessAdapter):
             raise self.failure(job, run, [f"toJSON wrote no data set ({text[:20]!r})"]) from None
 
     def _run_to_json(self, job: Job) -> Outcome:
+        source = syntaxes.file_transfer_syntax(job.input)
+        if source is not None and source not in syntaxes.NATIVE:
+            raise refusal("element_unsupported", f"PixelMed's toJSON cannot put encapsulated ({syntaxes.uid_name(source)}) Pixel Data into JSON", "use backend python, or dicom-rs with bulk_data: omit")
         document, run = self._json_document(job)
         return json_outcome(job, document, stderr=run.stderr)
 
