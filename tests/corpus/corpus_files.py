@@ -25,7 +25,7 @@ IMAGES = (
     ("rgb8u_2f", 3, 8, 8, False, 2),
 )
 SYNTAXES = ("explicit", "implicit", "deflated", "rle", "jpeg_lossless", "jpegls", "j2k")
-ROWS, COLUMNS = 24, 32  # not square: a swapped axis shows
+ROWS, COLUMNS = 40, 56  # not square (a swapped axis shows); J2K needs >= 32 for its 6 resolution levels
 ROOT = "1.2.826.0.1.3680043.10.1234.77."
 
 
