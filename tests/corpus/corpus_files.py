@@ -82,6 +82,13 @@ def original(name: str, samples: int, allocated: int, stored: int, signed: bool,
 
 ONE_BIT_RLE = "gen:liver_1bit_rle.dcm"
 GENERATED_NAMES = (*(f"gen:{image[0]}_{syntax}.dcm" for image in IMAGES for syntax in SYNTAXES), ONE_BIT_RLE)
+# The default run's share of the generated set: every syntax with two images (rotating), so every
+# image and every syntax appears; DICOM_HUB_CORPUS_FULL=1 runs the whole cross.
+DEFAULT_GENERATED = frozenset(
+    {ONE_BIT_RLE}
+    | {f"gen:{IMAGES[i % len(IMAGES)][0]}_{syntax}.dcm" for i, syntax in enumerate(SYNTAXES)}
+    | {f"gen:{IMAGES[(i + 3) % len(IMAGES)][0]}_{syntax}.dcm" for i, syntax in enumerate(SYNTAXES)}
+)
 
 
 @cache
