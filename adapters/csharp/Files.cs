@@ -150,7 +150,7 @@ namespace DicomHub
                 writer.SetCheckFileMetaInformation(checkMeta);
                 writer.SetFile(file);
                 writer.SetFileName(tmp);
-                if (!writer.Write()) throw new HubException("output_error", "GDCM could not write " + Path.GetFileName(path), "see stderr for GDCM's messages");
+                if (!writer.Write()) throw new HubException("backend_error", "GDCM failed to write the data set of " + Path.GetFileName(path) + " (its writer gives no reason)", "see stderr for GDCM's messages; try backend python or dcmtk");
             });
         }
     }

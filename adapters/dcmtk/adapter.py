@@ -255,6 +255,7 @@ class DcmtkAdapter(DumpingAdapter):
         header = pixel_input.refuse_truncated_pixels(job.input, pixel_input.require_pixel_data(job.input))
         if header.samples > 1 or header.photometric == "PALETTE COLOR":
             raise refusal("pixel_format_unsupported", f"dcmj2pnm reports no minimum/maximum for colour images ({header.photometric})", "use backend python or csharp")
+        refuse_wide_ob(header)
         check_frame(job, image_header(job.input)[1])
         run = self._run_checked(job, self._build_cmd(job), "measure the pixel data")
         values = _image_info(run.stderr)
@@ -273,7 +274,7 @@ class DcmtkAdapter(DumpingAdapter):
 
     def _to_image(self, job: Job) -> Outcome:
         assert job.output is not None
-        pixel_input.refuse_truncated_pixels(job.input, pixel_input.require_pixel_data(job.input))
+        refuse_wide_ob(pixel_input.refuse_truncated_pixels(job.input, pixel_input.require_pixel_data(job.input)))
         file_window, frames = image_header(job.input)
         check_frame(job, frames)
         with atomic_output(job.output, job.overwrite) as tmp:
@@ -328,6 +329,12 @@ def edit_flags(edits: list[TagEdit]) -> list[str]:
     for edit in edits:
         flags += ["-i", f"{edit.paren}={edit.value}"] if edit.action == "set" else ["-e", edit.paren]
     return flags
+
+
+def refuse_wide_ob(header: pixel_input.PixelHeader) -> None:
+    """DCMTK's image classes take OB Pixel Data only up to 16 bits allocated ('Unsupported element value')."""
+    if header.pixel_vr == "OB" and header.bits_allocated > 16:
+        raise refusal("pixel_format_unsupported", f"DCMTK renders no {header.bits_allocated}-bit Pixel Data stored as OB (it needs OW above 16 bits)", "use backend python")
 
 
 def image_header(path: Path) -> tuple[str | None, int]:

@@ -218,7 +218,9 @@ class DicomRsAdapter(RsNetworkOps, SubprocessAdapter):
 def check_options(job: Job) -> None:
     """Option values and inputs the tools cannot handle (option names are checked by the dispatcher)."""
     if job.op == "to_image":
-        pixel_input.refuse_truncated_pixels(job.input, pixel_input.require_pixel_data(job.input))
+        header = pixel_input.refuse_truncated_pixels(job.input, pixel_input.require_pixel_data(job.input))
+        if header.bits_allocated not in (1, 8, 16):
+            raise refusal("pixel_format_unsupported", f"dicom-toimage 0.10.1 renders 1, 8 or 16 bits allocated, not {header.bits_allocated}", "use backend python")
         if pixel_module(job.input).get("PhotometricInterpretation") == "PALETTE COLOR":
             raise refusal("pixel_format_unsupported", "dicom-toimage 0.10.1 does not apply the palette of PALETTE COLOR images (it writes grey levels)", "use backend python or dcmtk")
         if job.option("disable_modality_lut") and not job.option("disable_voi_lut"):

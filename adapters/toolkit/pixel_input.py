@@ -22,6 +22,7 @@ class PixelHeader:
 
     transfer_syntax: str | None
     has_pixel_data: bool
+    pixel_vr: str | None  # as stored (explicit VR) or the dictionary's (implicit)
     float_pixel_data: bool
     rows: int
     columns: int
@@ -65,6 +66,7 @@ def read_pixel_header(path: Path) -> PixelHeader:
         return PixelHeader(
             transfer_syntax=ts,
             has_pixel_data=raw is not None,
+            pixel_vr=getattr(raw, "VR", None),
             float_pixel_data=0x7FE00008 in ds or 0x7FE00009 in ds,
             rows=int(ds.get("Rows") or 0),
             columns=int(ds.get("Columns") or 0),
