@@ -18,7 +18,6 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import dataclass, field
-from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -129,7 +128,6 @@ class Truth:
     lossy: bool
 
 
-@cache
 def truth_of(path: Path) -> Truth:
     import pydicom
 
@@ -153,11 +151,11 @@ def _plain(value: Any) -> Any:
 
 
 # -- verifying an ok answer ------------------------------------------------------------------------
-def verify(cell: Cell, path: Path) -> list[str]:
+def verify(cell: Cell, truth: Truth) -> list[str]:
     """What is wrong with an ok cell's answer (empty when it is right)."""
     check = globals()[f"_verify_{cell.op}"]
     try:
-        return check(cell, truth_of(path))
+        return check(cell, truth)
     except Exception as exc:  # noqa: BLE001 - an unreadable output is a finding, not a crash
         return [f"output cannot be checked: {type(exc).__name__}: {exc}"]
 
@@ -243,12 +241,11 @@ def _verify_decompress(cell: Cell, truth: Truth) -> list[str]:
 
 
 # -- agreement across backends ---------------------------------------------------------------------
-def disagreements(cells: list[Cell], path: Path) -> list[str]:
+def disagreements(cells: list[Cell], truth: Truth) -> list[str]:
     """Where ok cells of different backends disagree with each other (beyond the per-cell checks)."""
     import numpy as np
     import pydicom
 
-    truth = truth_of(path)
     problems = []
     if truth.pixels is None or truth.lossy:
         decoded = {c.backend: pydicom.dcmread(c.output).pixel_array for c in cells if c.op == "decompress" and c.state == "ok" and not c.problems}

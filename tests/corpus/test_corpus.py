@@ -59,6 +59,7 @@ def test_corpus_file(name: str, backends: list[str], generated_dir: Path, tmp_pa
     else:
         path = REAL[name]
     cells: list[cm.Cell] = []
+    truth = cm.truth_of(path) if path is not None else None
     if path is not None:
         for backend in backends:
             if not cm.runs_backend(name, backend):
@@ -68,14 +69,14 @@ def test_corpus_file(name: str, backends: list[str], generated_dir: Path, tmp_pa
             for op in cm.OPS:
                 cell = cm.run_cell(name, backend, op, path, out_dir)
                 if cell.state == "ok":
-                    cell.problems = cm.verify(cell, path)
+                    cell.problems = cm.verify(cell, truth)
                 cells.append(cell)
                 observed[cell.key] = cell.state
     _observed[name] = observed
     cm.report(cells)
 
     wrong = [f"{c.key}: ok but wrong: {'; '.join(c.problems)}" for c in cells if c.problems]
-    wrong += cm.disagreements(cells, path) if path is not None else []
+    wrong += cm.disagreements(cells, truth) if truth is not None else []
     changed = [
         f"{key}: {expected.get(key, 'not recorded')} -> {state}" + _why(cells, key)
         for key, state in observed.items()
