@@ -253,10 +253,10 @@ class DcmtkAdapter(DumpingAdapter):
 
     def _stats(self, job: Job) -> Outcome:
         header = pixel_input.refuse_truncated_pixels(job.input, pixel_input.require_pixel_data(job.input))
+        check_frame(job, image_header(job.input)[1])
         if header.samples > 1 or header.photometric == "PALETTE COLOR":
             raise refusal("pixel_format_unsupported", f"dcmj2pnm reports no minimum/maximum for colour images ({header.photometric})", "use backend python or csharp")
         refuse_wide_ob(header)
-        check_frame(job, image_header(job.input)[1])
         run = self._run_checked(job, self._build_cmd(job), "measure the pixel data")
         values = _image_info(run.stderr)
         if "maximum pixel value" not in values:
