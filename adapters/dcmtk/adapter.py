@@ -10,6 +10,9 @@ from __future__ import annotations
 import json
 import shutil
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -251,13 +254,29 @@ class DcmtkAdapter(DumpingAdapter):
         }
         return Outcome(metadata=metadata, stdout=header.stdout, stderr=dump.stderr)
 
+    @contextmanager
+    def _renderable(self, job: Job) -> Iterator[Job]:
+        """`job` with an input dcmj2pnm decodes: JPEG-LS is decompressed first (dcmj2pnm has only the
+        JPEG and RLE codecs); JPEG 2000 is refused (DCMTK has no decoder for it)."""
+        source = syntaxes.file_transfer_syntax(job.input)
+        if source in syntaxes.J2K_FAMILY:
+            raise refusal("codec_missing", f"DCMTK cannot decode {syntaxes.uid_name(source)} pixel data", "use backend python, gdcm or csharp")
+        if source not in syntaxes.JPEGLS_FAMILY:
+            yield job
+            return
+        with tempfile.TemporaryDirectory(prefix="dicom-hub-dcmtk-") as work:
+            plain = Path(work) / "decompressed.dcm"
+            self._run_checked(job, [self.tool("dcmdjpls"), str(job.input), str(plain)], "decompress JPEG-LS")
+            yield replace(job, inputs=(plain,))
+
     def _stats(self, job: Job) -> Outcome:
         header = pixel_input.refuse_truncated_pixels(job.input, pixel_input.require_pixel_data(job.input))
         check_frame(job, image_header(job.input)[1])
         if header.samples > 1 or header.photometric == "PALETTE COLOR":
             raise refusal("pixel_format_unsupported", f"dcmj2pnm reports no minimum/maximum for colour images ({header.photometric})", "use backend python or csharp")
         refuse_wide_ob(header)
-        run = self._run_checked(job, self._build_cmd(job), "measure the pixel data")
+        with self._renderable(job) as plain:
+            run = self._run_checked(plain, self._build_cmd(plain), "measure the pixel data")
         values = _image_info(run.stderr)
         if "maximum pixel value" not in values:
             raise self.fail(run, "dcmj2pnm reports no minimum/maximum for this image", ErrorCode.BACKEND_ERROR, "use backend python")
@@ -277,9 +296,9 @@ class DcmtkAdapter(DumpingAdapter):
         refuse_wide_ob(pixel_input.refuse_truncated_pixels(job.input, pixel_input.require_pixel_data(job.input)))
         file_window, frames = image_header(job.input)
         check_frame(job, frames)
-        with atomic_output(job.output, job.overwrite) as tmp:
-            argv = self._build_cmd(job, tmp, file_window=file_window)
-            run = self._run_checked(job, argv, "render the image")
+        with atomic_output(job.output, job.overwrite) as tmp, self._renderable(job) as plain:
+            argv = self._build_cmd(plain, tmp, file_window=file_window)
+            run = self._run_checked(plain, argv, "render the image")
             info = check_image(tmp, image_format(job), sixteen_bit=bool(job.option("force_16bit")))
         return Outcome(metadata=info, output_files=[str(job.output)], stdout=run.stdout, stderr=run.stderr)
 
