@@ -313,7 +313,7 @@ namespace DicomHub
                 writer.SetFile(file);
                 writer.SetImage(change.GetOutput());
                 writer.SetFileName(tmp);
-                if (!writer.Write()) throw new HubException("output_error", "GDCM could not write " + Path.GetFileName(output), "see stderr for GDCM's messages");
+                if (!writer.Write()) throw new HubException("backend_error", "GDCM's image writer failed on " + Path.GetFileName(output) + " (it gives no reason)", "see stderr for GDCM's messages; try backend python or dcmtk");
             });
             result.Metadata["transfer_syntax"] = uid;
             result.Metadata["transfer_syntax_name"] = Elements.UidName(uid);
