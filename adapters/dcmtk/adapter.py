@@ -306,6 +306,7 @@ class DcmtkAdapter(DumpingAdapter):
         assert job.output is not None
         source = syntaxes.file_transfer_syntax(job.input)
         target = syntaxes.writable(job.option("transfer_syntax"))
+        pixel_input.refuse_truncated_pixels(job.input)
         if target == syntaxes.JPEG_BASELINE:
             syntaxes.check_baseline_input(job.input)  # dcmcjpeg +eb would narrow deeper data silently
         stderr: list[str] = []

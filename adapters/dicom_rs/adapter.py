@@ -234,6 +234,7 @@ def check_options(job: Job) -> None:
         if job.option("force_16bit") and image_format(job) not in ("png", "tiff"):
             raise HubError(ErrorCode.UNSUPPORTED_OPTION, f"16-bit output needs png or tiff, not {image_format(job)}", "write a .png or .tiff")
     if job.op == "transcode":
+        pixel_input.refuse_truncated_pixels(job.input)  # dicom-transcode decodes a cut JPEG 2000 stream into made-up pixels
         uid = syntaxes.resolve(str(job.option("transfer_syntax")))
         if uid in KEEPS_UID_WHEN_LOSSY and not job.option("keep_sop_instance_uid"):
             raise HubError(

@@ -9,6 +9,7 @@ same code.
 from __future__ import annotations
 
 import os
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -53,10 +54,15 @@ def read_pixel_header(path: Path) -> PixelHeader:
     """The header of `path` (a damaged or non-DICOM file is refused with its code)."""
     from pydicom import dcmread
 
-    try:
-        ds = dcmread(path, defer_size=1024, force=True)
-    except Exception as err:  # pydicom's read errors have no common base class
-        raise refusal(_read_condition(path), f"cannot read the header of {path.name}: {err}", "the file is damaged, truncated or not DICOM") from None
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            ds = dcmread(path, defer_size=1024, force=True)
+        except Exception as err:  # pydicom's read errors have no common base class
+            raise refusal(_read_condition(path), f"cannot read the header of {path.name}: {err}", "the file is damaged, truncated or not DICOM") from None
+    cut = next((str(w.message) for w in caught if "End of file reached" in str(w.message)), None)
+    if cut is not None:  # pydicom drops an undefined-length element the file ends inside (encapsulated Pixel Data)
+        raise refusal("truncated_pixel_data", f"{path.name} ends inside an element: {cut.split(' in file ')[0]}", "the file is truncated; it cannot be decoded faithfully")
     meta = getattr(ds, "file_meta", None)
     ts = str(meta.TransferSyntaxUID) if meta is not None and "TransferSyntaxUID" in meta else None
     raw = ds._dict.get(0x7FE00010)

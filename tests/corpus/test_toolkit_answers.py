@@ -128,3 +128,16 @@ def test_dcmtk_colour_stats_are_a_typed_refusal():
     require_backend("dcmtk")
     data = expect_error(backend_request("dcmtk", "stats", str(real("SC_rgb.dcm"))), "unsupported_op")
     assert "colour" in data["error"]["message"]
+
+
+@pytest.mark.parametrize("backend", ["dcmtk", "gdcm", "dicom-rs", "csharp"])
+def test_cut_encapsulated_pixel_data_is_decode_error(backend, tmp_path):
+    """The file ends inside its JPEG 2000 Pixel Data: dicom-rs decoded the cut stream into pixels, others
+    called it a missing codec or no Pixel Data at all."""
+    require_backend(backend)
+    out = tmp_path / "out.dcm"
+    source = str(real("emri_small_jpeg_2k_lossless_too_short.dcm"))
+    expect_error(backend_request(backend, "transcode", source, out, transfer_syntax="explicit"), "decode_error")
+    assert not out.exists()
+    if backend != "gdcm":
+        expect_error(backend_request(backend, "to_image", source, tmp_path / "out.png"), "decode_error")
