@@ -80,8 +80,16 @@ namespace DicomHub
             reader.SetFileName(path);
             var tags = new gdcm.TagSetType();
             foreach (ushort element in new ushort[] { 0x0008, 0x0009, 0x0010 }) tags.Add(new gdcm.Tag(0x7FE0, element));
-            if (!reader.ReadSelectedTags(tags, false)) return false;
-            gdcm.DataSet ds = reader.GetFile().GetDataSet();
+            if (reader.ReadSelectedTags(tags, false) && HasAny(reader.GetFile().GetDataSet())) return true;
+            // ReadSelectedTags finds nothing in a deflated data set: a full read decides.
+            var full = new gdcm.Reader();
+            KeepAlive.Add(full);
+            full.SetFileName(path);
+            return full.Read() && HasAny(full.GetFile().GetDataSet());
+        }
+
+        static bool HasAny(gdcm.DataSet ds)
+        {
             return new ushort[] { 0x0008, 0x0009, 0x0010 }.Any(e => ds.FindDataElement(new gdcm.Tag(0x7FE0, e)));
         }
 

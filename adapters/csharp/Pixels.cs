@@ -64,7 +64,7 @@ namespace DicomHub
             gdcm.PixelFormat.ScalarType type = format.GetScalarType();
             int size = allocated / 8;
             if (allocated % 8 != 0 || size < 1 || size > 4)
-                throw new HubException("codec_unavailable", "csharp reads 8, 16 and 32-bit pixels, not " + allocated + "-bit", "use the python backend");
+                throw new HubException("unsupported_op", "csharp reads 8, 16 and 32-bit pixels, not " + allocated + "-bit", "use the python backend");
             int count = buffer.Length / size;
             var values = new double[count];
             for (int i = 0; i < count; i++)

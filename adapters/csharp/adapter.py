@@ -61,5 +61,6 @@ class CSharpAdapter(ContractCliAdapter):
 
     def handle(self, job: Job) -> Outcome:
         if job.op in PIXEL_OPS and len(job.inputs) == 1 and job.input.is_file():
-            pixel_input.refuse_truncated_pixels(job.input)
+            header = pixel_input.refuse_truncated_pixels(job.input)
+            pixel_input.refuse_one_bit_encapsulated(header, "csharp (GDCM)")  # GDCM aborts on them
         return super().handle(job)

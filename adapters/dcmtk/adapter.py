@@ -259,6 +259,7 @@ class DcmtkAdapter(DumpingAdapter):
         """`job` with an input dcmj2pnm decodes: JPEG-LS is decompressed first (dcmj2pnm has only the
         JPEG and RLE codecs); JPEG 2000 is refused (DCMTK has no decoder for it)."""
         source = syntaxes.file_transfer_syntax(job.input)
+        pixel_input.refuse_one_bit_encapsulated(pixel_input.read_pixel_header(job.input), "DCMTK")
         if source in syntaxes.J2K_FAMILY:
             raise refusal("codec_missing", f"DCMTK cannot decode {syntaxes.uid_name(source)} pixel data", "use backend python, gdcm or csharp")
         if source not in syntaxes.JPEGLS_FAMILY:
@@ -293,7 +294,10 @@ class DcmtkAdapter(DumpingAdapter):
 
     def _to_image(self, job: Job) -> Outcome:
         assert job.output is not None
-        refuse_wide_ob(pixel_input.refuse_truncated_pixels(job.input, pixel_input.require_pixel_data(job.input)))
+        header = pixel_input.refuse_truncated_pixels(job.input, pixel_input.require_pixel_data(job.input))
+        refuse_wide_ob(header)
+        if header.segmented_palette:
+            raise refusal("pixel_format_unsupported", "dcmj2pnm does not expand segmented palette colour lookup tables", "use backend python")
         file_window, frames = image_header(job.input)
         check_frame(job, frames)
         with atomic_output(job.output, job.overwrite) as tmp, self._renderable(job) as plain:
@@ -306,7 +310,7 @@ class DcmtkAdapter(DumpingAdapter):
         assert job.output is not None
         source = syntaxes.file_transfer_syntax(job.input)
         target = syntaxes.writable(job.option("transfer_syntax"))
-        pixel_input.refuse_truncated_pixels(job.input)
+        pixel_input.refuse_one_bit_encapsulated(pixel_input.refuse_truncated_pixels(job.input), "DCMTK")
         if target == syntaxes.JPEG_BASELINE:
             syntaxes.check_baseline_input(job.input)  # dcmcjpeg +eb would narrow deeper data silently
         stderr: list[str] = []

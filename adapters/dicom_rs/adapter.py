@@ -219,6 +219,7 @@ def check_options(job: Job) -> None:
     """Option values and inputs the tools cannot handle (option names are checked by the dispatcher)."""
     if job.op == "to_image":
         header = pixel_input.refuse_truncated_pixels(job.input, pixel_input.require_pixel_data(job.input))
+        pixel_input.refuse_one_bit_encapsulated(header, "dicom-rs")
         if header.bits_allocated not in (1, 8, 16):
             raise refusal("pixel_format_unsupported", f"dicom-toimage 0.10.1 renders 1, 8 or 16 bits allocated, not {header.bits_allocated}", "use backend python")
         if pixel_module(job.input).get("PhotometricInterpretation") == "PALETTE COLOR":
@@ -234,7 +235,8 @@ def check_options(job: Job) -> None:
         if job.option("force_16bit") and image_format(job) not in ("png", "tiff"):
             raise HubError(ErrorCode.UNSUPPORTED_OPTION, f"16-bit output needs png or tiff, not {image_format(job)}", "write a .png or .tiff")
     if job.op == "transcode":
-        pixel_input.refuse_truncated_pixels(job.input)  # dicom-transcode decodes a cut JPEG 2000 stream into made-up pixels
+        header = pixel_input.refuse_truncated_pixels(job.input)  # dicom-transcode decodes a cut JPEG 2000 stream into made-up pixels
+        pixel_input.refuse_one_bit_encapsulated(header, "dicom-rs")
         uid = syntaxes.resolve(str(job.option("transfer_syntax")))
         if uid in KEEPS_UID_WHEN_LOSSY and not job.option("keep_sop_instance_uid"):
             raise HubError(

@@ -141,7 +141,8 @@ class GdcmAdapter(DumpingAdapter):
         assert job.output is not None
         source = syntaxes.file_transfer_syntax(job.input)
         target = syntaxes.writable(job.option("transfer_syntax"))
-        pixel_input.refuse_truncated_pixels(job.input)  # gdcmconv zero-fills the missing bytes
+        header = pixel_input.refuse_truncated_pixels(job.input)  # gdcmconv zero-fills the missing bytes
+        pixel_input.refuse_one_bit_encapsulated(header, "GDCM")  # gdcmconv aborts on them
         if target == syntaxes.JPEG_BASELINE:
             syntaxes.check_baseline_input(job.input)  # gdcmconv would write JPEG extended instead
         if target == syntaxes.JPEG_BASELINE and _samples_per_pixel(job.input) > 1:

@@ -271,7 +271,8 @@ class PixelMedAdapter(PixelMedNetworkOps, SubprocessAdapter):
             raise HubError(ErrorCode.INVALID_REQUEST, "window_center and window_width go together", "give both")
         if job.option("window_width") is not None and float(job.option("window_width")) <= 0:
             raise HubError(ErrorCode.INVALID_REQUEST, "window_width must be > 0", "give a positive width")
-        pixel_input.refuse_truncated_pixels(job.input, pixel_input.require_pixel_data(job.input))
+        header = pixel_input.refuse_truncated_pixels(job.input, pixel_input.require_pixel_data(job.input))
+        pixel_input.refuse_one_bit_encapsulated(header, "PixelMed")
         pixels = pixel_module(job.input)
         check_decodable(pixels["TransferSyntaxUID"])
         check_frame(job, pixels["NumberOfFrames"])

@@ -37,6 +37,7 @@ class PixelHeader:
     value_offset: int | None
     file_size: int
     has_modality_lut_sequence: bool
+    segmented_palette: bool
     enhanced: bool
 
     @property
@@ -86,6 +87,7 @@ def read_pixel_header(path: Path) -> PixelHeader:
             value_offset=getattr(raw, "value_tell", None),
             file_size=os.path.getsize(path),
             has_modality_lut_sequence="ModalityLUTSequence" in ds,
+            segmented_palette=0x00281221 in ds,
             enhanced="SharedFunctionalGroupsSequence" in ds or "PerFrameFunctionalGroupsSequence" in ds,
         )
     except (TypeError, ValueError) as err:
@@ -123,3 +125,14 @@ def refuse_truncated_pixels(path: Path, header: PixelHeader | None = None) -> Pi
             "the file is truncated or its image attributes are wrong; it cannot be decoded faithfully",
         )
     return header
+
+
+def refuse_one_bit_encapsulated(header: PixelHeader, toolkit: str) -> None:
+    """1-bit compressed Pixel Data (e.g. RLE): the toolkits here have no decoder for it (DCMTK and
+    dicom-rs say so, GDCM aborts, PixelMed writes no pixels)."""
+    if header.has_pixel_data and header.bits_allocated == 1 and not header.native:
+        raise refusal(
+            "pixel_format_unsupported",
+            f"{toolkit} decodes no 1-bit {syntaxes.uid_name(header.transfer_syntax)} pixel data",
+            "its 8- and 16-bit decoders do not take 1-bit data; try backend python",
+        )
