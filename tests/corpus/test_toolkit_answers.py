@@ -141,3 +141,36 @@ def test_cut_encapsulated_pixel_data_is_decode_error(backend, tmp_path):
     assert not out.exists()
     if backend != "gdcm":
         expect_error(backend_request(backend, "to_image", source, tmp_path / "out.png"), "decode_error")
+
+
+@pytest.mark.parametrize("backend", ["dcmtk", "gdcm", "dicom-rs", "csharp", "pixelmed"])
+def test_one_bit_rle_is_a_typed_refusal(backend, tmp_path):
+    """No toolkit here decodes 1-bit RLE: DCMTK and dicom-rs said decode_error, GDCM aborted."""
+    require_backend(backend)
+    out = tmp_path / "out.dcm"
+    data = expect_error(backend_request(backend, "transcode", str(one_bit_rle(tmp_path)), out, transfer_syntax="explicit"), "unsupported_op")
+    assert "1-bit" in data["error"]["message"] and not out.exists()
+
+
+def test_csharp_measures_deflated_files():
+    """GDCM's selective read found no Pixel Data in a deflated data set, so csharp said invalid_request."""
+    require_backend("csharp")
+    path = bundled("image_dfl.dcm")
+    stored = pydicom.dcmread(path).pixel_array
+    data = expect_ok(backend_request("csharp", "stats", path, modality=False))["metadata"]
+    assert (data["min"], data["max"]) == (stored.min(), stored.max())
+
+
+def test_dcmtk_measures_jpeg_ls_like_python():
+    require_backend("dcmtk")
+    path = str(real("emri_small_jpeg_ls_lossless.dcm"))
+    ours = expect_ok(backend_request("dcmtk", "stats", path))["metadata"]
+    python = expect_ok(backend_request("python", "stats", path))["metadata"]
+    assert (ours["min"], ours["max"]) == (python["min"], python["max"])
+
+
+@pytest.mark.parametrize(("backend", "name", "limit"), [("dcmtk", "gdcm-US-ALOKA-16.dcm", "segmented"), ("dcmtk", "SC_rgb_32bit.dcm", "32-bit"), ("dicom-rs", "SC_rgb_32bit.dcm", "32")])
+def test_known_rendering_limits_are_typed_refusals(backend, name, limit, tmp_path):
+    require_backend(backend)
+    data = expect_error(backend_request(backend, "to_image", str(real(name)), tmp_path / "out.png"), "unsupported_op")
+    assert limit in data["error"]["message"]
