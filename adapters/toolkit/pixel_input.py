@@ -47,7 +47,9 @@ class PixelHeader:
     @property
     def expected_length(self) -> int:
         """Bytes of native Pixel Data the image attributes call for (bit-packed for 1-bit data)."""
-        bits = self.rows * self.columns * self.samples * self.frames * self.bits_allocated
+        # 4:2:2 native data holds two Y and one Cb/Cr pair per two pixels: 2 samples a pixel on average.
+        samples = 2 if self.samples == 3 and self.photometric.endswith("_422") else self.samples
+        bits = self.rows * self.columns * samples * self.frames * self.bits_allocated
         return (bits + 7) // 8
 
 

@@ -174,3 +174,15 @@ def test_known_rendering_limits_are_typed_refusals(backend, name, limit, tmp_pat
     require_backend(backend)
     data = expect_error(backend_request(backend, "to_image", str(real(name)), tmp_path / "out.png"), "unsupported_op")
     assert limit in data["error"]["message"]
+
+
+def test_pixel_length_check_knows_422_subsampling_and_truncation():
+    from dicom_hub.adapters.toolkit.pixel_input import read_pixel_header, refuse_truncated_pixels
+    from dicom_hub.contract.errors import HubError
+
+    ybr = Path(bundled("SC_ybr_full_422_uncompressed.dcm"))
+    assert read_pixel_header(ybr).expected_length == 100 * 100 * 2
+    refuse_truncated_pixels(ybr)  # complete: two samples a pixel in 4:2:2
+    with pytest.raises(HubError) as refused:
+        refuse_truncated_pixels(Path(bundled("MR_truncated.dcm")))
+    assert refused.value.code is ErrorCode.DECODE_ERROR
