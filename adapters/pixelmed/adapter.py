@@ -31,7 +31,7 @@ from dicom_hub.adapters.toolkit.tool_output import (
     pixel_module,
     text_outcome,
 )
-from dicom_hub.contract.conditions import refusal
+from dicom_hub.contract.conditions import code_for, refusal
 from dicom_hub.contract.errors import ErrorCode, HubError
 from dicom_hub.contract.files import atomic_output
 from dicom_hub.contract.job import Job, Outcome
@@ -68,6 +68,7 @@ ERROR_RULES = (
     ErrorRule(r"Not a DICOM file", ErrorCode.NOT_DICOM, "the input is not a DICOM file"),
     ErrorRule(r"No reader for|Cannot find (reader|writer)|unsupported (compression|transfer syntax)", ErrorCode.CODEC_UNAVAILABLE, "PixelMed decodes only native, RLE and JPEG (not JPEG-LS or JPEG 2000) pixel data; try backend python"),
     ErrorRule(r"JsonParsingException|JsonException", ErrorCode.DECODE_ERROR, "the input is not a valid DICOM JSON document"),
+    ErrorRule(r"Unsupported image encoding", code_for("pixel_format_unsupported"), "PixelMed's image maker does not render this pixel format (e.g. 32-bit RGB); try backend python"),
     ErrorRule(r"wrong value type for attribute \(0x7fe0,0x0010\)", ErrorCode.BACKEND_ERROR, "PixelMed cannot put compressed Pixel Data into JSON; use backend python, or dicom-rs with bulk_data: omit"),
     ErrorRule(r"read failed|EOFException|Could not instantiate an attribute|premature end", ErrorCode.DECODE_ERROR, "the file is corrupt or truncated"),
     ErrorRule(r"Connection refused|ConnectException|UnknownHostException|SocketTimeoutException|Association rejected|AReleaseException|Association aborted", ErrorCode.NETWORK_ERROR, "check host, port and AE titles; is the peer running?"),
