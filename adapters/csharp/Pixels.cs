@@ -185,7 +185,8 @@ namespace DicomHub
         static void RefuseUnmeasurable(PixelArray pixels, bool modality)
         {
             const string other = "use backend python or dcmtk";
-            if (pixels.Photometric.StartsWith("YBR"))
+            // J2K decoders undo YBR_RCT/YBR_ICT (the samples are RGB); YBR_FULL(_422) and YBR_PARTIAL stay YCbCr.
+            if (pixels.Photometric.StartsWith("YBR_FULL") || pixels.Photometric.StartsWith("YBR_PARTIAL"))
                 throw new HubException("unsupported_op", "csharp measures decoded samples as they are and does not convert " + pixels.Photometric + " to RGB", other);
             if (!modality) return;
             if (pixels.DataSet.FindDataElement(new gdcm.Tag(0x0028, 0x3000)))
