@@ -24,6 +24,10 @@ from dicom_hub.contract.errors import ErrorCode, HubError
 from dicom_hub.contract.job import Job, Outcome
 
 DEFAULT_TIMEOUT_S = 300.0
+_ERROR_RECORD = re.compile(
+    r"^(?:[EF]: |\[?(?:error|fatal)\b|SEVERE|Exception|\S+(?:Exception|Error)\b|Sorry|Could not|Cannot|Unable|thread '.*' panicked)",
+    re.IGNORECASE,
+)
 
 
 @dataclass(frozen=True)
@@ -40,6 +44,14 @@ class ToolRun:
         """The last lines of stderr (or stdout), for error messages."""
         text = (self.stderr or self.stdout).strip()
         return "\n".join(text.splitlines()[-lines:])
+
+    def explanation(self, lines: int = 3) -> str:
+        """The lines that say why the tool failed: its error records (DCMTK `E:`/`F:`, `Error`,
+        `SEVERE`, exceptions, GDCM's `Sorry`/`Could not`), not the warnings it printed before;
+        the last lines when it printed no such record."""
+        text = (self.stderr or self.stdout).strip().splitlines()
+        errors = [line.strip() for line in text if _ERROR_RECORD.match(line.strip())]
+        return "\n".join(errors[:lines] if errors else text[-lines:])
 
 
 class SubprocessAdapter(Adapter):
@@ -133,7 +145,7 @@ class SubprocessAdapter(Adapter):
 
     def fail(self, run: ToolRun, message: str, code: ErrorCode = ErrorCode.BACKEND_ERROR, hint: str | None = None) -> HubError:
         """A `HubError` that keeps what the tool printed."""
-        detail = run.tail()
+        detail = run.explanation()
         full = f"{message}: {detail}" if detail else message
         return HubError(code, full, hint, stdout=run.stdout, stderr=run.stderr, returncode=run.returncode)
 

@@ -80,8 +80,16 @@ namespace DicomHub
             reader.SetFileName(path);
             var tags = new gdcm.TagSetType();
             foreach (ushort element in new ushort[] { 0x0008, 0x0009, 0x0010 }) tags.Add(new gdcm.Tag(0x7FE0, element));
-            if (!reader.ReadSelectedTags(tags, false)) return false;
-            gdcm.DataSet ds = reader.GetFile().GetDataSet();
+            if (reader.ReadSelectedTags(tags, false) && HasAny(reader.GetFile().GetDataSet())) return true;
+            // ReadSelectedTags finds nothing in a deflated data set: a full read decides.
+            var full = new gdcm.Reader();
+            KeepAlive.Add(full);
+            full.SetFileName(path);
+            return full.Read() && HasAny(full.GetFile().GetDataSet());
+        }
+
+        static bool HasAny(gdcm.DataSet ds)
+        {
             return new ushort[] { 0x0008, 0x0009, 0x0010 }.Any(e => ds.FindDataElement(new gdcm.Tag(0x7FE0, e)));
         }
 
@@ -161,7 +169,7 @@ namespace DicomHub
                 writer.SetCheckFileMetaInformation(checkMeta);
                 writer.SetFile(file);
                 writer.SetFileName(tmp);
-                if (!writer.Write()) throw new HubException("output_error", "GDCM could not write " + Path.GetFileName(path), "see stderr for GDCM's messages");
+                if (!writer.Write()) throw new HubException("backend_error", "GDCM failed to write the data set of " + Path.GetFileName(path) + " (its writer gives no reason)", "see stderr for GDCM's messages; try backend python or dcmtk");
             });
         }
     }

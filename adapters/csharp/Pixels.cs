@@ -90,7 +90,7 @@ namespace DicomHub
             gdcm.PixelFormat.ScalarType type = format.GetScalarType();
             int size = allocated / 8;
             if (allocated % 8 != 0 || size < 1 || size > 4)
-                throw new HubException("codec_unavailable", "csharp reads 8, 16 and 32-bit pixels, not " + allocated + "-bit", "use the python backend");
+                throw new HubException("unsupported_op", "csharp reads 8, 16 and 32-bit pixels, not " + allocated + "-bit", "use the python backend");
             int count = buffer.Length / size;
             var values = new double[count];
             for (int i = 0; i < count; i++)
@@ -193,14 +193,31 @@ namespace DicomHub
         static double[] Measured(Job job, Dictionary<string, object> m)
         {
             PixelArray pixels = PixelArray.Read(job.RequireInput());
-            double[] values = job.Has("frame") ? pixels.Frame((int)job.Number("frame", 0)) : (double[])pixels.Values.Clone();
             bool modality = job.Bool("modality", true);
+            RefuseUnmeasurable(pixels, modality);
+            double[] values = job.Has("frame") ? pixels.Frame((int)job.Number("frame", 0)) : (double[])pixels.Values.Clone();
             if (modality) pixels.Rescale(values);
             m["frames"] = job.Has("frame") ? new List<object> { (long)job.Number("frame", 0) } : Enumerable.Range(0, pixels.Frames).Select(f => (object)(long)f).ToList();
             m["values"] = modality ? "modality" : "stored";
             m["modality_lut_applied"] = modality;
             m["samples_per_pixel"] = (long)pixels.Samples;
             return values;
+        }
+
+        /// Inputs whose values this program would misreport: it applies only the top-level Rescale
+        /// Slope/Intercept, and measures the samples GDCM decodes (YCbCr stays YCbCr). Refused with the
+        /// limit named (contract/input-conditions.json: pixel_format_unsupported) rather than answered wrongly.
+        static void RefuseUnmeasurable(PixelArray pixels, bool modality)
+        {
+            const string other = "use backend python or dcmtk";
+            // J2K decoders undo YBR_RCT/YBR_ICT (the samples are RGB); YBR_FULL(_422) and YBR_PARTIAL stay YCbCr.
+            if (pixels.Photometric.StartsWith("YBR_FULL") || pixels.Photometric.StartsWith("YBR_PARTIAL"))
+                throw new HubException("unsupported_op", "csharp measures decoded samples as they are and does not convert " + pixels.Photometric + " to RGB", other);
+            if (!modality) return;
+            if (pixels.DataSet.FindDataElement(new gdcm.Tag(0x0028, 0x3000)))
+                throw new HubException("unsupported_op", "csharp applies Rescale Slope/Intercept only, not this file's Modality LUT Sequence", other + ", or set modality: false for stored values");
+            if (pixels.DataSet.FindDataElement(new gdcm.Tag(0x5200, 0x9229)) || pixels.DataSet.FindDataElement(new gdcm.Tag(0x5200, 0x9230)))
+                throw new HubException("unsupported_op", "csharp does not read the rescale of enhanced multi-frame functional groups", other + ", or set modality: false for stored values");
         }
 
         static void Summary(double[] values, double[] sorted, Dictionary<string, object> m)
@@ -322,7 +339,7 @@ namespace DicomHub
                 writer.SetFile(file);
                 writer.SetImage(change.GetOutput());
                 writer.SetFileName(tmp);
-                if (!writer.Write()) throw new HubException("output_error", "GDCM could not write " + Path.GetFileName(output), "see stderr for GDCM's messages");
+                if (!writer.Write()) throw new HubException("backend_error", "GDCM's image writer failed on " + Path.GetFileName(output) + " (it gives no reason)", "see stderr for GDCM's messages; try backend python or dcmtk");
             });
             result.Metadata["transfer_syntax"] = uid;
             result.Metadata["transfer_syntax_name"] = Elements.UidName(uid);

@@ -26,7 +26,7 @@ namespace DicomHub
                 window = new Window { Source = "manual", Center = job.Number("window_center", 0), Width = job.Number("window_width", 1) };
             else if (job.Bool("normalize", false)) window = Auto(values);
             else if (voi && pixels.DataSet.FindDataElement(new gdcm.Tag(0x0028, 0x3010)))
-                throw new HubException("codec_unavailable", "csharp does not apply a VOI LUT Sequence", "set disable_voi_lut, give a window, or use backend python");
+                throw new HubException("unsupported_op", "csharp does not apply a VOI LUT Sequence", "set disable_voi_lut, give a window, or use backend python");
             else if (voi && (window = FileWindow(pixels)) != null) { }
             else if (!voi)
             {
@@ -87,7 +87,7 @@ namespace DicomHub
                     "give window_center and window_width, or set normalize: true");
             string function = (Elements.TextOf(pixels.DataSet, new gdcm.Tag(0x0028, 0x1056), pixels.Reading) ?? "LINEAR").ToUpperInvariant();
             if (function != "LINEAR" && function != "LINEAR_EXACT")
-                throw new HubException("codec_unavailable", "csharp applies LINEAR and LINEAR_EXACT windows, not " + function, "give a window, or use backend python");
+                throw new HubException("unsupported_op", "csharp applies LINEAR and LINEAR_EXACT windows, not " + function, "give a window, or use backend python");
             return new Window { Source = "file", Center = c, Width = w, Function = function };
         }
 
@@ -98,10 +98,10 @@ namespace DicomHub
             string pi = pixels.Photometric;
             if (pi == "PALETTE COLOR") return Palette(pixels, values);
             if (pixels.Samples != 3 || values.Length != pixels.Rows * pixels.Columns * 3)
-                throw new HubException("codec_unavailable", "csharp cannot render " + pi + " with " + pixels.Samples + " samples per pixel", "use backend python");
+                throw new HubException("unsupported_op", "csharp cannot render " + pi + " with " + pixels.Samples + " samples per pixel", "use backend python");
             if (pi == "YBR_FULL" || pi == "YBR_FULL_422") values = YbrToRgb(values);
             else if (pi != "RGB" && pi != "YBR_RCT" && pi != "YBR_ICT") // J2K decoders already undo RCT/ICT
-                throw new HubException("codec_unavailable", "csharp cannot render photometric interpretation " + pi, "use backend python");
+                throw new HubException("unsupported_op", "csharp cannot render photometric interpretation " + pi, "use backend python");
             return Scale(values, pi.StartsWith("YBR_FULL") ? 8 : pixels.BitsStored);
         }
 
@@ -129,7 +129,7 @@ namespace DicomHub
         {
             gdcm.DataSet ds = pixels.DataSet;
             if (ds.FindDataElement(new gdcm.Tag(0x0028, 0x1221)))
-                throw new HubException("codec_unavailable", "csharp does not expand segmented palettes", "use backend python");
+                throw new HubException("unsupported_op", "csharp does not expand segmented palettes", "use backend python");
             var channels = new List<int[]>();
             int depth = 16;
             for (ushort c = 0; c < 3; c++)

@@ -13,9 +13,13 @@ import shutil
 from pathlib import Path
 
 from dicom_hub.adapters.contract_cli import ContractCliAdapter
+from dicom_hub.adapters.toolkit import pixel_input
 from dicom_hub.contract.errors import ErrorCode, HubError
+from dicom_hub.contract.job import Job, Outcome
 
 PROGRAM = "DicomHubGdcm.exe"
+# Ops that decode the input's pixels: GDCM zero-fills truncated native Pixel Data, so the header is checked first.
+PIXEL_OPS = frozenset({"transcode", "stats", "histogram", "to_image"})
 
 
 def build_dir() -> Path:
@@ -54,3 +58,9 @@ class CSharpAdapter(ContractCliAdapter):
         if exe is None:
             raise HubError(ErrorCode.BACKEND_UNAVAILABLE, f"csharp: {self.env_prefix}_BIN={override}: {argv[0]} is not an executable", self.install_hint)
         return [exe, *argv[1:]]
+
+    def handle(self, job: Job) -> Outcome:
+        if job.op in PIXEL_OPS and len(job.inputs) == 1 and job.input.is_file():
+            header = pixel_input.refuse_truncated_pixels(job.input)
+            pixel_input.refuse_one_bit_encapsulated(header, "csharp (GDCM)")  # GDCM aborts on them
+        return super().handle(job)

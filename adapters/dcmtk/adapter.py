@@ -10,6 +10,9 @@ from __future__ import annotations
 import json
 import shutil
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -17,11 +20,12 @@ from dicom_hub.adapters.base import OpSupport, supports
 from dicom_hub.adapters.dcmtk import anon as dcmtk_anon
 from dicom_hub.adapters.dcmtk import network as dcmtk_network
 from dicom_hub.adapters.subprocess_adapter import SubprocessAdapter
-from dicom_hub.adapters.toolkit import annex_e, dump_text, syntaxes
+from dicom_hub.adapters.toolkit import annex_e, dump_text, pixel_input, syntaxes
 from dicom_hub.adapters.toolkit.dump_ops import DumpingAdapter, number_text
 from dicom_hub.adapters.toolkit.image_check import check_image, image_format
 from dicom_hub.adapters.toolkit.tag_edits import TagEdit, plan_edits
 from dicom_hub.adapters.toolkit.tool_errors import failure
+from dicom_hub.contract.conditions import refusal
 from dicom_hub.contract.errors import ErrorCode, HubError
 from dicom_hub.contract.files import atomic_output
 from dicom_hub.contract.job import Job, Outcome
@@ -210,6 +214,9 @@ class DcmtkAdapter(DumpingAdapter):
 
     # -- ops (dump and info: DumpingAdapter) ---------------------------------------------------------
     def _to_json(self, job: Job) -> Outcome:
+        source = syntaxes.file_transfer_syntax(job.input)
+        if source is not None and source not in syntaxes.NATIVE:
+            raise refusal("element_unsupported", f"dcm2json cannot put encapsulated ({syntaxes.uid_name(source)}) Pixel Data into JSON", "use backend python, or decompress first (transcode to explicit)")
         if job.output is None:
             run = self._run_checked(job, self._build_cmd(job), "convert to JSON")
             dataset = _json_or_fail(self, run, run.stdout)
@@ -247,30 +254,57 @@ class DcmtkAdapter(DumpingAdapter):
         }
         return Outcome(metadata=metadata, stdout=header.stdout, stderr=dump.stderr)
 
+    @contextmanager
+    def _renderable(self, job: Job) -> Iterator[Job]:
+        """`job` with an input dcmj2pnm decodes: JPEG-LS is decompressed first (dcmj2pnm has only the
+        JPEG and RLE codecs); JPEG 2000 is refused (DCMTK has no decoder for it)."""
+        source = syntaxes.file_transfer_syntax(job.input)
+        pixel_input.refuse_one_bit_encapsulated(pixel_input.read_pixel_header(job.input), "DCMTK")
+        if source in syntaxes.J2K_FAMILY:
+            raise refusal("codec_missing", f"DCMTK cannot decode {syntaxes.uid_name(source)} pixel data", "use backend python, gdcm or csharp")
+        if source not in syntaxes.JPEGLS_FAMILY:
+            yield job
+            return
+        with tempfile.TemporaryDirectory(prefix="dicom-hub-dcmtk-") as work:
+            plain = Path(work) / "decompressed.dcm"
+            self._run_checked(job, [self.tool("dcmdjpls"), str(job.input), str(plain)], "decompress JPEG-LS")
+            yield replace(job, inputs=(plain,))
+
     def _stats(self, job: Job) -> Outcome:
+        header = pixel_input.refuse_truncated_pixels(job.input, pixel_input.require_pixel_data(job.input))
         check_frame(job, image_header(job.input)[1])
         if job.option("modality", True):
             _check_rescale(job.input)  # dcmj2pnm answers min 0, max 0 for a NaN or huge slope
-        run = self._run_checked(job, self._build_cmd(job), "measure the pixel data")
+        if header.samples > 1 or header.photometric == "PALETTE COLOR":
+            raise refusal("pixel_format_unsupported", f"dcmj2pnm reports no minimum/maximum for colour images ({header.photometric})", "use backend python or csharp")
+        refuse_wide_ob(header)
+        with self._renderable(job) as plain:
+            run = self._run_checked(plain, self._build_cmd(plain), "measure the pixel data")
         values = _image_info(run.stderr)
         if "maximum pixel value" not in values:
-            raise self.fail(run, "dcmj2pnm reports no minimum/maximum for this image (colour images have none)", ErrorCode.BACKEND_ERROR, "use backend python")
+            raise self.fail(run, "dcmj2pnm reports no minimum/maximum for this image", ErrorCode.BACKEND_ERROR, "use backend python")
         metadata = {
             "min": _as_number(values["minimum pixel value"]),
             "max": _as_number(values["maximum pixel value"]),
             "frames": values.get("number of frames", ""),
+            "values": "modality" if job.option("modality", True) else "stored",
             "modality_lut_applied": bool(job.option("modality", True)),
+            "samples_per_pixel": 1,
             "scope": "min and max only",
         }
         return Outcome(metadata=metadata, stderr=run.stderr)
 
     def _to_image(self, job: Job) -> Outcome:
         assert job.output is not None
+        header = pixel_input.refuse_truncated_pixels(job.input, pixel_input.require_pixel_data(job.input))
+        refuse_wide_ob(header)
+        if header.segmented_palette:
+            raise refusal("pixel_format_unsupported", "dcmj2pnm does not expand segmented palette colour lookup tables", "use backend python")
         file_window, frames = image_header(job.input)
         check_frame(job, frames)
-        with atomic_output(job.output, job.overwrite) as tmp:
-            argv = self._build_cmd(job, tmp, file_window=file_window)
-            run = self._run_checked(job, argv, "render the image")
+        with atomic_output(job.output, job.overwrite) as tmp, self._renderable(job) as plain:
+            argv = self._build_cmd(plain, tmp, file_window=file_window)
+            run = self._run_checked(plain, argv, "render the image")
             info = check_image(tmp, image_format(job), sixteen_bit=bool(job.option("force_16bit")))
         return Outcome(metadata=info, output_files=[str(job.output)], stdout=run.stdout, stderr=run.stderr)
 
@@ -278,6 +312,7 @@ class DcmtkAdapter(DumpingAdapter):
         assert job.output is not None
         source = syntaxes.file_transfer_syntax(job.input)
         target = syntaxes.writable(job.option("transfer_syntax"))
+        pixel_input.refuse_one_bit_encapsulated(pixel_input.refuse_truncated_pixels(job.input), "DCMTK")
         if target == syntaxes.JPEG_BASELINE:
             syntaxes.check_baseline_input(job.input)  # dcmcjpeg +eb would narrow deeper data silently
         stderr: list[str] = []
@@ -320,6 +355,12 @@ def edit_flags(edits: list[TagEdit]) -> list[str]:
     for edit in edits:
         flags += ["-i", f"{edit.paren}={edit.value}"] if edit.action == "set" else ["-e", edit.paren]
     return flags
+
+
+def refuse_wide_ob(header: pixel_input.PixelHeader) -> None:
+    """DCMTK's image classes take OB Pixel Data only up to 16 bits allocated ('Unsupported element value')."""
+    if header.pixel_vr == "OB" and header.bits_allocated > 16:
+        raise refusal("pixel_format_unsupported", f"DCMTK renders no {header.bits_allocated}-bit Pixel Data stored as OB (it needs OW above 16 bits)", "use backend python")
 
 
 def image_header(path: Path) -> tuple[str | None, int]:

@@ -19,11 +19,12 @@ from dicom_hub.adapters.base import Availability, OpSupport, supports
 from dicom_hub.adapters.dicom_rs.dump import parse_dump
 from dicom_hub.adapters.dicom_rs.network import RsNetworkOps
 from dicom_hub.adapters.subprocess_adapter import SubprocessAdapter, ToolRun
-from dicom_hub.adapters.toolkit import syntaxes
-from dicom_hub.adapters.toolkit.dicom_json import info_outcome, json_outcome, load_document
+from dicom_hub.adapters.toolkit import pixel_input, syntaxes
+from dicom_hub.adapters.toolkit.dicom_json import info_outcome, json_outcome, load_document, resolve_un
 from dicom_hub.adapters.toolkit.image_check import check_image, image_format
 from dicom_hub.adapters.toolkit.tool_output import ErrorRule, pixel_module, text_outcome, tool_error
 from dicom_hub.adapters.toolkit.wide_tty import run_wide
+from dicom_hub.contract.conditions import refusal
 from dicom_hub.contract.errors import ErrorCode, HubError
 from dicom_hub.contract.files import atomic_output
 from dicom_hub.contract.job import Job, Outcome
@@ -168,7 +169,8 @@ class DicomRsAdapter(RsNetworkOps, SubprocessAdapter):
             return text_outcome(job, run.stdout, parse_dump(run.stdout), run.stderr)
         document = load_document(run.stdout, "dicom-dump")
         if job.op == "info":
-            return info_outcome(job.input, document, stderr=run.stderr)
+            little = syntaxes.file_transfer_syntax(job.input) != syntaxes.EXPLICIT_BE
+            return info_outcome(job.input, resolve_un(document, little_endian=little), stderr=run.stderr)
         if "Encapsulated pixel data not supported" in run.stderr and job.option("bulk_data", "inline") == "inline":
             raise HubError(
                 ErrorCode.UNSUPPORTED_OPTION,
@@ -216,8 +218,12 @@ class DicomRsAdapter(RsNetworkOps, SubprocessAdapter):
 def check_options(job: Job) -> None:
     """Option values and inputs the tools cannot handle (option names are checked by the dispatcher)."""
     if job.op == "to_image":
+        header = pixel_input.refuse_truncated_pixels(job.input, pixel_input.require_pixel_data(job.input))
+        pixel_input.refuse_one_bit_encapsulated(header, "dicom-rs")
+        if header.bits_allocated not in (1, 8, 16):
+            raise refusal("pixel_format_unsupported", f"dicom-toimage 0.10.1 renders 1, 8 or 16 bits allocated, not {header.bits_allocated}", "use backend python")
         if pixel_module(job.input).get("PhotometricInterpretation") == "PALETTE COLOR":
-            raise HubError(ErrorCode.BACKEND_ERROR, "dicom-toimage 0.10.1 does not apply the palette of PALETTE COLOR images (it writes grey levels)", "use backend python or dcmtk")
+            raise refusal("pixel_format_unsupported", "dicom-toimage 0.10.1 does not apply the palette of PALETTE COLOR images (it writes grey levels)", "use backend python or dcmtk")
         if job.option("disable_modality_lut") and not job.option("disable_voi_lut"):
             raise HubError(
                 ErrorCode.UNSUPPORTED_OPTION,
@@ -229,6 +235,8 @@ def check_options(job: Job) -> None:
         if job.option("force_16bit") and image_format(job) not in ("png", "tiff"):
             raise HubError(ErrorCode.UNSUPPORTED_OPTION, f"16-bit output needs png or tiff, not {image_format(job)}", "write a .png or .tiff")
     if job.op == "transcode":
+        header = pixel_input.refuse_truncated_pixels(job.input)  # dicom-transcode decodes a cut JPEG 2000 stream into made-up pixels
+        pixel_input.refuse_one_bit_encapsulated(header, "dicom-rs")
         uid = syntaxes.resolve(str(job.option("transfer_syntax")))
         if uid in KEEPS_UID_WHEN_LOSSY and not job.option("keep_sop_instance_uid"):
             raise HubError(

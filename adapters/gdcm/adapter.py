@@ -12,7 +12,7 @@ from pathlib import Path
 
 from dicom_hub.adapters.base import OpSupport, supports
 from dicom_hub.adapters.gdcm import anon as gdcm_anon
-from dicom_hub.adapters.toolkit import annex_e, dump_text, syntaxes
+from dicom_hub.adapters.toolkit import annex_e, dump_text, pixel_input, syntaxes
 from dicom_hub.adapters.toolkit.dump_ops import DumpingAdapter, number_text
 from dicom_hub.adapters.toolkit.tag_edits import TagEdit, plan_edits
 from dicom_hub.contract.errors import ErrorCode, HubError
@@ -112,12 +112,14 @@ class GdcmAdapter(DumpingAdapter):
     def _transcode_flags(self, job: Job, source_ts: str | None) -> list[str]:
         target = syntaxes.writable(job.option("transfer_syntax"))
         if target not in _FLAGS:
-            raise HubError(ErrorCode.CODEC_UNAVAILABLE, f"gdcmconv cannot write transfer syntax {target}", "use backend python (HTJ2K) or dcmtk (big endian)")
+            raise HubError(ErrorCode.CODEC_UNAVAILABLE, f"gdcmconv cannot write transfer syntax {target}", "use backend python (HTJ2K)")
         lossy = target in syntaxes.LOSSY
         if job.option("keep_sop_instance_uid") and lossy:
             raise HubError(ErrorCode.UNSUPPORTED_OPTION, "gdcmconv always gives lossy output a new SOP Instance UID", "use backend dcmtk or python to keep it")
         _refuse_misplaced(job, target)
-        flags = ["-w"] if source_ts not in syntaxes.NATIVE and target in _NATIVE_OUTPUT else []
+        # gdcmconv rewrites the byte order only while decoding: -w also for big endian input.
+        decode_first = source_ts not in syntaxes.NATIVE or source_ts == syntaxes.EXPLICIT_BE
+        flags = ["-w"] if decode_first and target in _NATIVE_OUTPUT else []
         flags += _FLAGS[target]
         if target == syntaxes.JPEG_BASELINE:
             flags += ["-q", str(job.option("quality", 90))]  # the catalog's defaults, not GDCM's
@@ -139,6 +141,8 @@ class GdcmAdapter(DumpingAdapter):
         assert job.output is not None
         source = syntaxes.file_transfer_syntax(job.input)
         target = syntaxes.writable(job.option("transfer_syntax"))
+        header = pixel_input.refuse_truncated_pixels(job.input)  # gdcmconv zero-fills the missing bytes
+        pixel_input.refuse_one_bit_encapsulated(header, "GDCM")  # gdcmconv aborts on them
         if target == syntaxes.JPEG_BASELINE:
             syntaxes.check_baseline_input(job.input)  # gdcmconv would write JPEG extended instead
         if target == syntaxes.JPEG_BASELINE and _samples_per_pixel(job.input) > 1:

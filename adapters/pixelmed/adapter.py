@@ -21,7 +21,7 @@ from typing import Any, ClassVar
 from dicom_hub.adapters.base import Availability, OpSupport, supports
 from dicom_hub.adapters.pixelmed.network import PixelMedNetworkOps
 from dicom_hub.adapters.subprocess_adapter import SubprocessAdapter, ToolRun
-from dicom_hub.adapters.toolkit import annex_e, syntaxes
+from dicom_hub.adapters.toolkit import annex_e, pixel_input, syntaxes
 from dicom_hub.adapters.toolkit.dicom_json import info_outcome, json_outcome, load_document
 from dicom_hub.adapters.toolkit.dump_ops import number_text
 from dicom_hub.adapters.toolkit.image_check import check_image, image_format
@@ -32,6 +32,7 @@ from dicom_hub.adapters.toolkit.tool_output import (
     pixel_module,
     text_outcome,
 )
+from dicom_hub.contract.conditions import code_for, refusal
 from dicom_hub.contract.errors import ErrorCode, HubError
 from dicom_hub.contract.files import atomic_output
 from dicom_hub.contract.job import Job, Outcome
@@ -68,6 +69,7 @@ ERROR_RULES = (
     ErrorRule(r"Not a DICOM file", ErrorCode.NOT_DICOM, "the input is not a DICOM file"),
     ErrorRule(r"No reader for|Cannot find (reader|writer)|unsupported (compression|transfer syntax)", ErrorCode.CODEC_UNAVAILABLE, "PixelMed decodes only native, RLE and JPEG (not JPEG-LS or JPEG 2000) pixel data; try backend python"),
     ErrorRule(r"JsonParsingException|JsonException", ErrorCode.DECODE_ERROR, "the input is not a valid DICOM JSON document"),
+    ErrorRule(r"Unsupported image encoding", code_for("pixel_format_unsupported"), "PixelMed's image maker does not render this pixel format (e.g. 32-bit RGB); try backend python"),
     ErrorRule(r"wrong value type for attribute \(0x7fe0,0x0010\)", ErrorCode.BACKEND_ERROR, "PixelMed cannot put compressed Pixel Data into JSON; use backend python, or dicom-rs with bulk_data: omit"),
     ErrorRule(r"read failed|EOFException|Could not instantiate an attribute|premature end", ErrorCode.DECODE_ERROR, "the file is corrupt or truncated"),
     ErrorRule(r"Connection refused|ConnectException|UnknownHostException|SocketTimeoutException|Association rejected|AReleaseException|Association aborted", ErrorCode.NETWORK_ERROR, "check host, port and AE titles; is the peer running?"),
@@ -243,12 +245,22 @@ class PixelMedAdapter(PixelMedNetworkOps, SubprocessAdapter):
             raise self.failure(job, run, [f"toJSON wrote no data set ({text[:20]!r})"]) from None
 
     def _run_to_json(self, job: Job) -> Outcome:
+        source = syntaxes.file_transfer_syntax(job.input)
+        if source is not None and source not in syntaxes.NATIVE:
+            raise refusal("element_unsupported", f"PixelMed's toJSON cannot put encapsulated ({syntaxes.uid_name(source)}) Pixel Data into JSON", "use backend python, or dicom-rs with bulk_data: omit")
         document, run = self._json_document(job)
         return json_outcome(job, document, stderr=run.stderr)
 
     def _run_info(self, job: Job) -> Outcome:
-        document, run = self._json_document(job)
-        return info_outcome(job.input, document, stderr=run.stderr)
+        if syntaxes.file_transfer_syntax(job.input) in syntaxes.NATIVE:
+            document, run = self._json_document(job)
+            return info_outcome(job.input, document, stderr=run.stderr)
+        # toJSON fails on encapsulated Pixel Data; the header is read from the dump instead.
+        run = self.run(job, self._cmd_dump(job, None))
+        _, elements = parse_dump(run.stderr, include_pixel_data=False)
+        if not elements:
+            raise self.failure(job, run, ["dicom.AttributeList printed no elements"])
+        return info_outcome(job.input, dump_document(elements), stderr=run.stderr)
 
     def _run_from_json(self, job: Job) -> Outcome:
         with atomic_output(job.output, job.overwrite) as tmp:
@@ -266,6 +278,8 @@ class PixelMedAdapter(PixelMedNetworkOps, SubprocessAdapter):
             raise HubError(ErrorCode.INVALID_REQUEST, "window_center and window_width go together", "give both")
         if job.option("window_width") is not None and float(job.option("window_width")) <= 0:
             raise HubError(ErrorCode.INVALID_REQUEST, "window_width must be > 0", "give a positive width")
+        header = pixel_input.refuse_truncated_pixels(job.input, pixel_input.require_pixel_data(job.input))
+        pixel_input.refuse_one_bit_encapsulated(header, "PixelMed")
         pixels = pixel_module(job.input)
         check_decodable(pixels["TransferSyntaxUID"])
         check_frame(job, pixels["NumberOfFrames"])
@@ -281,6 +295,9 @@ class PixelMedAdapter(PixelMedNetworkOps, SubprocessAdapter):
         if uid not in WRITABLE:
             raise HubError(ErrorCode.UNSUPPORTED_OPTION, f"PixelMed cannot write transfer syntax {uid}", f"it writes {', '.join(sorted(WRITABLE))}; try backend gdcm or dcmtk")
         source_ts = syntaxes.file_transfer_syntax(job.input)
+        header = pixel_input.refuse_truncated_pixels(job.input)
+        if header.has_pixel_data and header.bits_allocated == 1 and not header.native and uid != syntaxes.RLE:
+            raise refusal("pixel_format_unsupported", "PixelMed's DecompressDicomFiles writes 1-bit compressed images without their Pixel Data", "use backend python or dcmtk")
         stderr = ""
         with atomic_output(job.output, job.overwrite) as tmp, scratch_dir() as folder:
             source = job.input
@@ -296,6 +313,7 @@ class PixelMedAdapter(PixelMedNetworkOps, SubprocessAdapter):
             run = self.run(job, self._build_cmd(job, target, source=source), expected=target)
             written = single_file(out_dir, job, "CompressDicomFiles") if uid == syntaxes.RLE else target
             syntaxes.check_written(written, uid)
+            check_pixels_kept(header, written)
             shutil.move(str(written), tmp)
         return Outcome(metadata={"transfer_syntax": uid, "transfer_syntax_name": syntaxes.uid_name(uid)}, output_files=[str(job.output)], stderr=stderr + run.stderr)
 
@@ -378,6 +396,15 @@ class PixelMedAdapter(PixelMedNetworkOps, SubprocessAdapter):
         return Outcome(metadata=metadata, stdout=run.stdout, stderr=run.stderr)
 
 
+def check_pixels_kept(source: pixel_input.PixelHeader, written: Path) -> None:
+    """PixelMed exits 0 even when it drops or shortens the Pixel Data: refuse such an output."""
+    if not source.has_pixel_data:
+        return
+    out = pixel_input.read_pixel_header(written)
+    if not out.has_pixel_data or (out.native and out.declared_length is not None and out.declared_length < out.expected_length):
+        raise refusal("toolkit_failure", "PixelMed wrote the file without (all of) its Pixel Data; output discarded", "use backend python or dcmtk")
+
+
 def check_decodable(ts: str | None) -> None:
     """Refuse pixel data PixelMed's Debian jars cannot decode (no JPEG-LS, JPEG 2000, 12-bit JPEG)."""
     if ts is not None and ts not in DECODABLE:
@@ -421,6 +448,32 @@ def parse_dump(stderr: str, *, include_pixel_data: bool) -> tuple[str, list[dict
             elements.append({"tag": tag, "vr": match["vr"], "keyword": match["name"] or "", "depth": depth, "value": (match["value"] or "").strip()})
         lines.append(line)
     return "\n".join(lines) + "\n", elements
+
+
+def dump_document(elements: list[dict[str, Any]]) -> dict[str, Any]:
+    """The top-level elements of AttributeList's dump as a DICOM JSON Model document (what
+    `info_outcome` reads): text `<a\\b>` split at backslashes, binary numbers `[0x1c,0x2]` as numbers."""
+    document: dict[str, Any] = {}
+    for element in elements:
+        if element["depth"] != 0 or element["vr"] == "SQ":
+            continue
+        value, vr = element["value"], element["vr"]
+        if value.startswith("[") and vr in _BINARY_NUMBERS:
+            numbers = [part.strip() for part in value.strip("[]").split(",") if part.strip()]
+            values: list[Any] = [int(n, 16) if n.lower().startswith("0x") else float(n) for n in numbers]
+        elif value.startswith("<") and value.endswith(">"):
+            values = [part.strip(" \x00") for part in value[1:-1].split("\\")]
+            if vr == "PN":
+                values = [{"Alphabetic": v} for v in values]
+            if values == [""] or values == [{"Alphabetic": ""}]:
+                values = []
+        else:
+            continue
+        document[element["tag"]] = {"vr": vr, "Value": values}
+    return document
+
+
+_BINARY_NUMBERS = frozenset({"US", "UL", "SS", "SL", "UV", "SV", "FL", "FD", "AT"})
 
 
 def sop_class_of(path: Path) -> str | None:

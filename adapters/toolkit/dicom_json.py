@@ -131,3 +131,28 @@ def info_outcome(path: Path, document: dict[str, Any], *, stderr: str = "") -> O
         "sop_class_name": uid_name(sop_class) if isinstance(sop_class, str) else None,
     }
     return Outcome(metadata=arrange_info(values, file), stderr=stderr)
+
+
+def resolve_un(document: dict[str, Any], *, little_endian: bool = True) -> dict[str, Any]:
+    """Top-level public elements stored as UN, re-read with their dictionary VR (as pydicom does
+    when it reads the file), so the `info` summary sees their values. Others are kept as they are."""
+    import base64
+
+    from pydicom.datadict import dictionary_VR
+    from pydicom.dataelem import DataElement, RawDataElement
+    from pydicom.values import convert_value
+
+    resolved = {}
+    for tag, entry in document.items():
+        if isinstance(entry, dict) and entry.get("vr") == "UN" and isinstance(entry.get("InlineBinary"), str):
+            try:
+                vr = dictionary_VR(int(tag, 16))
+            except KeyError:
+                vr = None
+            if vr and vr not in ("SQ", "UN", "OB", "OW", "OB or OW", "US or SS", "US or OW", "US or SS or OW"):
+                raw = base64.b64decode(entry["InlineBinary"])
+                element = RawDataElement(int(tag, 16), vr, len(raw), raw, 0, False, little_endian)
+                value = convert_value(vr, element)
+                entry = DataElement(int(tag, 16), vr, value).to_json_dict(None, 1 << 20)
+        resolved[tag] = entry
+    return resolved

@@ -17,7 +17,7 @@ from dicom_hub.contract.errors import ErrorCode, HubError
 _NOT_FOUND = re.compile(r"No such file or directory|does not exist|file not found", re.I)
 _READ = re.compile(
     r"I/O suspension|premature end|Invalid stream|not a valid DICOM|not a DICOM|Failed to read|Could not read|"
-    r"larger \(\d+\) than remaining|Unknown Tag & Data|Corrupted data|parse error|Not a DICOM",
+    r"larger \(\d+\) than remaining|Unknown Tag & Data|Corrupted data|parse error|Not a DICOM|Delimitation Item missing",
     re.I,
 )
 _CHARSET = re.compile(r"character set conversion|Cannot open character encoding", re.I)

@@ -41,7 +41,7 @@ def classify(text: str, rules: tuple[ErrorRule, ...], default: ErrorCode = Error
 def tool_error(run: ToolRun, message: str, rules: tuple[ErrorRule, ...], default: ErrorCode = ErrorCode.BACKEND_ERROR) -> HubError:
     """A HubError for a failed run: code from the stderr rules, the tool's output kept."""
     code, hint = classify(run.stderr + "\n" + run.stdout, rules, default)
-    detail = run.tail()
+    detail = run.explanation()
     return HubError(
         code,
         f"{message}: {detail}" if detail else message,
@@ -68,9 +68,9 @@ def pixel_module(path: Path) -> dict[str, Any]:
 
     keys = ("SamplesPerPixel", "PhotometricInterpretation", "NumberOfFrames", "BitsAllocated", "PixelRepresentation")
     try:
-        ds = dcmread(path, stop_before_pixels=True, specific_tags=list(keys))
+        ds = dcmread(path, stop_before_pixels=True, specific_tags=list(keys), force=True)
     except Exception:
-        return {"TransferSyntaxUID": None}
+        return {**dict.fromkeys(keys), "TransferSyntaxUID": None, "NumberOfFrames": 1}
     found: dict[str, Any] = {key: ds.get(key) for key in keys}
     meta = getattr(ds, "file_meta", None)
     found["TransferSyntaxUID"] = str(meta.TransferSyntaxUID) if meta is not None and "TransferSyntaxUID" in meta else None

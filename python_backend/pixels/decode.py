@@ -116,6 +116,9 @@ def decode(ds: Dataset, name: str, *, index: int | None = None, as_rgb: bool = T
 
     require_pixels(ds, name)
     uid = transfer_syntax(ds)
+    if "TransferSyntaxUID" not in getattr(ds, "file_meta", {}):  # a raw data set: pydicom's decoders need the syntax it was read in
+        ds.ensure_file_meta()
+        ds.file_meta.TransferSyntaxUID = uid
     if not uid.is_compressed:
         try:
             return pixel_array(ds, index=index, as_rgb=as_rgb)

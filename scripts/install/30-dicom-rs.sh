@@ -8,12 +8,15 @@ version="${DICOM_RS_VERSION:-0.10.1}"
 target_dir="${CARGO_TARGET_DIR:-${HOME}/.cache/dicom-hub/cargo-target}"
 bin_dir="${CARGO_HOME:-${HOME}/.cargo}/bin"
 log_dir="${HOME}/.cache/dicom-hub"
-# Each crate installs the binary of the same name (dicom-toimage and dicom-transcode: see below).
-tools=(dicom-dump dicom-echoscu dicom-storescu dicom-findscu dicom-movescu dicom-storescp)
+# Each crate installs the binary of the same name (dicom-dump, dicom-toimage and dicom-transcode: see below).
+tools=(dicom-echoscu dicom-storescu dicom-findscu dicom-movescu dicom-storescp)
 # Codec features, best first: JPEG-LS (charls) and JPEG 2000 (openjpeg-sys) compile C/C++ code;
 # when that fails, fall back to fewer codecs (the chosen set is recorded in a stamp file).
 transcode_features=("cli,charls,openjpeg-sys" "cli,charls" "cli,openjpeg-sys" "cli")
 toimage_features=("dicom-pixeldata/charls,dicom-pixeldata/openjpeg-sys" "dicom-pixeldata/charls" "dicom-pixeldata/openjpeg-sys" "")
+# dicom-dump reads Deflated Explicit VR Little Endian only with this feature (pure Rust, always builds);
+# without it, info/dump/to_json fail on the deflated files dicom-transcode writes.
+dump_features=("dicom-object/deflate")
 
 # Is `binary` present at the pinned version (or newer)?
 current() {
@@ -36,8 +39,10 @@ transcode_stale=0
 current_with_stamp dicom-transcode || transcode_stale=1
 toimage_stale=0
 current_with_stamp dicom-toimage || toimage_stale=1
+dump_stale=0
+current_with_stamp dicom-dump || dump_stale=1
 
-if [ "${#stale[@]}" -eq 0 ] && [ "${transcode_stale}" -eq 0 ] && [ "${toimage_stale}" -eq 0 ]; then
+if [ "${#stale[@]}" -eq 0 ] && [ "${transcode_stale}" -eq 0 ] && [ "${toimage_stale}" -eq 0 ] && [ "${dump_stale}" -eq 0 ]; then
     echo "dicom-rs: all tools at ${version} or newer in ${bin_dir}" >&2
     exit 0
 fi
@@ -75,8 +80,9 @@ install_with_features() {
 [ "${transcode_stale}" -eq 0 ] || install_with_features dicom-pixeldata dicom-transcode "${transcode_features[@]}"
 # dicom-toimage decodes JPEG-LS / JPEG 2000 input only with these dicom-pixeldata features.
 [ "${toimage_stale}" -eq 0 ] || install_with_features dicom-toimage dicom-toimage "${toimage_features[@]}"
+[ "${dump_stale}" -eq 0 ] || install_with_features dicom-dump dicom-dump "${dump_features[@]}"
 
-for tool in "${tools[@]}" dicom-transcode dicom-toimage; do
+for tool in "${tools[@]}" dicom-dump dicom-transcode dicom-toimage; do
     current "${tool}" || { echo "dicom-rs: ${tool} ${version} is still missing from ${bin_dir} after cargo install" >&2; exit 1; }
 done
-echo "dicom-rs: built in $(( $(date +%s) - start )) s; features: transcode '$(cat "${log_dir}/dicom-transcode.features")', toimage '$(cat "${log_dir}/dicom-toimage.features")'" >&2
+echo "dicom-rs: built in $(( $(date +%s) - start )) s; features: transcode '$(cat "${log_dir}/dicom-transcode.features")', toimage '$(cat "${log_dir}/dicom-toimage.features")', dump '$(cat "${log_dir}/dicom-dump.features")'" >&2
