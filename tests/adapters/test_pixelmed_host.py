@@ -1,0 +1,150 @@
+"""The PixelMed host (one long-lived JVM for PixelMed's mains) against one JVM per request: same
+answers, twice in one JVM (no state leaking between requests), System.exit and timeouts contained,
+nothing but com.pixelmed classes run."""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+from functools import partial
+from pathlib import Path
+
+import pytest
+from conftest import backend_request, expect_error, expect_ok, missing, require_backend, run_request
+from dicom_hub.adapters.pixelmed import host
+from dicom_hub.contract.errors import ErrorCode, HubError
+from pydicom import dcmread
+
+BACKEND = "pixelmed"
+pm = partial(backend_request, BACKEND)
+
+
+@pytest.fixture
+def session():
+    """The host JVM the adapter uses (the test fails, or skips locally, when it is not built)."""
+    adapter = require_backend(BACKEND)
+    if host.host_missing():
+        missing(f"{host.host_missing()}; run scripts/install/50-pixelmed.sh")
+    return host.session_for(adapter.tool("java"), adapter.classpath())
+
+
+def host_pid(session) -> int | None:
+    return session._proc.pid if session._proc is not None and session._proc.poll() is None else None
+
+
+def raw(session, request: dict, timeout: float = 60):
+    """A request straight to the host, as the adapter would send it."""
+    return host.ask(session, ["java", "(test)"], request, timeout)
+
+
+def mixed_requests(tmp_path: Path, tag: str) -> list[dict]:
+    """One request per kind of PixelMed main the adapter runs, failures included."""
+    document = tmp_path / f"{tag}-ct.json"
+    notes = tmp_path / "notes.dcm"
+    notes.write_text("not DICOM")
+    return [
+        pm("dump", "sample:rtplan.dcm"),
+        pm("to_json", "sample:CT_small.dcm", document),
+        pm("from_json", str(document), tmp_path / f"{tag}-rebuilt.dcm"),
+        pm("info", "sample:MR_small.dcm"),
+        pm("to_image", "sample:CT_small.dcm", tmp_path / f"{tag}-ct.png", window_center=40, window_width=400),
+        pm("transcode", "sample:MR_small_RLE.dcm", tmp_path / f"{tag}-implicit.dcm", transfer_syntax="implicit"),
+        pm("transcode", "sample:MR_small.dcm", tmp_path / f"{tag}-rle.dcm", transfer_syntax="rle"),
+        pm("anonymize", "sample:MR_small.dcm", tmp_path / f"{tag}-anon.dcm"),
+        pm("info", "sample:MR_truncated.dcm"),
+        pm("to_json", str(notes)),
+    ]
+
+
+def summary(response: dict) -> dict:
+    """What must not depend on how PixelMed was run (anonymize mints new UIDs each run)."""
+    files = {}
+    for name in response["output_files"]:
+        path = Path(name)
+        if path.suffix == ".dcm":
+            ds = dcmread(path)
+            if "anon" in path.name:  # new UIDs and a ContributionDateTime of now, each run
+                for element in [*ds.iterall(), *ds.file_meta]:
+                    if element.VR in ("UI", "DT") and not element.keyword.endswith(("ClassUID", "TransferSyntaxUID")):
+                        element.value = "1.2.3" if element.VR == "UI" else "20000101"
+            files[path.name.split("-", 1)[1]] = ds.to_json_dict(bulk_data_threshold=1 << 30)
+        elif path.suffix == ".json":
+            files[path.name.split("-", 1)[1]] = json.loads(path.read_text())
+        else:
+            files[path.name.split("-", 1)[1]] = path.read_bytes()
+    return {"ok": response["ok"], "error": (response["error"] or {}).get("code"), "metadata": response["metadata"], "files": files}
+
+
+def test_a_mix_of_ops_twice_in_one_jvm_answers_like_one_jvm_per_request(session, tmp_path, monkeypatch):
+    first = [summary(run_request(r)) for r in mixed_requests(tmp_path, "a")]
+    pid = host_pid(session)
+    assert pid is not None, "the requests did not go through the host"
+    again = [summary(run_request(r)) for r in mixed_requests(tmp_path, "b")]
+    assert host_pid(session) == pid, "the host JVM was restarted during the mix"
+    monkeypatch.setenv("DICOM_HUB_PIXELMED_HOST", "0")
+    one_shot = [summary(run_request(r)) for r in mixed_requests(tmp_path, "c")]
+    assert [s["ok"] for s in first] == [True] * 8 + [False, False]
+    for index, (a, b, c) in enumerate(zip(first, again, one_shot, strict=True)):
+        assert a == b, f"request {index}: the second run in the same JVM differs"
+        assert a == c, f"request {index}: the host answers differently from one JVM per request"
+
+
+def test_only_pixelmed_classes_run(session):
+    for name in ("java.lang.Runtime", "com.pixelmedX.Evil", "com.pixelmed", "PixelmedHost", "com.pixelmed..dicom.AttributeList"):
+        with pytest.raises(HubError) as err:
+            raw(session, {"class": name, "args": []})
+        assert err.value.code is ErrorCode.INTERNAL_ERROR and "refused" in err.value.message
+    assert host.host_request(["java", "-cp", "x", "java.lang.Runtime"], "x") is None  # never sent at all
+    run = raw(session, {"class": "com.pixelmed.NoSuchMain", "args": []})
+    assert (run.returncode, run.stderr.strip()) == (1, "Error: Could not find or load main class com.pixelmed.NoSuchMain")
+
+
+def test_system_exit_in_a_main_is_its_return_code_and_the_host_lives_on(session):
+    answers = [raw(session, {"class": "com.pixelmed.convert.UnencapsulateData", "args": []}) for _ in range(2)]
+    pid = host_pid(session)
+    assert pid is not None
+    for run in answers:  # UnencapsulateData prints its usage and calls System.exit(1)
+        assert run.returncode == 1
+        assert run.stderr == "Error: Incorrect number of arguments\nUsage: UnencapsulateData inputFile outputFile\n"
+    expect_ok(pm("info", "sample:CT_small.dcm"))
+    assert host_pid(session) == pid
+
+
+@pytest.fixture
+def silent_peer():
+    """A TCP port on 127.0.0.1 that accepts connections and never answers (an SCU waits forever)."""
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen()
+    held: list[socket.socket] = []
+    stop = threading.Event()
+
+    def accept() -> None:
+        server.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                held.append(server.accept()[0])
+            except OSError:
+                continue
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    yield server.getsockname()[1]
+    stop.set()
+    thread.join()
+    for conn in held:
+        conn.close()
+    server.close()
+
+
+@pytest.mark.network
+def test_a_timeout_is_typed_and_the_next_request_gets_a_fresh_jvm(session, silent_peer):
+    expect_ok(pm("info", "sample:CT_small.dcm"))
+    pid = host_pid(session)
+    data = expect_error(pm("echo", host="127.0.0.1", port=silent_peer, timeout=3), "timeout")
+    assert "did not answer within 3 s" in data["error"]["message"]
+    assert host_pid(session) is None, "the JVM that timed out must be gone"
+    expect_ok(pm("info", "sample:CT_small.dcm"))
+    assert host_pid(session) not in (None, pid)
+
