@@ -16,10 +16,13 @@ import json
 import os
 import re
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from dicom_hub.adapters.contract_stream import StreamSession
 from dicom_hub.adapters.subprocess_adapter import DEFAULT_TIMEOUT_S, ToolRun
 from dicom_hub.contract.errors import ErrorCode, HubError
+
+if TYPE_CHECKING:
+    from dicom_hub.adapters.contract_stream import StreamSession
 
 HOST_CLASS = "PixelmedHost"
 SOURCE = Path(__file__).with_name(f"{HOST_CLASS}.java")
@@ -73,6 +76,8 @@ def session_for(java: str, classpath: str) -> StreamSession:
     """The host JVM for this `java` and classpath (one per process; a forked worker starts its own)."""
     argv = (java, *sorted(host_flags()), SECURITY_MANAGER, "-cp", os.pathsep.join([str(build_dir()), classpath]), HOST_CLASS)
     if argv not in _SESSIONS:
+        from dicom_hub.adapters.contract_stream import StreamSession
+
         _SESSIONS[argv] = StreamSession(list(argv))
     return _SESSIONS[argv]
 

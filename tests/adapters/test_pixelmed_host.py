@@ -148,3 +148,16 @@ def test_a_timeout_is_typed_and_the_next_request_gets_a_fresh_jvm(session, silen
     expect_ok(pm("info", "sample:CT_small.dcm"))
     assert host_pid(session) not in (None, pid)
 
+
+
+def test_the_adapters_command_lines_become_host_requests():
+    from dicom_hub.adapters.pixelmed.adapter import PixelMedAdapter
+
+    adapter = PixelMedAdapter()
+    classpath = adapter.classpath()
+    validate = ["/usr/bin/java", *adapter.java("validate.DicomInstanceValidator", "/in/x.dcm", jvm_flags=("-Djdk.xml.xpathExprOpLimit=0",))[1:]]
+    assert host.host_request(validate, classpath) == {"class": "com.pixelmed.validate.DicomInstanceValidator", "args": ["/in/x.dcm"]}
+    unknown_flag = ["java", "-Xmx1g", "-cp", classpath, "com.pixelmed.dicom.AttributeList", "/in/x.dcm"]
+    other_classpath = ["java", "-cp", "/elsewhere.jar", "com.pixelmed.dicom.AttributeList", "/in/x.dcm"]
+    for args in (unknown_flag, other_classpath, ["java", "-version"]):
+        assert host.host_request(args, classpath) is None  # run as before, one JVM for it
