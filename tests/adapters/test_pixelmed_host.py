@@ -161,3 +161,14 @@ def test_the_adapters_command_lines_become_host_requests():
     other_classpath = ["java", "-cp", "/elsewhere.jar", "com.pixelmed.dicom.AttributeList", "/in/x.dcm"]
     for args in (unknown_flag, other_classpath, ["java", "-version"]):
         assert host.host_request(args, classpath) is None  # run as before, one JVM for it
+
+
+def test_without_a_built_host_one_jvm_per_request_unless_required(tmp_path, monkeypatch):
+    require_backend(BACKEND)
+    monkeypatch.setenv("DICOM_HUB_PIXELMED_BUILD", str(tmp_path / "not-built"))
+    monkeypatch.setenv("DICOM_HUB_REQUIRE_BACKENDS", "1")
+    data = expect_error(pm("info", "sample:CT_small.dcm"), "backend_unavailable")
+    assert "not built" in data["error"]["message"] and "50-pixelmed.sh" in data["error"]["hint"]
+    monkeypatch.setenv("DICOM_HUB_REQUIRE_BACKENDS", "0")
+    reference = expect_ok({"op": "info", "backend": "python", "input": "sample:CT_small.dcm"})
+    assert expect_ok(pm("info", "sample:CT_small.dcm"))["metadata"]["patient"] == reference["metadata"]["patient"]
