@@ -15,9 +15,11 @@ from __future__ import annotations
 import json
 import os
 import re
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from dicom_hub.adapters.base import Availability
 from dicom_hub.adapters.subprocess_adapter import DEFAULT_TIMEOUT_S, ToolRun
 from dicom_hub.contract.errors import ErrorCode, HubError
 
@@ -104,6 +106,15 @@ def ask(session: StreamSession, args: list[str], request: dict[str, object], tim
 
 class PixelMedHostRuns:
     """Mixin for PixelMedAdapter: its PixelMed command lines run in the host when it is built."""
+
+    def probe(self) -> Availability:
+        """The adapter's availability; its version says whether requests go to the host (`dicom-hub backends`)."""
+        found = super().probe()  # type: ignore[misc]
+        if not found.ok:
+            return found
+        off = os.environ.get("DICOM_HUB_PIXELMED_HOST") == "0"
+        how = "one JVM per request (DICOM_HUB_PIXELMED_HOST=0)" if off else (f"one JVM per request: {host_missing()}" if host_missing() else "PixelMed host")
+        return replace(found, version=f"{found.version}; {how}")
 
     def run_cmd(
         self,

@@ -172,3 +172,24 @@ def test_without_a_built_host_one_jvm_per_request_unless_required(tmp_path, monk
     monkeypatch.setenv("DICOM_HUB_REQUIRE_BACKENDS", "0")
     reference = expect_ok({"op": "info", "backend": "python", "input": "sample:CT_small.dcm"})
     assert expect_ok(pm("info", "sample:CT_small.dcm"))["metadata"]["patient"] == reference["metadata"]["patient"]
+
+
+def _info_in_a_forked_worker(_: int) -> tuple[bool, int | None]:
+    from dicom_hub.adapters.dispatch import dispatch
+    from dicom_hub.adapters.registry import get_adapter
+
+    adapter = get_adapter(BACKEND)
+    ok = dispatch({"op": "info", "backend": BACKEND, "input": "sample:CT_small.dcm"}).ok
+    return ok, host_pid(host.session_for(adapter.tool("java"), adapter.classpath()))
+
+
+def test_a_forked_worker_starts_its_own_jvm_and_leaves_the_parents_alone(session):
+    import multiprocessing
+
+    expect_ok(pm("info", "sample:CT_small.dcm"))
+    parent = host_pid(session)
+    with multiprocessing.get_context("fork").Pool(1) as pool:
+        ok, child = pool.map(_info_in_a_forked_worker, [0])[0]
+    assert ok and child not in (None, parent)
+    expect_ok(pm("info", "sample:MR_small.dcm"))
+    assert host_pid(session) == parent
