@@ -92,11 +92,17 @@ def ask(session: StreamSession, args: list[str], request: dict[str, object], tim
         answer = json.loads(reply.stdout) if reply.stdout.strip() else None
     except json.JSONDecodeError:
         answer = None
-    if not isinstance(answer, dict):  # the JVM died (or printed garbage): report it like a crash
+    if not isinstance(answer, dict):  # the JVM died (or printed garbage): a crash, whatever the input
         session.close(kill=True)
-        code = reply.returncode or 1
-        said = f"\n{reply.stdout.strip()}" if reply.stdout.strip() else ""
-        return ToolRun(args, code, "", f"{jvm_stderr}PixelMed host ended without an answer (exit code {code}){said}\n", reply.seconds)
+        return_code = reply.returncode or 1
+        raise HubError(
+            ErrorCode.BACKEND_ERROR,
+            f"the PixelMed JVM running {request.get('class')} ended without an answer (exit code {return_code})",
+            "the next request starts a new JVM; if this input crashes it again, try another backend",
+            stdout=reply.stdout,
+            stderr=jvm_stderr,
+            returncode=return_code,
+        )
     if answer.get("error"):
         raise HubError(ErrorCode.INTERNAL_ERROR, f"the PixelMed host refused a request: {answer['error']}", "report this: the adapter sent a request the host does not run")
     if answer.get("restart"):

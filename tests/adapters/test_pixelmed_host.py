@@ -193,3 +193,21 @@ def test_a_forked_worker_starts_its_own_jvm_and_leaves_the_parents_alone(session
     assert ok and child not in (None, parent)
     expect_ok(pm("info", "sample:MR_small.dcm"))
     assert host_pid(session) == parent
+
+
+@pytest.mark.network
+def test_a_jvm_that_dies_mid_request_is_a_backend_error_and_the_next_request_gets_a_fresh_jvm(session, silent_peer):
+    import os
+    import signal
+
+    expect_ok(pm("info", "sample:CT_small.dcm"))
+    pid = host_pid(session)
+    killer = threading.Timer(1.5, os.kill, (pid, signal.SIGKILL))  # while the echo waits for the silent peer
+    killer.start()
+    try:
+        data = expect_error(pm("echo", host="127.0.0.1", port=silent_peer, timeout=60), "backend_error")
+    finally:
+        killer.cancel()
+    assert "ended without an answer" in data["error"]["message"]
+    expect_ok(pm("info", "sample:CT_small.dcm"))
+    assert host_pid(session) not in (None, pid)
