@@ -7,7 +7,8 @@ run would have given (return code, stdout, stderr). The process handling (timeou
 a dead JVM is replaced at the next request, a forked worker starts its own) is `StreamSession`'s.
 Without a built host the command runs as before, one JVM per request; with
 DICOM_HUB_REQUIRE_BACKENDS=1 (CI) a missing host is `backend_unavailable` instead.
-DICOM_HUB_PIXELMED_HOST=0 turns the host off (one JVM per request).
+DICOM_HUB_PIXELMED_HOST=0 turns the host off (one JVM per request); DICOM_HUB_PIXELMED_HOST_JVM_FLAGS
+adds flags to the host's JVM (split like a shell command; no shell runs), e.g. `-Xmx4g`.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shlex
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -76,7 +78,8 @@ def host_request(args: list[str], classpath: str) -> dict[str, object] | None:
 
 def session_for(java: str, classpath: str) -> StreamSession:
     """The host JVM for this `java` and classpath (one per process; a forked worker starts its own)."""
-    argv = (java, *sorted(host_flags()), SECURITY_MANAGER, "-cp", os.pathsep.join([str(build_dir()), classpath]), HOST_CLASS)
+    extra = shlex.split(os.environ.get("DICOM_HUB_PIXELMED_HOST_JVM_FLAGS", ""))  # e.g. -Xmx4g for large files
+    argv = (java, *sorted(host_flags()), SECURITY_MANAGER, *extra, "-cp", os.pathsep.join([str(build_dir()), classpath]), HOST_CLASS)
     if argv not in _SESSIONS:
         from dicom_hub.adapters.contract_stream import StreamSession
 

@@ -211,3 +211,12 @@ def test_a_jvm_that_dies_mid_request_is_a_backend_error_and_the_next_request_get
     assert "ended without an answer" in data["error"]["message"]
     expect_ok(pm("info", "sample:CT_small.dcm"))
     assert host_pid(session) not in (None, pid)
+
+
+def test_extra_host_jvm_flags_start_a_host_of_their_own(monkeypatch):
+    plain = host.session_for("/usr/bin/java", "pixelmed.jar")
+    monkeypatch.setenv("DICOM_HUB_PIXELMED_HOST_JVM_FLAGS", "-Xmx2g -XX:TieredStopAtLevel=1")
+    tuned = host.session_for("/usr/bin/java", "pixelmed.jar")
+    assert tuned is not plain
+    assert tuned.argv[tuned.argv.index(host.SECURITY_MANAGER) + 1 : tuned.argv.index("-cp")] == ["-Xmx2g", "-XX:TieredStopAtLevel=1"]
+    assert tuned.argv[-2:] == [host.HOST_CLASS, "--stream"]
