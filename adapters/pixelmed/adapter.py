@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from dicom_hub.adapters.base import Availability, OpSupport, supports
+from dicom_hub.adapters.pixelmed.host import PixelMedHostRuns
 from dicom_hub.adapters.pixelmed.network import PixelMedNetworkOps
 from dicom_hub.adapters.subprocess_adapter import SubprocessAdapter, ToolRun
 from dicom_hub.adapters.toolkit import annex_e, pixel_input, syntaxes
@@ -79,7 +80,7 @@ _LOG_HEADER = re.compile(r"^\w{3} \d{1,2}, \d{4} .* com\.pixelmed\.\S+ \w+$")
 _DUMP_LINE = re.compile(r"^\(0x(?P<group>[0-9a-f]{4}),0x(?P<elem>[0-9a-f]{4})\) (?:(?P<name>\w+) )?VR=<(?P<vr>..)> VL=<[^>]*>(?: (?P<value>.*))?$")
 
 
-class PixelMedAdapter(PixelMedNetworkOps, SubprocessAdapter):
+class PixelMedAdapter(PixelMedHostRuns, PixelMedNetworkOps, SubprocessAdapter):
     name = "pixelmed"
     language = "java"
     toolkit = "PixelMed"
