@@ -136,11 +136,7 @@ def expectation_for(job: Job) -> Expectation | None:
     if job.op == "transcode":
         from dicom_hub.contract.transfer_syntaxes import resolve_written
 
-        asked = str(job.option("transfer_syntax")).strip()
-        try:
-            target = resolve_written(asked)
-        except HubError:  # a syntax another backend writes: the file must carry it, nothing more is known
-            return Expectation(asked if asked.replace(".", "").isdigit() else None)
+        target = resolve_written(str(job.option("transfer_syntax")))  # the catalog refused any other target
         keep_uid = not target.lossy or bool(job.option("keep_sop_instance_uid"))
         changes = _ENCODING_TAGS + (_LOSSY_TAGS + _PALETTE_TAGS if target.lossy else ())
         if keep_uid:
