@@ -175,11 +175,12 @@ def _next_adapter(backend: str, spec: OpSpec, job: Job, failed: list[tuple[str, 
 
 
 def _output_state(output: Path | None) -> tuple | None:
-    """What is at the output path (entries, sizes and times), to compare after a failed attempt."""
+    """What is at the output path (files, sizes and times), to compare after a failed attempt; an
+    empty folder counts as nothing (an op may make its output folder before it fails)."""
     if output is None or not output.exists():
         return None
     paths = sorted(output.rglob("*")) if output.is_dir() else [output]
-    return tuple((str(p), p.stat().st_size, p.stat().st_mtime_ns) for p in paths if p.exists())
+    return tuple((str(p), p.stat().st_size, p.stat().st_mtime_ns) for p in paths if p.is_file()) or None
 
 
 def _check_untouched(output: Path | None, before: tuple | None, backend: str, err: HubError) -> None:
