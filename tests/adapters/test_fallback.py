@@ -106,3 +106,14 @@ def test_no_fall_back_after_a_failed_attempt_left_output(fake_first, tmp_path):
     fake_first.leaky = True
     data = expect_error(transcode("auto", tmp_path / "out.dcm", "rle"), "internal_error")
     assert data["backend"] == "fake" and "must leave no output" in data["error"]["message"]
+
+
+def test_output_state_sees_files_not_empty_folders(tmp_path):
+    from dicom_hub.adapters.dispatch import _output_state
+
+    folder = tmp_path / "out"
+    assert _output_state(folder) is None
+    folder.mkdir()
+    assert _output_state(folder) is None  # an op may make its folder before it fails
+    (folder / "a.dcm").write_bytes(b"x")
+    assert _output_state(folder) == ((str(folder / "a.dcm"), 1, (folder / "a.dcm").stat().st_mtime_ns),)
