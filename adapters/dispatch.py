@@ -10,6 +10,7 @@ import errno
 import json
 import time
 import traceback
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -40,9 +41,22 @@ def dispatch(raw: Request | dict[str, Any] | str | bytes) -> Response:
         request = parse_request(raw)
         spec = get_op(request.op)
         job = build_job(request, spec)
-        adapter = choose_adapter(request.backend, spec, job)
-        backend_name = adapter.name
-        outcome = adapter.handle(job)
+        failed: list[tuple[str, HubError]] = []  # backends that answered codec/backend_unavailable, in order
+        may_fall_back = _may_fall_back(request.backend, spec)
+        before = _output_state(job.output) if may_fall_back else None
+        while True:
+            adapter = _next_adapter(request.backend, spec, job, failed)
+            backend_name = adapter.name
+            try:
+                outcome = adapter.handle(job)
+                break
+            except HubError as err:
+                if not (may_fall_back and err.code in FALLBACK_CODES):
+                    raise _after_attempts(err, failed) from None
+                _check_untouched(job.output, before, adapter.name, err)
+                failed.append((adapter.name, err))
+        if failed:
+            outcome.metadata["attempts"] = [_attempt(name, err) for name, err in failed]
         if spec.writes_dicom:
             verify_outcome(job, outcome, adapter.name, request.options.get("verify", DEFAULT_LEVEL))
         return _checked(_success(request, adapter, outcome, start))
@@ -117,12 +131,15 @@ def build_job(request: Request, spec: OpSpec) -> Job:
     )
 
 
-def choose_adapter(backend: str, spec: OpSpec, job: Job) -> Adapter:
-    """The first candidate that is available, serves the op and honours every given option.
+def choose_adapter(backend: str, spec: OpSpec, job: Job, skip: Sequence[str] = ()) -> Adapter:
+    """The first candidate that is available, serves the op and honours every given option
+    (`skip`: backends this request already ran).
 
     When none fits, the error lists every candidate and why it was passed over.
     """
     names, automatic = candidates(backend)
+    if skip:
+        names = (name for name in names if name not in skip)
     given = sorted(set(job.options) - DISPATCHER_OPTIONS)
     reasons: list[tuple[ErrorCode, str]] = []
     for name in names:
@@ -153,6 +170,77 @@ def choose_adapter(backend: str, spec: OpSpec, job: Job) -> Adapter:
     message = "; ".join(r for _, r in reasons) if automatic else reasons[0][1]
     prefix = f"no backend can run {spec.name!r} with these options: " if automatic else ""
     raise HubError(code, prefix + message, f"`dicom-hub ops {spec.name}` shows which backend supports what")
+
+
+# `auto` moves on to the next candidate when a backend answers one of these at run time (e.g. python
+# without python-gdcm cannot encode jpeg_lossless; dcmtk can), as pydicom's decoder runner tries
+# its plugins in turn. Any other answer is the answer. A named backend never falls back.
+FALLBACK_CODES = frozenset({ErrorCode.CODEC_UNAVAILABLE, ErrorCode.BACKEND_UNAVAILABLE})
+# Ops that talk to a peer never fall back: the peer may already hold part of the first attempt's work.
+_NO_FALLBACK_FAMILIES = frozenset({"network", "dicomweb"})
+
+
+def _may_fall_back(backend: str, spec: OpSpec) -> bool:
+    return candidates(backend)[1] and spec.family not in _NO_FALLBACK_FAMILIES
+
+
+def _next_adapter(backend: str, spec: OpSpec, job: Job, failed: list[tuple[str, HubError]]) -> Adapter:
+    """The next candidate after the failed attempts. When none is left: a lone failure as it was
+    (message, hint and tool output), else one error listing every attempt."""
+    try:
+        return choose_adapter(backend, spec, job, skip=[name for name, _ in failed])
+    except HubError:
+        if not failed:
+            raise
+        if len(failed) == 1:
+            raise failed[0][1] from None
+        raise _all_failed(spec.name, failed) from None
+
+
+def _output_state(output: Path | None) -> tuple | None:
+    """What is at the output path (files, sizes and times), to compare after a failed attempt; an
+    empty folder counts as nothing (an op may make its output folder before it fails)."""
+    if output is None or not output.exists():
+        return None
+    paths = sorted(output.rglob("*")) if output.is_dir() else [output]
+    return tuple((str(p), p.stat().st_size, p.stat().st_mtime_ns) for p in paths if p.is_file()) or None
+
+
+def _check_untouched(output: Path | None, before: tuple | None, backend: str, err: HubError) -> None:
+    """A failed attempt leaves the output as it was (the file rules write through a temporary file and
+    a rename); if one did not, that is our bug, and no other backend may run after it."""
+    if _output_state(output) != before:
+        raise HubError(
+            ErrorCode.INTERNAL_ERROR,
+            f"{backend} answered {err.code.value} ({err.message}) but changed {output}; a failed attempt must leave no output",
+            "this is a dicom-hub bug; please report it (run with a named backend meanwhile)",
+        )
+
+
+def _attempt(backend: str, err: HubError) -> dict[str, str]:
+    """One failed attempt as `metadata.attempts` lists it."""
+    attempt = {"backend": backend, "code": err.code.value, "message": err.message}
+    return attempt | ({"hint": err.hint} if err.hint else {})
+
+
+def _describe_attempts(failed: list[tuple[str, HubError]]) -> str:
+    return "; ".join(f"{name}: {err.code.value}: {err.message}" for name, err in failed)
+
+
+def _after_attempts(err: HubError, failed: list[tuple[str, HubError]]) -> HubError:
+    """The error of the backend that answered last, saying which backends were tried before it."""
+    if failed:
+        err.message = f"{err.message} (tried before: {_describe_attempts(failed)})"
+    return err
+
+
+def _all_failed(op: str, failed: list[tuple[str, HubError]]) -> HubError:
+    """Every candidate that fits ran and none could: one error listing each attempt and its fix."""
+    codes = {err.code for _, err in failed}
+    code = ErrorCode.CODEC_UNAVAILABLE if ErrorCode.CODEC_UNAVAILABLE in codes else ErrorCode.BACKEND_UNAVAILABLE
+    hints = "; ".join(dict.fromkeys(f"{name}: {err.hint}" for name, err in failed if err.hint))
+    stderr = "".join(err.stderr for _, err in failed)
+    return HubError(code, f"every backend that could run {op!r} failed: {_describe_attempts(failed)}", hints or f"`dicom-hub ops {op}` shows which backend supports what", stderr=stderr)
 
 
 def _overall_code(reasons: list[tuple[ErrorCode, str]]) -> ErrorCode:

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from dicom_hub.contract.errors import ErrorCode, HubError
 from dicom_hub.contract.job import Job, Outcome
+from dicom_hub.contract.transfer_syntaxes import LOSSY_UIDS
 
 if TYPE_CHECKING:
     from pydicom import Dataset
@@ -65,8 +66,6 @@ _PALETTE_TAGS = (
     "SegmentedBluePaletteColorLookupTableData",
     "PaletteColorLookupTableUID",
 )
-# Transfer syntaxes whose pixel values are already approximations.
-_LOSSY_SYNTAXES = frozenset({"1.2.840.10008.1.2.4.50", "1.2.840.10008.1.2.4.51", "1.2.840.10008.1.2.4.81", "1.2.840.10008.1.2.4.91", "1.2.840.10008.1.2.4.203"})
 # What lossy compression records and may change besides (PS3.3 C.7.6.1.1.5, C.12.1.1.2 derivation).
 _LOSSY_TAGS = (
     "SOPInstanceUID",
@@ -135,13 +134,9 @@ def verify_file(path: Path, *, source: Path | None = None, transfer_syntax: str 
 def expectation_for(job: Job) -> Expectation | None:
     """What the op promises about its output, or None for ops that write no DICOM file."""
     if job.op == "transcode":
-        from dicom_hub.python_backend.pixels.syntaxes import resolve_target
+        from dicom_hub.contract.transfer_syntaxes import resolve_written
 
-        asked = str(job.option("transfer_syntax")).strip()
-        try:
-            target = resolve_target(asked)
-        except HubError:  # a syntax another backend writes: the file must carry it, nothing more is known
-            return Expectation(asked if asked.replace(".", "").isdigit() else None)
+        target = resolve_written(str(job.option("transfer_syntax")))  # the catalog refused any other target
         keep_uid = not target.lossy or bool(job.option("keep_sop_instance_uid"))
         changes = _ENCODING_TAGS + (_LOSSY_TAGS + _PALETTE_TAGS if target.lossy else ())
         if keep_uid:
@@ -185,7 +180,7 @@ def file_problem(path: Path, expectation: Expectation, source: Dataset | None, l
         return f"SOP Instance UID {ds.get('SOPInstanceUID')} differs from the input's {source.get('SOPInstanceUID')}, which this op keeps"
     if expectation.may_change is not None:
         may_change = expectation.may_change
-        if _syntax(source) in _LOSSY_SYNTAXES and syntax != _syntax(source):
+        if _syntax(source) in LOSSY_UIDS and syntax != _syntax(source):  # its pixel values were approximations already
             may_change |= _tags(_LOSSY_HISTORY_TAGS)
         elif "LossyImageCompression" not in source and ds.get("LossyImageCompression") == "00":
             may_change |= _tags(("LossyImageCompression",))  # "never lossy compressed", now said
@@ -424,7 +419,7 @@ def pixel_value_problem(before: Dataset, after: Dataset) -> str | None:
     import numpy as np
     from dicom_hub.python_backend.pixels.decode import decode
 
-    lossy = _syntax(before) in _LOSSY_SYNTAXES
+    lossy = _syntax(before) in LOSSY_UIDS
     if "PixelData" not in before or lossy and int(before.get("SamplesPerPixel") or 1) > 1:
         return None
     try:

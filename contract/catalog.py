@@ -70,9 +70,20 @@ class OpSpec:
                 f"unknown option {unknown[0]!r} for op {self.name!r}",
                 f"valid options: {valid} (see `dicom-hub ops {self.name}`)",
             )
+        _explain_refused_value(self.name, options)
         error = _first_schema_error(self.name, options)
         if error is not None:
             raise HubError(ErrorCode.INVALID_REQUEST, error, f"see `dicom-hub ops {self.name}` for the option schema")
+
+
+def _explain_refused_value(op_name: str, options: dict[str, Any]) -> None:
+    """A value the schema's enum would refuse with a bare list of choices gets the table's reason
+    instead (e.g. Explicit VR Big Endian is read only, retired in 2004): same words on every backend."""
+    value = options.get("transfer_syntax")
+    if op_name == "transcode" and isinstance(value, str):
+        from .transfer_syntaxes import resolve_written
+
+        resolve_written(value)
 
 
 def _op_from_entry(name: str, family: str, entry: dict[str, Any]) -> OpSpec:

@@ -56,12 +56,7 @@ _FLAGS: dict[str, tuple[str, ...]] = {
     syntaxes.JPEGLS_LOSSLESS: ("-L",),
     syntaxes.JPEGLS_NEAR: ("-L", "-Y"),
     syntaxes.J2K_LOSSLESS: ("-K",),
-    syntaxes.J2K: ("-K", "-Y"),
-}
-_LOSSY_METHODS = {
-    syntaxes.JPEG_BASELINE: "ISO_10918_1",
-    syntaxes.JPEGLS_NEAR: "ISO_14495_1",
-    syntaxes.J2K: "ISO_15444_1",
+    syntaxes.J2K_LOSSY: ("-K", "-Y"),
 }
 _NATIVE_OUTPUT = (syntaxes.EXPLICIT_LE, syntaxes.IMPLICIT_LE, syntaxes.DEFLATED_LE)
 
@@ -97,7 +92,7 @@ class GdcmAdapter(DumpingAdapter):
         gdcmconv -w -d writes plain Explicit VR Little Endian."""
         flags = self._transcode_flags(job, source_ts)
         gdcmconv, src = self.tool("gdcmconv"), str(job.input)
-        method = _LOSSY_METHODS.get(syntaxes.writable(job.option("transfer_syntax")))
+        method = syntaxes.lossy_method(syntaxes.writable(job.option("transfer_syntax")))
         encoded = work / "encoded.dcm" if method else out
         if flags == ["-w", "-d"]:
             raw = work / "decompressed.dcm"
@@ -125,7 +120,7 @@ class GdcmAdapter(DumpingAdapter):
             flags += ["-q", str(job.option("quality", 90))]  # the catalog's defaults, not GDCM's
         if target == syntaxes.JPEGLS_NEAR:
             flags += ["-e", str(job.option("near_lossless_error", 2))]
-        if target == syntaxes.J2K:
+        if target == syntaxes.J2K_LOSSY:
             flags += ["-r", number_text(job.option("compression_ratio", 10))]
         return flags
 
@@ -200,7 +195,7 @@ def _refuse_misplaced(job: Job, target: str) -> None:
     applies = {
         "quality": target == syntaxes.JPEG_BASELINE,
         "near_lossless_error": target == syntaxes.JPEGLS_NEAR,
-        "compression_ratio": target == syntaxes.J2K,
+        "compression_ratio": target == syntaxes.J2K_LOSSY,
     }
     for option, ok in applies.items():
         if option in job.options and not ok:

@@ -5,65 +5,49 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from dicom_hub.contract import transfer_syntaxes as table
 from dicom_hub.contract.errors import ErrorCode, HubError
 
-EXPLICIT_LE = "1.2.840.10008.1.2.1"
-IMPLICIT_LE = "1.2.840.10008.1.2"
-DEFLATED_LE = "1.2.840.10008.1.2.1.99"
-EXPLICIT_BE = "1.2.840.10008.1.2.2"
-RLE = "1.2.840.10008.1.2.5"
-JPEG_BASELINE = "1.2.840.10008.1.2.4.50"
-JPEG_EXTENDED = "1.2.840.10008.1.2.4.51"
-JPEG_LOSSLESS = "1.2.840.10008.1.2.4.57"
-JPEG_LOSSLESS_SV1 = "1.2.840.10008.1.2.4.70"
-JPEGLS_LOSSLESS = "1.2.840.10008.1.2.4.80"
-JPEGLS_NEAR = "1.2.840.10008.1.2.4.81"
-J2K_LOSSLESS = "1.2.840.10008.1.2.4.90"
-J2K = "1.2.840.10008.1.2.4.91"
-HTJ2K_LOSSLESS = "1.2.840.10008.1.2.4.201"
-HTJ2K_RPCL = "1.2.840.10008.1.2.4.202"
-HTJ2K = "1.2.840.10008.1.2.4.203"
+# UIDs by the contract's aliases (`contract/transfer_syntaxes.py` is the one table).
+EXPLICIT_LE = table.uid("explicit")
+IMPLICIT_LE = table.uid("implicit")
+DEFLATED_LE = table.uid("deflated")
+EXPLICIT_BE = table.uid("big_endian")
+RLE = table.uid("rle")
+JPEG_BASELINE = table.uid("jpeg")
+JPEG_EXTENDED = table.uid("jpeg_extended")
+JPEG_LOSSLESS = table.uid("jpeg_lossless_p14")
+JPEG_LOSSLESS_SV1 = table.uid("jpeg_lossless")
+JPEGLS_LOSSLESS = table.uid("jpegls")
+JPEGLS_NEAR = table.uid("jpegls_near")
+J2K_LOSSLESS = table.uid("j2k")
+J2K_LOSSY = table.uid("j2k_lossy")
+HTJ2K_LOSSLESS = table.uid("htj2k_lossless")
+HTJ2K_RPCL = table.uid("htj2k_lossless_rpcl")
+HTJ2K = table.uid("htj2k")
 
 # Native (uncompressed) encodings: any toolkit rewrites these without a codec.
-NATIVE = frozenset({EXPLICIT_LE, IMPLICIT_LE, DEFLATED_LE, EXPLICIT_BE})
+NATIVE = table.NATIVE_UIDS
 # Codec families (decides which DCMTK decompressor applies).
-JPEG_FAMILY = frozenset({JPEG_BASELINE, JPEG_EXTENDED, JPEG_LOSSLESS, JPEG_LOSSLESS_SV1})
-JPEGLS_FAMILY = frozenset({JPEGLS_LOSSLESS, JPEGLS_NEAR})
-J2K_FAMILY = frozenset({J2K_LOSSLESS, J2K, HTJ2K_LOSSLESS, HTJ2K_RPCL, HTJ2K})
-LOSSY = frozenset({JPEG_BASELINE, JPEG_EXTENDED, JPEGLS_NEAR, J2K})
-
-
-ALIASES: dict[str, str] = {
-    "explicit": EXPLICIT_LE,
-    "implicit": IMPLICIT_LE,
-    "deflated": DEFLATED_LE,
-    "rle": RLE,
-    "jpeg": JPEG_BASELINE,
-    "jpeg_lossless": JPEG_LOSSLESS_SV1,
-    "jpegls": JPEGLS_LOSSLESS,
-    "jpegls_near": JPEGLS_NEAR,
-    "j2k": J2K_LOSSLESS,
-    "j2k_lossy": J2K,
-    "htj2k": HTJ2K,
-    "htj2k_lossless": HTJ2K_LOSSLESS,
-}
-
-
-def resolve(name: str) -> str:
-    """Alias or any UID -> UID; anything else is `invalid_request` (kept permissive for the
-    adapters that use it; `writable` applies the contract's list of targets)."""
-    uid = ALIASES.get(name.lower(), name)
-    if not uid.replace(".", "").isdigit() or uid.startswith(".") or ".." in uid:
-        raise HubError(ErrorCode.INVALID_REQUEST, f"unknown transfer syntax {name!r}", f"use one of {', '.join(ALIASES)} or a transfer syntax UID")
-    return uid
+JPEG_FAMILY = frozenset(ts.uid for ts in table.TABLE if ts.codec == "jpeg")
+JPEGLS_FAMILY = frozenset(ts.uid for ts in table.TABLE if ts.codec == "jpegls")
+J2K_FAMILY = frozenset(ts.uid for ts in table.TABLE if ts.codec == "j2k")
+LOSSY = table.LOSSY_UIDS
 
 
 def writable(name: str) -> str:
-    """A transcode target -> UID, by the same table as the Python backend (`python_backend.pixels.syntaxes`):
-    unknown names and write-refused syntaxes (big endian) are `invalid_request` for every backend using it."""
-    from dicom_hub.python_backend.pixels.syntaxes import resolve_target
+    """A transcode target (alias or UID) -> UID, by the contract's one resolver: unknown names and
+    read-only syntaxes (big endian) are the same `invalid_request` on every backend."""
+    return table.resolve_written(name).uid
 
-    return resolve_target(name).uid
+
+resolve = writable  # the name some adapters use
+
+
+def lossy_method(uid: str) -> str | None:
+    """The Lossy Image Compression Method (0028,2114) that output in `uid` records (None: lossless)."""
+    ts = table.BY_UID.get(uid)
+    return ts.method if ts else None
 
 
 def check_baseline_input(path: Path) -> None:

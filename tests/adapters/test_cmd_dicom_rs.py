@@ -85,7 +85,7 @@ def test_transcode_jpeg_quality(adapter):
     assert argv == ["dicom-transcode", "--jpeg-baseline", "--quality", "75", "-o", str(TMP), str(IN)]
 
 
-@pytest.mark.parametrize("syntax", ["rle", "jpeg_lossless", "jpegls_near", "j2k", "j2k_lossy", "htj2k", "1.2.840.10008.1.2.4.57"])
+@pytest.mark.parametrize("syntax", ["rle", "jpeg_lossless", "jpegls_near", "j2k", "j2k_lossy", "htj2k", "1.2.840.10008.1.2.4.201"])
 def test_transcode_targets_it_cannot_write_are_unsupported_options(adapter, syntax):
     with pytest.raises(HubError) as err:
         adapter._build_cmd(job("transcode", OUT_DCM, transfer_syntax=syntax), TMP)

@@ -46,7 +46,7 @@ E = syntaxes.EXPLICIT_LE
         ("jpegls", E, {}, ["-L"]),
         ("j2k", E, {}, ["-K"]),
         # compressed input to a native target: decompress (-w) first
-        ("explicit", syntaxes.J2K, {}, ["-w", "-X"]),
+        ("explicit", syntaxes.J2K_LOSSY, {}, ["-w", "-X"]),
         ("implicit", syntaxes.RLE, {}, ["-w", "-M"]),
         ("jpegls", syntaxes.J2K_LOSSLESS, {}, ["-L"]),
     ],

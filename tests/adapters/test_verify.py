@@ -256,12 +256,12 @@ def test_real_modify_tags_and_anonymize_pass_at_pixel_level(backend, tmp_path):
     assert dcmread(anonymized).PatientName != dcmread(get_testdata_file("CT_small.dcm")).PatientName
 
 
-def test_a_target_only_another_backend_knows_is_still_checked(broken, tmp_path):
-    """A transfer syntax UID outside the Python table: the written file must still carry it."""
-    broken.behaviour = "faithful"  # writes Implicit VR Little Endian
+def test_a_target_outside_the_table_never_reaches_a_third_party_backend(broken, tmp_path):
+    """The contract's one transfer-syntax table refuses it before any backend runs (JPEG Process 14 is read only)."""
+    broken.behaviour = "faithful"  # would write Implicit VR Little Endian
     out = tmp_path / "out.dcm"
-    data = expect_error(backend_request("broken", "transcode", "sample:CT_small.dcm", out, transfer_syntax="1.2.840.10008.1.2.4.57"), "backend_error")
-    assert "not the requested 1.2.840.10008.1.2.4.57" in data["error"]["message"]
+    data = expect_error(backend_request("broken", "transcode", "sample:CT_small.dcm", out, transfer_syntax="1.2.840.10008.1.2.4.57"), "invalid_request")
+    assert "read only" in data["error"]["message"]
     assert not out.exists()
 
 

@@ -150,7 +150,7 @@ def test_same_transfer_syntax_is_copied_unchanged(tmp_path):
 ])
 def test_refusals(tmp_path, options, code, words):
     out = tmp_path / "x.dcm"
-    data = expect_error({"op": "transcode", "input": "sample:CT_small.dcm", "output": str(out), "options": options}, code)
+    data = expect_error({"op": "transcode", "backend": "python", "input": "sample:CT_small.dcm", "output": str(out), "options": options}, code)
     assert words in data["error"]["message"] and data["error"]["hint"]
     assert not out.exists() and not list(tmp_path.iterdir())
 
@@ -162,7 +162,7 @@ def test_missing_decoder_is_codec_unavailable_with_the_package(tmp_path, monkeyp
     decoder = get_decoder(JPEGLSLossless)
     monkeypatch.setattr(decoder, "_available", {})
     monkeypatch.setattr(decoder, "_unavailable", {"pyjpegls": ("numpy", "pyjpegls")})
-    data = expect_error({"op": "transcode", "input": "sample:MR_small_jpeg_ls_lossless.dcm", "output": str(tmp_path / "x.dcm"), "options": {"transfer_syntax": "explicit"}}, "codec_unavailable")
+    data = expect_error({"op": "transcode", "backend": "python", "input": "sample:MR_small_jpeg_ls_lossless.dcm", "output": str(tmp_path / "x.dcm"), "options": {"transfer_syntax": "explicit"}}, "codec_unavailable")
     assert "pyjpegls" in data["error"]["hint"] and "dicom-hub[codecs]" in data["error"]["hint"]
 
 
