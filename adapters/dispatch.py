@@ -177,7 +177,8 @@ def choose_adapter(backend: str, spec: OpSpec, job: Job, skip: Sequence[str] = (
 # its plugins in turn. Any other answer is the answer. A named backend never falls back.
 FALLBACK_CODES = frozenset({ErrorCode.CODEC_UNAVAILABLE, ErrorCode.BACKEND_UNAVAILABLE})
 # Ops that talk to a peer never fall back: the peer may already hold part of the first attempt's work.
-_NO_FALLBACK_FAMILIES = frozenset({"network", "dicomweb"})
+# Batch ops have one backend, and their output trees are too large to snapshot per request.
+_NO_FALLBACK_FAMILIES = frozenset({"network", "dicomweb", "batch"})
 
 
 def _may_fall_back(backend: str, spec: OpSpec) -> bool:
