@@ -105,9 +105,13 @@ def decompress_one(source: Path, target: Path | None, overwrite: bool) -> None:
     assert target is not None
     ds = read_dataset(source)
     if "PixelData" in ds and ds.file_meta.TransferSyntaxUID.is_compressed:
+        from ..pixels.decode import is_codec_failure
+
         try:
             ds.decompress()
-        except Exception as err:
+        except BaseException as err:  # a Rust codec's panic is a BaseException (see is_codec_failure)
+            if not is_codec_failure(err):
+                raise
             code = ErrorCode.CODEC_UNAVAILABLE if "plugin" in str(err).lower() or "missing" in str(err).lower() else ErrorCode.DECODE_ERROR
             raise HubError(code, f"cannot decompress {source.name}: {type(err).__name__}: {err}", "see `dicom-hub backends`; the codec plugins come with dicom-hub[codecs]") from None
     write_dataset(ds, target, overwrite=overwrite)

@@ -17,6 +17,8 @@ if TYPE_CHECKING:
     from pydicom.uid import UID
 
 T = TypeVar("T")
+# What a codec raising on bad data can never be: the user (or the runtime) stopping us.
+_NOT_CODEC_FAILURES = (KeyboardInterrupt, SystemExit, GeneratorExit)
 CODECS_HINT = "pip install 'dicom-hub[codecs]'"
 
 # Transfer syntax UID prefix -> the PyPI package(s) in the `codecs` extra that decode it.
@@ -48,6 +50,16 @@ def transfer_syntax(ds: Dataset) -> UID:
     if implicit:
         return ImplicitVRLittleEndian
     return ExplicitVRLittleEndian if little in (True, None) else ExplicitVRBigEndian
+
+
+def is_codec_failure(err: BaseException) -> bool:
+    """Whether `err`, raised while decoding, is the codec refusing the data.
+
+    Python codecs raise anything from ValueError to RuntimeError; a Rust codec that panics
+    (pylibjpeg-rle on a corrupt segment) surfaces as pyo3's PanicException, a BaseException that
+    `except Exception` lets through and that would end the process without a response.
+    """
+    return not isinstance(err, _NOT_CODEC_FAILURES)
 
 
 def require_pixels(ds: Dataset, name: str) -> None:
@@ -119,7 +131,9 @@ def decode(ds: Dataset, name: str, *, index: int | None = None, as_rgb: bool = T
     if not uid.is_compressed:
         try:
             return pixel_array(ds, index=index, as_rgb=as_rgb)
-        except Exception as err:
+        except BaseException as err:
+            if not is_codec_failure(err):
+                raise
             raise decode_failure(name, uid, err) from None
     return with_decoders(uid, name, lambda plugin: pixel_array(ds, index=index, as_rgb=as_rgb, decoding_plugin=plugin))
 
@@ -133,7 +147,11 @@ def with_decoders(uid: UID, name: str, attempt: Callable[[str], T]) -> T:
     for plugin in plugin_order(get_decoder(uid).available_plugins, uid):
         try:
             return attempt(plugin)
-        except Exception as err:  # codecs raise anything from ValueError to RuntimeError on bad data
+        except HubError:
+            raise
+        except BaseException as err:
+            if not is_codec_failure(err):
+                raise
             failures.append(f"{plugin}: {type(err).__name__}: {err}")
     raise HubError(
         ErrorCode.DECODE_ERROR,
@@ -142,7 +160,7 @@ def with_decoders(uid: UID, name: str, attempt: Callable[[str], T]) -> T:
     )
 
 
-def decode_failure(name: str, uid: UID, err: Exception) -> HubError:
+def decode_failure(name: str, uid: UID, err: BaseException) -> HubError:
     return HubError(
         ErrorCode.DECODE_ERROR,
         f"cannot decode the pixel data of {name} ({uid.name}): {type(err).__name__}: {err}",
