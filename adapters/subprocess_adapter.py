@@ -24,6 +24,8 @@ from dicom_hub.contract.errors import ErrorCode, HubError
 from dicom_hub.contract.job import Job, Outcome
 
 DEFAULT_TIMEOUT_S = 300.0
+# Ops whose tools decode (and allocate) the pixel data the header describes.
+PIXEL_OPS = frozenset({"to_image", "stats", "histogram", "transcode"})
 
 
 @dataclass(frozen=True)
@@ -138,11 +140,21 @@ class SubprocessAdapter(Adapter):
         return HubError(code, full, hint, stdout=run.stdout, stderr=run.stderr, returncode=run.returncode)
 
     # -- the default request cycle ---------------------------------------------------------------
+    @staticmethod
+    def check_pixel_size(job: Job) -> None:
+        """Refuse a header whose pixel size the data cannot back (or above the ceiling) before a
+        tool allocates it: tools trust Rows x Columns x Frames and die with std::bad_alloc."""
+        if job.op in PIXEL_OPS and job.inputs:
+            from dicom_hub.contract.pixel_size import check_file
+
+            check_file(job.input)
+
     def _build_cmd(self, job: Job) -> list[str]:
         """The argument list for one job; subclasses implement it per op."""
         raise NotImplementedError
 
     def handle(self, job: Job) -> Outcome:
+        self.check_pixel_size(job)
         run = self.run_cmd(self._build_cmd(job), timeout=self.timeout_for(job))
         return self.interpret(job, run)
 

@@ -105,8 +105,11 @@ def decompress_one(source: Path, target: Path | None, overwrite: bool) -> None:
     assert target is not None
     ds = read_dataset(source)
     if "PixelData" in ds and ds.file_meta.TransferSyntaxUID.is_compressed:
+        from dicom_hub.contract.pixel_size import check_dataset
+
         from ..pixels.decode import is_codec_failure
 
+        check_dataset(ds, source.name)
         try:
             ds.decompress()
         except BaseException as err:  # a Rust codec's panic is a BaseException (see is_codec_failure)

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, TypeVar
 
 from dicom_hub.contract.errors import ErrorCode, HubError
+from dicom_hub.contract.pixel_size import check_dataset
 
 if TYPE_CHECKING:
     import numpy as np
@@ -127,6 +128,7 @@ def decode(ds: Dataset, name: str, *, index: int | None = None, as_rgb: bool = T
     from pydicom.pixels import pixel_array
 
     require_pixels(ds, name)
+    check_dataset(ds, name, frames_decoded=None if index is None else 1)
     uid = transfer_syntax(ds)
     if not uid.is_compressed:
         try:

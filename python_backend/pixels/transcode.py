@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from dicom_hub.contract.errors import ErrorCode, HubError
 from dicom_hub.contract.files import atomic_output
 from dicom_hub.contract.job import Job, Outcome
+from dicom_hub.contract.pixel_size import check_dataset
 from dicom_hub.python_backend._dataset import read_dataset
 
 from .decode import (
@@ -78,6 +79,7 @@ def transcode(job: Job) -> Outcome:
 def to_native_little_endian(ds: Dataset, name: str, source: UID) -> None:
     """Decompress (colour to RGB, as pydicom does) or byte-swap big endian data, in place."""
     if "PixelData" in ds and source.is_compressed:
+        check_dataset(ds, name)
         try:
             with_decoders(source, name, lambda plugin: ds.decompress(as_rgb=True, generate_instance_uid=False, decoding_plugin=plugin))
         except HubError as err:
