@@ -53,6 +53,19 @@ def transfer_syntax(ds: Dataset) -> UID:
     return ExplicitVRLittleEndian if little in (True, None) else ExplicitVRBigEndian
 
 
+def known_transfer_syntax(ds: Dataset, name: str) -> UID:
+    """The data set's transfer syntax, refused as `decode_error` when it is not one pydicom knows:
+    nothing says how its pixel data is encoded (and pydicom's UID properties raise on it)."""
+    uid = transfer_syntax(ds)
+    if not uid.is_transfer_syntax:
+        raise HubError(
+            ErrorCode.DECODE_ERROR,
+            f"{name} declares transfer syntax {str(uid)!r}, which is not a transfer syntax DICOM defines, so its pixel data cannot be decoded",
+            "the file is corrupt, or uses a private transfer syntax: convert it with the software that wrote it",
+        )
+    return uid
+
+
 def is_codec_failure(err: BaseException) -> bool:
     """Whether `err`, raised while decoding, is the codec refusing the data.
 
@@ -129,7 +142,7 @@ def decode(ds: Dataset, name: str, *, index: int | None = None, as_rgb: bool = T
 
     require_pixels(ds, name)
     check_dataset(ds, name, frames_decoded=None if index is None else 1)
-    uid = transfer_syntax(ds)
+    uid = known_transfer_syntax(ds, name)
     if not uid.is_compressed:
         try:
             return pixel_array(ds, index=index, as_rgb=as_rgb)

@@ -22,6 +22,7 @@ from .decode import (
     codec_package,
     decode,
     decode_failure,
+    known_transfer_syntax,
     plugin_order,
     require_pixels,
     transfer_syntax,
@@ -45,7 +46,7 @@ def transcode(job: Job) -> Outcome:
     check_target_options(target, job.options)
     ds = read_dataset(job.input)
     name = job.input.name
-    source = transfer_syntax(ds)
+    source = known_transfer_syntax(ds, name)
     old_uid = str(ds.get("SOPInstanceUID", ""))
     ratio: float | None = None
     encoder = None
