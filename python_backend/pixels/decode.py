@@ -46,7 +46,7 @@ def transfer_syntax(ds: Dataset) -> UID:
     meta = getattr(ds, "file_meta", None)
     uid = meta.get("TransferSyntaxUID") if meta is not None else None
     if uid:
-        return UID(uid)
+        return UID(uid if isinstance(uid, str) else str(uid))  # a corrupt file may hold several values
     implicit, little = ds.original_encoding
     if implicit:
         return ImplicitVRLittleEndian
@@ -60,7 +60,7 @@ def known_transfer_syntax(ds: Dataset, name: str) -> UID:
     if not uid.is_transfer_syntax:
         raise HubError(
             ErrorCode.DECODE_ERROR,
-            f"{name} declares transfer syntax {str(uid)!r}, which is not a transfer syntax DICOM defines, so its pixel data cannot be decoded",
+            f"{name} declares transfer syntax {str(uid)[:80]!r}, which is not a transfer syntax DICOM defines, so its pixel data cannot be decoded",
             "the file is corrupt, or uses a private transfer syntax: convert it with the software that wrote it",
         )
     return uid
