@@ -141,10 +141,16 @@ class SubprocessAdapter(Adapter):
 
     # -- the default request cycle ---------------------------------------------------------------
     @staticmethod
-    def check_pixel_size(job: Job) -> None:
-        """Refuse a header whose pixel size the data cannot back (or above the ceiling) before a
-        tool allocates it: tools trust Rows x Columns x Frames and die with std::bad_alloc."""
-        if job.op in PIXEL_OPS and job.inputs:
+    def check_input(job: Job) -> None:
+        """Refuse, before a tool starts, input that makes tools crawl or die: sequences nested
+        thousands deep, a length past the end of the file, and a header whose pixel size the data cannot back (tools trust Rows x
+        Columns x Frames and die with std::bad_alloc)."""
+        if not job.inputs or not job.input.is_file():
+            return
+        from dicom_hub.contract import structure
+
+        structure.check_file(job.input)
+        if job.op in PIXEL_OPS:
             from dicom_hub.contract.pixel_size import check_file
 
             check_file(job.input)
@@ -154,7 +160,7 @@ class SubprocessAdapter(Adapter):
         raise NotImplementedError
 
     def handle(self, job: Job) -> Outcome:
-        self.check_pixel_size(job)
+        self.check_input(job)
         run = self.run_cmd(self._build_cmd(job), timeout=self.timeout_for(job))
         return self.interpret(job, run)
 

@@ -102,6 +102,15 @@ def check_claim(claim: PixelClaim, name: str, *, frames_decoded: int | None = No
         )
 
 
+def number_of_frames(value: object, name: str) -> int:
+    """(0028,0008) Number of Frames as a count (absent or 0: one frame); a value that is not a
+    whole number is `decode_error`, the same on every backend."""
+    try:
+        return max(_whole(value) or 1, 1)
+    except (TypeError, ValueError, OverflowError):
+        raise HubError(ErrorCode.DECODE_ERROR, f"{name}: invalid Number of Frames {value!r}", "fix (0028,0008) Number of Frames") from None
+
+
 def claim_of(ds: Dataset, stored_bytes: int, encapsulated: bool) -> PixelClaim | None:
     """The claim of a data set's Image Pixel module; None when it has no usable size to check
     (a missing or unreadable value is left for the decoder to refuse)."""

@@ -323,13 +323,14 @@ def edit_flags(edits: list[TagEdit]) -> list[str]:
 def image_header(path: Path) -> tuple[str | None, int]:
     """What VOI data the file has for its default rendering ("window", "lut" or None), and its
     number of frames (DCMTK clamps or fails on a frame past the end; the contract says invalid_request)."""
+    from dicom_hub.contract.pixel_size import number_of_frames
     from pydicom import dcmread
 
     try:
         ds = dcmread(path, stop_before_pixels=True, specific_tags=["WindowCenter", "WindowWidth", "VOILUTSequence", "NumberOfFrames"])
     except Exception:
         return None, 1
-    frames = int(ds.get("NumberOfFrames") or 1)
+    frames = number_of_frames(ds.get("NumberOfFrames"), path.name)
     if ds.get("WindowCenter") is not None and ds.get("WindowWidth") is not None:
         return "window", frames
     if ds.get("VOILUTSequence"):

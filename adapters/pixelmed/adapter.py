@@ -196,7 +196,7 @@ class PixelMedAdapter(PixelMedNetworkOps, SubprocessAdapter):
     def handle(self, job: Job) -> Outcome:
         if job.op in self.network_ops():
             return self.handle_network(job)
-        self.check_pixel_size(job)
+        self.check_input(job)
         handler = getattr(self, f"_run_{job.op}")
         return handler(job)
 

@@ -7,10 +7,11 @@ data is `decode_error`; asking for a frame the image does not have names the val
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
 from dicom_hub.contract.errors import ErrorCode, HubError
-from dicom_hub.contract.pixel_size import check_dataset
+from dicom_hub.contract.pixel_size import check_dataset, number_of_frames
 
 if TYPE_CHECKING:
     import numpy as np
@@ -83,10 +84,7 @@ def require_pixels(ds: Dataset, name: str) -> None:
 
 
 def frame_count(ds: Dataset) -> int:
-    try:
-        return max(int(ds.get("NumberOfFrames") or 1), 1)
-    except (TypeError, ValueError):
-        raise HubError(ErrorCode.DECODE_ERROR, f"invalid Number of Frames {ds.get('NumberOfFrames')!r}", "fix (0028,0008) Number of Frames") from None
+    return number_of_frames(ds.get("NumberOfFrames"), Path(str(ds.filename)).name if isinstance(ds.filename, str) else "the data set")
 
 
 def check_frame(ds: Dataset, frame: int) -> int:
