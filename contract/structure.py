@@ -1,11 +1,11 @@
 """A file's element structure checked by walking the bytes (no recursion, no pydicom): how deep
-its sequences nest, and whether a declared length runs past the end of the file.
+its sequences nest, and whether a declared length exceeds the whole file.
 
 Thousands of nested sequences in a 100 KB file make toolkits crawl for minutes (gdcmdump) or
 overflow recursive parsers (pydicom's RecursionError); a length of 0xFFFFFFF0 in a small file
 makes GDCM spin until the timeout. Real data sets nest a few levels, deep structured reports a
 few dozen; toolkit adapters refuse files nested deeper than 100, or with an element longer than
-the file, as `decode_error` before starting a tool (the python backend refuses both when reading).
+the whole file, as `decode_error` before starting a tool (the python backend refuses both when reading).
 
 The walk covers little endian files (explicit and implicit VR), which is what the toolkits are
 given in practice; for anything it cannot follow (big endian, deflated, garbage) it reports
@@ -28,11 +28,11 @@ _STEPS = 2_000_000  # elements walked at most: bounds the time on any input
 
 
 class _PastTheEnd(Exception):
-    """An element declares more bytes than the file has left."""
+    """An element declares more bytes than the whole file holds."""
 
 
 def check_file(path: Path, limit: int = MAX_DEPTH) -> None:
-    """`decode_error` when `path`'s sequences nest deeper than `limit`, or an element runs past the end."""
+    """`decode_error` when `path`'s sequences nest deeper than `limit`, or an element is longer than the file."""
     try:
         data = path.read_bytes()
     except OSError:
@@ -79,7 +79,7 @@ def nesting_depth(data: bytes, stop_at: int = MAX_DEPTH) -> int | None:
         if tag == 0x7FE00010 and length == _UNDEFINED:
             pos = _after_fragments(data, pos)  # encapsulated pixel data: fragments, not data sets
             continue
-        if length != _UNDEFINED and pos + length > len(data):
+        if length != _UNDEFINED and length > len(data):  # a length beyond the whole file, not a cut-short value the tools report themselves
             raise _PastTheEnd(f"element ({group:04X},{element:04X}) declares {length} bytes but only {len(data) - pos} remain")
         if vr == b"SQ" or length == _UNDEFINED:
             ends.append(None if length == _UNDEFINED else pos + length)

@@ -57,9 +57,7 @@ def _openssl(adapter: SubprocessAdapter) -> str:
 
 
 def anonymize(adapter: SubprocessAdapter, job: Job, out: Path, work: Path) -> list[ToolRun]:
-    from pydicom import dcmread
-
-    ds = dcmread(job.input, stop_before_pixels=True, force=True)
+    ds = annex_e.read_header(job.input)
     annex_e.refuse_burned_in(ds)
     runs = []
     for argv in commands(adapter, job, out, work, profile_flags(ds)):

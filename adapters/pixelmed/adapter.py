@@ -295,9 +295,8 @@ class PixelMedAdapter(PixelMedNetworkOps, SubprocessAdapter):
         return Outcome(metadata={"transfer_syntax": uid, "transfer_syntax_name": syntaxes.uid_name(uid)}, output_files=[str(job.output)], stderr=stderr + run.stderr)
 
     def _run_anonymize(self, job: Job) -> Outcome:
-        from pydicom import dcmread
 
-        annex_e.refuse_burned_in(dcmread(job.input, stop_before_pixels=True, force=True))
+        annex_e.refuse_burned_in(annex_e.read_header(job.input))
         with atomic_output(job.output, job.overwrite) as tmp, scratch_dir() as folder:
             control = folder / "redaction.txt"
             control.write_text("")

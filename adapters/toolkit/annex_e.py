@@ -29,6 +29,20 @@ class Edit:
     sequence: bool = False  # Z on a sequence: keep it, with no items
 
 
+def read_header(path: Path) -> Dataset:
+    """The file's data set without pixels, for planning; a corrupt one is `decode_error` (pydicom
+    raises anything from OSError to BytesLengthException, here or when `plan` reads a value)."""
+    from pydicom import dcmread
+
+    try:
+        ds = dcmread(path, stop_before_pixels=True, force=True)
+        for elem in ds.iterall():
+            _ = elem.value  # convert every raw value now, so a corrupt one fails here
+    except Exception as err:
+        raise HubError(ErrorCode.DECODE_ERROR, f"cannot read {path.name} to plan its de-identification: {type(err).__name__}: {err}", "the file is corrupt or truncated") from None
+    return ds
+
+
 def plan(ds: Dataset) -> list[Edit]:
     """Every X, Z, D and U action the basic profile takes on `ds`, at every depth, decided exactly as
     the Python engine decides (`deid.rules.decide`: the table, and what the IOD needs). Elements
