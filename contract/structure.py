@@ -24,6 +24,7 @@ _UNDEFINED = 0xFFFFFFFF
 _ITEM, _ITEM_END, _SEQUENCE_END = 0xFFFEE000, 0xFFFEE00D, 0xFFFEE0DD
 _LONG_VRS = frozenset(b"OB OD OF OL OV OW SQ UC UN UR UT SV UV".split())
 _EXPLICIT_LE = ("1.2.840.10008.1.2.1", "1.2.840.10008.1.2.4", "1.2.840.10008.1.2.5")  # prefixes: every compressed syntax is explicit LE
+_DEFLATED = 1 << 62  # added to the start offset of a deflated data set
 _STEPS = 2_000_000  # elements walked at most: bounds the time on any input
 
 
@@ -40,7 +41,7 @@ def check_file(path: Path, limit: int = MAX_DEPTH) -> None:
     try:
         depth = nesting_depth(data, limit)
     except _PastTheEnd as err:
-        raise HubError(ErrorCode.DECODE_ERROR, f"{path.name} is truncated: {err}", "the file is incomplete or corrupt; copy or export it again") from None
+        raise HubError(ErrorCode.DECODE_ERROR, f"{path.name} is truncated or corrupt: {err}", "the file is incomplete or corrupt; copy or export it again") from None
     if depth is not None and depth > limit:
         raise HubError(
             ErrorCode.DECODE_ERROR,
@@ -52,6 +53,8 @@ def check_file(path: Path, limit: int = MAX_DEPTH) -> None:
 def nesting_depth(data: bytes, stop_at: int = MAX_DEPTH) -> int | None:
     """The deepest sequence nesting (stops counting past `stop_at`); None when the walk cannot follow the file."""
     start, explicit = _dataset_start(data)
+    if start is not None and start >= _DEFLATED:
+        data, start, explicit = _inflated(data[start - _DEFLATED :]), 0, True
     if start is None:
         return None
     ends: list[int | None] = []  # one entry per open sequence or item: its end offset, None if undefined
@@ -91,6 +94,20 @@ def nesting_depth(data: bytes, stop_at: int = MAX_DEPTH) -> int | None:
     return deepest
 
 
+def _inflated(stream: bytes) -> bytes:
+    """A Deflated Explicit VR data set, inflated; a cut-short stream is past the end (GDCM loops on it)."""
+    import zlib
+
+    inflater = zlib.decompressobj(-zlib.MAX_WBITS)
+    try:
+        data = inflater.decompress(stream, 512 * 1024**2)
+    except zlib.error as err:
+        raise _PastTheEnd(f"the deflated data set is corrupt ({err})") from None
+    if not inflater.eof and not inflater.unconsumed_tail:
+        raise _PastTheEnd("the deflated data set ends before its deflate stream does")
+    return data
+
+
 def _after_fragments(data: bytes, pos: int) -> int:
     """The offset after an encapsulated Pixel Data's sequence delimiter (or the end of the file)."""
     while pos + 8 <= len(data):
@@ -122,7 +139,9 @@ def _dataset_start(data: bytes) -> tuple[int | None, bool]:
         pos = value + length
     if syntax == "1.2.840.10008.1.2":
         return pos, False
-    if syntax.startswith(_EXPLICIT_LE) and syntax != "1.2.840.10008.1.2.1.99":
+    if syntax == "1.2.840.10008.1.2.1.99":
+        return _DEFLATED + pos, True  # the offset of the deflate stream, marked
+    if syntax.startswith(_EXPLICIT_LE):
         return pos, True
     return None, False
 
