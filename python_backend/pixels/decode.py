@@ -84,7 +84,8 @@ def require_pixels(ds: Dataset, name: str) -> None:
 
 
 def frame_count(ds: Dataset) -> int:
-    return number_of_frames(ds.get("NumberOfFrames"), Path(str(ds.filename)).name if isinstance(ds.filename, str) else "the data set")
+    filename = getattr(ds, "filename", None)
+    return number_of_frames(ds.get("NumberOfFrames"), Path(filename).name if isinstance(filename, str) else "the data set")
 
 
 def check_frame(ds: Dataset, frame: int) -> int:
