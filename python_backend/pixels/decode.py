@@ -149,16 +149,31 @@ def decode(ds: Dataset, name: str, *, index: int | None = None, as_rgb: bool = T
             if not is_codec_failure(err):
                 raise
             raise decode_failure(name, uid, err) from None
-    return with_decoders(uid, name, lambda plugin: pixel_array(ds, index=index, as_rgb=as_rgb, decoding_plugin=plugin))
+    from .gdcm_decode import PLUGIN as GDCM
+    from .gdcm_decode import decode_in_child
+
+    def attempt(plugin: str) -> np.ndarray:
+        if plugin == GDCM:  # C++ that can abort the interpreter: in a child process
+            return decode_in_child(ds, index=index, as_rgb=as_rgb)
+        return pixel_array(ds, index=index, as_rgb=as_rgb, decoding_plugin=plugin)
+
+    return with_decoders(uid, name, attempt)
 
 
-def with_decoders(uid: UID, name: str, attempt: Callable[[str], T]) -> T:
-    """Run `attempt(plugin)` with each installed decoder plugin for `uid` in turn until one works."""
+def with_decoders(uid: UID, name: str, attempt: Callable[[str], T], *, in_process_only: bool = False) -> T:
+    """Run `attempt(plugin)` with each installed decoder plugin for `uid` in turn until one works.
+
+    `in_process_only` leaves out python-gdcm, for attempts that cannot run it in a child process
+    (callers then fall back to `decode`, which can)."""
     from pydicom.pixels import get_decoder
+
+    from .gdcm_decode import PLUGIN as GDCM
 
     check_decoder(uid)
     failures: list[str] = []
     for plugin in plugin_order(get_decoder(uid).available_plugins, uid):
+        if in_process_only and plugin == GDCM:
+            continue
         try:
             return attempt(plugin)
         except HubError:

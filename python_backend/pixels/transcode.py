@@ -82,7 +82,7 @@ def to_native_little_endian(ds: Dataset, name: str, source: UID) -> None:
     if "PixelData" in ds and source.is_compressed:
         check_dataset(ds, name)
         try:
-            with_decoders(source, name, lambda plugin: ds.decompress(as_rgb=True, generate_instance_uid=False, decoding_plugin=plugin))
+            with_decoders(source, name, lambda plugin: ds.decompress(as_rgb=True, generate_instance_uid=False, decoding_plugin=plugin), in_process_only=True)
         except HubError as err:
             if err.code != ErrorCode.DECODE_ERROR:
                 raise

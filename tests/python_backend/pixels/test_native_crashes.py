@@ -165,3 +165,46 @@ def test_claims(claim, refused):
         assert caught.value.code.value == "decode_error"
     else:
         check_claim(claim, "x.dcm")
+
+
+# -- python-gdcm, the last decoder, runs in a child ------------------------------------------------
+
+
+def test_the_gdcm_decoder_runs_in_a_child_process(monkeypatch):
+    """A decode that falls through to python-gdcm runs it in a child process (where an abort
+    costs one attempt, not the process), and gets the same pixels as pydicom in-process."""
+    import subprocess as real_subprocess
+
+    import numpy as np
+    from dicom_hub.python_backend.pixels import decode as decoding
+    from dicom_hub.python_backend.pixels import gdcm_decode
+
+    children: list[list[str]] = []
+    original_run = real_subprocess.run
+
+    def recording_run(argv, **kwargs):
+        children.append(argv)
+        return original_run(argv, **kwargs)
+
+    ds = dcmread(sample("MR_small_jp2klossless.dcm"))
+    expected = ds.pixel_array.copy()
+    monkeypatch.setattr(gdcm_decode.subprocess, "run", recording_run)
+    monkeypatch.setattr(decoding, "plugin_order", lambda available, uid="": ["gdcm"])
+    assert np.array_equal(decoding.decode(ds, "x.dcm"), expected)
+    assert np.array_equal(decoding.decode(ds, "x.dcm", index=0), expected)
+    assert [argv[1:3] for argv in children] == [["-m", "dicom_hub.python_backend.pixels.gdcm_decode"]] * 2
+
+
+def test_a_failing_gdcm_child_is_one_failed_decoder(tmp_path, monkeypatch):
+    from dicom_hub.python_backend.pixels import decode as decoding
+
+    data = bytearray(sample("MR_small_jp2klossless.dcm").read_bytes())
+    start = data.index(b"\xff\x4f\xff\x51")  # the JPEG 2000 codestream's SOC and SIZ markers
+    data[start : start + 40] = bytes(40)
+    path = tmp_path / "broken.dcm"
+    path.write_bytes(bytes(data))
+    monkeypatch.setattr(decoding, "plugin_order", lambda available, uid="": ["gdcm"])
+    with pytest.raises(HubError) as caught:
+        decoding.decode(dcmread(path), "broken.dcm")
+    assert caught.value.code.value == "decode_error"
+    assert "gdcm: RuntimeError: python-gdcm" in caught.value.message
