@@ -34,12 +34,14 @@ class _PastTheEnd(Exception):
 
 def check_file(path: Path, limit: int = MAX_DEPTH) -> None:
     """`decode_error` when `path`'s sequences nest deeper than `limit`, or an element is longer than the file."""
+    import mmap
+
     try:
-        data = path.read_bytes()
-    except OSError:
+        # Mapped, not read: the walk touches element headers only, not a large file's pixel data.
+        with path.open("rb") as file, mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_READ) as data:
+            depth = nesting_depth(data, limit)  # type: ignore[arg-type]
+    except (OSError, ValueError):  # unreadable or empty: the tool reports it
         return
-    try:
-        depth = nesting_depth(data, limit)
     except _PastTheEnd as err:
         raise HubError(ErrorCode.DECODE_ERROR, f"{path.name} is truncated or corrupt: {err}", "the file is incomplete or corrupt; copy or export it again") from None
     if depth is not None and depth > limit:
