@@ -114,14 +114,14 @@ def number_of_frames(value: object, name: str) -> int:
 def claim_of(ds: Dataset, stored_bytes: int, encapsulated: bool) -> PixelClaim | None:
     """The claim of a data set's Image Pixel module; None when it has no usable size to check
     (a missing or unreadable value is left for the decoder to refuse)."""
-    try:
+    try:  # a value pydicom cannot convert (unknown VR, bad number...) is left for the decoder to refuse
         values = [_whole(ds.get(keyword)) for keyword in ("Rows", "Columns", "NumberOfFrames", "SamplesPerPixel", "BitsAllocated")]
-    except (TypeError, ValueError, OverflowError):
+        subsampled = str(ds.get("PhotometricInterpretation", "")).strip() == "YBR_FULL_422"
+    except Exception:
         return None
     rows, columns, frames, samples, bits = values
     if rows is None or columns is None or bits is None:
         return None
-    subsampled = str(ds.get("PhotometricInterpretation", "")).strip() == "YBR_FULL_422"
     return PixelClaim(rows, columns, max(frames or 1, 1), max(samples or 1, 1), bits, stored_bytes, encapsulated, subsampled)
 
 

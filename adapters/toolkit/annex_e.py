@@ -110,13 +110,16 @@ def leak_check(original: Path, result: Path) -> dict[str, Any]:
 
     table = load_table()
     watched = {tag for tag, row in table.items() if row.basic != "K"}
-    before_ds, after_ds = dcmread(original, force=True), dcmread(result, force=True)
-    before = _values(before_ds, watched)
-    leaks = sorted(
-        {f"{table[tag].keyword} {_tag(tag)}" for tag, value in _values(after_ds, watched, pairs=True) if value in before.get(tag, set())}
-    )
-    leaks += _outside_iod(before_ds, after_ds)
-    private = sorted({_tag(int(elem.tag)) for elem in after_ds.iterall() if elem.tag.is_private})
+    try:  # pydicom raises anything (AttributeError on an unresolvable VR...) on a corrupt value
+        before_ds, after_ds = dcmread(original, force=True), dcmread(result, force=True)
+        before = _values(before_ds, watched)
+        leaks = sorted(
+            {f"{table[tag].keyword} {_tag(tag)}" for tag, value in _values(after_ds, watched, pairs=True) if value in before.get(tag, set())}
+        )
+        leaks += _outside_iod(before_ds, after_ds)
+        private = sorted({_tag(int(elem.tag)) for elem in after_ds.iterall() if elem.tag.is_private})
+    except Exception as err:
+        raise HubError(ErrorCode.DECODE_ERROR, f"cannot read {original.name} to check the de-identified result for leaks: {type(err).__name__}: {err}", "the file is corrupt or truncated") from None
     if ENCRYPTED_ATTRIBUTES in after_ds:
         private.append("EncryptedAttributesSequence (0400,0500)")
     if leaks or private:

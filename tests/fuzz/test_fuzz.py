@@ -146,6 +146,16 @@ class StreamProcess:
         self.stderr.close()
 
 
+def keep(source: Path, name: str) -> Path:
+    """A failing case's file, copied where pytest's temporary-folder cleanup will not remove it."""
+    import shutil
+    import tempfile
+
+    folder = Path(tempfile.gettempdir()) / "dicom-hub-fuzz-failures"
+    folder.mkdir(exist_ok=True)
+    return Path(shutil.copy(source, folder / name))
+
+
 def check_response(line: str, request: dict[str, Any], output: Path | None) -> str | None:
     """What is wrong with one response, or None."""
     try:
@@ -198,7 +208,8 @@ def test_fuzzed_files_never_kill_hang_or_confuse(backend, fuzz_inputs, tmp_path)
             asked += 1
             problem = problem or check_response(line or "", request, output)
             if problem:
-                failures.append(f"{item.case.describe(SEED)}; {backend} {item.op} {json.dumps(item.options)}: {problem}\n    file kept: {source}")
+                kept = keep(source, f"seed{SEED}_case{item.case.index}_{backend}_{item.op}.dcm")
+                failures.append(f"{item.case.describe(SEED)}; {backend} {item.op} {json.dumps(item.options)}: {problem}\n    file kept: {kept}")
             elif output is not None and output.exists():
                 written.add(output)
         dumps = [p for pattern in CRASH_DUMPS for p in tmp_path.rglob(pattern)]
