@@ -70,11 +70,11 @@ def pixel_module(path: Path) -> dict[str, Any]:
     keys = ("SamplesPerPixel", "PhotometricInterpretation", "NumberOfFrames", "BitsAllocated", "PixelRepresentation")
     try:
         ds = dcmread(path, stop_before_pixels=True, specific_tags=list(keys))
-    except Exception:
-        return {"TransferSyntaxUID": None}
-    found: dict[str, Any] = {key: ds.get(key) for key in keys}
-    meta = getattr(ds, "file_meta", None)
-    found["TransferSyntaxUID"] = str(meta.TransferSyntaxUID) if meta is not None and "TransferSyntaxUID" in meta else None
+        found: dict[str, Any] = {key: ds.get(key) for key in keys}
+        meta = getattr(ds, "file_meta", None)
+        found["TransferSyntaxUID"] = str(meta.TransferSyntaxUID) if meta is not None and "TransferSyntaxUID" in meta else None
+    except Exception:  # unreadable (truncated, a value pydicom cannot convert): nothing known, the tool decides
+        return {**dict.fromkeys(keys), "TransferSyntaxUID": None, "NumberOfFrames": 1}
     found["NumberOfFrames"] = number_of_frames(found["NumberOfFrames"], path.name)
     return found
 
