@@ -28,6 +28,8 @@ FINDS = [
     ("unresolvable Pixel Data VR in the leak check", flipped("nested_priv_SQ.dcm", {256: 0x6A, 185: 0xC2}), "dcmtk", "anonymize", {}, {"decode_error"}),
     ("unknown VR in the window read before dcmj2pnm", bad_vr(bundled_data("MR_small.dcm"), 0x00281050, b"D\xe5")[0], "dcmtk", "to_image", {}, None),
     ("truncated header read before pixelmed", bundled_data("JPEG2000.dcm")[:1139], "pixelmed", "to_image", {}, None),
+    ("unknown VR in the file meta", flipped("SC_rgb_jpeg_gdcm.dcm", {149: 0x86, 1637: 0x81}), "python", "validate", {}, {"decode_error"}),
+    ("SOP Class UID with another VR", bad_vr(bundled_data("MR_small.dcm"), 0x00080016, b"LO")[0], "python", "info", {}, None),
     ("cut deflate stream", bundled_data("image_dfl.dcm")[:851], "gdcm", "info", {}, {"decode_error"}),
 ]  # fmt: skip
 OUTPUT = {"to_image": ".png", "transcode": ".dcm", "anonymize": ".dcm"}
