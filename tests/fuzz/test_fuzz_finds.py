@@ -30,6 +30,7 @@ FINDS = [
     ("truncated header read before pixelmed", bundled_data("JPEG2000.dcm")[:1139], "pixelmed", "to_image", {}, None),
     ("unknown VR in the file meta", flipped("SC_rgb_jpeg_gdcm.dcm", {149: 0x86, 1637: 0x81}), "python", "validate", {}, {"decode_error"}),
     ("SOP Class UID with another VR", bad_vr(bundled_data("MR_small.dcm"), 0x00080016, b"LO")[0], "python", "info", {}, None),
+    ("unknown VR while checking completeness", bad_vr(bundled_data("MR_small.dcm"), 0x00080090, b"P<")[0], "python", "anonymize", {}, {"decode_error"}),
     ("cut deflate stream", bundled_data("image_dfl.dcm")[:851], "gdcm", "info", {}, {"decode_error"}),
 ]  # fmt: skip
 OUTPUT = {"to_image": ".png", "transcode": ".dcm", "anonymize": ".dcm"}
