@@ -104,6 +104,7 @@ class ContractCliAdapter(SubprocessAdapter):
 
     # -- one request ------------------------------------------------------------------------------
     def handle(self, job: Job) -> Outcome:
+        self.check_input(job)
         request = json.dumps(request_for(job))
         if self.reported().get("stream") is not True:
             run = self.run_cmd(self._build_cmd(job), timeout=self.timeout_for(job), stdin=request + "\n")

@@ -28,6 +28,8 @@ _ERROR_RECORD = re.compile(
     r"^(?:[EF]: |\[?(?:error|fatal)\b|SEVERE|Exception|\S+(?:Exception|Error)\b|Sorry|Could not|Cannot|Unable|thread '.*' panicked)",
     re.IGNORECASE,
 )
+# Ops whose tools decode (and allocate) the pixel data the header describes.
+PIXEL_OPS = frozenset({"to_image", "stats", "histogram", "transcode"})
 
 
 @dataclass(frozen=True)
@@ -150,11 +152,27 @@ class SubprocessAdapter(Adapter):
         return HubError(code, full, hint, stdout=run.stdout, stderr=run.stderr, returncode=run.returncode)
 
     # -- the default request cycle ---------------------------------------------------------------
+    @staticmethod
+    def check_input(job: Job) -> None:
+        """Refuse, before a tool starts, input that makes tools crawl or die: sequences nested
+        thousands deep, a length past the end of the file, and a header whose pixel size the data cannot back (tools trust Rows x
+        Columns x Frames and die with std::bad_alloc)."""
+        if not job.inputs or not job.input.is_file():
+            return
+        from dicom_hub.contract import structure
+
+        structure.check_file(job.input)
+        if job.op in PIXEL_OPS:
+            from dicom_hub.contract.pixel_size import check_file
+
+            check_file(job.input)
+
     def _build_cmd(self, job: Job) -> list[str]:
         """The argument list for one job; subclasses implement it per op."""
         raise NotImplementedError
 
     def handle(self, job: Job) -> Outcome:
+        self.check_input(job)
         run = self.run_cmd(self._build_cmd(job), timeout=self.timeout_for(job))
         return self.interpret(job, run)
 

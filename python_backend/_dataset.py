@@ -117,6 +117,9 @@ def _check_parsed(ds: Dataset, path: Path, parse_all: bool) -> None:
         return
     try:
         _convert_all(ds)
+        meta = getattr(ds, "file_meta", None)
+        if meta is not None:
+            _convert_all(meta)  # a corrupt meta element (unknown VR) fails here, not in an op
     except Exception as err:
         raise HubError(ErrorCode.DECODE_ERROR, f"cannot parse {path.name}: {type(err).__name__}: {err}", "the file is corrupt or truncated") from None
 

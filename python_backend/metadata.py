@@ -35,10 +35,17 @@ def info(job: Job) -> Outcome:
         "path": str(path),
         "size_bytes": path.stat().st_size,
         "transfer_syntax": str(ts) if ts else None,
-        "transfer_syntax_name": ts.name if ts else None,
-        "sop_class_name": ds.SOPClassUID.name if "SOPClassUID" in ds else None,
+        "transfer_syntax_name": _uid_name(ts) if ts else None,
+        "sop_class_name": _uid_name(ds.SOPClassUID) if "SOPClassUID" in ds else None,
     }
     return Outcome(metadata=arrange_info(values, file))
+
+
+def _uid_name(value: Any) -> str:
+    """A UID's name; a corrupt element (another VR, several values) holds a plain string or a list."""
+    from pydicom.uid import UID
+
+    return UID(value if isinstance(value, str) else str(value)).name
 
 
 def _summary_values(ds: Dataset) -> dict[str, Any]:

@@ -16,6 +16,7 @@ from dicom_hub.contract.errors import ErrorCode, HubError
 from dicom_hub.contract.files import atomic_output, check_writable
 from dicom_hub.contract.job import Job, Outcome
 
+from .pixels.decode import is_codec_failure
 from .series_geometry import Stack, load_stack
 
 if TYPE_CHECKING:
@@ -95,7 +96,9 @@ def _pixels(plane: Any, cache: dict[Path, np.ndarray]) -> np.ndarray:
         if plane.path not in cache:
             cache[plane.path] = plane.dataset.pixel_array
         return cache[plane.path][plane.frame]
-    except Exception as err:
+    except BaseException as err:  # a Rust codec's panic is a BaseException (see is_codec_failure)
+        if not is_codec_failure(err):
+            raise
         code = ErrorCode.CODEC_UNAVAILABLE if "plugin" in str(err).lower() or "decoder" in str(err).lower() else ErrorCode.DECODE_ERROR
         raise HubError(code, f"cannot decode the pixels of {plane.name}: {type(err).__name__}: {err}", "install the codec extras: pip install 'dicom-hub[codecs]'") from None
 

@@ -223,7 +223,7 @@ class DcmtkAdapter(DumpingAdapter):
             return Outcome(metadata={"dataset": _shape_json(dataset, job)}, stderr=run.stderr)
         with atomic_output(job.output, job.overwrite) as tmp:
             run = self._run_checked(job, self._build_cmd(job, tmp), "convert to JSON")
-            dataset = _json_or_fail(self, run, tmp.read_text(encoding="utf-8"))
+            dataset = _json_or_fail(self, run, _utf8(run, tmp.read_bytes()))
             shaped = _shape_json(dataset, job)
             if shaped is not dataset or job.option("indent") is not None:
                 tmp.write_text(json.dumps(shaped, indent=job.option("indent")), encoding="utf-8")
@@ -366,18 +366,20 @@ def refuse_wide_ob(header: pixel_input.PixelHeader) -> None:
 def image_header(path: Path) -> tuple[str | None, int]:
     """What VOI data the file has for its default rendering ("window", "lut" or None), and its
     number of frames (DCMTK clamps or fails on a frame past the end; the contract says invalid_request)."""
+    from dicom_hub.contract.pixel_size import number_of_frames
     from pydicom import dcmread
 
     try:
         ds = dcmread(path, stop_before_pixels=True, specific_tags=["WindowCenter", "WindowWidth", "VOILUTSequence", "NumberOfFrames"])
-    except Exception:
+        frames_value = ds.get("NumberOfFrames")
+        window = ds.get("WindowCenter") is not None and ds.get("WindowWidth") is not None
+        lut = bool(ds.get("VOILUTSequence"))
+    except Exception:  # a value pydicom cannot convert (unknown VR...): DCMTK decides
         return None, 1
-    frames = int(ds.get("NumberOfFrames") or 1)
-    if ds.get("WindowCenter") is not None and ds.get("WindowWidth") is not None:
+    frames = number_of_frames(frames_value, path.name)
+    if window:
         return "window", frames
-    if ds.get("VOILUTSequence"):
-        return "lut", frames
-    return None, frames
+    return ("lut" if lut else None), frames
 
 
 def _check_rescale(path: Path) -> None:
@@ -428,6 +430,19 @@ def _log_lines(stderr: str) -> tuple[list[str], list[str]]:
     errors = [line[2:].strip() for line in stderr.splitlines() if line.startswith(("E:", "F:"))]
     warnings = [line[2:].strip() for line in stderr.splitlines() if line.startswith("W:")]
     return errors, warnings
+
+
+def _utf8(run: Any, data: bytes) -> str:
+    """dcm2json's output as text; bytes that are not UTF-8 come from a value its character set does not allow."""
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise HubError(
+            ErrorCode.DECODE_ERROR,
+            f"dcm2json wrote bytes that are not UTF-8 ({err.reason} at byte {err.start}): a value holds bytes its character set does not allow",
+            "the file is corrupt, or its Specific Character Set (0008,0005) is wrong",
+            stderr=run.stderr,
+        ) from None
 
 
 def _json_or_fail(adapter: SubprocessAdapter, run: Any, text: str) -> Any:

@@ -69,11 +69,10 @@ def anonymize(adapter: SubprocessAdapter, job: Job, target: Path) -> ToolRun:
     from dicom_hub.python_backend.deid.keys import resolve_key
     from dicom_hub.python_backend.deid.pseudonyms import Pseudonymizer
     from dicom_hub.python_backend.deid.side_files import check_side_files
-    from pydicom import dcmread
 
     # The whole data set (large values deferred, not read): the plan must see what follows the
     # pixels too, e.g. Digital Signatures Sequence (FFFA,FFFA), which the profile removes.
-    ds = dcmread(job.input, defer_size=1024, force=True)
+    ds = annex_e.read_header(job.input)
     annex_e.refuse_burned_in(ds)
     check_side_files(job)
     key, _ = resolve_key(job)

@@ -162,6 +162,7 @@ class DicomRsAdapter(RsNetworkOps, SubprocessAdapter):
         if job.op in self.network_ops():
             return self.handle_network(job)
         check_options(job)
+        self.check_input(job)
         if job.op in ("to_image", "transcode"):
             return self._write_file(job)
         run = self.run(job, self._build_cmd(job))

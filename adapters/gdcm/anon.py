@@ -73,9 +73,7 @@ def _openssl(adapter: SubprocessAdapter) -> str:
 
 
 def anonymize(adapter: SubprocessAdapter, job: Job, out: Path, work: Path) -> list[ToolRun]:
-    from pydicom import dcmread
-
-    ds = dcmread(job.input, stop_before_pixels=True, force=True)
+    ds = annex_e.read_header(job.input)
     annex_e.refuse_burned_in(ds)
     annex_e.refuse_unreachable(ds, annex_e.plan(ds), "gdcm", "gdcmanon --dumb edits top-level elements only")
     runs = []
@@ -83,6 +81,8 @@ def anonymize(adapter: SubprocessAdapter, job: Job, out: Path, work: Path) -> li
     for argv in chain[:-1]:  # certificate, gdcmanon -e, private tags out
         runs.append(check(adapter, adapter.run_cmd(argv, timeout=adapter.timeout_for(job)), "de-identify the file", job.input))
     # UIDs GDCM's older table does not know are still the originals: the last pass replaces them too.
+    from pydicom import dcmread
+
     public = dcmread(work / "no-private.dcm", stop_before_pixels=True, force=True)
     kept = {int(elem.tag) for elem in ds if elem.VR == "UI" and elem.tag in public and public[elem.tag].value == elem.value}
     last = commands(adapter, job, out, work, profile_flags(ds, kept))[-1]

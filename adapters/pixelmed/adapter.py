@@ -205,6 +205,7 @@ class PixelMedAdapter(PixelMedHostRuns, PixelMedNetworkOps, SubprocessAdapter):
     def handle(self, job: Job) -> Outcome:
         if job.op in self.network_ops():
             return self.handle_network(job)
+        self.check_input(job)
         handler = getattr(self, f"_run_{job.op}")
         return handler(job)
 
@@ -319,9 +320,7 @@ class PixelMedAdapter(PixelMedHostRuns, PixelMedNetworkOps, SubprocessAdapter):
         return Outcome(metadata={"transfer_syntax": uid, "transfer_syntax_name": syntaxes.uid_name(uid)}, output_files=[str(job.output)], stderr=stderr + run.stderr)
 
     def _run_anonymize(self, job: Job) -> Outcome:
-        from pydicom import dcmread
-
-        ds = dcmread(job.input, stop_before_pixels=True, force=True)
+        ds = annex_e.read_header(job.input)
         annex_e.refuse_burned_in(ds)
         plan = annex_e.plan(ds)
         annex_e.refuse_unreachable(ds, plan, "pixelmed", "DeidentifyAndRedact sets top-level attributes only")

@@ -18,6 +18,8 @@ if TYPE_CHECKING:
 ENCRYPTED_ATTRIBUTES = 0x04000500
 BURNED_IN_ANNOTATION = 0x00280301
 PIXEL_DATA = 0x7FE00010
+# Bulk binary VRs: not converted while checking that a header reads (their values stay deferred).
+_BULK_VRS = frozenset({"OB", "OD", "OF", "OL", "OV", "OW", "UN"})
 
 
 @dataclass(frozen=True)
@@ -28,6 +30,23 @@ class Edit:
     path: str
     value: str = ""
     sequence: bool = False  # Z on a sequence: keep it, with no items; I of a sequence: an empty one
+
+
+def read_header(path: Path) -> Dataset:
+    """The file's whole data set for planning, large values deferred (not read): the plan must see
+    what follows the pixels too, e.g. Digital Signatures Sequence (FFFA,FFFA), which the profile
+    removes. A corrupt one is `decode_error` (pydicom raises anything from OSError to
+    BytesLengthException, here or when `plan` reads a value)."""
+    from pydicom import dcmread
+
+    try:
+        ds = dcmread(path, defer_size=1024, force=True)
+        for elem in ds.iterall():  # convert every raw value now, so a corrupt one fails here
+            if elem.VR not in _BULK_VRS:
+                _ = elem.value
+    except Exception as err:
+        raise HubError(ErrorCode.DECODE_ERROR, f"cannot read {path.name} to plan its de-identification: {type(err).__name__}: {err}", "the file is corrupt or truncated") from None
+    return ds
 
 
 def plan(ds: Dataset, new_uid: Callable[[str], str] | None = None) -> list[Edit]:
@@ -156,17 +175,20 @@ def leak_check(original: Path, result: Path) -> dict[str, Any]:
 
     table = load_table()
     watched = {tag for tag, row in table.items() if row.basic != "K"}
-    before_ds, after_ds = dcmread(original, force=True), dcmread(result, force=True)
-    # the repeating-group rows (overlay, curve data: 50xx, 60xx) of the elements actually present
-    repeating = {int(e.tag) for e in before_ds.iterall() if int(e.tag) >> 24 in (0x50, 0x60)}
-    watched |= {tag for tag in repeating if (row := find_row(tag)) is not None and row.basic != "K"}
-    before = _values(before_ds, watched)
-    leaks = sorted(
-        {f"{find_row(tag).keyword} {_tag(tag)}" for tag, value in _values(after_ds, watched, pairs=True) if value in before.get(tag, set())}
-    )
-    leaks += _outside_iod(before_ds, after_ds)
-    leaks += _dummy_sequences(after_ds)
-    private = sorted({_tag(int(elem.tag)) for elem in after_ds.iterall() if elem.tag.is_private})
+    try:  # pydicom raises anything (AttributeError on an unresolvable VR...) on a corrupt value
+        before_ds, after_ds = dcmread(original, force=True), dcmread(result, force=True)
+        # the repeating-group rows (overlay, curve data: 50xx, 60xx) of the elements actually present
+        repeating = {int(e.tag) for e in before_ds.iterall() if int(e.tag) >> 24 in (0x50, 0x60)}
+        watched |= {tag for tag in repeating if (row := find_row(tag)) is not None and row.basic != "K"}
+        before = _values(before_ds, watched)
+        leaks = sorted(
+            {f"{find_row(tag).keyword} {_tag(tag)}" for tag, value in _values(after_ds, watched, pairs=True) if value in before.get(tag, set())}
+        )
+        leaks += _outside_iod(before_ds, after_ds)
+        leaks += _dummy_sequences(after_ds)
+        private = sorted({_tag(int(elem.tag)) for elem in after_ds.iterall() if elem.tag.is_private})
+    except Exception as err:
+        raise HubError(ErrorCode.DECODE_ERROR, f"cannot read {original.name} to check the de-identified result for leaks: {type(err).__name__}: {err}", "the file is corrupt or truncated") from None
     if ENCRYPTED_ATTRIBUTES in after_ds:
         private.append("EncryptedAttributesSequence (0400,0500)")
     if leaks or private:

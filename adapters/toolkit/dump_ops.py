@@ -18,6 +18,7 @@ class DumpingAdapter(SubprocessAdapter):
     dump command); each other op is a method `_<op>`."""
 
     def handle(self, job: Job) -> Outcome:
+        self.check_input(job)
         return getattr(self, f"_{job.op}")(job)
 
     def _run_checked(self, job: Job, argv: list[str], what: str) -> ToolRun:

@@ -64,17 +64,18 @@ def text_outcome(job: Job, text: str, elements: list[dict[str, Any]], stderr: st
 
 def pixel_module(path: Path) -> dict[str, Any]:
     """The attributes that decide whether a tool can handle a file's pixels (read with pydicom)."""
+    from dicom_hub.contract.pixel_size import number_of_frames
     from pydicom import dcmread
 
     keys = ("SamplesPerPixel", "PhotometricInterpretation", "NumberOfFrames", "BitsAllocated", "PixelRepresentation")
     try:
         ds = dcmread(path, stop_before_pixels=True, specific_tags=list(keys), force=True)
-    except Exception:
+        found: dict[str, Any] = {key: ds.get(key) for key in keys}
+        meta = getattr(ds, "file_meta", None)
+        found["TransferSyntaxUID"] = str(meta.TransferSyntaxUID) if meta is not None and "TransferSyntaxUID" in meta else None
+    except Exception:  # unreadable (truncated, a value pydicom cannot convert): nothing known, the tool decides
         return {**dict.fromkeys(keys), "TransferSyntaxUID": None, "NumberOfFrames": 1}
-    found: dict[str, Any] = {key: ds.get(key) for key in keys}
-    meta = getattr(ds, "file_meta", None)
-    found["TransferSyntaxUID"] = str(meta.TransferSyntaxUID) if meta is not None and "TransferSyntaxUID" in meta else None
-    found["NumberOfFrames"] = int(found["NumberOfFrames"] or 1)
+    found["NumberOfFrames"] = number_of_frames(found["NumberOfFrames"], path.name)
     return found
 
 

@@ -104,11 +104,15 @@ def anonymize(job: Job) -> Outcome:
     mapping = anonymize_file(job.input, job.output, settings)
     from pydicom import dcmread
 
-    written = dcmread(
-        job.output,
-        stop_before_pixels=True,
-        specific_tags=["PatientID", "StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID", "SOPClassUID"],
-    )
+    try:
+        written = dcmread(
+            job.output,
+            stop_before_pixels=True,
+            specific_tags=["PatientID", "StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID", "SOPClassUID"],
+        )
+    except Exception as err:  # corrupt input passed through (e.g. a broken sequence): no output, then
+        job.output.unlink(missing_ok=True)
+        raise HubError(ErrorCode.DECODE_ERROR, f"the de-identified copy of {job.input.name} cannot be read back ({type(err).__name__}: {err})", "the input is corrupt; repair or re-export it") from None
     metadata: dict[str, Any] = {
         **_describe(settings, key_source),
         "patient_id": str(written.get("PatientID", "")),

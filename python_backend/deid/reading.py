@@ -37,7 +37,12 @@ def read_for_anonymize(path: Path) -> Dataset:
         ) from None
     if len(ds) == 0:
         raise HubError(ErrorCode.NOT_DICOM, f"no data set in {path}", "the file holds only a header")
-    _check_complete(ds, path)
+    try:
+        _check_complete(ds, path)
+    except HubError:
+        raise
+    except Exception as err:  # an element pydicom cannot even hold raw (an unknown VR)
+        raise HubError(ErrorCode.DECODE_ERROR, f"cannot parse {path.name}: {type(err).__name__}: {err}", "the file is corrupt or truncated") from None
     return ds
 
 

@@ -114,7 +114,11 @@ def send_one(assoc: Any, item: FileToSend, accepted: set[tuple[str, str]]) -> di
             return failure(item.path, "refused", f"the peer accepted no presentation context for SOP class {item.sop_class}")
         try:
             payload = uncompressed_copy(item.path, sent_syntax)
-        except Exception as err:
+        except BaseException as err:  # a Rust codec's panic is a BaseException (see is_codec_failure)
+            from ..pixels.decode import is_codec_failure
+
+            if not is_codec_failure(err):
+                raise
             return failure(item.path, "codec", f"the peer refused transfer syntax {item.transfer_syntax} and decompressing failed: {type(err).__name__}: {err}")
         decompressed = item.transfer_syntax not in UNCOMPRESSED  # else only re-encoded (Explicit <-> Implicit VR)
     try:

@@ -7,9 +7,11 @@ data is `decode_error`; asking for a frame the image does not have names the val
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
 from dicom_hub.contract.errors import ErrorCode, HubError
+from dicom_hub.contract.pixel_size import check_dataset, number_of_frames
 
 if TYPE_CHECKING:
     import numpy as np
@@ -17,6 +19,8 @@ if TYPE_CHECKING:
     from pydicom.uid import UID
 
 T = TypeVar("T")
+# What a codec raising on bad data can never be: the user (or the runtime) stopping us.
+_NOT_CODEC_FAILURES = (KeyboardInterrupt, SystemExit, GeneratorExit)
 CODECS_HINT = "pip install 'dicom-hub[codecs]'"
 
 # Transfer syntax UID prefix -> the PyPI package(s) in the `codecs` extra that decode it.
@@ -43,11 +47,34 @@ def transfer_syntax(ds: Dataset) -> UID:
     meta = getattr(ds, "file_meta", None)
     uid = meta.get("TransferSyntaxUID") if meta is not None else None
     if uid:
-        return UID(uid)
+        return UID(uid if isinstance(uid, str) else str(uid))  # a corrupt file may hold several values
     implicit, little = ds.original_encoding
     if implicit:
         return ImplicitVRLittleEndian
     return ExplicitVRLittleEndian if little in (True, None) else ExplicitVRBigEndian
+
+
+def known_transfer_syntax(ds: Dataset, name: str) -> UID:
+    """The data set's transfer syntax, refused as `decode_error` when it is not one pydicom knows:
+    nothing says how its pixel data is encoded (and pydicom's UID properties raise on it)."""
+    uid = transfer_syntax(ds)
+    if not uid.is_transfer_syntax:
+        raise HubError(
+            ErrorCode.DECODE_ERROR,
+            f"{name} declares transfer syntax {str(uid)[:80]!r}, which is not a transfer syntax DICOM defines, so its pixel data cannot be decoded",
+            "the file is corrupt, or uses a private transfer syntax: convert it with the software that wrote it",
+        )
+    return uid
+
+
+def is_codec_failure(err: BaseException) -> bool:
+    """Whether `err`, raised while decoding, is the codec refusing the data.
+
+    Python codecs raise anything from ValueError to RuntimeError; a Rust codec that panics
+    (pylibjpeg-rle on a corrupt segment) surfaces as pyo3's PanicException, a BaseException that
+    `except Exception` lets through and that would end the process without a response.
+    """
+    return not isinstance(err, _NOT_CODEC_FAILURES)
 
 
 def require_pixels(ds: Dataset, name: str) -> None:
@@ -57,10 +84,8 @@ def require_pixels(ds: Dataset, name: str) -> None:
 
 
 def frame_count(ds: Dataset) -> int:
-    try:
-        return max(int(ds.get("NumberOfFrames") or 1), 1)
-    except (TypeError, ValueError):
-        raise HubError(ErrorCode.DECODE_ERROR, f"invalid Number of Frames {ds.get('NumberOfFrames')!r}", "fix (0028,0008) Number of Frames") from None
+    filename = getattr(ds, "filename", None)
+    return number_of_frames(ds.get("NumberOfFrames"), Path(filename).name if isinstance(filename, str) else "the data set")
 
 
 def check_frame(ds: Dataset, frame: int) -> int:
@@ -115,28 +140,50 @@ def decode(ds: Dataset, name: str, *, index: int | None = None, as_rgb: bool = T
     from pydicom.pixels import pixel_array
 
     require_pixels(ds, name)
-    uid = transfer_syntax(ds)
+    check_dataset(ds, name, frames_decoded=None if index is None else 1)
+    uid = known_transfer_syntax(ds, name)
     if "TransferSyntaxUID" not in getattr(ds, "file_meta", {}):  # a raw data set: pydicom's decoders need the syntax it was read in
         ds.ensure_file_meta()
         ds.file_meta.TransferSyntaxUID = uid
     if not uid.is_compressed:
         try:
             return pixel_array(ds, index=index, as_rgb=as_rgb)
-        except Exception as err:
+        except BaseException as err:
+            if not is_codec_failure(err):
+                raise
             raise decode_failure(name, uid, err) from None
-    return with_decoders(uid, name, lambda plugin: pixel_array(ds, index=index, as_rgb=as_rgb, decoding_plugin=plugin))
+    from .gdcm_decode import PLUGIN as GDCM
+    from .gdcm_decode import decode_in_child
+
+    def attempt(plugin: str) -> np.ndarray:
+        if plugin == GDCM:  # C++ that can abort the interpreter: in a child process
+            return decode_in_child(ds, index=index, as_rgb=as_rgb)
+        return pixel_array(ds, index=index, as_rgb=as_rgb, decoding_plugin=plugin)
+
+    return with_decoders(uid, name, attempt)
 
 
-def with_decoders(uid: UID, name: str, attempt: Callable[[str], T]) -> T:
-    """Run `attempt(plugin)` with each installed decoder plugin for `uid` in turn until one works."""
+def with_decoders(uid: UID, name: str, attempt: Callable[[str], T], *, in_process_only: bool = False) -> T:
+    """Run `attempt(plugin)` with each installed decoder plugin for `uid` in turn until one works.
+
+    `in_process_only` leaves out python-gdcm, for attempts that cannot run it in a child process
+    (callers then fall back to `decode`, which can)."""
     from pydicom.pixels import get_decoder
+
+    from .gdcm_decode import PLUGIN as GDCM
 
     check_decoder(uid)
     failures: list[str] = []
     for plugin in plugin_order(get_decoder(uid).available_plugins, uid):
+        if in_process_only and plugin == GDCM:
+            continue
         try:
             return attempt(plugin)
-        except Exception as err:  # codecs raise anything from ValueError to RuntimeError on bad data
+        except HubError:
+            raise
+        except BaseException as err:
+            if not is_codec_failure(err):
+                raise
             failures.append(f"{plugin}: {type(err).__name__}: {err}")
     raise HubError(
         ErrorCode.DECODE_ERROR,
@@ -145,7 +192,7 @@ def with_decoders(uid: UID, name: str, attempt: Callable[[str], T]) -> T:
     )
 
 
-def decode_failure(name: str, uid: UID, err: Exception) -> HubError:
+def decode_failure(name: str, uid: UID, err: BaseException) -> HubError:
     return HubError(
         ErrorCode.DECODE_ERROR,
         f"cannot decode the pixel data of {name} ({uid.name}): {type(err).__name__}: {err}",

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from dicom_hub.contract.errors import ErrorCode, HubError
 from dicom_hub.contract.files import atomic_output
 from dicom_hub.contract.job import Job, Outcome
+from dicom_hub.contract.pixel_size import check_dataset
 from dicom_hub.python_backend._dataset import read_dataset
 
 from .decode import (
@@ -21,6 +22,7 @@ from .decode import (
     codec_package,
     decode,
     decode_failure,
+    known_transfer_syntax,
     plugin_order,
     require_pixels,
     transfer_syntax,
@@ -44,7 +46,7 @@ def transcode(job: Job) -> Outcome:
     check_target_options(target, job.options)
     ds = read_dataset(job.input)
     name = job.input.name
-    source = transfer_syntax(ds)
+    source = known_transfer_syntax(ds, name)
     old_uid = str(ds.get("SOPInstanceUID", ""))
     ratio: float | None = None
     encoder = None
@@ -83,8 +85,9 @@ def to_native_little_endian(ds: Dataset, name: str, source: UID) -> None:
     Every path that decompresses a data set (transcode, batch_decompress, store) goes through here.
     """
     if "PixelData" in ds and source.is_compressed:
+        check_dataset(ds, name)
         try:
-            with_decoders(source, name, lambda plugin: ds.decompress(as_rgb=True, generate_instance_uid=False, decoding_plugin=plugin))
+            with_decoders(source, name, lambda plugin: ds.decompress(as_rgb=True, generate_instance_uid=False, decoding_plugin=plugin), in_process_only=True)
         except HubError as err:
             if err.code != ErrorCode.DECODE_ERROR:
                 raise
