@@ -17,7 +17,7 @@ from .._dataset import read_dataset, write_dataset
 from .runner import run_batch
 
 # Options the runner reads; everything else of a batch op goes to the per-file op.
-BATCH_OPTIONS = frozenset({"recursive", "include_raw", "workers", "progress", "suffix", "preserve_tree", "timeout"})
+BATCH_OPTIONS = frozenset({"recursive", "include_raw", "workers", "progress", "suffix", "preserve_tree", "timeout", "executor", "scheduler"})
 
 
 @dataclass(frozen=True)
