@@ -158,14 +158,13 @@ def run_chunk_task(payload: tuple[FileFunc, Any], chunk: list[tuple[Path, Path |
 
 
 def _local_cluster(distributed: Any, workers: int | None) -> Any:
-    """A cluster on this machine for one run: 127.0.0.1 only, one thread per worker process
-    (the per-file work is CPU-bound Python), dashboard on 127.0.0.1 when bokeh is installed."""
+    """A cluster on this machine for one run: 127.0.0.1 only (scheduler, workers and dashboard,
+    on free ports), one thread per worker process (the per-file work is CPU-bound Python)."""
     import logging
-    from importlib.util import find_spec
 
     from .runner import default_workers
 
-    dashboard = "127.0.0.1:0" if find_spec("bokeh") is not None else None
+    dashboard = "127.0.0.1:0"
     return distributed.LocalCluster(
         n_workers=workers or default_workers(),
         threads_per_worker=1,

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -121,9 +121,9 @@ def _write_table(state: RunState, chunk_count: int, output: Path, table_format: 
     remove_own_temporaries(output.parent, [output.name])  # a table write a kill interrupted
     with atomic_output(output, overwrite) as tmp:
         if table_format == "parquet":
-            _write_parquet(tmp, columns, _row_lists(state, chunk_count, columns))
+            _write_parquet(tmp, columns, _row_lists(state, range(chunk_count), columns))
         else:
-            _write_csv(tmp, columns, _row_lists(state, chunk_count, columns), escape_formulas)
+            _write_csv(tmp, columns, _row_lists(state, range(chunk_count), columns), escape_formulas)
     return {"rows": rows, "columns": len(columns), "errors": errors}
 
 
@@ -140,11 +140,12 @@ def table_columns(state: RunState, chunks: Any) -> tuple[list[str], int, list[di
     return sorted(used, key=sort_key), rows, errors
 
 
-def _row_lists(state: RunState, chunk_count: int, columns: list[str]) -> Iterator[list[str | None]]:
-    """Every saved row as a list in the table's column order (None where a file has no value)."""
+def _row_lists(state: RunState, chunks: Iterable[int], columns: list[str]) -> Iterator[list[str | None]]:
+    """Every saved row of `chunks` as a list in the table's column order (None where a file
+    has no value)."""
     position = {name: i for i, name in enumerate(columns)}
     width = len(columns)
-    for k in range(chunk_count):
+    for k in chunks:
         mapping = [(i, position[name]) for i, name in enumerate(state.chunk_header(k)["columns"]) if name in position]
         for values in state.chunk_rows(k):
             out: list[str | None] = [None] * width

@@ -41,6 +41,13 @@ class RunState:
         self.op = op
         self._lock_fd: int | None = None
 
+    @classmethod
+    def at(cls, folder: Path) -> RunState:
+        """The state folder of a run held by another process (a Dask task writing one chunk)."""
+        state = cls.__new__(cls)
+        state.folder, state.op, state._lock_fd = folder, "extract_metadata", None
+        return state
+
     def __enter__(self) -> RunState:
         import fcntl
 

@@ -42,7 +42,7 @@ def slow(*args):
     time.sleep(0.05)
     return fast(*args)
 setattr(module, {name!r}, slow)
-print(json.dumps(dispatch(json.loads({request!r})).model_dump(mode="json")))
+dispatch(json.loads({request!r}))
 """
 
 BATCH = "dicom_hub.python_backend.batch."
