@@ -113,6 +113,15 @@ class DaskExecutor:
             for future in pending:
                 future.cancel()
 
+    def scan(self, paths: Iterable[Path], recursive: bool, include_raw: bool) -> Any:
+        """`discovery.scan` with one listing task per folder on the cluster."""
+        from .discovery import scan_with
+
+        def list_folders(folders: Iterable[str]) -> Iterator[Any]:
+            return self.map_tasks(list_folder_task, [(folder, include_raw) for folder in folders], window=64)
+
+        return scan_with(list_folders, paths, recursive)
+
     def _submit(self, payload: Any, chunk: list[tuple[Path, Path | None]], verify: bool) -> Any:
         return self.client.submit(run_chunk_task, payload, chunk, verify, pure=False)
 
@@ -155,6 +164,14 @@ def run_chunk_task(payload: tuple[FileFunc, Any], chunk: list[tuple[Path, Path |
     """The task: one chunk of files on a worker (values and errors, as the local pool returns)."""
     func, context = payload
     return run_files(func, context, chunk, verify)
+
+
+def list_folder_task(argument: tuple[str, bool]) -> Any:
+    """The task: list one folder (and sniff its extensionless files)."""
+    from .discovery import list_folder
+
+    folder, include_raw = argument
+    return list_folder(folder, include_raw)
 
 
 def _local_cluster(distributed: Any, workers: int | None) -> Any:

@@ -48,6 +48,11 @@ class Discovery:
 
     files: list[Path] = field(default_factory=list)
     skipped: list[Path] = field(default_factory=list)
+    skipped_count: int | None = None  # when only the number is known (a distributed walk)
+
+    @property
+    def files_skipped(self) -> int:
+        return len(self.skipped) if self.skipped_count is None else self.skipped_count
 
 
 def find_dicom_files(paths: Iterable[Path | str] | Path | str, recursive: bool = True, include_raw: bool = False) -> list[Path]:
@@ -176,6 +181,18 @@ def list_folder(folder: str, include_raw: bool = False) -> FolderListing:
             else:
                 listing.skipped += 1
     return listing
+
+
+def scan_with(list_folders: Callable[[Iterable[str]], Iterator[FolderListing]], paths: Iterable[Path | str], recursive: bool = True) -> Discovery:
+    """`scan` with the folder listings done by `list_folders` (e.g. Dask tasks); same files,
+    same order."""
+    files: set[Path] = set()
+    skipped = 0
+    for file, left_out in walk_tree(list_folders, paths, recursive):
+        skipped += left_out
+        if file is not None:
+            files.add(file)
+    return Discovery(sorted(files, key=_sort_key), skipped_count=skipped)
 
 
 def walk_tree(

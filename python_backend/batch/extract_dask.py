@@ -29,7 +29,8 @@ from dicom_hub.contract.errors import ErrorCode, HubError
 from dicom_hub.contract.files import atomic_output
 from dicom_hub.contract.job import Job, Outcome
 
-from .discovery import FolderListing, list_folder, walk_tree
+from .dask_executor import list_folder_task
+from .discovery import FolderListing, walk_tree
 from .extract import RowOptions, _row_lists, _write_csv, extract_one, table_columns
 from .runner import _progress_bar, executor_metadata, run_files, show_progress
 from .state import RunState, remove_own_temporaries
@@ -112,7 +113,7 @@ def _discover(state: RunState, signature: dict[str, Any], executor: Any, inputs:
     batch: list[str] = []
 
     def list_folders(folders: Iterable[str]) -> Iterator[FolderListing]:
-        return executor.map_tasks(_list_folder_task, [(folder, signature["include_raw"]) for folder in folders], window=64)
+        return executor.map_tasks(list_folder_task, [(folder, signature["include_raw"]) for folder in folders], window=64)
 
     for file, left_out in walk_tree(list_folders, inputs, signature["recursive"]):
         skipped += left_out
@@ -129,11 +130,6 @@ def _discover(state: RunState, signature: dict[str, Any], executor: Any, inputs:
     run = {"signature": signature, "discovered": True, "partitions": partitions, "files": files, "skipped": skipped}
     state.save_run(run)
     return run
-
-
-def _list_folder_task(argument: tuple[str, bool]) -> FolderListing:
-    folder, include_raw = argument
-    return list_folder(folder, include_raw)
 
 
 def _files_path(state: RunState, index: int) -> Path:

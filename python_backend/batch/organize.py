@@ -28,8 +28,15 @@ from dicom_hub.contract.files import atomic_output
 from dicom_hub.contract.job import Job, Outcome
 
 from .._dataset import read_dataset
-from .discovery import scan
-from .runner import FileError, FileOutcome, executor_metadata, iter_results, show_progress, summarize
+from .runner import (
+    FileError,
+    FileOutcome,
+    discover,
+    executor_metadata,
+    iter_results,
+    show_progress,
+    summarize,
+)
 from .state import RunState, remove_own_temporaries
 
 PRESETS = {
@@ -158,10 +165,10 @@ def organize(job: Job) -> Outcome:
     parts = parse_template(job.option("by", "series"))
     mode = job.option("mode", "copy")
     dry_run = bool(job.option("dry_run", False))
-    found = scan(job.inputs, recursive=bool(job.option("recursive", True)), include_raw=bool(job.option("include_raw", False)))
     # The lock keeps two runs out of one output tree, which makes any temp file of ours found
     # there the leftover of a killed run (removed before its name is used again).
     with nullcontext() if dry_run else RunState(job.output, "organize") as state, executor_for(job) as executor:
+        found = discover(job, executor)
         headers = iter_results([(f, None) for f in found.files], read_fields, template_keywords(parts), progress=show_progress(job), describe="organize", executor=executor)
         outcomes: list[FileOutcome] = []
         plan: list[dict[str, str]] = []
@@ -185,7 +192,7 @@ def organize(job: Job) -> Outcome:
                 cleaned.add(target.parent)
                 _remove_stale_temporaries(target.parent)
             outcomes.append(_place(item.source, target, mode))
-        outcome = summarize(outcomes, skipped=len(found.skipped))
+        outcome = summarize(outcomes, skipped=found.files_skipped)
         outcome.metadata.update(executor_metadata(executor))
         if state is not None:
             state.remove()

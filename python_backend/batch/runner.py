@@ -126,11 +126,21 @@ def run_batch(
     """Discover, plan, run `func` on every file, and summarise (see the module docstring)."""
     from .executors import executor_for
 
-    found = scan(job.inputs, recursive=bool(job.option("recursive", True)), include_raw=bool(job.option("include_raw", False)))
     with executor_for(job) as executor:
+        found = discover(job, executor)
         outcome = _run_batch(job, func, context, executor, found, default_suffix, extension, writes_output, describe)
         outcome.metadata.update(executor_metadata(executor))
         return outcome
+
+
+def discover(job: Job, executor: Any) -> Any:
+    """The job's files, found by the executor when it can walk a tree itself (Dask: one task
+    per folder), else here; the same files in the same order either way."""
+    recursive, include_raw = bool(job.option("recursive", True)), bool(job.option("include_raw", False))
+    walk = getattr(executor, "scan", None)
+    if walk is not None:
+        return walk(job.inputs, recursive, include_raw)
+    return scan(job.inputs, recursive=recursive, include_raw=include_raw)
 
 
 def executor_metadata(executor: Any) -> dict[str, Any]:
@@ -144,7 +154,7 @@ def _run_batch(
 ) -> Outcome:
     run = _RunFiles(job, func, context, executor, show_progress(job), describe or job.op)
     if not writes_output:
-        return summarize(run.outcomes([(f, None) for f in found.files]), skipped=len(found.skipped))
+        return summarize(run.outcomes([(f, None) for f in found.files]), skipped=found.files_skipped)
     if job.output is None:
         raise HubError(ErrorCode.INVALID_REQUEST, f"op {job.op!r} needs an output folder", "set 'output' to a folder")
     suffix = job.option("suffix", default_suffix)
@@ -163,7 +173,7 @@ def _run_batch(
         "context": fingerprint(context),
     }
     with RunState(job.output, job.op) as state:
-        outcome = summarize(run.resumable(state, signature, list(zip(found.files, targets, strict=True))), skipped=len(found.skipped))
+        outcome = summarize(run.resumable(state, signature, list(zip(found.files, targets, strict=True))), skipped=found.files_skipped)
         state.remove()
     return outcome
 
