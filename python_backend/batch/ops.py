@@ -99,17 +99,21 @@ def batch_validate(job: Job) -> Outcome:
 
 
 def decompress_one(source: Path, target: Path | None, overwrite: bool) -> None:
-    """Decode the pixel data with pydicom's plugins and write Explicit VR Little Endian."""
-    from dicom_hub.contract.errors import ErrorCode, HubError
+    """Decode the pixel data with pydicom's plugins and write Explicit VR Little Endian.
+
+    The same decoding as `transcode` (`pixels.transcode.to_native_little_endian`): the SOP
+    Instance UID is kept, so the same input always gives the same bytes — which a rerun after an
+    interruption and a Dask worker's retry rely on to recognise a finished output.
+    """
+    from pydicom.uid import UID
+
+    from ..pixels.transcode import to_native_little_endian
 
     assert target is not None
     ds = read_dataset(source)
-    if "PixelData" in ds and ds.file_meta.TransferSyntaxUID.is_compressed:
-        try:
-            ds.decompress()
-        except Exception as err:
-            code = ErrorCode.CODEC_UNAVAILABLE if "plugin" in str(err).lower() or "missing" in str(err).lower() else ErrorCode.DECODE_ERROR
-            raise HubError(code, f"cannot decompress {source.name}: {type(err).__name__}: {err}", "see `dicom-hub backends`; the codec plugins come with dicom-hub[codecs]") from None
+    syntax = UID(str(ds.file_meta.get("TransferSyntaxUID", "")))
+    if syntax.is_transfer_syntax:
+        to_native_little_endian(ds, source.name, syntax)
     write_dataset(ds, target, overwrite=overwrite)
 
 
