@@ -41,7 +41,8 @@ class Cluster:
             "--host", "127.0.0.1", "--nthreads", "1", "--nworkers", "1", "--no-nanny", "--no-dashboard",
             "--name", name, "--death-timeout", "30", "--local-directory", str(self.folder),
         ]  # fmt: skip
-        process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=open(self.folder / f"{name}.log", "w"), cwd=self.folder)
+        with open(self.folder / f"{name}.log", "w") as log:
+            process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=log, cwd=self.folder)
         self.processes.append(process)
         self.workers[name] = process
         return process
@@ -75,7 +76,8 @@ def cluster(tmp_path_factory):
         str(Path(sys.executable).parent / "dask"), "scheduler", "--host", "127.0.0.1", "--port", "0",
         "--no-dashboard", "--scheduler-file", str(scheduler_file),
     ]  # fmt: skip
-    scheduler = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=open(folder / "scheduler.log", "w"), cwd=folder)
+    with open(folder / "scheduler.log", "w") as log:
+        scheduler = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=log, cwd=folder)
     running = Cluster("", folder, [scheduler])
     try:
         deadline = time.monotonic() + 60
