@@ -45,9 +45,11 @@ def scheduler_address(job: Job) -> str | None:
 def executor_for(job: Job) -> Iterator[Any]:
     """The job's executor, open for the duration of the block."""
     if executor_name(job) == "dask":
-        from .dask_executor import DaskExecutor
+        from .dask_executor import DaskExecutor, announce
+        from .runner import show_progress
 
         executor = DaskExecutor(scheduler_address(job), job.option("workers"))
+        announce(executor, show_progress(job))
     else:
         executor = LocalExecutor(workers_option(job))
     try:
