@@ -24,12 +24,20 @@ describe="...")` does everything around the function:
   options.preserve_tree (default true)>/<stem><options.suffix or default_suffix><extension or the
   file's own DICOM extension>`; two inputs that would land on the same path get `_2`, `_3`, ...;
   `writes_output=False` (ops without output) passes `target=None`;
-- runs `func(source, target, context)` for each file in `options.workers` processes (default: all
-  cores; 1 runs in-process), in bounded windows so memory does not grow with the file count;
-- catches every per-file exception: `HubError` keeps its code, `OSError` becomes
-  `input_not_found` / `output_error`, anything else `internal_error`; the batch goes on;
-- aborts on `MemoryError` (or a worker killed by the OOM killer) with a `backend_error` that says
-  to lower `options.workers`;
+- runs `func(source, target, context)` for each file on `options.executor` (`executors.py`):
+  `local`, `options.workers` processes (default: all cores; 1 runs in-process) that die with
+  this process (`lifetime.py`), or `dask`, tasks on a Dask cluster; in bounded windows so memory
+  does not grow with the file count;
+- catches every per-file exception, `BaseException`s such as a Rust panic included: `HubError`
+  keeps its code, `OSError` becomes `input_not_found` / `output_error`, anything else
+  `internal_error`; a worker process that dies (a crash in native code, the OOM killer) costs
+  only the file it was on (`backend_error`); the batch goes on;
+- aborts on `MemoryError` with a `backend_error` that says to lower `options.workers`;
+- resumes: the run state next to the output (`state.py`) journals every finished output, so
+  the same request after an interruption skips them (`files_resumed`); an output that exists
+  without a journal line is rewritten beside itself and kept when the bytes are the same (a
+  killed worker's last file, a Dask task retried), else it is the file's `output_exists` error;
+  temp files a killed run left for this run's outputs are removed;
 - shows a tqdm bar on stderr only when stderr is a terminal and `options.progress` is not false;
 - returns an `Outcome`: `output_files` (targets that exist after success) and metadata
   `files_processed`, `files_skipped` (looked at, not DICOM), `files_failed`, `errors` (each
