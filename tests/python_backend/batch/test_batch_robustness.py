@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 from batch_trees import synthetic_archive
-from conftest import expect_error, expect_ok
+from conftest import expect_error, expect_ok, missing
 from dicom_hub.contract.job import Job
 from dicom_hub.python_backend.batch.runner import iter_results, run_batch
 from factories import ct_slice, save
@@ -310,3 +310,77 @@ def test_a_scheduler_without_the_dask_executor_is_refused(archive, tmp_path):
 def test_run_batch_in_process_still_works_without_a_state_for_reading_ops(archive):
     outcome = run_batch(Job(op="t", inputs=(archive,), output=None, options={"workers": 1}), _panic_or_copy, writes_output=False)
     assert outcome.metadata["files_processed"] == 60
+
+
+# -- the pieces the dask executor builds on --------------------------------------------------------
+
+
+def test_a_walk_by_folder_listings_finds_what_scan_finds(tmp_path):
+    """The distributed walk (one listing per folder) on the messy tree: same files, same
+    skipped count, symlink loop included; listings are asked for in bounded batches."""
+    from batch_trees import build_tree
+    from dicom_hub.python_backend.batch.discovery import list_folder, scan, scan_with
+
+    tree = build_tree(tmp_path / "tree")
+    asked: list[int] = []
+
+    def list_folders(folders):
+        folders = list(folders)
+        asked.append(len(folders))
+        return iter([list_folder(f, False) for f in folders])
+
+    walked = scan_with(list_folders, [tree.root, tree.root / "a" / "CT_small.dcm"], recursive=True)
+    local = scan([tree.root, tree.root / "a" / "CT_small.dcm"])
+    assert walked.files == local.files == tree.taken
+    assert walked.files_skipped == local.files_skipped == len(tree.clutter) + 1  # + the raw file
+    assert max(asked) <= 64 and len(asked) > 1
+
+
+def test_a_torn_journal_line_is_ignored(tmp_path):
+    from dicom_hub.python_backend.batch.state import RunState
+
+    out = tmp_path / "out"
+    with RunState(out, "t") as state:
+        state.journal_path.write_text('{"t": "/x/a.dcm", "v": {"n": 1}}\n{"t": "/x/b.dcm", "v": nu')
+        assert state.read_journal() == {"/x/a.dcm": {"n": 1}}
+
+
+def test_a_task_that_kills_every_worker_costs_only_its_file(tmp_path):
+    """`KilledWorker` for a chunk: each file is retried alone; the one that kills again fails."""
+    from importlib.util import find_spec
+
+    if find_spec("distributed") is None:
+        missing("dask.distributed (pip install 'dicom-hub[distributed]')")
+    from dicom_hub.python_backend.batch.dask_executor import DaskExecutor
+    from distributed import KilledWorker
+
+    class Future:
+        def __init__(self, chunk):
+            self.chunk = chunk
+
+        def result(self):
+            if any(source.name == "crash.dcm" for source, _ in self.chunk):
+                raise KilledWorker("task", "tcp://127.0.0.1:1", 3)
+            return [({"name": source.name}, None, False) for source, _ in self.chunk]
+
+        def cancel(self):
+            pass
+
+    class Client:
+        def scatter(self, data, **_):
+            return data
+
+        def submit(self, _function, _payload, chunk, _verify, **_):
+            return Future(chunk)
+
+        def scheduler_info(self):
+            return {"workers": {"a": {}, "b": {}}}
+
+    executor = DaskExecutor.__new__(DaskExecutor)
+    executor.client = Client()
+    names = ["a.dcm", "crash.dcm", "c.dcm", "d.dcm"]
+    items = [(tmp_path / n, None) for n in names]
+    outcomes = list(executor.run(items, _panic_or_copy, None, False, len(items)))
+    assert [o.source.name for o in outcomes] == names
+    assert [(o.source.name, o.error.code) for o in outcomes if not o.ok] == [("crash.dcm", "backend_error")]
+    assert [o.value for o in outcomes if o.ok] == [{"name": "a.dcm"}, {"name": "c.dcm"}, {"name": "d.dcm"}]
