@@ -48,7 +48,14 @@ def executor_for(job: Job) -> Iterator[Any]:
         from .dask_executor import DaskExecutor, announce
         from .runner import show_progress
 
-        executor = DaskExecutor(scheduler_address(job), job.option("workers"))
+        address = scheduler_address(job)
+        if address is not None and "workers" in job.options:
+            raise HubError(
+                ErrorCode.INVALID_REQUEST,
+                f"options.workers cannot size the running Dask cluster at {address}",
+                "remove options.workers (the cluster has its own workers), or unset the scheduler to start a local cluster of that size",
+            )
+        executor = DaskExecutor(address, job.option("workers"))
         announce(executor, show_progress(job))
     else:
         executor = LocalExecutor(workers_option(job))

@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 from batch_trees import build_tree, synthetic_archive
-from conftest import expect_ok, missing
+from conftest import expect_error, expect_ok, missing
 from dicom_hub.contract.catalog import get_op
 from dicom_hub.contract.job import Job
 
@@ -141,6 +141,8 @@ def test_every_op_on_dask_gives_the_local_result(cluster, archive, tmp_path, op,
     if op == "batch_list":  # the scheduler from the environment
         monkeypatch.setenv("DICOM_HUB_DASK_SCHEDULER", cluster.address)
         remote = _run(op, archive, dask_out, {**options, "executor": "dask"})
+        # A running cluster has its own workers: a worker count for it is refused, not ignored.
+        expect_error({"op": op, "input": str(archive), "options": {"executor": "dask", "workers": 3}}, "invalid_request")
     else:
         remote = _run(op, archive, dask_out, {**options, "executor": "dask", "scheduler": cluster.address})
     meta = remote["metadata"]
