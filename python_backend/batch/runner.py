@@ -208,8 +208,7 @@ class _RunFiles:
         folders: dict[Path, list[str]] = {}
         for _, target in items:
             folders.setdefault(target.parent, []).append(target.name)
-        for folder, names in folders.items():
-            remove_own_temporaries(folder, names)
+        _remove_temporaries(folders)
         fresh = [(s, t) for s, t in items if str(t) not in done or not t.is_file()]
         new = self.outcomes(fresh, verify=not self.job.overwrite)
         with open(state.journal_path, "a", encoding="utf-8") as journal:
@@ -223,6 +222,12 @@ class _RunFiles:
                     journal.write(json.dumps({"t": key, "v": outcome.value}, default=str) + "\n")
                     journal.flush()
                 yield outcome
+        _remove_temporaries(folders)  # left by a worker that died mid-write during this run
+
+
+def _remove_temporaries(folders: dict[Path, list[str]]) -> None:
+    for folder, names in folders.items():
+        remove_own_temporaries(folder, names)
 
 
 def fingerprint(value: Any) -> str:
