@@ -117,10 +117,17 @@ class DaskExecutor:
         """`discovery.scan` with one listing task per folder on the cluster."""
         from .discovery import scan_with
 
-        def list_folders(folders: Iterable[str]) -> Iterator[Any]:
-            return self.map_tasks(list_folder_task, [(folder, include_raw) for folder in folders], window=64)
+        return scan_with(lambda folders: self.list_folders(folders, include_raw), paths, recursive)
 
-        return scan_with(list_folders, paths, recursive)
+    def list_folders(self, folders: Iterable[str], include_raw: bool) -> Iterator[Any]:
+        """`discovery.list_folder` for each folder, in order: a few folders per task (a task
+        costs more than listing a small folder), two tasks per worker in flight."""
+        folders = list(folders)
+        tasks = max(1, self.worker_count()) * 2
+        size = max(1, -(-len(folders) // tasks))
+        groups = [(folders[i : i + size], include_raw) for i in range(0, len(folders), size)]
+        for listings in self.map_tasks(list_folders_task, groups, window=len(groups)):
+            yield from listings
 
     def _submit(self, payload: Any, chunk: list[tuple[Path, Path | None]], verify: bool) -> Any:
         return self.client.submit(run_chunk_task, payload, chunk, verify, pure=False)
@@ -166,12 +173,12 @@ def run_chunk_task(payload: tuple[FileFunc, Any], chunk: list[tuple[Path, Path |
     return run_files(func, context, chunk, verify)
 
 
-def list_folder_task(argument: tuple[str, bool]) -> Any:
-    """The task: list one folder (and sniff its extensionless files)."""
+def list_folders_task(argument: tuple[list[str], bool]) -> list[Any]:
+    """The task: list a few folders (and sniff their extensionless files)."""
     from .discovery import list_folder
 
-    folder, include_raw = argument
-    return list_folder(folder, include_raw)
+    folders, include_raw = argument
+    return [list_folder(folder, include_raw) for folder in folders]
 
 
 def _local_cluster(distributed: Any, workers: int | None) -> Any:

@@ -29,7 +29,6 @@ from dicom_hub.contract.errors import ErrorCode, HubError
 from dicom_hub.contract.files import atomic_output
 from dicom_hub.contract.job import Job, Outcome
 
-from .dask_executor import list_folder_task
 from .discovery import FolderListing, walk_tree
 from .extract import RowOptions, _row_lists, _write_csv, extract_one, table_columns
 from .runner import _progress_bar, executor_metadata, run_files, show_progress
@@ -113,7 +112,7 @@ def _discover(state: RunState, signature: dict[str, Any], executor: Any, inputs:
     batch: list[str] = []
 
     def list_folders(folders: Iterable[str]) -> Iterator[FolderListing]:
-        return executor.map_tasks(list_folder_task, [(folder, signature["include_raw"]) for folder in folders], window=64)
+        return executor.list_folders(folders, signature["include_raw"])
 
     for file, left_out in walk_tree(list_folders, inputs, signature["recursive"]):
         skipped += left_out
