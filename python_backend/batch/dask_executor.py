@@ -117,7 +117,11 @@ class DaskExecutor:
         """`discovery.scan` with one listing task per folder on the cluster."""
         from .discovery import scan_with
 
-        return scan_with(lambda folders: self.list_folders(folders, include_raw), paths, recursive)
+        return scan_with(lambda folders: self.list_folders(folders, include_raw), paths, recursive, self.walk_lookahead())
+
+    def walk_lookahead(self) -> int:
+        """Folders listed per round trip of a walk: enough to give every worker a few tasks."""
+        return max(64, 32 * self.worker_count())
 
     def list_folders(self, folders: Iterable[str], include_raw: bool) -> Iterator[Any]:
         """`discovery.list_folder` for each folder, in order: a few folders per task (a task

@@ -183,12 +183,14 @@ def list_folder(folder: str, include_raw: bool = False) -> FolderListing:
     return listing
 
 
-def scan_with(list_folders: Callable[[Iterable[str]], Iterator[FolderListing]], paths: Iterable[Path | str], recursive: bool = True) -> Discovery:
+def scan_with(
+    list_folders: Callable[[Iterable[str]], Iterator[FolderListing]], paths: Iterable[Path | str], recursive: bool = True, lookahead: int = 64
+) -> Discovery:
     """`scan` with the folder listings done by `list_folders` (e.g. Dask tasks); same files,
     same order."""
     files: set[Path] = set()
     skipped = 0
-    for file, left_out in walk_tree(list_folders, paths, recursive):
+    for file, left_out in walk_tree(list_folders, paths, recursive, lookahead):
         skipped += left_out
         if file is not None:
             files.add(file)

@@ -114,7 +114,7 @@ def _discover(state: RunState, signature: dict[str, Any], executor: Any, inputs:
     def list_folders(folders: Iterable[str]) -> Iterator[FolderListing]:
         return executor.list_folders(folders, signature["include_raw"])
 
-    for file, left_out in walk_tree(list_folders, inputs, signature["recursive"]):
+    for file, left_out in walk_tree(list_folders, inputs, signature["recursive"], executor.walk_lookahead()):
         skipped += left_out
         if file is None:
             continue
