@@ -19,13 +19,18 @@ What counts as a DICOM file (decided from the name and at most the first 132 byt
 
 Symlinks are followed, but every directory is entered once (by device and inode), so a link
 loop or a second link to the same folder cannot repeat files.
+
+For archives too big for one list, `walk_tree(list_folders, paths, ...)` streams the same files
+folder by folder (each folder's files, sorted, then its subfolders, depth first), with the
+folder listings (`list_folder`, which also sniffs the first bytes) done by `list_folders`, e.g.
+as tasks on a Dask cluster; the client holds only the folders still to visit.
 """
 
 from __future__ import annotations
 
 import os
 import stat
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -43,6 +48,11 @@ class Discovery:
 
     files: list[Path] = field(default_factory=list)
     skipped: list[Path] = field(default_factory=list)
+    skipped_count: int | None = None  # when only the number is known (a distributed walk)
+
+    @property
+    def files_skipped(self) -> int:
+        return len(self.skipped) if self.skipped_count is None else self.skipped_count
 
 
 def find_dicom_files(paths: Iterable[Path | str] | Path | str, recursive: bool = True, include_raw: bool = False) -> list[Path]:
@@ -138,3 +148,88 @@ def _walk(root: Path, recursive: bool, seen_dirs: set[tuple[int, int]]) -> Itera
 
 def _sort_key(path: Path) -> tuple[str, ...]:
     return path.parts
+
+
+@dataclass
+class FolderListing:
+    """One folder's DICOM candidates (sorted), how many files it left out, and its subfolders."""
+
+    key: tuple[int, int] | None
+    files: list[str] = field(default_factory=list)
+    skipped: int = 0
+    subfolders: list[str] = field(default_factory=list)
+
+
+def list_folder(folder: str, include_raw: bool = False) -> FolderListing:
+    """Sort the regular files of one folder into taken and skipped (the unit of a walk task)."""
+    try:
+        st = os.stat(folder)
+        entries = sorted(os.scandir(folder), key=lambda e: e.name)
+    except OSError:
+        return FolderListing(None)
+    listing = FolderListing((st.st_dev, st.st_ino))
+    for entry in entries:
+        try:
+            mode = entry.stat(follow_symlinks=True).st_mode
+        except OSError:
+            continue  # a dangling symlink
+        if stat.S_ISDIR(mode):
+            listing.subfolders.append(entry.path)
+        elif stat.S_ISREG(mode):
+            if is_dicom_candidate(Path(entry.path), include_raw):
+                listing.files.append(entry.path)
+            else:
+                listing.skipped += 1
+    return listing
+
+
+def scan_with(
+    list_folders: Callable[[Iterable[str]], Iterator[FolderListing]], paths: Iterable[Path | str], recursive: bool = True, lookahead: int = 64
+) -> Discovery:
+    """`scan` with the folder listings done by `list_folders` (e.g. Dask tasks); same files,
+    same order."""
+    files: set[Path] = set()
+    skipped = 0
+    for file, left_out in walk_tree(list_folders, paths, recursive, lookahead):
+        skipped += left_out
+        if file is not None:
+            files.add(file)
+    return Discovery(sorted(files, key=_sort_key), skipped_count=skipped)
+
+
+def walk_tree(
+    list_folders: Callable[[Iterable[str]], Iterator[FolderListing]],
+    paths: Iterable[Path | str],
+    recursive: bool = True,
+    lookahead: int = 64,
+) -> Iterator[tuple[Path | None, int]]:
+    """`(file, 0)` for each DICOM candidate and `(None, n)` for n files left out, streamed.
+
+    `list_folders(folders)` lists the given folders, results in order (e.g. one task each, all
+    in flight at once). The walk hands it up to `lookahead` folders of its depth-first frontier
+    at a time, so the order is fixed for a given tree.
+    """
+    explicit = [Path(p) for p in paths if not Path(p).is_dir() and Path(p).exists()]
+    for file in explicit:
+        yield file, 0
+    given = set(explicit)
+    frontier: list[str] = [str(p) for p in reversed([Path(p) for p in paths]) if Path(p).is_dir()]
+    seen: set[tuple[int, int]] = set()
+    while frontier:
+        # List the next folders of the depth-first order together; their subfolders go first.
+        batch = [frontier.pop() for _ in range(min(lookahead, len(frontier)))]
+        listings = list(list_folders(batch))
+        assert len(listings) == len(batch)
+        unvisited: list[str] = []
+        for listing in listings:
+            if listing.key is None or listing.key in seen:
+                continue
+            seen.add(listing.key)
+            for name in listing.files:
+                if Path(name) not in given:
+                    yield Path(name), 0
+            if listing.skipped:
+                yield None, listing.skipped
+            if recursive:
+                unvisited.extend(listing.subfolders)
+        frontier.extend(reversed(unvisited))

@@ -6,13 +6,22 @@ How it stays fast, bounded and resumable:
    rows saved in chunks of `chunk_files` files — at most one chunk of rows is held in memory;
 3. when every chunk is saved, two streaming passes over the chunks find the columns that are
    non-empty somewhere and write the table through `atomic_output`; then the state is removed.
-An interrupted run restarted with the same arguments skips the chunks already saved.
+An interrupted run restarted with the same arguments skips the chunks already saved (and removes
+the temp file of a table write it interrupted).
+
+CSV cells are made safe for spreadsheets (OWASP "CSV injection"): a value starting with `=`, `+`,
+`-`, `@`, a tab or a carriage return, that is not a plain number, is written with a leading `'`,
+so `=HYPERLINK(...)` in a header is shown, not run. `options.escape_formulas: false` writes the
+raw values. Parquet values are never changed.
+
+With `options.executor = "dask"` the work runs on a Dask cluster instead (`extract_dask`).
 """
 
 from __future__ import annotations
 
+import re
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,8 +32,8 @@ from dicom_hub.contract.job import Job, Outcome
 
 from .discovery import scan
 from .flatten import PATH_COLUMN, read_row, sort_key
-from .runner import FileOutcome, iter_results, show_progress, workers_option
-from .state import RunState
+from .runner import FileOutcome, iter_results, show_progress
+from .state import RunState, remove_own_temporaries
 
 
 @dataclass(frozen=True)
@@ -40,8 +49,14 @@ def extract_one(source: Path, _target: Path | None, options: RowOptions) -> dict
 
 
 def extract_metadata(job: Job) -> Outcome:
+    from .executors import executor_for, executor_name
+
     start = time.perf_counter()
     assert job.output is not None
+    if executor_name(job) == "dask":
+        from .extract_dask import extract_metadata_dask
+
+        return extract_metadata_dask(job)
     table_format = job.option("format") or ("parquet" if job.output.suffix.lower() in (".parquet", ".pq") else "csv")
     if table_format == "parquet":
         _require_pyarrow()
@@ -64,8 +79,9 @@ def extract_metadata(job: Job) -> Outcome:
         files = [Path(p) for p in run["files"]]
         chunks = [files[i : i + chunk_size] for i in range(0, len(files), chunk_size)]
         todo = [k for k in range(len(chunks)) if not state.has_chunk(k)]
-        _extract_chunks(state, chunks, todo, options, workers_option(job), show_progress(job))
-        summary = _write_table(state, len(chunks), job.output, table_format, job.overwrite)
+        with executor_for(job) as executor:
+            _extract_chunks(state, chunks, todo, options, executor, show_progress(job))
+        summary = _write_table(state, len(chunks), job.output, table_format, job.overwrite, bool(job.option("escape_formulas", True)))
         state.remove()
     summary.update(
         files=len(files),
@@ -80,13 +96,13 @@ def extract_metadata(job: Job) -> Outcome:
     return Outcome(metadata=summary, output_files=[str(job.output)])
 
 
-def _extract_chunks(state: RunState, chunks: list[list[Path]], todo: list[int], options: RowOptions, workers: int, progress: bool) -> None:
+def _extract_chunks(state: RunState, chunks: list[list[Path]], todo: list[int], options: RowOptions, executor: Any, progress: bool) -> None:
     """Read the files of the missing chunks; save each chunk as soon as its last file is done."""
     items = [(path, None) for k in todo for path in chunks[k]]
     import pydicom.datadict  # noqa: F401 - imported once here, shared by the forked workers
     import pydicom.filereader  # noqa: F401
 
-    outcomes = iter_results(items, extract_one, options, workers, progress, "extract_metadata")
+    outcomes = iter_results(items, extract_one, options, progress=progress, describe="extract_metadata", executor=executor)
     for k in todo:
         rows: list[dict[str, str]] = []
         errors: list[dict[str, str]] = []
@@ -99,30 +115,37 @@ def _extract_chunks(state: RunState, chunks: list[list[Path]], todo: list[int], 
         state.save_chunk(k, rows, errors)
 
 
-def _write_table(state: RunState, chunk_count: int, output: Path, table_format: str, overwrite: bool) -> dict[str, Any]:
+def _write_table(state: RunState, chunk_count: int, output: Path, table_format: str, overwrite: bool, escape_formulas: bool = True) -> dict[str, Any]:
     """Pass 1 reads the chunk headers for the non-empty columns; pass 2 streams the rows out."""
+    columns, rows, errors = table_columns(state, range(chunk_count))
+    remove_own_temporaries(output.parent, [output.name])  # a table write a kill interrupted
+    with atomic_output(output, overwrite) as tmp:
+        if table_format == "parquet":
+            _write_parquet(tmp, columns, _row_lists(state, range(chunk_count), columns))
+        else:
+            _write_csv(tmp, columns, _row_lists(state, range(chunk_count), columns), escape_formulas)
+    return {"rows": rows, "columns": len(columns), "errors": errors}
+
+
+def table_columns(state: RunState, chunks: Any) -> tuple[list[str], int, list[dict[str, str]]]:
+    """The table's columns (non-empty in some row, in `sort_key` order), row count and errors."""
     used: set[str] = {PATH_COLUMN}
     errors: list[dict[str, str]] = []
     rows = 0
-    for k in range(chunk_count):
+    for k in chunks:
         header = state.chunk_header(k)
         errors.extend(header["errors"])
         rows += header["rows"]
         used.update(header["used"])
-    columns = sorted(used, key=sort_key)
-    with atomic_output(output, overwrite) as tmp:
-        if table_format == "parquet":
-            _write_parquet(tmp, columns, _row_lists(state, chunk_count, columns))
-        else:
-            _write_csv(tmp, columns, _row_lists(state, chunk_count, columns))
-    return {"rows": rows, "columns": len(columns), "errors": errors}
+    return sorted(used, key=sort_key), rows, errors
 
 
-def _row_lists(state: RunState, chunk_count: int, columns: list[str]) -> Iterator[list[str | None]]:
-    """Every saved row as a list in the table's column order (None where a file has no value)."""
+def _row_lists(state: RunState, chunks: Iterable[int], columns: list[str]) -> Iterator[list[str | None]]:
+    """Every saved row of `chunks` as a list in the table's column order (None where a file
+    has no value)."""
     position = {name: i for i, name in enumerate(columns)}
     width = len(columns)
-    for k in range(chunk_count):
+    for k in chunks:
         mapping = [(i, position[name]) for i, name in enumerate(state.chunk_header(k)["columns"]) if name in position]
         for values in state.chunk_rows(k):
             out: list[str | None] = [None] * width
@@ -131,13 +154,27 @@ def _row_lists(state: RunState, chunk_count: int, columns: list[str]) -> Iterato
             yield out
 
 
-def _write_csv(path: Path, columns: list[str], rows: Iterator[list[str | None]]) -> None:
+def _write_csv(path: Path, columns: list[str], rows: Iterator[list[str | None]], escape_formulas: bool = True) -> None:
     import csv
 
     with open(path, "w", newline="", encoding="utf-8") as f:
         writer = csv.writer(f)
         writer.writerow(columns)
+        if escape_formulas:
+            rows = ([spreadsheet_safe(value) for value in row] for row in rows)
         writer.writerows(rows)  # None is written as an empty field
+
+
+_FORMULA_START = frozenset("=+-@\t\r")
+_PLAIN_NUMBER = re.compile(r"^[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?$")
+
+
+def spreadsheet_safe(value: str | None) -> str | None:
+    """`'=cmd|...` for `=cmd|...`: a spreadsheet shows a cell starting with a quote as text.
+    Plain numbers (`-12.5`, `+3`) cannot run anything and are kept as they are."""
+    if value and value[0] in _FORMULA_START and not _PLAIN_NUMBER.match(value):
+        return "'" + value
+    return value
 
 
 def _write_parquet(path: Path, columns: list[str], rows: Iterator[list[str | None]], batch_rows: int = 2000) -> None:

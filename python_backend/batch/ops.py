@@ -17,7 +17,7 @@ from .._dataset import read_dataset, write_dataset
 from .runner import run_batch
 
 # Options the runner reads; everything else of a batch op goes to the per-file op.
-BATCH_OPTIONS = frozenset({"recursive", "include_raw", "workers", "progress", "suffix", "preserve_tree", "timeout"})
+BATCH_OPTIONS = frozenset({"recursive", "include_raw", "workers", "progress", "suffix", "preserve_tree", "timeout", "executor", "scheduler"})
 
 
 @dataclass(frozen=True)
@@ -99,14 +99,21 @@ def batch_validate(job: Job) -> Outcome:
 
 
 def decompress_one(source: Path, target: Path | None, overwrite: bool) -> None:
-    """Decode the pixel data with pydicom's plugins and write Explicit VR Little Endian."""
-    from dicom_hub.python_backend.pixels.transcode import to_native_little_endian
+    """Decode the pixel data with pydicom's plugins and write Explicit VR Little Endian.
+
+    The same decoding as `transcode` (`pixels.transcode.to_native_little_endian`): the SOP
+    Instance UID is kept, so the same input always gives the same bytes — which a rerun after an
+    interruption and a Dask worker's retry rely on to recognise a finished output.
+    """
+    from pydicom.uid import UID
+
+    from ..pixels.transcode import to_native_little_endian
 
     assert target is not None
     ds = read_dataset(source)
-    if "PixelData" in ds and ds.file_meta.TransferSyntaxUID.is_compressed:
-        # Lossless: the SOP Instance UID stays; codec failures come as typed errors.
-        to_native_little_endian(ds, source.name, ds.file_meta.TransferSyntaxUID)
+    syntax = UID(str(ds.file_meta.get("TransferSyntaxUID", "")))
+    if syntax.is_transfer_syntax:
+        to_native_little_endian(ds, source.name, syntax)
     write_dataset(ds, target, overwrite=overwrite)
 
 

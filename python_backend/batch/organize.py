@@ -28,8 +28,16 @@ from dicom_hub.contract.files import atomic_output
 from dicom_hub.contract.job import Job, Outcome
 
 from .._dataset import read_dataset
-from .discovery import scan
-from .runner import FileError, FileOutcome, iter_results, show_progress, summarize, workers_option
+from .runner import (
+    FileError,
+    FileOutcome,
+    discover,
+    executor_metadata,
+    iter_results,
+    show_progress,
+    summarize,
+)
+from .state import RunState, remove_own_temporaries
 
 PRESETS = {
     "patient": "{PatientID}",
@@ -62,8 +70,30 @@ def parse_template(by: str) -> list[tuple[str, str | None, str]]:
                 f"template field {field!r} is not a DICOM keyword",
                 f"use a preset ({', '.join(PRESETS)}) or keywords such as {{PatientID}}, {{StudyDate}}, {{SeriesNumber:04d}}",
             )
+        if field is not None and spec:
+            _check_spec(field, spec)
         parts.append((literal, field, spec or ""))
     return parts
+
+
+# PEP 3101 format spec: [[fill]align][sign][z][#][0][width][grouping][.precision][type]
+_SPEC = re.compile(r"^(?:.?[<>=^])?[+\- ]?z?#?0?(?P<width>\d*)[,_]?(?:\.(?P<precision>\d+))?[bcdeEfFgGnosxX%]?$", re.DOTALL)
+
+
+def _check_spec(field: str, spec: str) -> None:
+    """A spec must be plain (no nested fields) and no wider than a folder name may be: a width
+    of a billion would allocate a gigabyte per file before the name is cut to size."""
+    match = _SPEC.match(spec)
+    if match is None:
+        raise HubError(ErrorCode.INVALID_REQUEST, f"bad format spec {spec!r} for {{{field}}}", "use a plain spec such as {SeriesNumber:04d} or {PatientID:>8}")
+    for part in ("width", "precision"):
+        size = match.group(part)
+        if size and int(size) > MAX_NAME:
+            raise HubError(
+                ErrorCode.INVALID_REQUEST,
+                f"format spec {spec!r} for {{{field}}} asks for {int(size)} characters; a folder name has at most {MAX_NAME}",
+                f"use a {part} of at most {MAX_NAME}",
+            )
 
 
 def template_keywords(parts: list[tuple[str, str | None, str]]) -> tuple[str, ...]:
@@ -127,28 +157,45 @@ def _format(value: Any, spec: str) -> str:
 
 
 def organize(job: Job) -> Outcome:
+    from contextlib import nullcontext
+
+    from .executors import executor_for
+
     assert job.output is not None
     parts = parse_template(job.option("by", "series"))
     mode = job.option("mode", "copy")
     dry_run = bool(job.option("dry_run", False))
-    found = scan(job.inputs, recursive=bool(job.option("recursive", True)), include_raw=bool(job.option("include_raw", False)))
-    headers = iter_results([(f, None) for f in found.files], read_fields, template_keywords(parts), workers_option(job), show_progress(job), "organize")
-    outcomes: list[FileOutcome] = []
-    plan: list[dict[str, str]] = []
-    planned: set[Path] = set()
-    unchanged = 0
-    for item in headers:
-        if item.error is not None:
-            outcomes.append(item)
-            continue
-        target, same = _destination(job.output, render(parts, item.value), item.source, planned)
-        if same:
-            unchanged += 1
-            continue
-        planned.add(target)
-        plan.append({"source": str(item.source), "target": str(target)})
-        outcomes.append(FileOutcome(item.source, None) if dry_run else _place(item.source, target, mode))
-    outcome = summarize(outcomes, skipped=len(found.skipped))
+    # The lock keeps two runs out of one output tree, which makes any temp file of ours found
+    # there the leftover of a killed run (removed before its name is used again).
+    with nullcontext() if dry_run else RunState(job.output, "organize") as state, executor_for(job) as executor:
+        found = discover(job, executor)
+        headers = iter_results([(f, None) for f in found.files], read_fields, template_keywords(parts), progress=show_progress(job), describe="organize", executor=executor)
+        outcomes: list[FileOutcome] = []
+        plan: list[dict[str, str]] = []
+        planned: dict[Path, Path] = {}  # target -> the source placed there in this run
+        cleaned: set[Path] = set()
+        unchanged = 0
+        for item in headers:
+            if item.error is not None:
+                outcomes.append(item)
+                continue
+            target, same = _destination(job.output, render(parts, item.value), item.source, planned)
+            if same:
+                unchanged += 1
+                continue
+            planned[target] = item.source
+            plan.append({"source": str(item.source), "target": str(target)})
+            if dry_run:
+                outcomes.append(FileOutcome(item.source, None))
+                continue
+            if target.parent not in cleaned:
+                cleaned.add(target.parent)
+                _remove_stale_temporaries(target.parent)
+            outcomes.append(_place(item.source, target, mode))
+        outcome = summarize(outcomes, skipped=found.files_skipped)
+        outcome.metadata.update(executor_metadata(executor))
+        if state is not None:
+            state.remove()
     outcome.metadata.update(mode=mode, dry_run=dry_run, files_unchanged=unchanged, folders=len({p.parent for p in planned}))
     if dry_run:
         outcome.metadata["plan"] = plan
@@ -156,14 +203,30 @@ def organize(job: Job) -> Outcome:
     return outcome
 
 
-def _destination(output: Path, folders: list[str], source: Path, planned: set[Path]) -> tuple[Path, bool]:
-    """A free path for `source` (or the existing identical copy: `same` is True)."""
+def _remove_stale_temporaries(folder: Path) -> None:
+    """Temp files of copies a killed run of ours left in `folder` (we hold the output's lock)."""
+    try:
+        names = [entry.name for entry in os.scandir(folder) if entry.name.endswith(".part")]
+    except OSError:
+        return
+    remove_own_temporaries(folder, {_TEMP_BASE.sub("", name)[1:] for name in names})
+
+
+_TEMP_BASE = re.compile(r"\.[A-Za-z0-9_]{6,32}\.part$")
+
+
+def _destination(output: Path, folders: list[str], source: Path, planned: dict[Path, Path]) -> tuple[Path, bool]:
+    """A free path for `source` (or the identical copy already there or placed there earlier in
+    this run: `same` is True)."""
     folder = output.joinpath(*folders)
     name = sanitize_name(source.name)
     stem, ext = (name[: -len(source.suffix)], source.suffix) if source.suffix and name.endswith(source.suffix) else (name, "")
     candidate, n = folder / name, 2
     while candidate in planned or os.path.lexists(candidate):
-        if candidate not in planned and candidate.is_file() and _same_file(source, candidate):
+        earlier = planned.get(candidate)
+        if earlier is not None and _same_file(source, earlier if os.path.exists(earlier) else candidate):
+            return candidate, True
+        if earlier is None and candidate.is_file() and _same_file(source, candidate):
             return candidate, True
         candidate, n = folder / f"{stem}_{n}{ext}", n + 1
     return candidate, False

@@ -24,12 +24,20 @@ describe="...")` does everything around the function:
   options.preserve_tree (default true)>/<stem><options.suffix or default_suffix><extension or the
   file's own DICOM extension>`; two inputs that would land on the same path get `_2`, `_3`, ...;
   `writes_output=False` (ops without output) passes `target=None`;
-- runs `func(source, target, context)` for each file in `options.workers` processes (default: all
-  cores; 1 runs in-process), in bounded windows so memory does not grow with the file count;
-- catches every per-file exception: `HubError` keeps its code, `OSError` becomes
-  `input_not_found` / `output_error`, anything else `internal_error`; the batch goes on;
-- aborts on `MemoryError` (or a worker killed by the OOM killer) with a `backend_error` that says
-  to lower `options.workers`;
+- runs `func(source, target, context)` for each file on `options.executor` (`executors.py`):
+  `local`, `options.workers` processes (default: all cores; 1 runs in-process) that die with
+  this process (`lifetime.py`), or `dask`, tasks on a Dask cluster; in bounded windows so memory
+  does not grow with the file count;
+- catches every per-file exception, `BaseException`s such as a Rust panic included: `HubError`
+  keeps its code, `OSError` becomes `input_not_found` / `output_error`, anything else
+  `internal_error`; a worker process that dies (a crash in native code, the OOM killer) costs
+  only the file it was on (`backend_error`); the batch goes on;
+- aborts on `MemoryError` with a `backend_error` that says to lower `options.workers`;
+- resumes: the run state next to the output (`state.py`) journals every finished output, so
+  the same request after an interruption skips them (`files_resumed`); an output that exists
+  without a journal line is rewritten beside itself and kept when the bytes are the same (a
+  killed worker's last file, a Dask task retried), else it is the file's `output_exists` error;
+  temp files a killed run left for this run's outputs are removed;
 - shows a tqdm bar on stderr only when stderr is a terminal and `options.progress` is not false;
 - returns an `Outcome`: `output_files` (targets that exist after success) and metadata
   `files_processed`, `files_skipped` (looked at, not DICOM), `files_failed`, `errors` (each
@@ -45,6 +53,7 @@ Lower-level pieces, for ops that stream results themselves (e.g. `extract_metada
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 from collections import deque
@@ -57,8 +66,10 @@ from dicom_hub.contract.errors import ErrorCode, HubError
 from dicom_hub.contract.job import Job, Outcome
 
 from .discovery import DICOM_EXTENSIONS, scan
+from .state import RunState, remove_own_temporaries
 
 FileFunc = Callable[[Path, "Path | None", Any], Any]
+Executor = Any  # LocalExecutor or dask_executor.DaskExecutor: run(items, func, context, verify, total)
 
 # Chunks in flight per worker: enough to keep every core busy, few enough to bound memory.
 _WINDOW_PER_WORKER = 3
@@ -85,6 +96,7 @@ class FileOutcome:
     target: Path | None
     value: Any = None
     error: FileError | None = None
+    reused: bool = False  # the output was already there, written by an interrupted run
 
     @property
     def ok(self) -> bool:
@@ -120,19 +132,114 @@ def run_batch(
     describe: str | None = None,
 ) -> Outcome:
     """Discover, plan, run `func` on every file, and summarise (see the module docstring)."""
-    found = scan(job.inputs, recursive=bool(job.option("recursive", True)), include_raw=bool(job.option("include_raw", False)))
-    if writes_output:
-        if job.output is None:
-            raise HubError(ErrorCode.INVALID_REQUEST, f"op {job.op!r} needs an output folder", "set 'output' to a folder")
-        suffix = job.option("suffix", default_suffix)
-        targets: Sequence[Path | None] = plan_targets(
-            found.files, job.inputs, job.output, suffix=suffix, extension=extension, preserve_tree=bool(job.option("preserve_tree", True))
-        )
-        _make_folder(job.output)
-    else:
-        targets = [None] * len(found.files)
-    outcomes = iter_results(zip(found.files, targets, strict=True), func, context, workers_option(job), show_progress(job), describe or job.op)
-    return summarize(outcomes, skipped=len(found.skipped))
+    from .executors import executor_for
+
+    with executor_for(job) as executor:
+        found = discover(job, executor)
+        outcome = _run_batch(job, func, context, executor, found, default_suffix, extension, writes_output, describe)
+        outcome.metadata.update(executor_metadata(executor))
+        return outcome
+
+
+def discover(job: Job, executor: Any) -> Any:
+    """The job's files, found by the executor when it can walk a tree itself (Dask: one task
+    per folder), else here; the same files in the same order either way."""
+    recursive, include_raw = bool(job.option("recursive", True)), bool(job.option("include_raw", False))
+    walk = getattr(executor, "scan", None)
+    if walk is not None:
+        return walk(job.inputs, recursive, include_raw)
+    return scan(job.inputs, recursive=recursive, include_raw=include_raw)
+
+
+def executor_metadata(executor: Any) -> dict[str, Any]:
+    """What the response says about where the work ran (nothing extra for the local pool)."""
+    describe = getattr(executor, "describe", None)
+    return describe() if describe is not None else {}
+
+
+def _run_batch(
+    job: Job, func: FileFunc, context: Any, executor: Any, found: Any, default_suffix: str, extension: str | None, writes_output: bool, describe: str | None
+) -> Outcome:
+    run = _RunFiles(job, func, context, executor, show_progress(job), describe or job.op)
+    if not writes_output:
+        return summarize(run.outcomes([(f, None) for f in found.files]), skipped=found.files_skipped)
+    if job.output is None:
+        raise HubError(ErrorCode.INVALID_REQUEST, f"op {job.op!r} needs an output folder", "set 'output' to a folder")
+    suffix = job.option("suffix", default_suffix)
+    preserve_tree = bool(job.option("preserve_tree", True))
+    targets = plan_targets(found.files, job.inputs, job.output, suffix=suffix, extension=extension, preserve_tree=preserve_tree)
+    _make_folder(job.output)
+    signature = {
+        "op": job.op,
+        "function": f"{func.__module__}.{func.__qualname__}",
+        "inputs": [str(p) for p in job.inputs],
+        "recursive": bool(job.option("recursive", True)),
+        "include_raw": bool(job.option("include_raw", False)),
+        "suffix": suffix,
+        "extension": extension,
+        "preserve_tree": preserve_tree,
+        "context": fingerprint(context),
+    }
+    with RunState(job.output, job.op) as state:
+        outcome = summarize(run.resumable(state, signature, list(zip(found.files, targets, strict=True))), skipped=found.files_skipped)
+        state.remove()
+    return outcome
+
+
+class _RunFiles:
+    """One batch's files through one executor, with the journal that makes a rerun resume."""
+
+    def __init__(self, job: Job, func: FileFunc, context: Any, executor: Any, progress: bool, describe: str) -> None:
+        self.job, self.func, self.context, self.executor = job, func, context, executor
+        self.progress, self.describe = progress, describe
+
+    def outcomes(self, items: list[tuple[Path, Path | None]], verify: bool = False) -> Iterator[FileOutcome]:
+        return iter_results(items, self.func, self.context, progress=self.progress, describe=self.describe, executor=self.executor, verify_existing=verify)
+
+    def resumable(self, state: RunState, signature: dict[str, Any], items: list[tuple[Path, Path]]) -> Iterator[FileOutcome]:
+        """Outputs journaled by an interrupted run of the same request are kept, not redone."""
+        saved = state.load_run()
+        if saved is None or saved.get("signature") != signature:
+            state.forget_journal()
+            state.save_run({"signature": signature})
+            done: dict[str, Any] = {}
+        else:
+            done = state.read_journal()
+        folders: dict[Path, list[str]] = {}
+        for _, target in items:
+            folders.setdefault(target.parent, []).append(target.name)
+        _remove_temporaries(folders)
+        fresh = [(s, t) for s, t in items if str(t) not in done or not t.is_file()]
+        new = self.outcomes(fresh, verify=not self.job.overwrite)
+        with open(state.journal_path, "a", encoding="utf-8") as journal:
+            for source, target in items:
+                key = str(target)
+                if key in done and target.is_file():
+                    yield FileOutcome(source, target, done[key], reused=True)
+                    continue
+                outcome = next(new)
+                if outcome.error is None:
+                    journal.write(json.dumps({"t": key, "v": outcome.value}, default=str) + "\n")
+                    journal.flush()
+                yield outcome
+        _remove_temporaries(folders)  # left by a worker that died mid-write during this run
+
+
+def _remove_temporaries(folders: dict[Path, list[str]]) -> None:
+    for folder, names in folders.items():
+        remove_own_temporaries(folder, names)
+
+
+def fingerprint(value: Any) -> str:
+    """A stable digest of a per-file context (a dataclass of settings); secrets stay out of the
+    state folder because only the digest is saved."""
+    import dataclasses
+    import hashlib
+
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        value = {"type": type(value).__qualname__, **dataclasses.asdict(value)}
+    text = json.dumps(value, sort_keys=True, default=repr)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
 def summarize(outcomes: Iterable[FileOutcome], skipped: int = 0) -> Outcome:
@@ -140,12 +247,13 @@ def summarize(outcomes: Iterable[FileOutcome], skipped: int = 0) -> Outcome:
     output_files: list[str] = []
     errors: list[dict[str, str]] = []
     results: list[dict[str, Any]] = []
-    processed = 0
+    processed = resumed = 0
     for item in outcomes:
         if item.error is not None:
             errors.append(item.error.as_dict())
             continue
         processed += 1
+        resumed += item.reused
         if item.target is not None and item.target.exists():
             output_files.append(str(item.target))
         if item.value is not None:
@@ -156,6 +264,8 @@ def summarize(outcomes: Iterable[FileOutcome], skipped: int = 0) -> Outcome:
         "files_failed": len(errors),
         "errors": errors,
     }
+    if resumed:
+        metadata["files_resumed"] = resumed
     if results:
         metadata["results"] = results
     return Outcome(metadata=metadata, output_files=output_files)
@@ -202,52 +312,144 @@ def iter_results(
     workers: int = 1,
     progress: bool = False,
     describe: str = "",
+    *,
+    executor: Executor | None = None,
+    verify_existing: bool = False,
+    total: int | None = None,
 ) -> Iterator[FileOutcome]:
-    """`func(source, target, context)` for each pair, in order; parallel when `workers` > 1."""
-    items = list(items)
-    bar = _progress_bar(len(items), progress, describe)
+    """`func(source, target, context)` for each pair, in order; parallel when `workers` > 1.
+
+    `executor` runs the files elsewhere (`executors.executor_for`); default: a local process pool
+    of `workers`. With `verify_existing`, a target that already exists is not an error when this
+    run would write the very same bytes (a rerun after an interruption): see `_attempt`.
+    """
+    if total is None:
+        items = list(items)
+        total = len(items)
+    bar = _progress_bar(total, progress, describe)
+    runner = executor or LocalExecutor(workers)
     try:
         # The bar moves before each yield: a consumer may stop asking after the last file.
-        if workers <= 1 or len(items) <= 1:
-            for source, target in items:
-                outcome = _attempt(func, context, source, target)
-                bar.update(1)
-                yield outcome
-        else:
-            for outcome in _parallel(items, func, context, min(workers, len(items))):
-                bar.update(1)
-                yield outcome
+        for outcome in runner.run(items, func, context, verify_existing, total):
+            bar.update(1)
+            yield outcome
     except MemoryError:
         raise _out_of_memory() from None
     finally:
         bar.close()
+        if executor is None:
+            runner.close()
 
 
-def _parallel(items: list[tuple[Path, Path | None]], func: FileFunc, context: Any, workers: int) -> Iterator[FileOutcome]:
-    from concurrent.futures import ProcessPoolExecutor
+class LocalExecutor:
+    """The default: a process pool on this machine (in-process for one worker or one file)."""
+
+    name = "local"
+    dashboard_link: str | None = None
+
+    def __init__(self, workers: int = 1) -> None:
+        self.workers = workers
+
+    def run(self, items: Iterable[tuple[Path, Path | None]], func: FileFunc, context: Any, verify: bool, total: int) -> Iterator[FileOutcome]:
+        if self.workers <= 1 or total <= 1:
+            for source, target in items:
+                yield _attempt(func, context, source, target, verify)
+        else:
+            yield from _parallel(items, func, context, min(self.workers, total), verify, total)
+
+    def close(self) -> None:
+        pass
+
+
+class _Pool:
+    """A process pool whose workers die with this process; replaced when a worker crashes."""
+
+    def __init__(self, workers: int, func: FileFunc, context: Any, verify: bool) -> None:
+        self.args = (workers, func, context, verify)
+        self.pool = self._start()
+
+    def _start(self) -> Any:
+        from concurrent.futures import ProcessPoolExecutor
+
+        workers, func, context, verify = self.args
+        return ProcessPoolExecutor(max_workers=workers, initializer=_init_worker, initargs=(func, context, verify, os.getpid()))
+
+    def restart(self) -> None:
+        self.pool.shutdown(wait=False, cancel_futures=True)
+        self.pool = self._start()
+
+    def submit(self, chunk: list[tuple[Path, Path | None]]) -> Any:
+        return self.pool.submit(_run_chunk, chunk)
+
+    def close(self, wait: bool) -> None:
+        self.pool.shutdown(wait=wait, cancel_futures=True)
+
+
+def _parallel(items: Iterable[tuple[Path, Path | None]], func: FileFunc, context: Any, workers: int, verify: bool, total: int) -> Iterator[FileOutcome]:
     from concurrent.futures.process import BrokenProcessPool
 
-    size = max(1, min(_MAX_CHUNK, len(items) // (workers * 8)))
-    chunks = (items[i : i + size] for i in range(0, len(items), size))
-    pool = ProcessPoolExecutor(max_workers=workers, initializer=_init_worker, initargs=(func, context))
+    size = max(1, min(_MAX_CHUNK, total // (workers * 8)))
+    pool = _Pool(workers, func, context, verify)
     pending: deque = deque()
 
     def finished() -> Iterator[FileOutcome]:
         chunk, future = pending.popleft()
-        for (source, target), (value, error) in zip(chunk, future.result(), strict=True):
-            yield FileOutcome(source, target, value, error)
+        try:
+            results = future.result()
+        except BrokenProcessPool:
+            # A worker died (a crash in native code, the OOM killer): find the file that did it
+            # by running the chunk's files one by one, then go on with a fresh pool. Chunks in
+            # flight are run again; what they already wrote is recognised (verify_existing).
+            yield from _isolate(chunk, func, context)
+            pool.restart()
+            for i, (other, _) in enumerate(pending):
+                pending[i] = (other, pool.submit(other))
+            return
+        for (source, target), (value, error, reused) in zip(chunk, results, strict=True):
+            yield FileOutcome(source, target, value, error, reused)
 
     try:
-        for chunk in chunks:
-            pending.append((chunk, pool.submit(_run_chunk, chunk)))
+        for chunk in _chunked(items, size):
+            pending.append((chunk, pool.submit(chunk)))
             if len(pending) >= workers * _WINDOW_PER_WORKER:
                 yield from finished()
         while pending:
             yield from finished()
-    except BrokenProcessPool:
-        raise _out_of_memory("a worker process died (often the system's out-of-memory killer)") from None
     finally:
-        pool.shutdown(wait=not pending, cancel_futures=True)
+        pool.close(wait=not pending)
+
+
+def _chunked(items: Iterable[tuple[Path, Path | None]], size: int) -> Iterator[list[tuple[Path, Path | None]]]:
+    chunk: list[tuple[Path, Path | None]] = []
+    for item in items:
+        chunk.append(item)
+        if len(chunk) >= size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+def _isolate(chunk: list[tuple[Path, Path | None]], func: FileFunc, context: Any) -> Iterator[FileOutcome]:
+    """Each file of a chunk whose worker died, alone in a one-worker pool: a file that kills its
+    worker again becomes that file's error; the others complete."""
+    from concurrent.futures.process import BrokenProcessPool
+
+    for source, target in chunk:
+        pool = _Pool(1, func, context, True)
+        try:
+            ((value, error, reused),) = pool.submit([(source, target)]).result()
+            yield FileOutcome(source, target, value, error, reused)
+        except BrokenProcessPool:
+            yield FileOutcome(source, target, None, FileError(str(source), ErrorCode.BACKEND_ERROR.value, _WORKER_DIED))
+        finally:
+            pool.close(wait=True)
+
+
+_WORKER_DIED = (
+    "the worker process died while handling this file (a crash in a native decoder, or the system's "
+    "out-of-memory killer); the rest of the batch went on"
+)
 
 
 def _out_of_memory(what: str = "ran out of memory") -> HubError:
@@ -261,41 +463,89 @@ def _out_of_memory(what: str = "ran out of memory") -> HubError:
 # Worker-process state: the function and its context are sent once per worker, not per file.
 _FUNC: FileFunc | None = None
 _CONTEXT: Any = None
+_VERIFY = False
 
 
-def _init_worker(func: FileFunc, context: Any) -> None:
-    global _FUNC, _CONTEXT
-    _FUNC, _CONTEXT = func, context
+def _init_worker(func: FileFunc, context: Any, verify: bool = False, parent_pid: int | None = None) -> None:
+    global _FUNC, _CONTEXT, _VERIFY
+    _FUNC, _CONTEXT, _VERIFY = func, context, verify
     # Ctrl-C is the parent's to handle; a worker interrupted mid-write could only leave temp files.
     import signal
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    from .lifetime import bind_to_parent
+
+    bind_to_parent(parent_pid)
 
 
-def _run_chunk(chunk: list[tuple[Path, Path | None]]) -> list[tuple[Any, FileError | None]]:
+def _run_chunk(chunk: list[tuple[Path, Path | None]]) -> list[tuple[Any, FileError | None, bool]]:
     """Values and errors only: the parent knows the paths, and sending them back costs time."""
     assert _FUNC is not None
+    return run_files(_FUNC, _CONTEXT, chunk, _VERIFY)
+
+
+def run_files(func: FileFunc, context: Any, chunk: list[tuple[Path, Path | None]], verify: bool) -> list[tuple[Any, FileError | None, bool]]:
+    """The worker side of every executor: each file's (value, error, reused), picklable."""
     results = []
     for source, target in chunk:
-        outcome = _attempt(_FUNC, _CONTEXT, source, target)
-        results.append((outcome.value, outcome.error))
+        outcome = _attempt(func, context, source, target, verify)
+        value = outcome.value
+        if value is not None and not _picklable(value):
+            outcome = FileOutcome(source, target, None, FileError(str(source), ErrorCode.INTERNAL_ERROR.value, f"result of type {type(value).__name__} cannot be sent back"))
+        results.append((outcome.value, outcome.error, outcome.reused))
     return results
 
 
-def _attempt(func: FileFunc, context: Any, source: Path, target: Path | None) -> FileOutcome:
-    """Run one file; turn any failure but running out of memory into a `FileError`."""
+def _picklable(value: Any) -> bool:
+    import pickle
+
     try:
+        pickle.dumps(value)
+    except Exception:
+        return False
+    return True
+
+
+def _attempt(func: FileFunc, context: Any, source: Path, target: Path | None, verify: bool = False) -> FileOutcome:
+    """Run one file; turn any failure but running out of memory into a `FileError`.
+
+    Failures of every kind are caught, `BaseException`s included (a Rust panic surfaces as
+    pyo3's `PanicException`), so one crafted file cannot stop a batch; only `KeyboardInterrupt`
+    and `SystemExit` go through. With `verify`, an existing target is checked instead of
+    refused: the file is written beside it and compared; identical bytes mean this file was
+    already done by an interrupted run of the same request (counted, marked `reused`).
+    """
+    try:
+        if verify and target is not None and os.path.lexists(target):
+            return _verify_existing(func, context, source, target)
         return FileOutcome(source, target, func(source, target, context))
     except MemoryError:
+        raise
+    except (KeyboardInterrupt, SystemExit):
         raise
     except HubError as err:
         error = FileError(str(source), err.code.value, err.message)
     except OSError as err:
         code = ErrorCode.OUTPUT_ERROR if _about_output(err, target) else ErrorCode.INPUT_NOT_FOUND
         error = FileError(str(source), code.value, f"{type(err).__name__}: {err}")
-    except Exception as err:
+    except BaseException as err:  # noqa: BLE001 - see the docstring
         error = FileError(str(source), ErrorCode.INTERNAL_ERROR.value, f"{type(err).__name__}: {err}")
     return FileOutcome(source, target, None, error)
+
+
+def _verify_existing(func: FileFunc, context: Any, source: Path, target: Path) -> FileOutcome:
+    import filecmp
+    import secrets
+
+    scratch = target.with_name(f".{target.name}.{secrets.token_hex(4)}.verify{target.suffix}")
+    try:
+        value = func(source, scratch, context)
+        same = target.is_file() and not target.is_symlink() and filecmp.cmp(scratch, target, shallow=False)
+    finally:
+        scratch.unlink(missing_ok=True)
+    if not same:
+        raise HubError(ErrorCode.OUTPUT_EXISTS, f"output exists and differs from what this request writes: {target}", "choose another folder or set options.overwrite to true")
+    return FileOutcome(source, target, value, reused=True)
 
 
 def _about_output(err: OSError, target: Path | None) -> bool:

@@ -1,23 +1,30 @@
-"""The saved progress of an `extract_metadata` run, kept next to its output so a run stopped by
-Ctrl-C or `kill -9` continues where it stopped.
+"""The saved progress of a batch run, kept next to its output so a run stopped by Ctrl-C or
+`kill -9` continues where it stopped.
 
-Layout of `<output folder>/.<output name>.state/`:
+Layout of `<output folder>/.<output name>.state/` (created 0700; refused when it is a symlink,
+not a folder, or owned by another user, so a planted link cannot redirect our writes):
 - `lock`: held (flock) for the whole run, so two runs cannot write the same state; the kernel
   releases it when a process dies, even by `kill -9`;
-- `run.json`: what the run is (inputs and options that change the rows) and the frozen file list;
-- `chunk-NNNNNN.jsonl`: the rows of files `[N*size, (N+1)*size)` of that list, in order, first
-  line a header with the chunk's errors and columns. A chunk is written to a temp file and renamed, so it
-  exists completely or not at all: a resumed run redoes only missing chunks, which gives no
-  duplicate and no lost rows.
-The state folder is removed once the table has been written.
+- `run.json`: what the run is (inputs and options that change the output) and, for
+  `extract_metadata`, the frozen file list;
+- `chunk-NNNNNN.jsonl` (`extract_metadata`): the rows of files `[N*size, (N+1)*size)` of that
+  list, in order, first line a header with the chunk's errors and columns. A chunk is written to
+  a temp file and renamed, so it exists completely or not at all: a resumed run redoes only
+  missing chunks, which gives no duplicate and no lost rows;
+- `done.jsonl` (ops writing a folder): one line per finished output, `{"t": target, "v": value}`,
+  appended as files finish; a resumed run skips those outputs (a torn last line is ignored).
+The state folder is removed once the run has finished.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import re
 import shutil
-from collections.abc import Iterator
+import stat
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -27,18 +34,29 @@ STATE_VERSION = 1
 
 
 class RunState:
-    """One extraction's state folder; use as a context manager (it takes the lock)."""
+    """One run's state folder; use as a context manager (it takes the lock)."""
 
-    def __init__(self, output: Path) -> None:
+    def __init__(self, output: Path, op: str = "extract_metadata") -> None:
         self.folder = output.parent / f".{output.name}.state"
+        self.op = op
         self._lock_fd: int | None = None
+
+    @classmethod
+    def at(cls, folder: Path) -> RunState:
+        """The state folder of a run held by another process (a Dask task writing one chunk)."""
+        state = cls.__new__(cls)
+        state.folder, state.op, state._lock_fd = folder, "extract_metadata", None
+        return state
 
     def __enter__(self) -> RunState:
         import fcntl
 
         try:
-            self.folder.mkdir(parents=True, exist_ok=True)
-            self._lock_fd = os.open(self.folder / "lock", os.O_RDWR | os.O_CREAT, 0o644)
+            self.folder.parent.mkdir(parents=True, exist_ok=True)
+            _claim_folder(self.folder)
+            self._lock_fd = os.open(self.folder / "lock", os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+        except HubError:
+            raise
         except OSError as err:
             raise HubError(ErrorCode.OUTPUT_ERROR, f"cannot create the run state in {self.folder}: {err.strerror}", "check that the output folder is writable") from None
         try:
@@ -48,7 +66,7 @@ class RunState:
             self._lock_fd = None
             raise HubError(
                 ErrorCode.OUTPUT_ERROR,
-                f"another extract_metadata run is writing {self.folder.name} right now",
+                f"another {self.op} run is writing {self.folder.name} right now",
                 "wait for it to finish, or write to another output file",
             ) from None
         for stale in self.folder.glob(".*.tmp"):  # half-written by a run that was killed
@@ -78,6 +96,17 @@ class RunState:
                 "rerun with the same arguments to resume it, or set options.resume to false to start over",
             )
         return saved
+
+    def load_run(self) -> dict[str, Any] | None:
+        """The saved run description, whatever it is (None when missing or unreadable)."""
+        try:
+            saved = json.loads((self.folder / "run.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None
+        return saved if isinstance(saved, dict) and saved.get("version") == STATE_VERSION else None
+
+    def save_run(self, run: dict[str, Any]) -> None:
+        self._write(self.folder / "run.json", json.dumps({"version": STATE_VERSION, **run}))
 
     def start(self, signature: dict[str, Any], files: list[str], skipped: int) -> dict[str, Any]:
         """Forget any previous progress and save a new run description."""
@@ -116,6 +145,32 @@ class RunState:
             for line in f:
                 yield json.loads(line)
 
+    # -- the journal of finished outputs (ops writing a folder) ----------------------------------
+
+    @property
+    def journal_path(self) -> Path:
+        return self.folder / "done.jsonl"
+
+    def read_journal(self) -> dict[str, Any]:
+        """Finished targets and their per-file values; a line cut short by a kill is ignored."""
+        done: dict[str, Any] = {}
+        try:
+            with open(self.journal_path, encoding="utf-8") as f:
+                for line in f:
+                    if not line.endswith("\n"):
+                        break
+                    try:
+                        entry = json.loads(line)
+                        done[entry["t"]] = entry.get("v")
+                    except (ValueError, KeyError, TypeError):
+                        continue
+        except FileNotFoundError:
+            pass
+        return done
+
+    def forget_journal(self) -> None:
+        self.journal_path.unlink(missing_ok=True)
+
     def remove(self) -> None:
         shutil.rmtree(self.folder, ignore_errors=True)
 
@@ -126,3 +181,47 @@ class RunState:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
+
+
+def _claim_folder(folder: Path) -> None:
+    """Create the state folder, or accept an existing one only if it is a real folder of ours."""
+    with contextlib.suppress(FileExistsError):
+        os.mkdir(folder, 0o700)
+    st = os.lstat(folder)
+    if stat.S_ISLNK(st.st_mode) or not stat.S_ISDIR(st.st_mode) or (hasattr(os, "getuid") and st.st_uid != os.getuid()):
+        what = "a symbolic link" if stat.S_ISLNK(st.st_mode) else "not a folder" if not stat.S_ISDIR(st.st_mode) else "owned by another user"
+        raise HubError(
+            ErrorCode.OUTPUT_ERROR,
+            f"the run state {folder} is {what}; refusing to write through it",
+            "remove it (it is not one dicom-hub made), or write to another output",
+        )
+
+
+def remove_own_temporaries(folder: Path, names: Iterable[str]) -> int:
+    """Delete the temp files a killed run left for the outputs `names` in `folder`.
+
+    `contract.files.atomic_output` writes `.<name>.<random>.part`; a run checking an existing
+    output writes `.<name>.<random>.verify<ext>` (and that file's own temp). Only files built on a
+    name of this run's outputs are touched, and only while the run holds the state lock.
+    """
+    wanted = set(names)
+    if not wanted:
+        return 0
+    removed = 0
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        return 0
+    for entry in entries:
+        match = _TEMPORARY.match(entry.name)
+        if match and match.group(1) in wanted and entry.is_file(follow_symlinks=False):
+            try:
+                os.unlink(entry.path)
+                removed += 1
+            except OSError:
+                pass
+    return removed
+
+
+# `.name.XXXX.part`, `.name.XXXX.verify.ext`, `..name.XXXX.verify.ext.YYYY.part`
+_TEMPORARY = re.compile(r"^\.\.?(.+?)\.[A-Za-z0-9_]{6,32}\.(?:part|verify[^/]*)$")

@@ -82,10 +82,18 @@ def test_batch_decompress_flat_and_never_overwrites(tree, tmp_path):
     first = expect_ok(request)
     assert first["metadata"]["files_processed"] == 3
     stamps = {p: p.stat().st_mtime_ns for p in out.iterdir()}
+    # The same request again: its outputs are already there, byte for byte; counted, not rewritten.
     again = expect_ok(request)
-    assert again["metadata"]["files_failed"] == 3
-    assert {e["code"] for e in again["metadata"]["errors"]} == {"output_exists"}
+    assert (again["metadata"]["files_processed"], again["metadata"]["files_failed"], again["metadata"]["files_resumed"]) == (3, 0, 3)
     assert {p: p.stat().st_mtime_ns for p in out.iterdir()} == stamps
+    # An output that differs from what the request writes is never replaced without overwrite.
+    changed = sorted(out.iterdir())[0]
+    changed.write_bytes(changed.read_bytes() + b"\0\0")
+    stamps = {p: p.stat().st_mtime_ns for p in out.iterdir()}
+    clash = expect_ok(request)
+    assert [(e["path"], e["code"]) for e in clash["metadata"]["errors"]] == [(str(tree.root / "series" / changed.name), "output_exists")]
+    assert {p: p.stat().st_mtime_ns for p in out.iterdir()} == stamps
+    assert sorted(p.name for p in out.iterdir()) == sorted(stamps_name.name for stamps_name in stamps)  # no temp file left
     replaced = expect_ok({**request, "options": {**request["options"], "overwrite": True}})
     assert replaced["metadata"]["files_processed"] == 3
 

@@ -1,0 +1,226 @@
+"""The `dask` executor: a batch's per-file work as tasks on a Dask distributed cluster.
+
+Each task is a chunk of files run by `runner.run_files`, the very function the local pool runs,
+so results (values, `{path, code, message}` errors, bytes written) are the local executor's.
+The function and its context are scattered to every worker once. The client keeps a bounded
+window of chunks in flight and yields outcomes in input order, so its memory does not grow with
+the number of files.
+
+A worker that dies mid-task has its task rerun elsewhere by the scheduler; outputs it already
+wrote are recognised as identical (`verify_existing`), so each file is counted once. A task that
+kills every worker it lands on (`KilledWorker`) is split into its files, and a file that still
+kills its worker becomes that file's `backend_error`; the batch goes on.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections import deque
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+from dicom_hub.contract.errors import ErrorCode, HubError
+
+from .runner import _WORKER_DIED, FileError, FileFunc, FileOutcome, _chunked, run_files
+
+_MAX_CHUNK = 64
+_WINDOW_PER_WORKER = 4
+CONNECT_TIMEOUT_S = 15
+
+
+class DaskExecutor:
+    """A connection to a Dask cluster (an existing scheduler, or a local cluster started here)."""
+
+    name = "dask"
+
+    def __init__(self, address: str | None, workers: int | None = None) -> None:
+        try:
+            import distributed
+        except ImportError:
+            raise HubError(
+                ErrorCode.BACKEND_UNAVAILABLE,
+                "the dask executor needs dask.distributed, which is not installed",
+                "pip install 'dicom-hub[distributed]', or use options.executor = 'local'",
+            ) from None
+        self.address = address
+        self.cluster: Any = None
+        if address is None:
+            self.cluster = _local_cluster(distributed, workers)
+            target: Any = self.cluster
+        else:
+            target = address
+        try:
+            self.client = distributed.Client(target, timeout=CONNECT_TIMEOUT_S, set_as_default=False)
+        except (OSError, TimeoutError) as err:
+            self._stop_cluster()
+            raise HubError(
+                ErrorCode.NETWORK_ERROR,
+                f"cannot reach the Dask scheduler at {address}: {err}",
+                "start it (`dask scheduler`), check options.scheduler / $DICOM_HUB_DASK_SCHEDULER, or leave both unset for a local cluster",
+            ) from None
+        if self.cluster is not None:
+            self.client.register_plugin(_watch_client_plugin(os.getpid()), name="dicom-hub-watch-client")
+
+    # -- what the response and the user see ---------------------------------------------------------
+
+    @property
+    def dashboard_link(self) -> str | None:
+        services = self.client.scheduler_info().get("services", {})
+        return self.client.dashboard_link if "dashboard" in services else None
+
+    def worker_count(self) -> int:
+        return len(self.client.scheduler_info().get("workers", {}))
+
+    def describe(self) -> dict[str, Any]:
+        info: dict[str, Any] = {"executor": "dask", "dask_scheduler": self.client.scheduler.address, "dask_workers": self.worker_count()}
+        if self.dashboard_link:
+            info["dask_dashboard"] = self.dashboard_link
+        return info
+
+    # -- running ---------------------------------------------------------------------------------
+
+    def run(self, items: Iterable[tuple[Path, Path | None]], func: FileFunc, context: Any, verify: bool, total: int) -> Iterator[FileOutcome]:
+        """Every file's outcome, in input order."""
+        workers = max(1, self.worker_count())
+        size = max(1, min(_MAX_CHUNK, total // (workers * 8)))
+        (payload,) = self.client.scatter([(func, context)], broadcast=True, hash=False)
+        pending: deque = deque()
+        try:
+            for chunk in _chunked(items, size):
+                pending.append((chunk, self._submit(payload, chunk, verify)))
+                if len(pending) >= workers * _WINDOW_PER_WORKER:
+                    yield from self._finished(pending, payload)
+            while pending:
+                yield from self._finished(pending, payload)
+        finally:
+            for _, future in pending:
+                future.cancel()
+
+    def map_tasks(self, function: Any, arguments: Iterable[Any], window: int | None = None) -> Iterator[Any]:
+        """`function(argument)` as one task each, results in order, a bounded window in flight."""
+        window = window or max(1, self.worker_count()) * 2
+        pending: deque = deque()
+        try:
+            for argument in arguments:
+                pending.append(self.client.submit(function, argument, pure=False))
+                if len(pending) >= window:
+                    yield pending.popleft().result()
+            while pending:
+                yield pending.popleft().result()
+        finally:
+            for future in pending:
+                future.cancel()
+
+    def scan(self, paths: Iterable[Path], recursive: bool, include_raw: bool) -> Any:
+        """`discovery.scan` with one listing task per folder on the cluster."""
+        from .discovery import scan_with
+
+        return scan_with(lambda folders: self.list_folders(folders, include_raw), paths, recursive, self.walk_lookahead())
+
+    def walk_lookahead(self) -> int:
+        """Folders listed per round trip of a walk: enough to give every worker a few tasks."""
+        return max(64, 32 * self.worker_count())
+
+    def list_folders(self, folders: Iterable[str], include_raw: bool) -> Iterator[Any]:
+        """`discovery.list_folder` for each folder, in order: a few folders per task (a task
+        costs more than listing a small folder), two tasks per worker in flight."""
+        folders = list(folders)
+        tasks = max(1, self.worker_count()) * 2
+        size = max(1, -(-len(folders) // tasks))
+        groups = [(folders[i : i + size], include_raw) for i in range(0, len(folders), size)]
+        for listings in self.map_tasks(list_folders_task, groups, window=len(groups)):
+            yield from listings
+
+    def _submit(self, payload: Any, chunk: list[tuple[Path, Path | None]], verify: bool) -> Any:
+        return self.client.submit(run_chunk_task, payload, chunk, verify, pure=False)
+
+    def _finished(self, pending: deque, payload: Any) -> Iterator[FileOutcome]:
+        from distributed import KilledWorker
+
+        chunk, future = pending.popleft()
+        try:
+            results = future.result()
+        except KilledWorker:
+            results = self._isolate(chunk, payload)
+        for (source, target), (value, error, reused) in zip(chunk, results, strict=True):
+            yield FileOutcome(source, target, value, error, reused)
+
+    def _isolate(self, chunk: list[tuple[Path, Path | None]], payload: Any) -> list[tuple[Any, FileError | None, bool]]:
+        from distributed import KilledWorker
+
+        results = []
+        for source, target in chunk:
+            try:
+                (result,) = self._submit(payload, [(source, target)], True).result()
+            except KilledWorker:
+                result = (None, FileError(str(source), ErrorCode.BACKEND_ERROR.value, _WORKER_DIED), False)
+            results.append(result)
+        return results
+
+    def close(self) -> None:
+        try:
+            self.client.close()
+        finally:
+            self._stop_cluster()
+
+    def _stop_cluster(self) -> None:
+        if self.cluster is not None:
+            self.cluster.close()
+            self.cluster = None
+
+
+def run_chunk_task(payload: tuple[FileFunc, Any], chunk: list[tuple[Path, Path | None]], verify: bool) -> list[tuple[Any, FileError | None, bool]]:
+    """The task: one chunk of files on a worker (values and errors, as the local pool returns)."""
+    func, context = payload
+    return run_files(func, context, chunk, verify)
+
+
+def list_folders_task(argument: tuple[list[str], bool]) -> list[Any]:
+    """The task: list a few folders (and sniff their extensionless files)."""
+    from .discovery import list_folder
+
+    folders, include_raw = argument
+    return [list_folder(folder, include_raw) for folder in folders]
+
+
+def _local_cluster(distributed: Any, workers: int | None) -> Any:
+    """A cluster on this machine for one run: 127.0.0.1 only (scheduler, workers and dashboard,
+    on free ports), one thread per worker process (the per-file work is CPU-bound Python)."""
+    import logging
+
+    from .runner import default_workers
+
+    dashboard = "127.0.0.1:0"
+    return distributed.LocalCluster(
+        n_workers=workers or default_workers(),
+        threads_per_worker=1,
+        processes=True,
+        host="127.0.0.1",
+        dashboard_address=dashboard,
+        silence_logs=logging.ERROR,
+    )
+
+
+def _watch_client_plugin(pid: int) -> Any:
+    """A worker plugin for a cluster this client started: its workers end when the client does
+    (even by `kill -9`), so no worker outlives the run that owns it."""
+    from distributed.diagnostics.plugin import WorkerPlugin
+
+    class WatchClient(WorkerPlugin):
+        idempotent = True
+
+        def setup(self, worker: Any) -> None:
+            from dicom_hub.python_backend.batch.lifetime import watch_process
+
+            watch_process(pid)
+
+    return WatchClient()
+
+
+def announce(executor: Any, enabled: bool) -> None:
+    """Tell a person watching where the Dask dashboard is."""
+    link = getattr(executor, "dashboard_link", None)
+    if enabled and link:
+        print(f"Dask dashboard: {link}", file=sys.stderr)

@@ -1,0 +1,202 @@
+"""`extract_metadata` with `options.executor = "dask"`: the same rows, computed as tasks.
+
+1. Discovery runs as one listing task per folder (`discovery.walk_tree`), streamed into
+   partitions of `chunk_files` files, each saved in the run state (`files-NNNNNN.json`) as soon
+   as it is full: the client never holds the archive's file list.
+2. One task per partition reads its files (`flatten.read_row`, as the local run) and saves the
+   partition's rows as a state chunk on the shared file system; the client receives only the
+   chunk's header (row count, errors, columns).
+3. The table: CSV is streamed by the client from the chunks into one file (as the local run);
+   Parquet becomes a dataset folder at the output path, one `part-NNNNNN.parquet` per partition
+   written by a task, every part with the same schema (all the table's columns, as strings), so
+   pyarrow, pandas, polars and DuckDB read the folder as one table. The folder is built under a
+   temp name and renamed into place.
+An interrupted run resumes at partition granularity: discovery once complete, and every saved
+chunk, are kept.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+from dicom_hub.contract.errors import ErrorCode, HubError
+from dicom_hub.contract.files import atomic_output
+from dicom_hub.contract.job import Job, Outcome
+
+from .discovery import FolderListing, walk_tree
+from .extract import RowOptions, _row_lists, _write_csv, extract_one, table_columns
+from .runner import _progress_bar, executor_metadata, run_files, show_progress
+from .state import RunState, remove_own_temporaries
+
+PART_NAME = "part-{:06d}.parquet"
+
+
+def extract_metadata_dask(job: Job) -> Outcome:
+    from .executors import executor_for
+
+    start = time.perf_counter()
+    assert job.output is not None
+    output = job.output
+    table_format = job.option("format") or ("parquet" if output.suffix.lower() in (".parquet", ".pq") else "csv")
+    if table_format == "parquet":
+        from .extract import _require_pyarrow
+
+        _require_pyarrow()
+    options = RowOptions(int(job.option("max_binary_length", 256)), bool(job.option("include_file_meta", True)))
+    size = int(job.option("chunk_files", 1000))
+    signature = {
+        "executor": "dask",
+        "inputs": [str(p) for p in job.inputs],
+        "recursive": bool(job.option("recursive", True)),
+        "include_raw": bool(job.option("include_raw", False)),
+        "max_binary": options.max_binary,
+        "include_file_meta": options.include_file_meta,
+        "chunk_files": size,
+    }
+    progress = show_progress(job)
+    with RunState(output) as state, executor_for(job) as executor:
+        run = state.load(signature) if job.option("resume", True) else None
+        resumed = run is not None
+        if run is None or not run.get("discovered"):
+            run = _discover(state, signature, executor, job.inputs, size)
+        count = run["partitions"]
+        todo = [k for k in range(count) if not state.has_chunk(k)]
+        bar = _progress_bar(run["files"], progress, "extract_metadata")
+        bar.update(run["files"] - sum(len(_partition_files(state, k)) for k in todo))
+        try:
+            for header in executor.map_tasks(extract_partition, [(str(state.folder), k, options) for k in todo]):
+                bar.update(header["rows"] + len(header["errors"]))
+        finally:
+            bar.close()
+        columns, rows, errors = table_columns(state, range(count))
+        if table_format == "parquet":
+            _publish_dataset(state, executor, count, columns, output, job.overwrite)
+        else:
+            remove_own_temporaries(output.parent, [output.name])
+            with atomic_output(output, job.overwrite) as tmp:
+                _write_csv(tmp, columns, _row_lists(state, range(count), columns), bool(job.option("escape_formulas", True)))
+        metadata: dict[str, Any] = {
+            "rows": rows,
+            "columns": len(columns),
+            "errors": errors,
+            "files": run["files"],
+            "files_processed": rows,
+            "files_skipped": run["skipped"],
+            "files_failed": len(errors),
+            "format": table_format,
+            "partitions": count if table_format == "parquet" else None,
+            "resumed": resumed,
+            "chunks_reused": count - len(todo),
+            **executor_metadata(executor),
+        }
+        state.remove()
+    metadata = {k: v for k, v in metadata.items() if v is not None}
+    metadata["duration_s"] = round(time.perf_counter() - start, 3)
+    return Outcome(metadata=metadata, output_files=[str(output)])
+
+
+# -- discovery, streamed into partitions ------------------------------------------------------------
+
+
+def _discover(state: RunState, signature: dict[str, Any], executor: Any, inputs: Iterable[Path], size: int) -> dict[str, Any]:
+    state.start(signature, [], 0)
+    for old in state.folder.glob("files-*.json"):
+        old.unlink()
+    partitions = files = skipped = 0
+    batch: list[str] = []
+
+    def list_folders(folders: Iterable[str]) -> Iterator[FolderListing]:
+        return executor.list_folders(folders, signature["include_raw"])
+
+    for file, left_out in walk_tree(list_folders, inputs, signature["recursive"], executor.walk_lookahead()):
+        skipped += left_out
+        if file is None:
+            continue
+        batch.append(str(file))
+        files += 1
+        if len(batch) >= size:
+            state._write(_files_path(state, partitions), json.dumps(batch))
+            partitions, batch = partitions + 1, []
+    if batch:
+        state._write(_files_path(state, partitions), json.dumps(batch))
+        partitions += 1
+    run = {"signature": signature, "discovered": True, "partitions": partitions, "files": files, "skipped": skipped}
+    state.save_run(run)
+    return run
+
+
+def _files_path(state: RunState, index: int) -> Path:
+    return state.folder / f"files-{index:06d}.json"
+
+
+def _partition_files(state: RunState, index: int) -> list[str]:
+    return json.loads(_files_path(state, index).read_text(encoding="utf-8"))
+
+
+# -- tasks run on the workers -------------------------------------------------------------------------
+
+
+def extract_partition(argument: tuple[str, int, RowOptions]) -> dict[str, Any]:
+    """Read one partition's files and save its rows as a state chunk; return the chunk header."""
+    folder, index, options = argument
+    state = RunState.at(Path(folder))
+    files = [Path(p) for p in _partition_files(state, index)]
+    rows: list[dict[str, str]] = []
+    errors: list[dict[str, str]] = []
+    for value, error, _ in run_files(extract_one, options, [(f, None) for f in files], False):
+        if error is not None:
+            errors.append(error.as_dict())
+        else:
+            rows.append(value)
+    state.save_chunk(index, rows, errors)
+    return {"rows": len(rows), "errors": errors}
+
+
+def write_part(argument: tuple[str, int, list[str], str]) -> str:
+    """One partition as a Parquet file with the table's full schema."""
+    from .extract import _write_parquet
+
+    folder, index, columns, target = argument
+    state = RunState.at(Path(folder))
+    _write_parquet(Path(target), columns, _row_lists(state, [index], columns))
+    return target
+
+
+def _publish_dataset(state: RunState, executor: Any, count: int, columns: list[str], output: Path, overwrite: bool) -> None:
+    """Write every part into a temp folder beside `output`, then rename it into place."""
+    import secrets
+
+    for stale in output.parent.glob(f".{output.name}.*.part"):
+        if stale.is_dir() and not stale.is_symlink():
+            shutil.rmtree(stale, ignore_errors=True)  # a dataset a killed run was building
+    staging = output.parent / f".{output.name}.{secrets.token_hex(4)}.part"
+    staging.mkdir()
+    try:
+        parts = [(str(state.folder), k, columns, str(staging / PART_NAME.format(k))) for k in range(count)]
+        if not parts:  # no file: one empty part still carries the schema
+            from .extract import _write_parquet
+
+            _write_parquet(staging / PART_NAME.format(0), columns, iter(()))
+        for _ in executor.map_tasks(write_part, parts):
+            pass
+        if os.path.lexists(output):
+            if not overwrite:
+                raise HubError(ErrorCode.OUTPUT_EXISTS, f"output exists: {output}", "choose another path or set options.overwrite to true")
+            _remove(output)
+        os.rename(staging, output)
+    finally:
+        if staging.exists():
+            shutil.rmtree(staging, ignore_errors=True)
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)
+    else:
+        path.unlink()

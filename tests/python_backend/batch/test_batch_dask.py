@@ -1,0 +1,291 @@
+"""The batch ops on a real Dask cluster: a `dask scheduler` and two `dask worker` processes on
+127.0.0.1, started here and always stopped. Every op's result must be the local executor's: the
+same bytes for DICOM and image outputs, the same rows for tables, the same error records; a
+worker killed mid-job loses and duplicates nothing."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from importlib.util import find_spec
+from pathlib import Path
+from typing import Any
+
+import pytest
+from batch_trees import build_tree, synthetic_archive
+from conftest import expect_error, expect_ok, missing
+from dicom_hub.contract.catalog import get_op
+from dicom_hub.contract.job import Job
+
+KEY = "dask-parity-test-key-0123456789abcdef"
+EXECUTOR_KEYS = ("executor", "dask_scheduler", "dask_workers", "dask_dashboard", "duration_s", "partitions")
+
+
+@dataclass
+class Cluster:
+    address: str
+    folder: Path
+    processes: list[subprocess.Popen] = field(default_factory=list)
+    workers: dict[str, subprocess.Popen] = field(default_factory=dict)
+
+    def start_worker(self, name: str) -> subprocess.Popen:
+        command = [
+            str(Path(sys.executable).parent / "dask"), "worker", self.address,
+            "--host", "127.0.0.1", "--nthreads", "1", "--nworkers", "1", "--no-nanny", "--no-dashboard",
+            "--name", name, "--death-timeout", "30", "--local-directory", str(self.folder),
+        ]  # fmt: skip
+        with open(self.folder / f"{name}.log", "w") as log:
+            process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=log, cwd=self.folder)
+        self.processes.append(process)
+        self.workers[name] = process
+        return process
+
+    def wait_for_workers(self, count: int) -> None:
+        from distributed import Client
+
+        with Client(self.address, timeout=30, set_as_default=False) as client:
+            client.wait_for_workers(count, timeout=90)
+
+    def stop(self) -> None:
+        """Workers are killed (nothing of theirs needs a clean exit), then the scheduler stops."""
+        for process in reversed(self.processes):
+            if process.poll() is None:
+                process.kill() if process in self.workers.values() else process.terminate()
+        for process in self.processes:
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    if find_spec("distributed") is None:
+        missing("dask.distributed (pip install 'dicom-hub[distributed]')")
+    folder = tmp_path_factory.mktemp("dask")
+    scheduler_file = folder / "scheduler.json"
+    command = [
+        str(Path(sys.executable).parent / "dask"), "scheduler", "--host", "127.0.0.1", "--port", "0",
+        "--no-dashboard", "--scheduler-file", str(scheduler_file),
+    ]  # fmt: skip
+    with open(folder / "scheduler.log", "w") as log:
+        scheduler = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=log, cwd=folder)
+    running = Cluster("", folder, [scheduler])
+    try:
+        deadline = time.monotonic() + 60
+        while not scheduler_file.exists():
+            assert scheduler.poll() is None, (folder / "scheduler.log").read_text()
+            assert time.monotonic() < deadline, "the Dask scheduler did not start"
+            time.sleep(0.1)
+        running.address = json.loads(scheduler_file.read_text())["address"]
+        assert running.address.startswith("tcp://127.0.0.1:")
+        running.start_worker("w1")
+        running.start_worker("w2")
+        running.wait_for_workers(2)
+        yield running
+    finally:
+        running.stop()
+
+
+@pytest.fixture(scope="module")
+def archive(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("archive")
+    build_tree(root)  # odd names, clutter, broken and unreadable files, a symlink loop
+    synthetic_archive(root / "more", patients=3, slices=4)
+    return root
+
+
+def _run(op: str, archive: Path, output: Path | None, options: dict[str, Any]) -> dict[str, Any]:
+    request: dict[str, Any] = {"op": op, "input": str(archive), "options": options}
+    if output is not None:
+        request["output"] = str(output)
+    return expect_ok(request)
+
+
+def _tree(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def _comparable(metadata: dict[str, Any], output: Path | None) -> dict[str, Any]:
+    """Metadata without where it ran, with output paths relative to the output folder."""
+    kept = {k: v for k, v in metadata.items() if k not in EXECUTOR_KEYS}
+    if output is not None:
+        text = json.dumps(kept).replace(str(output), "<out>")
+        kept = json.loads(text)
+    return kept
+
+
+OPS: dict[str, tuple[dict[str, Any], bool]] = {
+    "batch_list": ({}, False),
+    "batch_validate": ({}, False),
+    "batch_decompress": ({}, True),
+    "batch_convert": ({}, True),
+    "batch_anonymize": ({"key": KEY}, True),
+    "organize": ({"by": "{PatientID}/{Modality}"}, True),
+}
+
+
+@pytest.mark.parametrize("op", sorted(OPS))
+def test_every_op_on_dask_gives_the_local_result(cluster, archive, tmp_path, op, monkeypatch):
+    options, writes = OPS[op]
+    local_out, dask_out = (tmp_path / "local", tmp_path / "dask") if writes else (None, None)
+    local = _run(op, archive, local_out, {**options, "workers": 2})
+    if op == "batch_list":  # the scheduler from the environment
+        monkeypatch.setenv("DICOM_HUB_DASK_SCHEDULER", cluster.address)
+        remote = _run(op, archive, dask_out, {**options, "executor": "dask"})
+        # A running cluster has its own workers: a worker count for it is refused, not ignored.
+        expect_error({"op": op, "input": str(archive), "options": {"executor": "dask", "workers": 3}}, "invalid_request")
+    else:
+        remote = _run(op, archive, dask_out, {**options, "executor": "dask", "scheduler": cluster.address})
+    meta = remote["metadata"]
+    assert (meta["executor"], meta["dask_scheduler"], meta["dask_workers"]) == ("dask", cluster.address, 2)
+    assert local["metadata"]["files_processed"] > 15 and local["metadata"]["files_failed"] >= 2
+    assert _comparable(meta, dask_out) == _comparable(local["metadata"], local_out)
+    assert remote["stdout"].replace(str(dask_out), "<out>") == local["stdout"].replace(str(local_out), "<out>")
+    if writes:
+        assert len(remote["output_files"]) == len(local["output_files"]) > 15
+        expected = _tree(local_out)
+        assert _tree(dask_out) == expected, "outputs differ from the local executor's"
+
+
+def _csv_rows(path: Path) -> tuple[list[str], list[list[str]]]:
+    with open(path, newline="", encoding="utf-8") as f:
+        header, *rows = list(csv.reader(f))
+    return header, sorted(rows)
+
+
+def test_extract_metadata_csv_on_dask_has_the_local_rows(cluster, archive, tmp_path):
+    local = _run("extract_metadata", archive, tmp_path / "local.csv", {"workers": 2})
+    remote = _run("extract_metadata", archive, tmp_path / "dask.csv", {"executor": "dask", "scheduler": cluster.address, "chunk_files": 7})
+    header, rows = _csv_rows(tmp_path / "local.csv")
+    assert _csv_rows(tmp_path / "dask.csv") == (header, rows)
+    assert len(rows) == local["metadata"]["rows"] == remote["metadata"]["rows"] > 20
+    key = lambda e: e["path"]  # noqa: E731
+    assert sorted(remote["metadata"]["errors"], key=key) == sorted(local["metadata"]["errors"], key=key)
+    assert remote["metadata"]["files_skipped"] == local["metadata"]["files_skipped"] > 0
+
+
+def test_extract_metadata_parquet_on_dask_is_one_dataset_with_the_local_rows(cluster, archive, tmp_path):
+    import pyarrow.dataset as pads
+    import pyarrow.parquet as pq
+
+    _run("extract_metadata", archive, tmp_path / "local.parquet", {"workers": 2})
+    remote = _run("extract_metadata", archive, tmp_path / "dask.parquet", {"executor": "dask", "scheduler": cluster.address, "chunk_files": 7})
+    dataset_dir = tmp_path / "dask.parquet"
+    parts = sorted(dataset_dir.iterdir())
+    assert len(parts) == remote["metadata"]["partitions"] > 2 and all(p.suffix == ".parquet" for p in parts)
+    local_table = pq.read_table(tmp_path / "local.parquet")
+    assert all(pq.read_schema(p) == local_table.schema for p in parts), "one schema across partitions"
+    table = pads.dataset(dataset_dir, format="parquet").to_table()
+    assert table.schema == local_table.schema
+    by_path = lambda rows: sorted(rows, key=lambda r: r["path"])  # noqa: E731
+    assert by_path(table.to_pylist()) == by_path(local_table.to_pylist())
+
+    if find_spec("duckdb") is None:
+        missing("duckdb (a dev dependency: pip install -e '.[dev]')")
+    import duckdb
+
+    glob = str(dataset_dir / "*.parquet")
+    (count, paths), = duckdb.sql(f"select count(*), count(distinct path) from read_parquet('{glob}')").fetchall()
+    assert count == paths == local_table.num_rows
+    columns = [c for c in local_table.column_names if c != "path"][:3]
+    query = "select path, {} from read_parquet('{}') order by path".format(", ".join(f'"{c}"' for c in columns), "{}")
+    assert duckdb.sql(query.format(glob)).fetchall() == duckdb.sql(query.format(tmp_path / "local.parquet")).fetchall()
+
+
+def test_interrupted_extract_on_dask_resumes_by_partition(cluster, archive, tmp_path, monkeypatch):
+    from dicom_hub.python_backend.batch import dask_executor, extract_dask
+    from dicom_hub.python_backend.batch.extract import extract_metadata
+
+    _run("extract_metadata", archive, tmp_path / "local.csv", {"workers": 1})
+    output = tmp_path / "dask.csv"
+    options = {"executor": "dask", "scheduler": cluster.address, "chunk_files": 4}
+    real = dask_executor.DaskExecutor.map_tasks
+
+    def interrupted(self, function, arguments, window=None):
+        for done, result in enumerate(real(self, function, arguments, window)):
+            if function is extract_dask.extract_partition and done == 3:
+                raise KeyboardInterrupt  # Ctrl-C after three partitions
+            yield result
+
+    monkeypatch.setattr(dask_executor.DaskExecutor, "map_tasks", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        extract_metadata(Job(op="extract_metadata", inputs=(archive,), output=output, options=options, defaults=get_op("extract_metadata").defaults))
+    monkeypatch.undo()
+    assert not output.exists()
+    data = _run("extract_metadata", archive, output, options)
+    assert data["metadata"]["resumed"] and data["metadata"]["chunks_reused"] >= 3
+    assert data["metadata"]["chunks_reused"] < data["metadata"]["partitions"] if "partitions" in data["metadata"] else True
+    assert _csv_rows(output) == _csv_rows(tmp_path / "local.csv")
+
+
+def test_keyed_anonymization_needs_no_shared_state(cluster, archive, tmp_path):
+    """Two separate cluster runs over two halves of the archive give, file for file, the bytes of
+    one local run over all of it: UIDs, pseudonyms and date offsets come from the key alone."""
+    whole = tmp_path / "whole"
+    _run("batch_anonymize", archive, whole, {"key": KEY, "workers": 1})
+    for half in ("a", "more"):
+        _run("batch_anonymize", archive / half, tmp_path / "halves" / half, {"key": KEY, "executor": "dask", "scheduler": cluster.address})
+    halves = _tree(tmp_path / "halves")
+    assert halves and halves == {k: v for k, v in _tree(whole).items() if k.split("/")[0] in ("a", "more")}
+
+
+# -- a worker killed in the middle of a job -------------------------------------------------------
+
+_MARKERS = "DICOM_HUB_TEST_MARKERS"
+
+
+def slow_anonymize(source: Path, target: Path | None, settings: Any) -> Any:
+    """anonymize_file, slower, leaving a marker of which worker process ran it."""
+    from dicom_hub.python_backend.deid.ops import anonymize_file
+
+    markers = Path(settings[1])
+    (markers / f"{os.getpid()}-{source.name}-{time.monotonic_ns()}").touch()
+    time.sleep(0.1)
+    return anonymize_file(source, target, settings[0])
+
+
+def test_a_worker_killed_mid_job_loses_and_duplicates_nothing(cluster, archive, tmp_path):
+    import cloudpickle
+    from dicom_hub.python_backend.batch.runner import run_batch
+    from dicom_hub.python_backend.deid.ops import settings_from
+
+    cloudpickle.register_pickle_by_value(sys.modules[__name__])  # the workers cannot import tests
+    spec = get_op("batch_anonymize")
+    local_out, dask_out, markers = tmp_path / "local", tmp_path / "dask", tmp_path / "markers"
+    markers.mkdir()
+    local = _run("batch_anonymize", archive, local_out, {"key": KEY, "workers": 2})
+
+    victim = cluster.start_worker("victim")
+    cluster.wait_for_workers(3)
+    job = Job(op="batch_anonymize", inputs=(archive,), output=dask_out, options={"key": KEY, "executor": "dask", "scheduler": cluster.address}, defaults=spec.defaults)
+    settings, _ = settings_from(job)
+
+    def kill_when_busy() -> None:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if len([m for m in markers.iterdir() if m.name.startswith(f"{victim.pid}-")]) >= 2:
+                os.kill(victim.pid, signal.SIGKILL)
+                return
+            time.sleep(0.01)
+
+    killer = threading.Thread(target=kill_when_busy)
+    killer.start()
+    outcome = run_batch(job, slow_anonymize, context=(settings, str(markers)), default_suffix="_anonymized")
+    killer.join()
+    assert victim.wait(timeout=10) == -signal.SIGKILL, "the worker was killed mid-job"
+
+    meta = outcome.metadata
+    files = local["metadata"]["files_processed"]
+    assert meta["files_processed"] == files and meta["files_failed"] == local["metadata"]["files_failed"]
+    assert sorted(meta["errors"], key=lambda e: e["path"]) == sorted(local["metadata"]["errors"], key=lambda e: e["path"])
+    assert len(outcome.output_files) == len(set(outcome.output_files)) == files, "each file counted once"
+    assert _tree(dask_out) == _tree(local_out), "nothing lost, duplicated or half-written"

@@ -1,0 +1,386 @@
+"""Batch runs that are killed, crash or meet hostile input: no orphan worker, a rerun that
+completes with nothing duplicated, lost or half-written, one bad file never stopping a batch."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from batch_trees import synthetic_archive
+from conftest import expect_error, expect_ok, missing
+from dicom_hub.contract.job import Job
+from dicom_hub.python_backend.batch.runner import iter_results, run_batch
+from factories import ct_slice, save
+
+KEY = "batch-robustness-test-key-0123456789"
+
+
+@pytest.fixture(scope="module")
+def archive(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("archive")
+    synthetic_archive(root, patients=6, slices=10)
+    return root
+
+
+# -- kill -9 of every batch op -------------------------------------------------------------------
+
+# The child slows its per-file function (in the workers too: they are forked from it), so the
+# kill always lands mid-run; the rerun in this process uses the real function.
+SLOW_CHILD = """
+import importlib, json, sys, time
+from dicom_hub.adapters.dispatch import dispatch
+module = importlib.import_module({module!r})
+fast = getattr(module, {name!r})
+def slow(*args):
+    time.sleep(0.05)
+    return fast(*args)
+setattr(module, {name!r}, slow)
+dispatch(json.loads({request!r}))
+"""
+
+BATCH = "dicom_hub.python_backend.batch."
+WRITING_OPS = {
+    "batch_anonymize": ("dicom_hub.python_backend.deid.ops", "anonymize_file", {"key": KEY}),
+    "batch_decompress": (BATCH + "ops", "decompress_one", {}),
+    "batch_convert": (BATCH + "ops", "call_op", {}),
+    "organize": (BATCH + "organize", "read_fields", {"by": "{PatientID}/{SeriesInstanceUID}"}),
+}
+READING_OPS = {
+    "batch_list": (BATCH + "ops", "list_one", {}),
+    "batch_validate": (BATCH + "ops", "call_op", {}),
+    "extract_metadata": (BATCH + "extract", "extract_one", {"chunk_files": 5}),
+}
+
+
+def _children(pid: int) -> set[int]:
+    """Direct children of `pid`, read from /proc."""
+    found = set()
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) == pid:
+                found.add(int(entry.name))
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state not in ("Z", "X")
+
+
+def _files(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file() and not p.is_symlink()} if folder.exists() else {}
+
+
+def _kill_mid_run(request: dict, module: str, name: str, started) -> tuple[set[int], subprocess.Popen]:
+    """Start the op in a child with 2 workers, wait until `started()` and both workers exist,
+    then kill -9 it; return the worker pids seen before the kill."""
+    code = SLOW_CHILD.format(module=module, name=name, request=json.dumps(request))
+    child = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 60
+    workers: set[int] = set()
+    while not (started() and len(workers) >= 2):
+        assert child.poll() is None, "the run ended before it could be interrupted"
+        assert time.monotonic() < deadline, "the run did not start in time"
+        workers |= _children(child.pid)
+        time.sleep(0.01)
+    time.sleep(0.2)  # the workers are busy with their first files
+    os.kill(child.pid, signal.SIGKILL)
+    child.wait(timeout=30)
+    return workers, child
+
+
+def _assert_workers_die(workers: set[int]) -> None:
+    deadline = time.monotonic() + 5
+    while any(_alive(pid) for pid in workers) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not [pid for pid in workers if _alive(pid)], "worker processes outlived the killed batch"
+
+
+@pytest.mark.parametrize("op", sorted(WRITING_OPS))
+def test_killed_writing_op_leaves_no_worker_and_the_rerun_completes(archive, tmp_path, op):
+    module, name, options = WRITING_OPS[op]
+    reference = tmp_path / "reference"
+    expect_ok({"op": op, "input": str(archive), "output": str(reference), "options": {**options, "workers": 2}})
+    expected = _files(reference)
+    assert len(expected) == 60
+
+    output = tmp_path / "out"
+    request = {"op": op, "input": str(archive), "output": str(output), "options": {**options, "workers": 2}}
+    workers, _ = _kill_mid_run(request, module, name, lambda: len(_files(output)) >= 4)
+    _assert_workers_die(workers)
+    written = _files(output)
+    time.sleep(0.3)
+    assert _files(output).keys() == written.keys(), "outputs were still written after the kill"
+    assert 0 < len([k for k in written if not Path(k).name.startswith(".")]) < 60, "killed mid-run"
+
+    data = expect_ok(request)
+    assert data["metadata"]["files_failed"] == 0, data["metadata"]["errors"][:3]
+    assert data["metadata"]["files_processed"] + data["metadata"].get("files_unchanged", 0) == 60
+    assert _files(output) == expected, "the rerun's outputs differ from an uninterrupted run's"
+    assert not list(tmp_path.glob(".*.state")), "the run state is removed after success"
+
+
+@pytest.mark.parametrize("op", sorted(READING_OPS))
+def test_killed_reading_op_leaves_no_worker(archive, tmp_path, op):
+    module, name, options = READING_OPS[op]
+    output = tmp_path / "table.csv"
+    request = {"op": op, "input": str(archive), "options": {**options, "workers": 2}}
+    if op == "extract_metadata":
+        request["output"] = str(output)
+    workers, _ = _kill_mid_run(request, module, name, lambda: True)
+    _assert_workers_die(workers)
+    if op == "extract_metadata":
+        data = expect_ok(request)
+        assert data["metadata"]["resumed"] and data["metadata"]["files_failed"] == 0
+        with open(output, newline="", encoding="utf-8") as f:
+            rows = list(csv.DictReader(f))
+        assert sorted(r["path"] for r in rows) == sorted(str(p) for p in archive.rglob("*.dcm"))
+
+
+# -- one bad file never stops a batch ------------------------------------------------------------
+
+
+class FakePanic(BaseException):
+    """What pyo3 raises for a Rust panic: derived from BaseException, not Exception."""
+
+
+def _panic_or_copy(source: Path, target: Path | None, context: object) -> dict:
+    if source.name == "bad.dcm":
+        raise FakePanic("called `Option::unwrap()` on a `None` value")
+    if source.name == "crash.dcm":
+        os.kill(os.getpid(), signal.SIGKILL)  # a crash in native code (or the OOM killer) takes the worker with it
+    return {"size": source.stat().st_size}
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_a_panic_is_a_per_file_error(tmp_path, workers):
+    for name in ("a.dcm", "bad.dcm", "c.dcm"):
+        (tmp_path / name).write_text(name)
+    items = [(tmp_path / n, None) for n in ("a.dcm", "bad.dcm", "c.dcm")]
+    outcomes = list(iter_results(items, _panic_or_copy, workers=workers))
+    assert [o.ok for o in outcomes] == [True, False, True]
+    assert outcomes[1].error.code == "internal_error" and "FakePanic" in outcomes[1].error.message
+    assert outcomes[2].value == {"size": 5}
+
+
+def test_a_crashing_worker_costs_only_its_file(tmp_path):
+    names = [f"{i:02d}.dcm" for i in range(12)] + ["crash.dcm"] + [f"z{i}.dcm" for i in range(12)]
+    for name in names:
+        (tmp_path / name).write_text(name)
+    outcomes = list(iter_results([(tmp_path / n, None) for n in names], _panic_or_copy, workers=2))
+    assert [o.source.name for o in outcomes] == names, "every file once, in order"
+    failed = [(o.source.name, o.error.code) for o in outcomes if not o.ok]
+    assert failed == [("crash.dcm", "backend_error")]
+    assert all(o.value == {"size": len(o.source.name)} for o in outcomes if o.ok)
+
+
+# -- state folders and temporaries ---------------------------------------------------------------
+
+
+def test_a_planted_state_symlink_is_refused(archive, tmp_path):
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (tmp_path / ".table.csv.state").symlink_to(elsewhere, target_is_directory=True)
+    data = expect_error({"op": "extract_metadata", "input": str(archive), "output": str(tmp_path / "table.csv")}, "output_error")
+    assert "symbolic link" in data["error"]["message"]
+    assert list(elsewhere.iterdir()) == [] and not (tmp_path / "table.csv").exists()
+    (tmp_path / ".out.state").symlink_to(elsewhere, target_is_directory=True)
+    expect_error({"op": "batch_decompress", "input": str(archive), "output": str(tmp_path / "out")}, "output_error")
+    assert list(elsewhere.iterdir()) == []
+
+
+def test_stale_temporaries_of_the_output_are_removed(archive, tmp_path):
+    stale = tmp_path / ".table.csv.k3j2h1g0.part"
+    stale.write_text("half a table")
+    unrelated = tmp_path / ".other.csv.k3j2h1g0.part"
+    unrelated.write_text("not ours")
+    expect_ok({"op": "extract_metadata", "input": str(archive), "output": str(tmp_path / "table.csv"), "options": {"workers": 1}})
+    assert not stale.exists() and unrelated.exists()
+
+    out = tmp_path / "out" / "P0000" / "S0"
+    out.mkdir(parents=True)
+    stale_file = out / ".000_decompressed.dcm.a1b2c3d4.part"
+    stale_file.write_bytes(b"half")
+    job = expect_ok({"op": "batch_decompress", "input": str(archive), "output": str(tmp_path / "out"), "options": {"workers": 1}})
+    assert job["metadata"]["files_processed"] == 60
+    assert not [p for p in (tmp_path / "out").rglob(".*")], "no temp file survives"
+
+
+def test_journaled_outputs_are_not_redone(archive, tmp_path):
+    """A rerun skips what the journal of the interrupted run lists, and returns its values."""
+    from dicom_hub.python_backend.batch.state import RunState
+
+    out = tmp_path / "out"
+    first = tmp_path / "first"
+    data = expect_ok({"op": "batch_anonymize", "input": str(archive), "output": str(first), "options": {"key": KEY, "workers": 1}})
+    assert data["metadata"]["files_processed"] == 60
+    # Simulate an interrupted run: half the outputs and the journal lines that go with them.
+    request = {"op": "batch_anonymize", "input": str(archive / "P0000"), "output": str(out), "options": {"key": KEY, "workers": 1}}
+    expect_ok(request)
+    journal_probe = sorted(p for p in out.rglob("*.dcm"))
+    assert len(journal_probe) == 10
+    with RunState(out, "batch_anonymize") as state:
+        assert state.read_journal() == {}  # removed after success
+    again = expect_ok(request)
+    assert again["metadata"]["files_resumed"] == 10 and again["metadata"]["files_failed"] == 0
+
+
+# -- organize ------------------------------------------------------------------------------------
+
+
+def test_identical_files_within_one_run_are_organized_once(tmp_path):
+    ds = ct_slice(PatientID="SAME")
+    one = save(ds, tmp_path / "in" / "a" / "x.dcm")
+    two = tmp_path / "in" / "b" / "x.dcm"
+    two.parent.mkdir(parents=True)
+    two.write_bytes(one.read_bytes())
+    data = expect_ok({"op": "organize", "input": str(tmp_path / "in"), "output": str(tmp_path / "out"), "options": {"by": "{PatientID}", "workers": 1}})
+    assert sorted(p.name for p in (tmp_path / "out" / "SAME").iterdir()) == ["x.dcm"]
+    assert (data["metadata"]["files_processed"], data["metadata"]["files_unchanged"]) == (1, 1)
+    # A different file of the same name still gets its own name.
+    save(ct_slice(PatientID="SAME", seed=7), tmp_path / "in" / "c" / "x.dcm")
+    data = expect_ok({"op": "organize", "input": str(tmp_path / "in"), "output": str(tmp_path / "out"), "options": {"by": "{PatientID}", "workers": 1}})
+    assert sorted(p.name for p in (tmp_path / "out" / "SAME").iterdir()) == ["x.dcm", "x_2.dcm"]
+    assert data["metadata"]["files_unchanged"] == 2
+
+
+@pytest.mark.parametrize("by", ["{PatientID:>1000000000}", "{SeriesNumber:.999d}", "{PatientID:{Modality}}"])
+def test_huge_or_nested_format_specs_are_refused(tmp_path, by):
+    save(ct_slice(), tmp_path / "in" / "x.dcm")
+    started = time.monotonic()
+    expect_error({"op": "organize", "input": str(tmp_path / "in"), "output": str(tmp_path / "out"), "options": {"by": by}}, "invalid_request")
+    assert time.monotonic() - started < 10 and not (tmp_path / "out").exists()
+
+
+def test_widths_up_to_the_name_limit_are_fine(tmp_path):
+    save(ct_slice(PatientID="P1", SeriesNumber=3), tmp_path / "in" / "x.dcm")
+    expect_ok({"op": "organize", "input": str(tmp_path / "in"), "output": str(tmp_path / "out"), "options": {"by": "{PatientID:_>128}/{SeriesNumber:04d}", "workers": 1}})
+    (folder,) = (tmp_path / "out").iterdir()
+    assert folder.name == "_" * 126 + "P1" and (folder / "0003" / "x.dcm").is_file()
+
+
+# -- spreadsheet-safe CSV ------------------------------------------------------------------------
+
+
+def test_csv_cells_cannot_run_formulas(tmp_path):
+    ds = ct_slice(PatientID="+cmd|' /C calc'!A0", StudyDescription='=HYPERLINK("http://evil","x")', SliceLocation="-12.5")
+    ds.SeriesDescription = "@SUM(1+1)"
+    ds.InstitutionName = "\tTAB"
+    save(ds, tmp_path / "in" / "x.dcm")
+    safe, raw = tmp_path / "safe.csv", tmp_path / "raw.csv"
+    expect_ok({"op": "extract_metadata", "input": str(tmp_path / "in"), "output": str(safe), "options": {"workers": 1}})
+    expect_ok({"op": "extract_metadata", "input": str(tmp_path / "in"), "output": str(raw), "options": {"workers": 1, "escape_formulas": False}})
+
+    def row(path: Path) -> dict[str, str]:
+        with open(path, newline="", encoding="utf-8") as f:
+            (only,) = csv.DictReader(f)
+        return {key.split(" ")[0]: value for key, value in only.items()}
+
+    safe_row, raw_row = row(safe), row(raw)
+    assert safe_row["PatientID"] == "'+cmd|' /C calc'!A0" and raw_row["PatientID"] == "+cmd|' /C calc'!A0"
+    assert safe_row["StudyDescription"] == "'" + raw_row["StudyDescription"] and raw_row["StudyDescription"].startswith("=HYPERLINK")
+    assert safe_row["SeriesDescription"] == "'@SUM(1+1)"
+    assert safe_row["InstitutionName"].startswith("'")
+    assert safe_row["SliceLocation"] == raw_row["SliceLocation"] == "-12.5", "plain numbers are kept"
+    assert not any(v[:1] in "=+-@\t\r" and not v.lstrip("+-").replace(".", "", 1).isdigit() for v in safe_row.values() if v)
+
+
+# -- executor option -----------------------------------------------------------------------------
+
+
+def test_a_scheduler_without_the_dask_executor_is_refused(archive, tmp_path):
+    expect_error({"op": "batch_list", "input": str(archive), "options": {"scheduler": "tcp://127.0.0.1:1"}}, "invalid_request")
+    expect_error({"op": "batch_list", "input": str(archive), "options": {"executor": "ray"}}, "invalid_request")
+
+
+def test_run_batch_in_process_still_works_without_a_state_for_reading_ops(archive):
+    outcome = run_batch(Job(op="t", inputs=(archive,), output=None, options={"workers": 1}), _panic_or_copy, writes_output=False)
+    assert outcome.metadata["files_processed"] == 60
+
+
+# -- the pieces the dask executor builds on --------------------------------------------------------
+
+
+def test_a_walk_by_folder_listings_finds_what_scan_finds(tmp_path):
+    """The distributed walk (one listing per folder) on the messy tree: same files, same
+    skipped count, symlink loop included; listings are asked for in bounded batches."""
+    from batch_trees import build_tree
+    from dicom_hub.python_backend.batch.discovery import list_folder, scan, scan_with
+
+    tree = build_tree(tmp_path / "tree")
+    asked: list[int] = []
+
+    def list_folders(folders):
+        folders = list(folders)
+        asked.append(len(folders))
+        return iter([list_folder(f, False) for f in folders])
+
+    walked = scan_with(list_folders, [tree.root, tree.root / "a" / "CT_small.dcm"], recursive=True)
+    local = scan([tree.root, tree.root / "a" / "CT_small.dcm"])
+    assert walked.files == local.files == tree.taken
+    assert walked.files_skipped == local.files_skipped == len(tree.clutter) + 1  # + the raw file
+    assert max(asked) <= 64 and len(asked) > 1
+
+
+def test_a_torn_journal_line_is_ignored(tmp_path):
+    from dicom_hub.python_backend.batch.state import RunState
+
+    out = tmp_path / "out"
+    with RunState(out, "t") as state:
+        state.journal_path.write_text('{"t": "/x/a.dcm", "v": {"n": 1}}\n{"t": "/x/b.dcm", "v": nu')
+        assert state.read_journal() == {"/x/a.dcm": {"n": 1}}
+
+
+def test_a_task_that_kills_every_worker_costs_only_its_file(tmp_path):
+    """`KilledWorker` for a chunk: each file is retried alone; the one that kills again fails."""
+    from importlib.util import find_spec
+
+    if find_spec("distributed") is None:
+        missing("dask.distributed (pip install 'dicom-hub[distributed]')")
+    from dicom_hub.python_backend.batch.dask_executor import DaskExecutor
+    from distributed import KilledWorker
+
+    class Future:
+        def __init__(self, chunk):
+            self.chunk = chunk
+
+        def result(self):
+            if any(source.name == "crash.dcm" for source, _ in self.chunk):
+                raise KilledWorker("task", "tcp://127.0.0.1:1", 3)
+            return [({"name": source.name}, None, False) for source, _ in self.chunk]
+
+        def cancel(self):
+            pass
+
+    class Client:
+        def scatter(self, data, **_):
+            return data
+
+        def submit(self, _function, _payload, chunk, _verify, **_):
+            return Future(chunk)
+
+        def scheduler_info(self):
+            return {"workers": {"a": {}, "b": {}}}
+
+    executor = DaskExecutor.__new__(DaskExecutor)
+    executor.client = Client()
+    names = ["a.dcm", "crash.dcm", "c.dcm", "d.dcm"]
+    items = [(tmp_path / n, None) for n in names]
+    outcomes = list(executor.run(items, _panic_or_copy, None, False, len(items)))
+    assert [o.source.name for o in outcomes] == names
+    assert [(o.source.name, o.error.code) for o in outcomes if not o.ok] == [("crash.dcm", "backend_error")]
+    assert [o.value for o in outcomes if o.ok] == [{"name": "a.dcm"}, {"name": "c.dcm"}, {"name": "d.dcm"}]
