@@ -15,6 +15,7 @@ nothing and the tool decides.
 from __future__ import annotations
 
 import struct
+from dataclasses import dataclass
 from pathlib import Path
 
 from dicom_hub.contract.errors import ErrorCode, HubError
@@ -54,6 +55,38 @@ def check_file(path: Path, limit: int = MAX_DEPTH) -> None:
 
 def nesting_depth(data: bytes, stop_at: int = MAX_DEPTH) -> int | None:
     """The deepest sequence nesting (stops counting past `stop_at`); None when the walk cannot follow the file."""
+    walk = _walk(data, stop_at)
+    return None if walk is None else walk.deepest
+
+
+def cut_short(path: Path) -> str | None:
+    """Why `path`'s header ends before its last element does (a file copied or sent in part), or
+    None when it ends cleanly or the walk cannot follow it. A cut inside Pixel Data is not reported:
+    the header before it is whole."""
+    import mmap
+
+    try:
+        with path.open("rb") as file, mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_READ) as data:
+            walk = _walk(data, MAX_DEPTH)  # type: ignore[arg-type]
+    except (OSError, ValueError):
+        return None
+    except _PastTheEnd as err:
+        return str(err)
+    if walk is None or walk.cut is None or walk.cut_tag == 0x7FE00010:
+        return None
+    return walk.cut
+
+
+@dataclass(frozen=True)
+class _Walk:
+    deepest: int  # the deepest nesting seen (counting stops past `stop_at`)
+    cut: str | None = None  # why the element stream stops before its end, if it does
+    cut_tag: int | None = None  # the element it stops in
+
+
+def _walk(data: bytes, stop_at: int) -> _Walk | None:
+    """Walk every element header (no recursion, bounded steps); None when the file is not one the
+    walk can follow (not Part 10, big endian, garbage)."""
     start, explicit = _dataset_start(data)
     if start is not None and start >= _DEFLATED:
         data, start, explicit = _inflated(data[start - _DEFLATED :]), 0, True
@@ -65,7 +98,11 @@ def nesting_depth(data: bytes, stop_at: int = MAX_DEPTH) -> int | None:
         while ends and ends[-1] is not None and pos >= ends[-1]:
             ends.pop()  # a defined-length sequence or item is over
         if pos + 8 > len(data):
-            return deepest
+            if pos < len(data):
+                return _Walk(deepest, f"the file ends {len(data) - pos} bytes into an element header at byte {pos}")
+            if ends:
+                return _Walk(deepest, f"the file ends inside {len(ends)} open sequence or item level(s)")
+            return _Walk(deepest)
         group, element, length = struct.unpack_from("<HHI", data, pos)
         tag = group << 16 | element
         if tag in (_ITEM, _ITEM_END, _SEQUENCE_END):
@@ -76,11 +113,12 @@ def nesting_depth(data: bytes, stop_at: int = MAX_DEPTH) -> int | None:
                 ends.pop()
             deepest = max(deepest, len(ends))
             if deepest > stop_at:
-                return deepest
+                return _Walk(deepest)
             continue
         vr, pos, length = _element_header(data, pos, explicit)
         if vr is None:
-            return deepest
+            cut = f"the file ends inside the header of element ({group:04X},{element:04X})" if pos + 12 > len(data) else None
+            return _Walk(deepest, cut, tag)
         if tag == 0x7FE00010 and length == _UNDEFINED:
             pos = _after_fragments(data, pos)  # encapsulated pixel data: fragments, not data sets
             continue
@@ -90,10 +128,12 @@ def nesting_depth(data: bytes, stop_at: int = MAX_DEPTH) -> int | None:
             ends.append(None if length == _UNDEFINED else pos + length)
             deepest = max(deepest, len(ends))
             if deepest > stop_at:
-                return deepest
+                return _Walk(deepest)
             continue
+        if pos + length > len(data):
+            return _Walk(deepest, f"element ({group:04X},{element:04X}) at byte {pos} needs {length} bytes but only {len(data) - pos} remain", tag)
         pos += length
-    return deepest
+    return _Walk(deepest)
 
 
 def _inflated(stream: bytes) -> bytes:

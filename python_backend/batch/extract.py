@@ -24,7 +24,7 @@ import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from dicom_hub.contract.errors import ErrorCode, HubError
 from dicom_hub.contract.files import atomic_output
@@ -117,27 +117,38 @@ def _extract_chunks(state: RunState, chunks: list[list[Path]], todo: list[int], 
 
 def _write_table(state: RunState, chunk_count: int, output: Path, table_format: str, overwrite: bool, escape_formulas: bool = True) -> dict[str, Any]:
     """Pass 1 reads the chunk headers for the non-empty columns; pass 2 streams the rows out."""
-    columns, rows, errors = table_columns(state, range(chunk_count))
+    columns, rows, errors, warnings = table_columns(state, range(chunk_count))
     remove_own_temporaries(output.parent, [output.name])  # a table write a kill interrupted
     with atomic_output(output, overwrite) as tmp:
         if table_format == "parquet":
             _write_parquet(tmp, columns, _row_lists(state, range(chunk_count), columns))
         else:
             _write_csv(tmp, columns, _row_lists(state, range(chunk_count), columns), escape_formulas)
-    return {"rows": rows, "columns": len(columns), "errors": errors}
+    return {"rows": rows, "columns": len(columns), "errors": errors, "warnings": warnings, "files_incomplete": len(warnings)}
 
 
-def table_columns(state: RunState, chunks: Any) -> tuple[list[str], int, list[dict[str, str]]]:
-    """The table's columns (non-empty in some row, in `sort_key` order), row count and errors."""
+class TableSummary(NamedTuple):
+    """What the chunk headers say about the whole table."""
+
+    columns: list[str]  # non-empty in some row, in `sort_key` order
+    rows: int
+    errors: list[dict[str, str]]  # files without a row
+    warnings: list[dict[str, str]]  # files whose row is partial (header cut short)
+
+
+def table_columns(state: RunState, chunks: Any) -> TableSummary:
+    """The table's columns, row count, errors and warnings, from the chunk headers alone."""
     used: set[str] = {PATH_COLUMN}
     errors: list[dict[str, str]] = []
+    warnings: list[dict[str, str]] = []
     rows = 0
     for k in chunks:
         header = state.chunk_header(k)
         errors.extend(header["errors"])
+        warnings.extend(header.get("warnings", []))
         rows += header["rows"]
         used.update(header["used"])
-    return sorted(used, key=sort_key), rows, errors
+    return TableSummary(sorted(used, key=sort_key), rows, errors, warnings)
 
 
 def _row_lists(state: RunState, chunks: Iterable[int], columns: list[str]) -> Iterator[list[str | None]]:

@@ -74,7 +74,7 @@ def extract_metadata_dask(job: Job) -> Outcome:
                 bar.update(header["rows"] + len(header["errors"]))
         finally:
             bar.close()
-        columns, rows, errors = table_columns(state, range(count))
+        columns, rows, errors, warnings = table_columns(state, range(count))
         if table_format == "parquet":
             _publish_dataset(state, executor, count, columns, output, job.overwrite)
         else:
@@ -85,6 +85,8 @@ def extract_metadata_dask(job: Job) -> Outcome:
             "rows": rows,
             "columns": len(columns),
             "errors": errors,
+            "warnings": warnings,
+            "files_incomplete": len(warnings),
             "files": run["files"],
             "files_processed": rows,
             "files_skipped": run["skipped"],

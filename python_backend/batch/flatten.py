@@ -29,6 +29,9 @@ if TYPE_CHECKING:
     from pydicom import Dataset
 
 PATH_COLUMN = "path"
+# Set (to the reason) when a file's header ends before its last element does: the row holds only
+# what came before the cut, and the response lists the file under `warnings`.
+INCOMPLETE_COLUMN = "incomplete"
 EXCLUDED_TAGS = frozenset({0x7FE00008, 0x7FE00009, 0x7FE00010, 0x54001010, 0x54000110})
 _TEXT_VRS = frozenset(["AE", "AS", "CS", "DA", "DS", "DT", "IS", "LO", "LT", "PN", "SH", "ST", "TM", "UC", "UI", "UR", "UT"])
 _SINGLE_VALUE_VRS = frozenset({"LT", "ST", "UT", "UR"})
@@ -50,6 +53,21 @@ def read_row(path: Path, max_binary: int = 256, include_file_meta: bool = True, 
         if read_fast(path, row, max_binary, include_file_meta):
             return row
     ds = _read_header(path)
+    return _flagged_if_cut(path, _flattened(path, ds, max_binary, include_file_meta))
+
+
+def _flagged_if_cut(path: Path, row: dict[str, str]) -> dict[str, str]:
+    """`row`, with INCOMPLETE_COLUMN set when the file's header was cut short (fastheader declines
+    such files, so only pydicom's path can meet one)."""
+    from dicom_hub.contract.structure import cut_short
+
+    reason = cut_short(path)
+    if reason is not None:
+        row[INCOMPLETE_COLUMN] = reason
+    return row
+
+
+def _flattened(path: Path, ds: Dataset, max_binary: int, include_file_meta: bool) -> dict[str, str]:
     row = {PATH_COLUMN: str(path)}
     try:
         meta = getattr(ds, "file_meta", None)
@@ -126,9 +144,11 @@ def column_label(tag: int) -> str:
 
 
 def sort_key(column: str) -> tuple[tuple[int, int], ...]:
-    """Columns in tag order along the nested path (path column first)."""
+    """Columns in tag order along the nested path (the path column first, then the incomplete flag)."""
     if column == PATH_COLUMN:
         return ((-1, -1),)
+    if column == INCOMPLETE_COLUMN:
+        return ((-1, 0),)
     parts = []
     for segment in column.split("]."):
         name, _, index = segment.partition("[")

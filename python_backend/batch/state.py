@@ -30,6 +30,8 @@ from typing import Any
 
 from dicom_hub.contract.errors import ErrorCode, HubError
 
+from .flatten import INCOMPLETE_COLUMN, PATH_COLUMN
+
 STATE_VERSION = 1
 
 
@@ -129,7 +131,8 @@ class RunState:
         back needs no per-row keys, and the table's columns come from the headers alone."""
         columns = list(dict.fromkeys(key for row in rows for key in row))
         used = sorted({key for row in rows for key, value in row.items() if value != ""})
-        header = {"errors": errors, "rows": len(rows), "columns": columns, "used": used}
+        warnings = [incomplete_warning(row) for row in rows if INCOMPLETE_COLUMN in row]
+        header = {"errors": errors, "warnings": warnings, "rows": len(rows), "columns": columns, "used": used}
         lines = [json.dumps(header, ensure_ascii=False)]
         lines.extend(json.dumps([row.get(c) for c in columns], ensure_ascii=False) for row in rows)
         self._write(self.chunk_path(index), "\n".join(lines) + "\n")
@@ -225,3 +228,12 @@ def remove_own_temporaries(folder: Path, names: Iterable[str]) -> int:
 
 # `.name.XXXX.part`, `.name.XXXX.verify.ext`, `..name.XXXX.verify.ext.YYYY.part`
 _TEMPORARY = re.compile(r"^\.\.?(.+?)\.[A-Za-z0-9_]{6,32}\.(?:part|verify[^/]*)$")
+
+
+def incomplete_warning(row: dict[str, str]) -> dict[str, str]:
+    """The `warnings` record of a row whose file was cut short: it is in the table, but partial."""
+    return {
+        "path": row[PATH_COLUMN],
+        "code": "decode_error",
+        "message": f"the header is cut short ({row[INCOMPLETE_COLUMN]}): the row holds only the elements before the cut",
+    }

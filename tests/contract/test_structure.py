@@ -68,3 +68,15 @@ def test_toolkits_answer_quickly_on_a_cut_deflate_stream(tmp_path, backend, op):
     cut.write_bytes(Path(get_testdata_file("image_dfl.dcm")).read_bytes()[:851])
     data = expect_error({**backend_request(backend, op, str(cut)), "options": {"timeout": 20}}, "decode_error")
     assert "deflated data set ends before" in data["error"]["message"]
+
+
+def test_cut_short_names_where_a_header_stops(tmp_path):
+    from dicom_hub.contract.structure import cut_short
+
+    data = Path(get_testdata_file("CT_small.dcm")).read_bytes()
+    assert cut_short(Path(get_testdata_file("CT_small.dcm"))) is None
+    assert cut_short(Path(get_testdata_file("MR_truncated.dcm"))) is None  # cut inside Pixel Data: the header is whole
+    for size in (700, 1000, 1500):  # past the file meta group (a cut inside it is not Part 10 at all)
+        cut = tmp_path / f"cut{size}.dcm"
+        cut.write_bytes(data[:size])
+        assert cut_short(cut) is not None, size

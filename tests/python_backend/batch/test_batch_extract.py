@@ -162,3 +162,25 @@ def test_killed_run_resumes_to_the_same_rows(archive, tmp_path, stop):
     assert _read_csv(output) == _read_csv(reference)
     assert len(_read_csv(output)[1]) == 400
     assert not state.exists(), "the state is removed after success"
+
+
+def test_a_file_cut_short_is_a_flagged_partial_row(tmp_path):
+    """A header cut mid-element (a file copied in part) still gives its row, flagged as partial,
+    and the response names the file under `warnings`; whole files are not flagged."""
+    from pydicom.data import get_testdata_file
+
+    folder = tmp_path / "in"
+    folder.mkdir()
+    whole = Path(get_testdata_file("CT_small.dcm"))
+    (folder / "whole.dcm").write_bytes(whole.read_bytes())
+    (folder / "cut.dcm").write_bytes(whole.read_bytes()[:700])  # inside the header, long before the pixels
+    (folder / "rtplan_truncated.dcm").write_bytes(Path(get_testdata_file("rtplan_truncated.dcm")).read_bytes())
+    meta = _extract([str(folder)], tmp_path / "headers.csv")["metadata"]
+    assert sorted(Path(w["path"]).name for w in meta["warnings"]) == ["cut.dcm", "rtplan_truncated.dcm"]
+    assert meta["files_incomplete"] == 2 and meta["files_processed"] == 3
+    assert all(w["code"] == "decode_error" and "cut short" in w["message"] for w in meta["warnings"])
+    columns, rows = _read_csv(tmp_path / "headers.csv")
+    assert columns[:2] == ["path", "incomplete"]
+    flags = {Path(r["path"]).name: r["incomplete"] for r in rows}
+    assert flags["whole.dcm"] == ""
+    assert "byte" in flags["cut.dcm"] and "(300A,00B0)" in flags["rtplan_truncated.dcm"]
