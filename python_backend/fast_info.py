@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import os
 import re
-from functools import cache
+from functools import cache, lru_cache
 from pathlib import Path
 from struct import unpack_from
 from typing import Any
@@ -27,6 +27,7 @@ from dicom_hub.contract.info import arrange_info
 IMPLICIT_LE = "1.2.840.10008.1.2"
 EXPLICIT_LE = "1.2.840.10008.1.2.1"
 HEAD = 16384  # bytes read first; enough for the header of nearly every file
+MAX_VALUE = 4096  # a longer summary value is odd: pydicom reads it
 _CHARSET_TAG = 0x00080005
 _LONG_VRS = frozenset({b"OB", b"OD", b"OF", b"OL", b"OV", b"OW", b"SQ", b"UC", b"UN", b"UR", b"UT", b"SV", b"UV"})
 _KNOWN_CHARSETS = frozenset({"", "ISO_IR 6", "ISO_IR 100", "ISO_IR 192"})
@@ -102,8 +103,8 @@ def _walk(data: bytes, size: int, fd: int, pos: int, implicit: bool, found: dict
         if length == _UNDEFINED or pos + length > size:
             raise _GiveUp  # a sequence or encapsulated data to scan, or a truncated file
         if tag in wanted or meta_only:
-            if pos + length > len(data):
-                raise _GiveUp
+            if pos + length > len(data) or length > MAX_VALUE:
+                raise _GiveUp  # beyond the bytes read, or too large to keep in the cache
             found[tag] = (_vr(tag, vr), data[pos : pos + length], implicit)
         pos += length
     return pos
@@ -139,41 +140,26 @@ def _wanted_tags() -> dict[int, str]:
 
 
 def _arrange(path: Path, size: int, raws: dict[int, tuple[str, bytes, bool]], ts: str) -> dict[str, Any]:
-    from dicom_hub.python_backend._values import element_value
     from dicom_hub.python_backend.metadata import _values_unchecked
     from pydicom.charset import convert_encodings, default_encoding
-    from pydicom.dataelem import RawDataElement, convert_raw_data_element
     from pydicom.uid import UID
 
-    def converted(tag: int, encoding: Any) -> Any:
-        vr, value, implicit = raws[tag]
-        raw = RawDataElement(tag, vr, len(value), value, 0, implicit, True)
-        return convert_raw_data_element(raw, encoding=encoding)
-
     with _values_unchecked():
-        encoding: Any = default_encoding
+        encoding: tuple[str, ...] = (default_encoding,)
         if _CHARSET_TAG in raws:
-            charset = converted(_CHARSET_TAG, default_encoding).value
+            charset = _converted(_CHARSET_TAG, *raws[_CHARSET_TAG], encoding)[1]
             names = [charset] if isinstance(charset, str) else list(charset)
             if any(name not in _KNOWN_CHARSETS for name in names) or len(names) > 1:
                 raise _GiveUp
             if charset:
-                encoding = convert_encodings(charset)
+                encoding = tuple(convert_encodings(charset))
         values: dict[str, Any] = {}
         keywords = _wanted_tags()
         for tag in sorted(raws):
-            if tag == _CHARSET_TAG:
-                continue
-            vr, value, _ = raws[tag]
-            if vr in ("DS", "IS") and value.strip(b" \0"):
-                pattern = _DS if vr == "DS" else _IS
-                if not all(pattern.fullmatch(part) for part in value.decode("latin_1").rstrip("\0 ").split("\\")):
-                    raise _GiveUp
-            try:
-                values[keywords[tag]] = element_value(converted(tag, encoding))
-            except Exception:  # a value pydicom's path would report: let it
-                raise _GiveUp from None
-        sop_class = converted(0x00080016, encoding).value if 0x00080016 in raws else None
+            if tag != _CHARSET_TAG:
+                summary = _converted(tag, *raws[tag], encoding)[0]
+                values[keywords[tag]] = list(summary) if isinstance(summary, list) else summary  # a copy: the cache keeps its own
+        sop_class = _converted(0x00080016, *raws[0x00080016], encoding)[1] if 0x00080016 in raws else None
     if sop_class is not None and not isinstance(sop_class, UID):
         raise _GiveUp
     file = {
@@ -184,3 +170,22 @@ def _arrange(path: Path, size: int, raws: dict[int, tuple[str, bytes, bool]], ts
         "sop_class_name": sop_class.name if sop_class is not None else None,
     }
     return arrange_info(values, file)
+
+
+@lru_cache(maxsize=4096)
+def _converted(tag: int, vr: str, value: bytes, implicit: bool, encoding: tuple[str, ...]) -> tuple[Any, Any]:
+    """(summary value, pydicom's value) of one raw element, by pydicom's own converter. Cached:
+    the files of a series share most of their summary values (patient, study, series, equipment)."""
+    from dicom_hub.python_backend._values import element_value
+    from pydicom.dataelem import RawDataElement, convert_raw_data_element
+
+    if vr in ("DS", "IS") and value.strip(b" \0"):
+        pattern = _DS if vr == "DS" else _IS
+        if not all(pattern.fullmatch(part) for part in value.decode("latin_1").rstrip("\0 ").split("\\")):
+            raise _GiveUp  # text pydicom may refuse to convert: its path reports it
+    raw = RawDataElement(tag, vr, len(value), value, 0, implicit, True)
+    try:
+        elem = convert_raw_data_element(raw, encoding=list(encoding))
+        return element_value(elem), elem.value
+    except Exception:  # a value pydicom's path would report: let it
+        raise _GiveUp from None

@@ -47,6 +47,12 @@ def _write_line(text: str) -> None:
     sys.stdout.flush()
 
 
+def _write_lines(lines: list[bytes]) -> None:
+    """Response lines that are UTF-8 already (from stream workers), one write and one flush."""
+    sys.stdout.buffer.write(b"\n".join(lines) + b"\n")
+    sys.stdout.flush()
+
+
 def _request_from_args(args: argparse.Namespace) -> Any:
     source = args.request_file or args.request
     if args.op:
@@ -127,7 +133,7 @@ def _stream(jobs: int, ordered: bool) -> int:
             _write_line(text)
             worst = max(worst, code)
         if jobs > 1 and number >= SERIAL_LINES:
-            worst = max(worst, StreamPool(_answer, _write_line, jobs, ordered).run(reader, number))
+            worst = max(worst, StreamPool(_answer, _write_lines, jobs, ordered).run(reader, number))
             break
     return 0 if worst == 0 else 1
 

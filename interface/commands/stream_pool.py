@@ -29,6 +29,8 @@ from dicom_hub.contract.errors import ErrorCode, HubError
 # (line number, request line bytes) -> (response JSON, exit code of that response)
 Answer = Callable[[int, bytes], tuple[str, int]]
 CHUNK = 1 << 16
+PIPELINE = 4  # requests sent ahead to each worker
+PIPELINE_LINE_MAX = 8192  # a longer line is sent only to an idle worker (PIPELINE * this < a pipe's 64 KiB)
 # Test-only: a worker aborts (SIGABRT, as a crashing native decoder would) on this request line
 # number. Only the environment can set it, never a request's content.
 CRASH_HOOK_ENV = "DICOM_HUB_TEST_WORKER_ABORT_LINE"
@@ -86,7 +88,9 @@ class _Worker:
     to_worker: int  # the parent's write end of the request pipe
     from_worker: int  # the parent's read end of the answer pipe
     buffer: bytes = b""
-    task: tuple[int, int, bytes] | None = None  # (sequence, line number, line) being answered
+    # (sequence, line number, line) sent and not answered yet, answered in this order: the first
+    # is the one under way (the one a dead worker owes), the others are still unread or queued.
+    tasks: deque[tuple[int, int, bytes]] = field(default_factory=deque)
 
 
 @dataclass
@@ -94,16 +98,17 @@ class StreamPool:
     """Answer every request line of `reader` with `jobs` workers; return the worst exit code."""
 
     answer: Answer
-    write: Callable[[str], None]
+    write: Callable[[list[bytes]], None]  # writes response lines (UTF-8 JSON, no newline) and flushes
     jobs: int
     ordered: bool = True
-    in_flight: int = 0  # most lines read but not yet written; 0: 4 per worker
+    in_flight: int = 0  # most lines read but not yet written; 0: 4 * PIPELINE per worker
     workers: list[_Worker] = field(default_factory=list)
 
     def __post_init__(self) -> None:
-        self.in_flight = self.in_flight or 4 * self.jobs
+        self.in_flight = self.in_flight or 4 * PIPELINE * self.jobs
         self._waiting: deque[tuple[int, int, bytes]] = deque()  # read, not yet given to a worker
-        self._done: dict[int, str] = {}  # answered, waiting for the earlier lines (ordered mode)
+        self._done: dict[int, bytes] = {}  # answered, waiting for the earlier lines (ordered mode)
+        self._out: list[bytes] = []  # answers to write at the end of this turn of the loop
         self._next_seq = 0  # the next line's sequence number
         self._next_out = 0  # the sequence number to write next (ordered mode)
         self._written = 0
@@ -132,6 +137,9 @@ class StreamPool:
         while True:
             number = self._take_lines(reader, number)
             self._hand_out()
+            if self._out:  # one write and flush per turn, not per line
+                self.write(self._out)
+                self._out = []
             if reader.exhausted and self._written == self._next_seq:
                 return
             want_stdin = not reader.at_end and self._window_open()
@@ -163,12 +171,15 @@ class StreamPool:
         return number
 
     def _hand_out(self) -> None:
-        for worker in self.workers:
-            if not self._waiting:
-                return
-            if worker.task is None:
-                worker.task = self._waiting.popleft()
-                _, number, line = worker.task
+        """Up to PIPELINE requests per worker, so a worker never waits for this loop. Only short
+        lines are queued behind others: what is sent stays below a pipe's buffer, so writing
+        never blocks on a worker that is itself blocked writing its answers."""
+        for worker in sorted(self.workers, key=lambda w: len(w.tasks)):
+            while self._waiting and len(worker.tasks) < PIPELINE:
+                seq, number, line = self._waiting[0]
+                if worker.tasks and len(line) > PIPELINE_LINE_MAX:
+                    break
+                worker.tasks.append(self._waiting.popleft())
                 _write_all(worker.to_worker, b"%d " % number + (line if line.endswith(b"\n") else line + b"\n"))
 
     def _collect(self, worker: _Worker, selector: selectors.BaseSelector) -> None:
@@ -176,25 +187,21 @@ class StreamPool:
         if not chunk:
             self._replace(worker, selector)
             return
-        worker.buffer += chunk
-        if not worker.buffer.endswith(b"\n"):
-            return
-        code, _, text = worker.buffer[:-1].partition(b" ")
-        worker.buffer = b""
-        assert worker.task is not None
-        seq = worker.task[0]
-        worker.task = None
-        self._finish(seq, text.decode("utf-8"), int(code))
+        *answers, worker.buffer = (worker.buffer + chunk).split(b"\n")
+        for answer in answers:
+            code, _, text = answer.partition(b" ")
+            seq = worker.tasks.popleft()[0]
+            self._finish(seq, text, int(code))
 
-    def _finish(self, seq: int, text: str, code: int) -> None:
+    def _finish(self, seq: int, text: bytes, code: int) -> None:
         self.worst = max(self.worst, code)
         if not self.ordered:
-            self.write(text)
+            self._out.append(text)
             self._written += 1
             return
         self._done[seq] = text
         while self._next_out in self._done:
-            self.write(self._done.pop(self._next_out))
+            self._out.append(self._done.pop(self._next_out))
             self._next_out += 1
             self._written += 1
 
@@ -208,10 +215,11 @@ class StreamPool:
         fresh = self._start_worker()
         self.workers.append(fresh)
         selector.register(fresh.from_worker, selectors.EVENT_READ, fresh)
-        if worker.task is not None:
-            seq, number, line = worker.task
+        if worker.tasks:
+            seq, number, line = worker.tasks.popleft()
             text, code = _crash_answer(number, line, status)
-            self._finish(seq, text, code)
+            self._finish(seq, text.encode("utf-8"), code)
+            self._waiting.extendleft(reversed(worker.tasks))  # not started: another worker takes them
 
     def _start_worker(self) -> _Worker:
         requests_r, requests_w = os.pipe()
