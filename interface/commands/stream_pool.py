@@ -15,6 +15,7 @@ its request a `backend_error` response and is replaced; workers are killed when 
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import selectors
@@ -119,6 +120,7 @@ class StreamPool:
         from dicom_hub.adapters.child_process import private_cwd
 
         private_cwd()  # made before forking: the workers share it and this process removes it at exit
+        gc.freeze()  # the garbage collector of a worker then never walks (and so copies) the parent's objects
         for _ in range(self.jobs):
             self.workers.append(self._start_worker())
         with selectors.PollSelector() as selector:  # poll, unlike epoll, takes a regular file too
