@@ -235,3 +235,28 @@ def _command(pid: int) -> str:
         return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
     except OSError:
         return f"{pid} (gone)"
+
+
+def test_a_client_that_waits_for_each_answer_gets_it():
+    """One line at a time, each answer awaited before the next line (past the serial lines, so
+    workers answer): nothing waits for more input; a last line without a newline is answered."""
+    hub = subprocess.Popen([*HUB, "--jobs", "2"], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    assert hub.stdin is not None and hub.stdout is not None
+    try:
+        for line in _info_lines(15):
+            hub.stdin.write(line + b"\n")
+            hub.stdin.flush()
+            assert json.loads(hub.stdout.readline())["id"] == json.loads(line)["id"]
+        hub.stdin.write(_info_lines(1, start=99)[0])
+        hub.stdin.close()
+        (last,) = _responses(hub.stdout.read())
+        assert last["id"] == 99 and last["ok"] and hub.wait(timeout=60) == 0
+    finally:
+        hub.kill()
+        hub.wait()
+
+
+@pytest.mark.parametrize("jobs", ["0", "-1", "two"])
+def test_jobs_must_be_a_positive_whole_number(jobs):
+    run = _hub(["--jobs", jobs], b"")
+    assert run.returncode == 2 and b"--jobs" in run.stderr and not run.stdout
