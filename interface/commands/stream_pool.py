@@ -5,12 +5,13 @@ Why fork: the parent has already imported the dispatcher and pydicom while answe
 lines itself, so a worker starts warm in about a millisecond.
 
 The parent is one thread around one `select` loop. It reads stdin in chunks and splits lines
-itself, hands each line to an idle worker (one request at a time per worker, so a worker that
-dies owes exactly one answer), and writes the answers in input order or, unordered, as they
-come. It reads no more stdin while `in_flight` lines are unanswered, so an endless stream or a
-slow reader of stdout keeps memory flat. A worker that dies (a native decoder that aborts) gives
-its request a `backend_error` response and is replaced; workers are killed when the parent dies
-(`PR_SET_PDEATHSIG`) and end when their request pipe closes.
+itself, sends each line to the least busy worker (a few queued per worker, answered in the order
+sent, so a worker that dies owes exactly one answer: the first unanswered line; the lines queued
+behind it go to another worker), and writes the answers in input order (by sequence number) or,
+unordered, as they come. It reads no more stdin while `in_flight` lines are unanswered, so an
+endless stream or a slow reader of stdout keeps memory flat. A worker that dies (a native
+decoder that aborts) gives its request a `backend_error` response and is replaced; workers are
+killed when the parent dies (`PR_SET_PDEATHSIG`) and end when their request pipe closes.
 """
 
 from __future__ import annotations
@@ -182,7 +183,10 @@ class StreamPool:
                 if worker.tasks and len(line) > PIPELINE_LINE_MAX:
                     break
                 worker.tasks.append(self._waiting.popleft())
-                _write_all(worker.to_worker, b"%d " % number + (line if line.endswith(b"\n") else line + b"\n"))
+                try:
+                    _write_all(worker.to_worker, b"%d " % number + (line if line.endswith(b"\n") else line + b"\n"))
+                except BrokenPipeError:  # the worker is dead: `_replace` answers or re-queues its lines
+                    break
 
     def _collect(self, worker: _Worker, selector: selectors.BaseSelector) -> None:
         chunk = os.read(worker.from_worker, CHUNK)
@@ -295,7 +299,7 @@ def _crash_answer(number: int, line: bytes, status: int) -> tuple[str, int]:
     from dicom_hub.adapters.dispatch import _echo_fields, error_response, response_json
     from dicom_hub.contract.errors import exit_code_for
 
-    how = f"signal {signal.Signals(os.WTERMSIG(status)).name}" if os.WIFSIGNALED(status) else f"exit code {os.waitstatus_to_exitcode(status)}"
+    how = f"signal {_signal_name(os.WTERMSIG(status))}" if os.WIFSIGNALED(status) else f"exit code {os.waitstatus_to_exitcode(status)}"
     err = HubError(
         ErrorCode.BACKEND_ERROR,
         f"the worker process answering request line {number} died ({how}) before answering; the stream went on with a new worker",
@@ -306,6 +310,13 @@ def _crash_answer(number: int, line: bytes, status: int) -> tuple[str, int]:
     except (ValueError, RecursionError):
         echo = {}
     return response_json(error_response(err, echo)), exit_code_for(err.code)
+
+
+def _signal_name(number: int) -> str:
+    try:
+        return signal.Signals(number).name
+    except ValueError:
+        return str(number)
 
 
 def _write_all(fd: int, data: bytes) -> None:
