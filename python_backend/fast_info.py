@@ -29,6 +29,7 @@ EXPLICIT_LE = "1.2.840.10008.1.2.1"
 HEAD = 16384  # bytes read first; enough for the header of nearly every file
 MAX_VALUE = 4096  # a longer summary value is odd: pydicom reads it
 _CHARSET_TAG = 0x00080005
+_VRS = frozenset(b"AE AS AT CS DA DS DT FD FL IS LO LT OB OD OF OL OV OW PN SH SL SQ SS ST SV TM UC UI UL UN UR US UT UV".split())
 _LONG_VRS = frozenset({b"OB", b"OD", b"OF", b"OL", b"OV", b"OW", b"SQ", b"UC", b"UN", b"UR", b"UT", b"SV", b"UV"})
 _KNOWN_CHARSETS = frozenset({"", "ISO_IR 6", "ISO_IR 100", "ISO_IR 192"})
 _DS = re.compile(r"\s*[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?\s*")
@@ -91,6 +92,8 @@ def _walk(data: bytes, size: int, fd: int, pos: int, implicit: bool, found: dict
             pos += 8
         else:
             vr_bytes = head[4:6]
+            if vr_bytes not in _VRS:  # e.g. an implicit VR dataset under an explicit transfer syntax
+                raise _GiveUp
             if vr_bytes in _LONG_VRS:
                 if len(head) < 12:
                     raise _GiveUp
