@@ -69,6 +69,7 @@ class StreamSession:
     def _running(self) -> subprocess.Popen[bytes]:
         if self._proc is not None and self._owner != os.getpid():
             self._proc = None  # a forked worker: the parent's process and pipes are not ours to use
+            self._stderr, self._stderr_lock = [], threading.Lock()  # the parent's drain thread may have held it
         if self._proc is not None and self._environ != os.environ:
             self.close()  # a one-shot run would see the current environment (e.g. options.key_env)
         if self._proc is None or self._proc.poll() is not None:

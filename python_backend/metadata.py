@@ -22,7 +22,12 @@ if TYPE_CHECKING:
 
 
 def info(job: Job) -> Outcome:
+    from .fast_info import fast_info
+
     path = job.input
+    summary = fast_info(path)  # None unless the file is a plain case it reads exactly like pydicom
+    if summary is not None:
+        return Outcome(metadata=summary)
     ds = read_dataset(path, defer_size=4096, parse_all=False)
     try:
         with _values_unchecked():

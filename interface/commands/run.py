@@ -15,6 +15,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("request", nargs="?", help="request JSON file, or - for stdin (the default without --op)")
     parser.add_argument("--request-file", help="request JSON file (same as the positional argument)")
     parser.add_argument("--stream", action="store_true", help="NDJSON: one request per stdin line, one response line each, in order")
+    parser.add_argument("--jobs", type=_jobs, default=None, metavar="N", help="--stream: answer up to N requests at once in worker processes (default: one per core; 1: one by one)")
+    parser.add_argument("--unordered", action="store_true", help="--stream: write each response as soon as it is ready, not in input order (match them by id)")
     parser.add_argument("--op", help="operation name (see `dicom-hub ops`)")
     parser.add_argument("--input", action="append", metavar="PATH", help="input path or sample:<name>; repeat for several files")
     parser.add_argument("--output", help="output file or folder")
@@ -28,7 +30,7 @@ def run(args: argparse.Namespace) -> int:
     from dicom_hub.adapters.dispatch import dispatch, error_response, response_json
 
     if args.stream:
-        return _stream(dispatch, response_json)
+        return _stream(args.jobs or default_jobs(), not args.unordered)
     try:
         response = dispatch(_request_from_args(args))
     except HubError as err:
@@ -42,6 +44,12 @@ def _write_line(text: str) -> None:
     """One response line as UTF-8 bytes (response_json has escaped what UTF-8 cannot carry), so
     the locale's encoding or a lone surrogate can never break stdout."""
     sys.stdout.buffer.write(text.encode("utf-8") + b"\n")
+    sys.stdout.flush()
+
+
+def _write_lines(lines: list[bytes]) -> None:
+    """Response lines that are UTF-8 already (from stream workers), one write and one flush."""
+    sys.stdout.buffer.write(b"\n".join(lines) + b"\n")
     sys.stdout.flush()
 
 
@@ -94,23 +102,51 @@ def _with_flag_overrides(text: str, args: argparse.Namespace) -> Any:
     return request
 
 
-def _stream(dispatch, response_json) -> int:
+def _jobs(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number of at least 1, not {text!r}")
+    return int(text)
+
+
+def default_jobs() -> int:
+    """One worker per core this process may run on."""
+    import os
+
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def _stream(jobs: int, ordered: bool) -> int:
     """One response line per request line; a bad line gives an error response and the stream goes on.
 
     stdin is read as bytes and decoded line by line, so one line that is not UTF-8 is answered
-    with `invalid_request` instead of losing the lines around it.
+    with `invalid_request` instead of losing the lines around it. The first SERIAL_LINES lines are
+    answered here, one by one (a short stream never pays for workers); after that, with more than
+    one job, worker processes answer the rest (`stream_pool`), each answer identical to this path's.
     """
-    from dicom_hub.adapters.dispatch import error_response
+    from dicom_hub.interface.commands.stream_pool import LineReader, StreamPool
 
-    worst = 0
-    for number, line in enumerate(sys.stdin.buffer, start=1):
-        if not line.strip():
-            continue
-        try:
-            response = dispatch(request_text(line, f"request line {number}"))
-        except HubError as err:
-            response = error_response(err)
-        _write_line(response_json(response))
-        if not response.ok:
-            worst = max(worst, exit_code_for(response.error.code))
+    reader = LineReader(sys.stdin.buffer.fileno())
+    worst = number = 0
+    for number, line in enumerate(reader.blocking_lines(), start=1):
+        if line.strip():
+            text, code = _answer(number, line)
+            _write_line(text)
+            worst = max(worst, code)
+        if jobs > 1 and number >= SERIAL_LINES:
+            worst = max(worst, StreamPool(_answer, _write_lines, jobs, ordered).run(reader, number))
+            break
     return 0 if worst == 0 else 1
+
+
+SERIAL_LINES = 8
+
+
+def _answer(number: int, line: bytes) -> tuple[str, int]:
+    """The response line for request line `number`, and the exit code it stands for."""
+    from dicom_hub.adapters.dispatch import dispatch, error_response, response_json
+
+    try:
+        response = dispatch(request_text(line, f"request line {number}"))
+    except HubError as err:
+        response = error_response(err)
+    return response_json(response), 0 if response.ok else exit_code_for(response.error.code)
