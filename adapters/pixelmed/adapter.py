@@ -39,6 +39,7 @@ from dicom_hub.contract.files import atomic_output
 from dicom_hub.contract.job import Job, Outcome
 
 JAR_DIR = Path("/usr/share/java")
+TRAILING_PADDING = 0xFFFCFFFC  # Data Set Trailing Padding
 JARS = ("pixelmed.jar", "pixelmed_imageio.jar")
 HEADLESS = "-Djava.awt.headless=true"
 # JDK 17 caps XPath expression sizes below what the validator's compiled rules need (gotcha 13).
@@ -322,10 +323,10 @@ class PixelMedAdapter(PixelMedHostRuns, PixelMedNetworkOps, SubprocessAdapter):
     def _run_anonymize(self, job: Job) -> Outcome:
         ds = annex_e.read_header(job.input)
         annex_e.refuse_burned_in(ds)
+        annex_e.refuse_private(ds, "pixelmed", "DeidentifyAndRedact keeps those on its own safe list, which no option turns off")
         plan = annex_e.plan(ds)
         annex_e.refuse_unreachable(ds, plan, "pixelmed", "DeidentifyAndRedact sets top-level attributes only")
         self._refuse_unsettable(plan)
-        annex_e.refuse_private(ds, "pixelmed", "DeidentifyAndRedact keeps those on its own safe list, which no option turns off")
         with atomic_output(job.output, job.overwrite) as tmp, scratch_dir() as folder:
             control = folder / "redaction.txt"
             control.write_text("")
@@ -354,7 +355,9 @@ class PixelMedAdapter(PixelMedHostRuns, PixelMedNetworkOps, SubprocessAdapter):
         from pydicom.datadict import keyword_for_tag
 
         known = jar_keywords(self.jar_dir / JARS[0])
-        tags = [int(e.path.strip("()").replace(",", ""), 16) for e in plan if "[" not in e.path and e.action in "XZD"]
+        # Data Set Trailing Padding is never written back by PixelMed (it reads it, then drops it), so
+        # the profile's X for it needs no setting; the leak check still looks at the result.
+        tags = [t for e in plan if "[" not in e.path and e.action in "XZD" and (t := int(e.path.strip("()").replace(",", ""), 16)) != TRAILING_PADDING]
         binary = sorted({keyword_for_tag(t) for t in tags if public_vr(t) != "SQ" and not _settable(public_vr(t))})
         unknown = sorted({keyword_for_tag(t) for t in tags if _settable(public_vr(t)) and keyword_for_tag(t) not in known} - {""})
         if binary:
