@@ -39,7 +39,7 @@ def split_multiframe(job: Job) -> Outcome:
             f"frame {outside[0]} is out of range: {job.input.name} has {count} frame(s), valid frames are 0..{count - 1}",
             "frames are zero-based",
         )
-    targets = {f: job.output / f"frame_{f + 1:05d}.dcm" for f in frames}
+    targets = {f: job.output_path / f"frame_{f + 1:05d}.dcm" for f in frames}
     for path in targets.values():
         check_writable(path, job.overwrite)
     template = _template(ds)

@@ -60,7 +60,7 @@ def modify_tags(job: Job) -> Outcome:
         else:
             absent.append(_tag_text(tag))
     _sync_media_uids(ds, to_set)
-    write_dataset(ds, job.output, overwrite=job.overwrite)
+    write_dataset(ds, job.output_path, overwrite=job.overwrite)
     metadata = {"created": created, "changed": changed, "deleted": deleted, "not_present": absent}
     return Outcome(metadata=metadata, output_files=[str(job.output)])
 

@@ -35,6 +35,10 @@ _NOT_DICOM = re.compile(r"Could not open file (.+?) as DICOM")
 class RsNetworkOps:
     """Mixin for DicomRsAdapter: the network half of the backend."""
 
+    if TYPE_CHECKING:  # provided by DicomRsAdapter
+        def tool(self, name: str) -> str: ...
+        def run(self, job: Job, args: list[str], *, wide: bool = False) -> ToolRun: ...
+
     def network_ops(self) -> frozenset[str]:
         return NETWORK_OPS
 

@@ -105,7 +105,7 @@ def anonymize(job: Job) -> Outcome:
     from pydicom import dcmread
 
     written = dcmread(
-        job.output,
+        job.output_path,
         stop_before_pixels=True,
         specific_tags=["PatientID", "StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID", "SOPClassUID"],
     )
@@ -122,7 +122,7 @@ def anonymize(job: Job) -> Outcome:
         try:
             metadata["mapping_file"] = str(write_mapping(Path(job.option("mapping_file")), [mapping]))
         except BaseException:
-            job.output.unlink(missing_ok=True)  # no de-identified file without the report asked for
+            job.output_path.unlink(missing_ok=True)  # no de-identified file without the report asked for
             raise
     return Outcome(metadata=metadata, output_files=[str(job.output)])
 
