@@ -7,7 +7,7 @@ range, an encapsulated frame keeps its compressed bytes under the same transfer 
 from __future__ import annotations
 
 import copy
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 from dicom_hub.contract.errors import ErrorCode, HubError
 from dicom_hub.contract.files import check_writable
@@ -18,6 +18,7 @@ from ._dataset import read_dataset, write_dataset
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
+    import numpy as np
     from pydicom import Dataset
 
 # Elements that describe the whole multi-frame object and lose their meaning in one frame.
@@ -95,7 +96,7 @@ def _bit_frames(ds: Dataset, count: int, wanted: set[int]) -> Iterator[tuple[int
     from pydicom.pixels.utils import pack_bits, unpack_bits
 
     per_frame = int(ds.Rows) * int(ds.Columns) * int(ds.get("SamplesPerPixel", 1))
-    bits = unpack_bits(ds.PixelData)
+    bits = cast("np.ndarray", unpack_bits(ds.PixelData))  # as_array=True (the default); pydicom annotates a union
     for index in sorted(wanted):
         yield index, pack_bits(bits[index * per_frame : (index + 1) * per_frame])
 

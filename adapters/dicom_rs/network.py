@@ -185,10 +185,10 @@ def query_identifier(job: Job) -> tuple[str | None, Dataset]:
 def save_query(query: Dataset, path: Path) -> None:
     """A query identifier as the Part 10 file the dicom-rs SCUs read (they need a file meta group)."""
     from pydicom.dataset import FileMetaDataset
-    from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+    from pydicom.uid import UID, ExplicitVRLittleEndian, generate_uid
 
     query.file_meta = FileMetaDataset()
-    query.file_meta.MediaStorageSOPClassUID = WORKLIST_MODEL
+    query.file_meta.MediaStorageSOPClassUID = UID(WORKLIST_MODEL)
     query.file_meta.MediaStorageSOPInstanceUID = generate_uid()
     query.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
     query.save_as(path, enforce_file_format=True)

@@ -524,7 +524,9 @@ _NUMERIC_VRS = frozenset({"DS", "IS", "US", "SS", "UL", "SL", "FL", "FD", "AT", 
 def _settable(vr: str | None) -> bool:
     """Whether DeidentifyAndRedact can set a value of `vr` from text: not sequences, not binary (O*, UN)
     data; those are left to the tool's own profile, and the leak check refuses what survives."""
-    return bool(vr) and vr != "SQ" and vr != "UN" and not vr.startswith("O")
+    if not vr:
+        return False
+    return vr != "SQ" and vr != "UN" and not vr.startswith("O")
 
 
 def single_file(folder: Path, job: Job, tool: str) -> Path:
