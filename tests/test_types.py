@@ -17,6 +17,6 @@ def test_mypy_is_clean():
     if importlib.util.find_spec("mypy") is None:
         missing("mypy (pip install 'dicom-hub[dev]')")
     result = subprocess.run(
-        [sys.executable, str(ROOT / "scripts" / "typecheck.py")], capture_output=True, text=True, timeout=600
+        [sys.executable, str(ROOT / "scripts" / "typecheck.py")], capture_output=True, text=True, timeout=300
     )
     assert result.returncode == 0, (result.stdout + result.stderr)[-3000:]
