@@ -57,9 +57,10 @@ FAMILY_REASONS = {
 class Adapter(ABC):
     """A backend: something that turns a `Job` into an `Outcome` (or raises `HubError`)."""
 
-    name: ClassVar[str]
-    language: ClassVar[str]
-    toolkit: ClassVar[str]
+    # Set by each class; a contract-native program's adapter sets its own per instance.
+    name: str
+    language: str
+    toolkit: str
     aliases: ClassVar[tuple[str, ...]] = ()
     install_hint: ClassVar[str] = ""
     # op -> reason, for ops of the catalog this backend cannot serve.

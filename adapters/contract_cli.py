@@ -157,8 +157,10 @@ class ContractCliAdapter(SubprocessAdapter):
             raise self.fail(run, f"{self.name} {what} and gave no response")
         try:
             data = json.loads(text)
-        except ValueError as err:
+        except json.JSONDecodeError as err:
             raise self.fail(run, f"{self.name} printed something that is not one JSON response ({err.msg} at line {err.lineno})") from None
+        except ValueError as err:  # valid JSON that Python cannot hold, e.g. an integer of over 4300 digits
+            raise self.fail(run, f"{self.name} printed a JSON response that cannot be read ({err})") from None
         problem = response_problem(data)
         if problem:
             raise self.fail(run, f"{self.name} printed a response that violates the contract: {problem}")

@@ -9,6 +9,7 @@ whatever it printed, so the adapter reports the crash like a one-shot run.
 from __future__ import annotations
 
 import atexit
+import io
 import os
 import selectors
 import subprocess
@@ -110,8 +111,9 @@ class StreamSession:
         return line, False
 
     def _drain_stderr(self, proc: subprocess.Popen[bytes]) -> None:
-        assert proc.stderr is not None
-        for chunk in iter(lambda: proc.stderr.read1(1 << 16), b""):
+        stderr = proc.stderr
+        assert isinstance(stderr, io.BufferedReader)  # stderr=PIPE with the default buffering
+        for chunk in iter(lambda: stderr.read1(1 << 16), b""):
             with self._stderr_lock:
                 self._stderr.append(chunk)
 

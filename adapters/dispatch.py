@@ -66,8 +66,8 @@ def dispatch(raw: Request | dict[str, Any] | str | bytes) -> Response:
         if exc.errno not in _FILE_SYSTEM_REFUSALS:
             return _checked(_failure(echo, backend_name, _internal(exc), start))
         # A write the file system refused, escaped from a backend: say so, not "a bug".
-        err = HubError(ErrorCode.OUTPUT_ERROR, f"cannot write {exc.filename or 'the output'}: {exc.strerror}", "choose an output folder that is writable and has free space")
-        return _checked(_failure(echo, backend_name, err, start))
+        refused = HubError(ErrorCode.OUTPUT_ERROR, f"cannot write {exc.filename or 'the output'}: {exc.strerror}", "choose an output folder that is writable and has free space")
+        return _checked(_failure(echo, backend_name, refused, start))
     except Exception as exc:  # a bug: still a typed, schema-valid answer; the traceback goes to stderr
         return _checked(_failure(echo, backend_name, _internal(exc), start))
 

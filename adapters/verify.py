@@ -229,7 +229,7 @@ def _parse_items(ds: Dataset) -> None:
             try:
                 vr = dictionary_VR(tag)
             except KeyError:
-                vr = "SQ" if raw.length == 0xFFFFFFFF and tag != _PIXEL_DATA else vr
+                vr = "SQ" if _length(raw) == 0xFFFFFFFF and tag != _PIXEL_DATA else vr
         if vr == "SQ":
             for item in ds[tag].value:
                 _parse_items(item)
@@ -442,9 +442,9 @@ def pixel_value_problem(before: Dataset, after: Dataset) -> str | None:
 
 
 def _tags(keywords: tuple[str, ...]) -> frozenset[int]:
-    from pydicom.datadict import tag_for_keyword
+    from pydicom.tag import Tag
 
-    return frozenset(int(tag_for_keyword(name)) for name in keywords)
+    return frozenset(int(Tag(name)) for name in keywords)  # Tag raises on an unknown keyword
 
 
 def _tag_name(tag: Any) -> str:

@@ -162,6 +162,6 @@ def _first_schema_error(op_name: str, options: dict[str, Any]) -> str | None:
         _validator(op_name)(options)
     except JsonSchemaValueException as err:
         where = ".".join(str(p) for p in err.path[1:]) or "options"
-        detail = err.message.removeprefix(err.name).strip()
+        detail = err.message.removeprefix(err.name or "").strip()
         return f"option {where!r} of op {op_name!r} {detail}"
     return None

@@ -9,6 +9,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from dicom_hub.contract.errors import ErrorCode, HubError
+
 
 @dataclass(frozen=True)
 class Job:
@@ -30,6 +32,13 @@ class Job:
     def input(self) -> Path:
         """The single input of a one-input op."""
         return self.inputs[0]
+
+    @property
+    def output_path(self) -> Path:
+        """The output of an op that writes one (the dispatcher refuses such a request without it)."""
+        if self.output is None:
+            raise HubError(ErrorCode.INVALID_REQUEST, f"op {self.op!r} needs an output", "set 'output' in the request (or --output)")
+        return self.output
 
     def option(self, name: str, default: Any = None) -> Any:
         """The given value of an option, else the catalog default, else `default`."""

@@ -37,7 +37,7 @@ def schema_problem(name: str, data: Any) -> str | None:
         schema_check(name)(data)
     except JsonSchemaValueException as err:
         where = ".".join(str(p) for p in err.path[1:]) or name
-        return f"{where}: {err.message.removeprefix(err.name).strip()}"
+        return f"{where}: {err.message.removeprefix(err.name or '').strip()}"
     return None
 
 

@@ -138,7 +138,7 @@ def from_json(job: Job) -> Outcome:
     # Written as given (pydicom's enforce mode would rewrite group 0002 values from the data set);
     # without SOP Class/Instance UIDs the file cannot conform, and the answer says so.
     ds.preamble = b"\x00" * 128
-    write_dataset(ds, job.output, overwrite=job.overwrite, enforce_file_format=False)
+    write_dataset(ds, job.output_path, overwrite=job.overwrite, enforce_file_format=False)
     warnings = [f"the document has no {kw} (nor its SOP UID): the file is not a conformant Part 10 file" for kw in missing]
     uris = _bulk_uris(document)
     if uris:

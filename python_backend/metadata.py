@@ -88,9 +88,9 @@ def _values_unchecked() -> Iterator[None]:
 @cache
 def _info_tags() -> dict[str, int]:
     """keyword -> tag of every info field, looked up once per process (the stream hot path)."""
-    from pydicom.datadict import tag_for_keyword
+    from pydicom.tag import Tag
 
-    return {kw: tag_for_keyword(kw) for keywords in info_fields().values() for kw in keywords}
+    return {kw: int(Tag(kw)) for keywords in info_fields().values() for kw in keywords}  # Tag raises on an unknown keyword
 
 
 def dump(job: Job) -> Outcome:

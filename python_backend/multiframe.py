@@ -7,7 +7,7 @@ range, an encapsulated frame keeps its compressed bytes under the same transfer 
 from __future__ import annotations
 
 import copy
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 from dicom_hub.contract.errors import ErrorCode, HubError
 from dicom_hub.contract.files import check_writable
@@ -18,6 +18,7 @@ from ._dataset import read_dataset, write_dataset
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
+    import numpy as np
     from pydicom import Dataset
 
 # Elements that describe the whole multi-frame object and lose their meaning in one frame.
@@ -39,7 +40,7 @@ def split_multiframe(job: Job) -> Outcome:
             f"frame {outside[0]} is out of range: {job.input.name} has {count} frame(s), valid frames are 0..{count - 1}",
             "frames are zero-based",
         )
-    targets = {f: job.output / f"frame_{f + 1:05d}.dcm" for f in frames}
+    targets = {f: job.output_path / f"frame_{f + 1:05d}.dcm" for f in frames}
     for path in targets.values():
         check_writable(path, job.overwrite)
     template = _template(ds)
@@ -95,7 +96,7 @@ def _bit_frames(ds: Dataset, count: int, wanted: set[int]) -> Iterator[tuple[int
     from pydicom.pixels.utils import pack_bits, unpack_bits
 
     per_frame = int(ds.Rows) * int(ds.Columns) * int(ds.get("SamplesPerPixel", 1))
-    bits = unpack_bits(ds.PixelData)
+    bits = cast("np.ndarray", unpack_bits(ds.PixelData))  # as_array=True (the default); pydicom annotates a union
     for index in sorted(wanted):
         yield index, pack_bits(bits[index * per_frame : (index + 1) * per_frame])
 

@@ -31,10 +31,10 @@ ACQUISITION_KEYWORDS = (
 
 
 def nifti(job: Job) -> Outcome:
-    compressed = job.output.name.endswith(".nii.gz")
-    if not compressed and job.output.suffix != ".nii":
-        raise HubError(ErrorCode.INVALID_REQUEST, f"output {job.output.name} is neither .nii nor .nii.gz", "name the output <name>.nii or <name>.nii.gz")
-    sidecar = sidecar_path(job.output) if job.option("sidecar", True) else None
+    compressed = job.output_path.name.endswith(".nii.gz")
+    if not compressed and job.output_path.suffix != ".nii":
+        raise HubError(ErrorCode.INVALID_REQUEST, f"output {job.output_path.name} is neither .nii nor .nii.gz", "name the output <name>.nii or <name>.nii.gz")
+    sidecar = sidecar_path(job.output_path) if job.option("sidecar", True) else None
     if sidecar is not None:
         check_writable(sidecar, job.overwrite)
     try:
@@ -48,7 +48,7 @@ def nifti(job: Job) -> Outcome:
     image.set_sform(affine, code=1)
     image.header.set_xyzt_units("mm", "sec")
     image.header.set_slope_inter(1.0, 0.0)
-    with atomic_output(job.output, job.overwrite) as tmp:
+    with atomic_output(job.output_path, job.overwrite) as tmp:
         opener = gzip.GzipFile(tmp, "wb", compresslevel=int(job.option("compress_level", 1)), mtime=0) if compressed else tmp.open("wb")
         with opener as fh:
             image.to_file_map({"image": nibabel.FileHolder(fileobj=fh)})

@@ -45,7 +45,8 @@ def modify_tags(job: Job) -> Outcome:
         raise HubError(ErrorCode.INVALID_REQUEST, f"tag {to_set[both[0]][0]} is both set and deleted", "list each tag in 'set' or in 'delete', not both")
     if not to_set and not to_delete:
         raise HubError(ErrorCode.INVALID_REQUEST, "nothing to modify", "give options.set and/or options.delete")
-    created, changed = [], []
+    created: list[str] = []
+    changed: list[str] = []
     for tag, (name, value) in to_set.items():
         target = _target(ds, tag)
         vr = _vr_for(target, tag, name, vr_overrides)
@@ -60,7 +61,7 @@ def modify_tags(job: Job) -> Outcome:
         else:
             absent.append(_tag_text(tag))
     _sync_media_uids(ds, to_set)
-    write_dataset(ds, job.output, overwrite=job.overwrite)
+    write_dataset(ds, job.output_path, overwrite=job.overwrite)
     metadata = {"created": created, "changed": changed, "deleted": deleted, "not_present": absent}
     return Outcome(metadata=metadata, output_files=[str(job.output)])
 

@@ -34,15 +34,15 @@ class Volume:
 
 
 def volume(job: Job) -> Outcome:
-    if job.output.suffix != ".npy":
-        raise HubError(ErrorCode.INVALID_REQUEST, f"output {job.output.name} is not a .npy file", "name the output <name>.npy; the sidecar becomes <name>.json")
-    sidecar = sidecar_path(job.output)
+    if job.output_path.suffix != ".npy":
+        raise HubError(ErrorCode.INVALID_REQUEST, f"output {job.output_path.name} is not a .npy file", "name the output <name>.npy; the sidecar becomes <name>.json")
+    sidecar = sidecar_path(job.output_path)
     check_writable(sidecar, job.overwrite)
     built = build_volume(job)
     description = describe(built)
     import numpy as np
 
-    with atomic_output(job.output, job.overwrite) as tmp, tmp.open("wb") as fh:
+    with atomic_output(job.output_path, job.overwrite) as tmp, tmp.open("wb") as fh:
         np.save(fh, built.data)
     write_json(sidecar, description, job.overwrite)
     return Outcome(metadata=description, output_files=[str(job.output), str(sidecar)])

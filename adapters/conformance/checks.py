@@ -121,7 +121,7 @@ def check_metadata_close(ctx: CheckContext, exp: dict[str, Any]) -> str | None:
     got = lookup(ctx.response["metadata"], exp["path"])
     if "reference" in exp:
         ref = ctx.reference(exp["reference"])
-        want = lookup(ref.response["metadata"], exp["path"]) if ref else MISSING
+        want: Any = lookup(ref.response["metadata"], exp["path"]) if ref else MISSING
     else:
         want = exp.get("value", MISSING)
     tol = exp.get("tolerance", 0)

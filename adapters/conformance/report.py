@@ -82,8 +82,8 @@ def image_agreement(ours: Path, reference: Path) -> dict[str, Any]:
 def _thumbnail(path: Path, size: int = 192) -> str:
     from PIL import Image
 
-    with Image.open(path) as img:
-        img = img.convert("RGB") if img.mode not in ("L", "RGB") else img.copy()
+    with Image.open(path) as opened:
+        img = opened.convert("RGB") if opened.mode not in ("L", "RGB") else opened.copy()
         img.thumbnail((size, size))
         buf = io.BytesIO()
         img.save(buf, format="PNG")
@@ -234,8 +234,8 @@ def _html(doc: dict[str, Any], specs: list[Spec], backends: list[str], runner: R
 
 
 def _image_row(spec: Spec, backends: list[str], runner: Runner) -> str:
-    images = {b: _image_of(runner.results.get((spec.id, b))) for b in backends}
-    images = {b: p for b, p in images.items() if p}
+    found = {b: _image_of(runner.results.get((spec.id, b))) for b in backends}
+    images = {b: p for b, p in found.items() if p}
     if not images:
         return ""
     reference = next((r for r in sorted(spec.references) if r in images), None) or next(iter(images))

@@ -143,7 +143,7 @@ class DicomRsAdapter(RsNetworkOps, SubprocessAdapter):
             args.append("--no-modality-lut")
         if job.option("disable_voi_lut"):
             args.append("--no-voi-lut")
-        out = target or job.output.with_suffix(FORMAT_EXTENSION[image_format(job)])
+        out = target or job.output_path.with_suffix(FORMAT_EXTENSION[image_format(job)])
         return [*args, "-o", str(out), str(job.input)]
 
     def _cmd_transcode(self, job: Job, target: Path | None) -> list[str]:
@@ -197,7 +197,7 @@ class DicomRsAdapter(RsNetworkOps, SubprocessAdapter):
     def _write_file(self, job: Job) -> Outcome:
         """to_image / transcode: the tool writes a temp file beside the output, checked before it is renamed."""
         metadata: dict[str, Any] = {}
-        with atomic_output(job.output, job.overwrite) as tmp:
+        with atomic_output(job.output_path, job.overwrite) as tmp:
             suffix = FORMAT_EXTENSION[image_format(job)] if job.op == "to_image" else ".dcm"
             written = tmp.with_name(tmp.name + suffix)  # dicom-toimage picks the format from the extension
             try:

@@ -35,6 +35,10 @@ _NOT_DICOM = re.compile(r"Could not open file (.+?) as DICOM")
 class RsNetworkOps:
     """Mixin for DicomRsAdapter: the network half of the backend."""
 
+    if TYPE_CHECKING:  # provided by DicomRsAdapter
+        def tool(self, name: str) -> str: ...
+        def run(self, job: Job, args: list[str], *, wide: bool = False) -> ToolRun: ...
+
     def network_ops(self) -> frozenset[str]:
         return NETWORK_OPS
 
@@ -181,10 +185,10 @@ def query_identifier(job: Job) -> tuple[str | None, Dataset]:
 def save_query(query: Dataset, path: Path) -> None:
     """A query identifier as the Part 10 file the dicom-rs SCUs read (they need a file meta group)."""
     from pydicom.dataset import FileMetaDataset
-    from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+    from pydicom.uid import UID, ExplicitVRLittleEndian, generate_uid
 
     query.file_meta = FileMetaDataset()
-    query.file_meta.MediaStorageSOPClassUID = WORKLIST_MODEL
+    query.file_meta.MediaStorageSOPClassUID = UID(WORKLIST_MODEL)
     query.file_meta.MediaStorageSOPInstanceUID = generate_uid()
     query.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
     query.save_as(path, enforce_file_format=True)

@@ -22,6 +22,8 @@ from dicom_hub.contract.errors import ErrorCode, HubError
 from dicom_hub.contract.job import Job
 
 if TYPE_CHECKING:
+    from collections.abc import Set
+
     from dicom_hub.adapters.subprocess_adapter import SubprocessAdapter, ToolRun
     from pydicom import Dataset
 
@@ -90,7 +92,7 @@ def anonymize(adapter: SubprocessAdapter, job: Job, out: Path, work: Path) -> li
     return runs
 
 
-def profile_flags(ds: Dataset, unreplaced_uids: set[int] = frozenset()) -> list[str]:
+def profile_flags(ds: Dataset, unreplaced_uids: Set[int] = frozenset()) -> list[str]:
     """gdcmanon --dumb flags applying the basic profile's X, Z and D actions (`annex_e.plan`) to the
     top-level elements of `ds` (GDCM 3.0.21's own table keeps dates, times and several descriptions).
     U is left to gdcmanon -e, which replaces UIDs consistently, except the top-level `unreplaced_uids`

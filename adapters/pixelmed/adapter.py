@@ -266,7 +266,7 @@ class PixelMedAdapter(PixelMedHostRuns, PixelMedNetworkOps, SubprocessAdapter):
         return info_outcome(job.input, dump_document(elements), stderr=run.stderr)
 
     def _run_from_json(self, job: Job) -> Outcome:
-        with atomic_output(job.output, job.overwrite) as tmp:
+        with atomic_output(job.output_path, job.overwrite) as tmp:
             run = self.run(job, self._build_cmd(job, tmp), expected=tmp)
             ts = syntaxes.file_transfer_syntax(tmp)
             if ts is None:
@@ -286,7 +286,7 @@ class PixelMedAdapter(PixelMedHostRuns, PixelMedNetworkOps, SubprocessAdapter):
         pixels = pixel_module(job.input)
         check_decodable(pixels["TransferSyntaxUID"])
         check_frame(job, pixels["NumberOfFrames"])
-        with atomic_output(job.output, job.overwrite) as tmp, scratch_dir() as folder:
+        with atomic_output(job.output_path, job.overwrite) as tmp, scratch_dir() as folder:
             target = folder / f"image.{'jpg' if fmt == 'jpeg' else fmt}"
             run = self.run(job, self._build_cmd(job, target), expected=target)
             metadata = check_image(target, fmt)
@@ -302,7 +302,7 @@ class PixelMedAdapter(PixelMedHostRuns, PixelMedNetworkOps, SubprocessAdapter):
         if header.has_pixel_data and header.bits_allocated == 1 and not header.native and uid != syntaxes.RLE:
             raise refusal("pixel_format_unsupported", "PixelMed's DecompressDicomFiles writes 1-bit compressed images without their Pixel Data", "use backend python or dcmtk")
         stderr = ""
-        with atomic_output(job.output, job.overwrite) as tmp, scratch_dir() as folder:
+        with atomic_output(job.output_path, job.overwrite) as tmp, scratch_dir() as folder:
             source = job.input
             if source_ts is not None and source_ts not in syntaxes.NATIVE and uid != syntaxes.RLE:
                 # AttributeList does not decompress (gotcha 14): DecompressDicomFiles first.
@@ -327,7 +327,7 @@ class PixelMedAdapter(PixelMedHostRuns, PixelMedNetworkOps, SubprocessAdapter):
         plan = annex_e.plan(ds)
         annex_e.refuse_unreachable(ds, plan, "pixelmed", "DeidentifyAndRedact sets top-level attributes only")
         self._refuse_unsettable(plan)
-        with atomic_output(job.output, job.overwrite) as tmp, scratch_dir() as folder:
+        with atomic_output(job.output_path, job.overwrite) as tmp, scratch_dir() as folder:
             control = folder / "redaction.txt"
             control.write_text("")
             out_dir = folder / "out"
@@ -526,7 +526,9 @@ _NUMERIC_VRS = frozenset({"DS", "IS", "US", "SS", "UL", "SL", "FL", "FD", "AT", 
 def _settable(vr: str | None) -> bool:
     """Whether DeidentifyAndRedact can set a value of `vr` from text: not sequences, not binary (O*, UN)
     data; those are left to the tool's own profile, and the leak check refuses what survives."""
-    return bool(vr) and vr != "SQ" and vr != "UN" and not vr.startswith("O")
+    if not vr:
+        return False
+    return vr != "SQ" and vr != "UN" and not vr.startswith("O")
 
 
 def single_file(folder: Path, job: Job, tool: str) -> Path:

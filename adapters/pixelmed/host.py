@@ -116,6 +116,9 @@ def ask(session: StreamSession, args: list[str], request: dict[str, object], tim
 class PixelMedHostRuns:
     """Mixin for PixelMedAdapter: its PixelMed command lines run in the host when it is built."""
 
+    if TYPE_CHECKING:  # provided by PixelMedAdapter
+        def classpath(self) -> str: ...
+
     def probe(self) -> Availability:
         """The adapter's availability; its version says whether requests go to the host (`dicom-hub backends`)."""
         found = super().probe()  # type: ignore[misc]

@@ -12,11 +12,15 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from dicom_hub.adapters.base import OpSupport, supports
 from dicom_hub.adapters.dicom_rs.network import expand_inputs, sop_instance_uid
 from dicom_hub.contract.errors import ErrorCode, HubError
 from dicom_hub.contract.job import Job, Outcome
+
+if TYPE_CHECKING:
+    from dicom_hub.adapters.subprocess_adapter import ToolRun
 
 CONNECTION = ("host", "port", "called_aet", "calling_aet")
 # No TLS options: PixelMed's SCUs take TLS settings only as Java keystores (javax.net.ssl.* system
@@ -34,6 +38,14 @@ _STATUS = re.compile(r"status (0x[0-9a-fA-F]{4})")
 
 class PixelMedNetworkOps:
     """Mixin for PixelMedAdapter: the network half of the backend."""
+
+    if TYPE_CHECKING:  # provided by PixelMedAdapter and SubprocessAdapter
+        def java(self, main_class: str, *args: str, jvm_flags: tuple[str, ...] = ()) -> list[str]: ...
+        def run_cmd(
+            self, args: list[str], *, timeout: float = ..., stdin: str | None = None, cwd: Path | None = None, env: dict[str, str] | None = None
+        ) -> ToolRun: ...
+        @staticmethod
+        def timeout_for(job: Job | None) -> float: ...
 
     def network_ops(self) -> frozenset[str]:
         return NETWORK_OPS

@@ -62,7 +62,8 @@ def plan(ds: Dataset, new_uid: Callable[[str], str] | None = None) -> list[Edit]
     from dicom_hub.python_backend.deid.rules import decide, overlay_leftovers
     from pydicom.uid import generate_uid
 
-    profile, edits, new_uids = profile_for(), [], {}
+    profile, edits = profile_for(), []
+    new_uids: dict[str, str] = {}  # one replacement per original UID
     iod = iods.for_sop_class(str(ds.get("SOPClassUID", "")))
 
     def walk(dataset: Dataset, prefix: str, parent: tuple[int, ...]) -> None:
@@ -182,7 +183,7 @@ def leak_check(original: Path, result: Path) -> dict[str, Any]:
         watched |= {tag for tag in repeating if (row := find_row(tag)) is not None and row.basic != "K"}
         before = _values(before_ds, watched)
         leaks = sorted(
-            {f"{find_row(tag).keyword} {_tag(tag)}" for tag, value in _values(after_ds, watched, pairs=True) if value in before.get(tag, set())}
+            {f"{_keyword(tag)} {_tag(tag)}" for tag, value in _values(after_ds, watched, pairs=True) if value in before.get(tag, set())}
         )
         leaks += _outside_iod(before_ds, after_ds)
         leaks += _dummy_sequences(after_ds)
@@ -262,6 +263,15 @@ def _leaves(item: Dataset, path: tuple[int, ...] = ()) -> set[tuple[tuple[int, .
             text = value.hex() if isinstance(value, bytes) else "\\".join(map(str, value)) if elem.VM > 1 else str(value)
             leaves.add((where, text.strip()))
     return leaves
+
+
+def _keyword(tag: int) -> str:
+    """The keyword of a watched tag (each has a Table E.1-1 row)."""
+    from dicom_hub.python_backend.deid.profile import find_row
+
+    row = find_row(tag)
+    assert row is not None, f"{_tag(tag)} has no Table E.1-1 row"
+    return row.keyword
 
 
 def _values(ds: Dataset, watched: set[int], pairs: bool = False) -> Any:

@@ -140,6 +140,7 @@ def resolve_un(document: dict[str, Any], *, little_endian: bool = True) -> dict[
 
     from pydicom.datadict import dictionary_VR
     from pydicom.dataelem import DataElement, RawDataElement
+    from pydicom.tag import BaseTag
     from pydicom.values import convert_value
 
     resolved = {}
@@ -151,7 +152,7 @@ def resolve_un(document: dict[str, Any], *, little_endian: bool = True) -> dict[
                 vr = None
             if vr and vr not in ("SQ", "UN", "OB", "OW", "OB or OW", "US or SS", "US or OW", "US or SS or OW"):
                 raw = base64.b64decode(entry["InlineBinary"])
-                element = RawDataElement(int(tag, 16), vr, len(raw), raw, 0, False, little_endian)
+                element = RawDataElement(BaseTag(int(tag, 16)), vr, len(raw), raw, 0, False, little_endian)
                 value = convert_value(vr, element)
                 entry = DataElement(int(tag, 16), vr, value).to_json_dict(None, 1 << 20)
         resolved[tag] = entry

@@ -56,6 +56,7 @@ class PixelHeader:
 def read_pixel_header(path: Path) -> PixelHeader:
     """The header of `path` (a damaged or non-DICOM file is refused with its code)."""
     from pydicom import dcmread
+    from pydicom.tag import BaseTag
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -68,7 +69,7 @@ def read_pixel_header(path: Path) -> PixelHeader:
         raise refusal("truncated_pixel_data", f"{path.name} ends inside an element: {cut.split(' in file ')[0]}", "the file is truncated; it cannot be decoded faithfully")
     meta = getattr(ds, "file_meta", None)
     ts = str(meta.TransferSyntaxUID) if meta is not None and "TransferSyntaxUID" in meta else None
-    raw = ds._dict.get(0x7FE00010)
+    raw = ds._dict.get(BaseTag(0x7FE00010))
     length = getattr(raw, "length", None)
     undefined = length in (None, 0xFFFFFFFF)
     try:
@@ -85,7 +86,7 @@ def read_pixel_header(path: Path) -> PixelHeader:
             signed=bool(ds.get("PixelRepresentation") or 0),
             frames=max(int(ds.get("NumberOfFrames") or 1), 1),
             photometric=str(ds.get("PhotometricInterpretation") or "").strip(),
-            declared_length=None if undefined else int(length),
+            declared_length=None if undefined else length,
             value_offset=getattr(raw, "value_tell", None),
             file_size=os.path.getsize(path),
             has_modality_lut_sequence="ModalityLUTSequence" in ds,

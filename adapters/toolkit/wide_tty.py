@@ -41,6 +41,7 @@ def run_wide(args: list[str], timeout: float) -> ToolRun:
         os.close(slave)
         raise HubError(ErrorCode.BACKEND_UNAVAILABLE, f"cannot start {args[0]}: {err.strerror}") from None
     os.close(slave)
+    assert proc.stderr is not None  # stderr=PIPE
     out, err_chunks = bytearray(), bytearray()
     streams = {master: out, proc.stderr.fileno(): err_chunks}
     deadline = start + timeout
@@ -69,5 +70,5 @@ def run_wide(args: list[str], timeout: float) -> ToolRun:
     return ToolRun(args, proc.returncode, _text(out), _text(err_chunks), time.perf_counter() - start)
 
 
-def _text(data: bytes) -> str:
+def _text(data: bytes | bytearray) -> str:
     return _ANSI.sub("", data.decode("utf-8", errors="replace"))

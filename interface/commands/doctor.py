@@ -24,7 +24,7 @@ def environment() -> dict:
     from dicom_hub.contract import CONTRACT_VERSION
     from dicom_hub.interface.commands.backends import describe_backends
 
-    packages = {}
+    packages: dict[str, str | None] = {}
     for name in PACKAGES:
         try:
             packages[name] = version(name)

@@ -157,8 +157,8 @@ class Engine:
         """One data set or item; `clean_text` inside a sequence the profile cleans (C), where free
         text the table does not list is replaced instead of copied."""
         private_creators = self._safe_creators(ds) if self._keep_safe_private else None
-        for tag in list(ds.keys()):
-            tag = int(tag)
+        for key in list(ds.keys()):
+            tag = int(key)
             group, element = tag >> 16, tag & 0xFFFF
             if group & 1:
                 if private_creators is None or not self._keep_private(ds, tag, private_creators):

@@ -106,12 +106,12 @@ def anonymize(job: Job) -> Outcome:
 
     try:
         written = dcmread(
-            job.output,
+            job.output_path,
             stop_before_pixels=True,
             specific_tags=["PatientID", "StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID", "SOPClassUID"],
         )
     except Exception as err:  # corrupt input passed through (e.g. a broken sequence): no output, then
-        job.output.unlink(missing_ok=True)
+        job.output_path.unlink(missing_ok=True)
         raise HubError(ErrorCode.DECODE_ERROR, f"the de-identified copy of {job.input.name} cannot be read back ({type(err).__name__}: {err})", "the input is corrupt; repair or re-export it") from None
     metadata: dict[str, Any] = {
         **_describe(settings, key_source),
@@ -126,7 +126,7 @@ def anonymize(job: Job) -> Outcome:
         try:
             metadata["mapping_file"] = str(write_mapping(Path(job.option("mapping_file")), [mapping]))
         except BaseException:
-            job.output.unlink(missing_ok=True)  # no de-identified file without the report asked for
+            job.output_path.unlink(missing_ok=True)  # no de-identified file without the report asked for
             raise
     return Outcome(metadata=metadata, output_files=[str(job.output)])
 

@@ -65,7 +65,9 @@ class Row:
 
 
 def data_dir() -> Path:
-    return Path(import_module("dicom_hub.contract").__file__).parent / "data"
+    contract_init = import_module("dicom_hub.contract").__file__
+    assert contract_init is not None, "dicom_hub.contract is a regular package (it has an __init__.py)"
+    return Path(contract_init).parent / "data"
 
 
 def _data_lines(path: Path) -> list[str]:

@@ -48,9 +48,11 @@ def read_for_anonymize(path: Path) -> Dataset:
 
 def _check_complete(ds: Dataset, path: Path) -> None:
     """pydicom returns a short value for a truncated last element; a de-identified copy must not."""
+    from pydicom.dataelem import DataElement, RawDataElement
+
     for tag in ds.keys():  # noqa: SIM118 - iterating a Dataset converts its elements; keys() does not
-        elem = ds.get_item(tag)
-        if elem.is_raw and elem.length != 0xFFFFFFFF and len(elem.value or b"") != elem.length:
+        elem: DataElement | RawDataElement = ds.get_item(tag)  # pydicom's annotation omits the raw element
+        if isinstance(elem, RawDataElement) and elem.length != 0xFFFFFFFF and len(elem.value or b"") != elem.length:
             raise HubError(
                 ErrorCode.DECODE_ERROR,
                 f"cannot parse {path.name}: element {tag} is truncated ({len(elem.value or b'')} of {elem.length} bytes)",

@@ -76,13 +76,14 @@ def encode(ds: Dataset) -> bytes | None:
 
 def _write_dataset(fp: Any, ds: Dataset, implicit: bool, charset: Any) -> None:
     """Raw elements framed here; sequences item by item (undefined lengths); the rest by pydicom."""
+    from pydicom.dataelem import DataElement, RawDataElement
     from pydicom.filewriter import write_data_element
 
     write = fp.write
     charset = ds.get("SpecificCharacterSet", charset)
     for tag in sorted(ds.keys()):
-        elem = ds.get_item(tag)
-        if elem.is_raw:
+        elem: DataElement | RawDataElement = ds.get_item(tag)  # pydicom's annotation omits the raw element
+        if isinstance(elem, RawDataElement):
             if elem.length == _UNDEFINED_LENGTH or not (implicit or elem.VR):
                 write_data_element(fp, ds[tag], charset)  # converted: settles an ambiguous VR
                 continue
@@ -113,6 +114,7 @@ def _frame(write: Any, tag: int, vr: str | None, value: bytes, implicit: bool) -
     if implicit:
         write(_IMPLICIT_LENGTH.pack(len(value)))
     else:
+        assert vr is not None, "explicit VR: the caller converts an element that has none"
         write(vr.encode())
         write((_LONG_LENGTH if vr in _LONG_VRS else _SHORT_LENGTH).pack(len(value)))
     write(value)

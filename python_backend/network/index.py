@@ -213,8 +213,8 @@ class InstanceIndex:
         sql += " ORDER BY patient_id, study_uid, series_uid, path"
         with self._lock:
             rows = self._db.execute(sql, args).fetchall()
-        for *fields, path, header in rows:
-            yield IndexedInstance(*fields, self.root / path, header)
+        for sop, sop_class, syntax, patient, study, series, modality, implicit, little, path, header in rows:
+            yield IndexedInstance(sop, sop_class, syntax, patient, study, series, modality, implicit, little, self.root / path, header)
 
     def count(self) -> int:
         with self._lock:

@@ -46,16 +46,11 @@ _DESTINATION = re.compile(r"^(?P<aet>(?! +$)[ -\[\]-~]{1,16})=(?P<host>[A-Za-z0-
 
 def sop_class_names() -> dict[str, str]:
     """The Query/Retrieve SOP classes served: UID -> model ('patient' or 'study')."""
-    from pynetdicom import sop_class as sc
+    from pynetdicom import sop_class
 
-    return {
-        sc.PatientRootQueryRetrieveInformationModelFind: "patient",
-        sc.StudyRootQueryRetrieveInformationModelFind: "study",
-        sc.PatientRootQueryRetrieveInformationModelGet: "patient",
-        sc.StudyRootQueryRetrieveInformationModelGet: "study",
-        sc.PatientRootQueryRetrieveInformationModelMove: "patient",
-        sc.StudyRootQueryRetrieveInformationModelMove: "study",
-    }
+    from .query import MODELS
+
+    return {getattr(sop_class, name): model for (model, _service), name in MODELS.items()}
 
 
 @dataclass(frozen=True)

@@ -76,7 +76,7 @@ def set_key(ds: Dataset, key: str, value: Any) -> None:
         vr = dictionary_VR(tag) if tag is not None else None
     except KeyError:
         vr = None
-    if vr is None:
+    if tag is None or vr is None:
         raise HubError(ErrorCode.INVALID_REQUEST, f"unknown query key {key!r}", "use a DICOM keyword (e.g. PatientName) or a public tag (0010,0010)")
     if vr == "SQ":
         item = ds[tag].value[0] if tag in ds and ds[tag].value else DS()
@@ -161,7 +161,7 @@ def find(job: Job) -> Outcome:
 
 def worklist_query(job: Job) -> Dataset:
     """The MWL identifier: usual return keys plus the options' matching values in the step item."""
-    step = {key: None for key in STEP_KEYS}
+    step: dict[str, Any] = {key: None for key in STEP_KEYS}
     for option, key in (("station_aet", "ScheduledStationAETitle"), ("station_name", "ScheduledStationName"), ("modality", "Modality")):
         if job.option(option):
             step[key] = job.option(option)
@@ -178,7 +178,7 @@ def worklist_query(job: Job) -> Dataset:
 
 
 def worklist(job: Job) -> Outcome:
-    from pynetdicom.sop_class import ModalityWorklistInformationFind
+    from pynetdicom.sop_class import ModalityWorklistInformationFind  # type: ignore[attr-defined]  # pynetdicom makes its SOP class names at import
 
     peer = Peer.from_job(job)
     results, info = run_find(peer, ModalityWorklistInformationFind, worklist_query(job), "worklist C-FIND", job.option("max_results"))

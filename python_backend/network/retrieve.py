@@ -101,7 +101,7 @@ def sop_classes_to_get(peer: Peer, job: Job, level: str) -> list[str]:
     except HubError:
         pass
     if not found:
-        found = [cx.abstract_syntax for cx in StoragePresentationContexts]
+        found = [cx.abstract_syntax for cx in StoragePresentationContexts if cx.abstract_syntax is not None]
     return found[: MAX_CONTEXTS - 1]
 
 

@@ -40,7 +40,7 @@ STOP_GRACE_S = 5.0  # how long stop() waits for aborted associations' threads
 
 
 # (result source, diagnostic) of an A-ASSOCIATE-RJ -> why, in words (PS3.8 section 9.3.4).
-_REJECT_REASONS = {
+_REJECT_REASONS: dict[tuple[int | None, int | None], str] = {
     (1, 1): "no reason given",
     (1, 2): "application context name not supported",
     (1, 3): "calling AE title not in the allow-list",
@@ -107,6 +107,7 @@ class StorageSCP:
 
         ae = AE(ae_title=self.aet)
         for cx in AllStoragePresentationContexts:
+            assert cx.abstract_syntax is not None, "pynetdicom's storage contexts each name a SOP class"
             ae.add_supported_context(cx.abstract_syntax, ALL_TRANSFER_SYNTAXES)
         ae.add_supported_context(VERIFICATION, ALL_TRANSFER_SYNTAXES)
         if self.allow:

@@ -18,6 +18,7 @@ from dicom_hub.contract.errors import ErrorCode, HubError
 from dicom_hub.contract.files import atomic_output
 
 if TYPE_CHECKING:
+    from pydicom import Dataset
     from pynetdicom.events import Event
 
 # C-STORE statuses we answer with (PS3.4 Annex B.2.3).
@@ -67,8 +68,12 @@ def save_received(event: Event, root: Path, overwrite: bool) -> StoredInstance:
     With pynetdicom's chunked receive (the SCP) the data set is already in a temporary Part 10
     file: only its UIDs are parsed and the file is copied, so an instance is never held whole in memory.
     """
+    from pynetdicom.dimse_primitives import C_STORE
+
     request = event.request
+    assert isinstance(request, C_STORE), "save_received handles C-STORE request events"
     received = _received_file(event)
+    ds: Dataset
     try:
         if received is not None:
             from pydicom import dcmread

@@ -9,7 +9,7 @@ pixel plugins and sent uncompressed. A file the peer refuses is recorded and the
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence, Set
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -68,7 +68,7 @@ def failure(path: Path, reason: str, message: str) -> dict[str, Any]:
 def context_batches(items: list[FileToSend]) -> list[list[FileToSend]]:
     """Group files so that each association needs at most MAX_CONTEXTS presentation contexts."""
     batches: list[list[FileToSend]] = []
-    contexts: set[tuple[str, str]] = set()
+    contexts: set[tuple[str, Sequence[str]]] = set()  # (SOP class, its transfer syntax or UNCOMPRESSED)
     for item in items:
         wanted = {(item.sop_class, item.transfer_syntax), (item.sop_class, UNCOMPRESSED)}
         if batches and len(contexts | wanted) <= MAX_CONTEXTS:
@@ -102,7 +102,7 @@ def send_batch(peer: Peer, items: list[FileToSend]) -> None:
             item.result = failure(item.path, "aborted", "not sent: the association ended before this file")
 
 
-def send_one(assoc: Any, item: FileToSend, accepted: set[tuple[str, str]]) -> dict[str, Any]:
+def send_one(assoc: Any, item: FileToSend, accepted: Set[tuple[str | None, str]]) -> dict[str, Any]:
     """Send one file as it is, or decompressed when only an uncompressed context was accepted."""
     decompressed = False
     if (item.sop_class, item.transfer_syntax) in accepted:

@@ -8,6 +8,7 @@ and reports per file what the server answered (PS3.18 store response: referenced
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -87,7 +88,8 @@ def wado(job: Job) -> Outcome:
     level, uids = wado_target(job)
     root = check_root(job.output)
     peer = WebPeer(job)
-    retrieve = {"STUDY": peer.client.retrieve_study, "SERIES": peer.client.retrieve_series, "IMAGE": peer.client.retrieve_instance}[level]
+    retrievers: dict[str, Callable[..., Any]] = {"STUDY": peer.client.retrieve_study, "SERIES": peer.client.retrieve_series, "IMAGE": peer.client.retrieve_instance}
+    retrieve = retrievers[level]
     found = peer.call(f"WADO-RS {level} retrieve", lambda: retrieve(*uids))
     datasets = found if isinstance(found, list) else [found]
     written: list[Path] = []
