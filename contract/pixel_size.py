@@ -164,14 +164,16 @@ def check_file(path: Path) -> None:
         return
     if raw is None:
         return
-    undefined = raw.length == _ENCAPSULATED_LENGTH if hasattr(raw, "length") else bool(getattr(raw, "is_undefined_length", False))
+    length: int | None = getattr(raw, "length", None)  # a RawDataElement (deferred) has one; a DataElement does not
+    tell: int | None = getattr(raw, "value_tell", None)
+    undefined = length == _ENCAPSULATED_LENGTH if length is not None else bool(getattr(raw, "is_undefined_length", False))
     value = getattr(raw, "value", None)
     if isinstance(value, bytes | bytearray):
         stored = len(value)
-    elif _is_deflated(ds) and getattr(raw, "length", None) is not None:
-        stored = raw.length  # offsets point into the inflated stream, not the file
-    elif getattr(raw, "value_tell", None) is not None and getattr(raw, "length", None) is not None:
-        stored = max(min(raw.length, size - raw.value_tell), 0)
+    elif _is_deflated(ds) and length is not None:
+        stored = length  # offsets point into the inflated stream, not the file
+    elif tell is not None and length is not None:
+        stored = max(min(length, size - tell), 0)
     else:
         return
     claim = claim_of(ds, stored, _is_encapsulated(ds, undefined))

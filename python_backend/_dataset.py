@@ -31,6 +31,7 @@ def read_dataset(
     from pydicom import dcmread
     from pydicom.errors import InvalidDicomError
 
+    ds: Dataset
     try:
         ds = dcmread(path, stop_before_pixels=stop_before_pixels, force=force, defer_size=defer_size)
     except InvalidDicomError:

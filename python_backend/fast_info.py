@@ -181,12 +181,13 @@ def _converted(tag: int, vr: str, value: bytes, implicit: bool, encoding: tuple[
     the files of a series share most of their summary values (patient, study, series, equipment)."""
     from dicom_hub.python_backend._values import element_value
     from pydicom.dataelem import RawDataElement, convert_raw_data_element
+    from pydicom.tag import BaseTag
 
     if vr in ("DS", "IS") and value.strip(b" \0"):
         pattern = _DS if vr == "DS" else _IS
         if not all(pattern.fullmatch(part) for part in value.decode("latin_1").rstrip("\0 ").split("\\")):
             raise _GiveUp  # text pydicom may refuse to convert: its path reports it
-    raw = RawDataElement(tag, vr, len(value), value, 0, implicit, True)
+    raw = RawDataElement(BaseTag(tag), vr, len(value), value, 0, implicit, True)
     try:
         elem = convert_raw_data_element(raw, encoding=list(encoding))
         return element_value(elem), elem.value

@@ -149,4 +149,4 @@ def _answer(number: int, line: bytes) -> tuple[str, int]:
         response = dispatch(request_text(line, f"request line {number}"))
     except HubError as err:
         response = error_response(err)
-    return response_json(response), 0 if response.ok else exit_code_for(response.error.code)
+    return response_json(response), exit_code_for(response.error.code if response.error else None)

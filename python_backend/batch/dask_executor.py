@@ -74,7 +74,8 @@ class DaskExecutor:
         return len(self.client.scheduler_info().get("workers", {}))
 
     def describe(self) -> dict[str, Any]:
-        info: dict[str, Any] = {"executor": "dask", "dask_scheduler": self.client.scheduler.address, "dask_workers": self.worker_count()}
+        scheduler = self.client.scheduler
+        info: dict[str, Any] = {"executor": "dask", "dask_scheduler": scheduler.address if scheduler is not None else None, "dask_workers": self.worker_count()}
         if self.dashboard_link:
             info["dask_dashboard"] = self.dashboard_link
         return info

@@ -55,7 +55,7 @@ def executor_for(job: Job) -> Iterator[Any]:
                 f"options.workers cannot size the running Dask cluster at {address}",
                 "remove options.workers (the cluster has its own workers), or unset the scheduler to start a local cluster of that size",
             )
-        executor = DaskExecutor(address, job.option("workers"))
+        executor: DaskExecutor | LocalExecutor = DaskExecutor(address, job.option("workers"))
         announce(executor, show_progress(job))
     else:
         executor = LocalExecutor(workers_option(job))

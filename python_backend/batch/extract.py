@@ -74,7 +74,7 @@ def extract_metadata(job: Job) -> Outcome:
         run = state.load(signature) if job.option("resume", True) else None
         resumed = run is not None
         if run is None:
-            found = scan(job.inputs, recursive=signature["recursive"], include_raw=signature["include_raw"])
+            found = scan(job.inputs, recursive=bool(signature["recursive"]), include_raw=bool(signature["include_raw"]))
             run = state.start(signature, [str(p) for p in found.files], len(found.skipped))
         files = [Path(p) for p in run["files"]]
         chunks = [files[i : i + chunk_size] for i in range(0, len(files), chunk_size)]

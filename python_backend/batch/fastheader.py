@@ -132,9 +132,10 @@ class _Reader:
             pos += length
             if group <= 0x0028:
                 if tag == 0x00080005:
-                    encoding = _FAST_CHARSETS.get(_single_charset(value))
-                    if encoding is None:
+                    fast = _FAST_CHARSETS.get(_single_charset(value))
+                    if fast is None:
                         raise _GiveUp
+                    encoding = fast
                 elif tag == 0x00280103 and length == 2:
                     pixel_rep = unpack_from("<H", value)[0]
             if group & 1 and 0x0010 <= element <= 0x00FF:

@@ -193,7 +193,7 @@ class _RunFiles:
         self.job, self.func, self.context, self.executor = job, func, context, executor
         self.progress, self.describe = progress, describe
 
-    def outcomes(self, items: list[tuple[Path, Path | None]], verify: bool = False) -> Iterator[FileOutcome]:
+    def outcomes(self, items: Sequence[tuple[Path, Path | None]], verify: bool = False) -> Iterator[FileOutcome]:
         return iter_results(items, self.func, self.context, progress=self.progress, describe=self.describe, executor=self.executor, verify_existing=verify)
 
     def resumable(self, state: RunState, signature: dict[str, Any], items: list[tuple[Path, Path]]) -> Iterator[FileOutcome]:

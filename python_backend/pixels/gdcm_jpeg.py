@@ -43,7 +43,7 @@ def check_encodable(ds: Dataset, target: Target) -> None:
 def encode_with_gdcm(ds: Dataset, arr: np.ndarray, target: Target, quality: int) -> None:
     """Replace `ds`'s native Pixel Data with GDCM's JPEG encoding of `arr`, in place."""
     from pydicom import dcmread
-    from pydicom.uid import ExplicitVRLittleEndian
+    from pydicom.uid import UID, ExplicitVRLittleEndian
 
     check_encodable(ds, target)
     _require_gdcm()
@@ -70,7 +70,7 @@ def encode_with_gdcm(ds: Dataset, arr: np.ndarray, target: Target, quality: int)
     ds.PixelData = encoded.PixelData
     ds["PixelData"].VR = "OB"
     ds["PixelData"].is_undefined_length = True
-    ds.file_meta.TransferSyntaxUID = target.uid
+    ds.file_meta.TransferSyntaxUID = UID(target.uid)
 
 
 def _require_gdcm() -> None:

@@ -142,7 +142,9 @@ def _check_finite(ds: Dataset, keyword: str) -> None:
     except (TypeError, ValueError):
         return  # pydicom reports values that are not numbers at all
     if number is not None and not math.isfinite(number):
-        tag = ds.data_element(keyword).tag
+        elem = ds.data_element(keyword)
+        assert elem is not None  # its value was just read
+        tag = elem.tag
         raise HubError(
             ErrorCode.DECODE_ERROR,
             f"({tag.group:04X},{tag.element:04X}) {keyword} is {value!s}, not a finite number",

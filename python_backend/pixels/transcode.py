@@ -41,6 +41,8 @@ _SWAP_WIDTH = {"OW": 2, "OF": 4, "OL": 4, "OD": 8, "OV": 8}
 
 
 def transcode(job: Job) -> Outcome:
+    from pydicom.uid import UID
+
     assert job.output is not None
     target = resolve_target(job.option("transfer_syntax"))
     check_target_options(target, job.options)
@@ -57,7 +59,7 @@ def transcode(job: Job) -> Outcome:
             if target.lossy:
                 mark_lossy(ds, target, ratio, keep_uid=bool(job.option("keep_sop_instance_uid")))
         else:
-            ds.file_meta.TransferSyntaxUID = target.uid
+            ds.file_meta.TransferSyntaxUID = UID(target.uid)
     write_verified(ds, job, target.uid)
     new_uid = str(ds.get("SOPInstanceUID", ""))
     metadata: dict[str, Any] = {
@@ -229,10 +231,11 @@ def mark_lossy(ds: Dataset, target: Target, ratio: float, keep_uid: bool) -> Non
 def write_verified(ds: Dataset, job: Job, uid: str) -> None:
     """Write atomically; read the temporary file back and refuse it if its transfer syntax is not `uid`."""
     from pydicom import dcmread
+    from pydicom.uid import UID
 
     assert job.output is not None
     meta = ds.file_meta
-    meta.TransferSyntaxUID = uid
+    meta.TransferSyntaxUID = UID(uid)
     if "SOPClassUID" in ds:
         meta.MediaStorageSOPClassUID = ds.SOPClassUID
     if "SOPInstanceUID" in ds:

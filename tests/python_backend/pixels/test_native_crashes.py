@@ -4,6 +4,7 @@ RLE byte, and a header claiming terabytes of pixels that decoders believed and a
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -108,7 +109,8 @@ def test_toolkits_refuse_a_huge_header_before_starting_the_tool(tmp_path, backen
     output = {"to_image": tmp_path / "out.png", "transcode": tmp_path / "out.dcm"}.get(op)
     options = {"transfer_syntax": "explicit" if name != "CT_small.dcm" else "rle"} if op == "transcode" else {}
     data = expect_error(backend_request(backend, op, str(path), output, **options), "decode_error")
-    assert f"{HUGE} x {HUGE} x 1 frame(s)" in data["error"]["message"]
+    # The shared size check, or the truncated-pixels check that some adapters run first: both name the claim.
+    assert re.search(rf"{HUGE} ?x ?{HUGE}", data["error"]["message"]), data["error"]["message"]
     assert data["backend"] == backend
     assert not list(tmp_path.glob("out*"))
 
