@@ -269,7 +269,10 @@ def pixel_data_problem(ds: Dataset, strict: bool = True) -> str | None:
     length = (_length(raw) if _deferred(raw) else len(ds.PixelData or b"")) if raw is not None else 0
     if not length:
         return None
-    if UID(_syntax(ds)).is_encapsulated:
+    syntax = UID(_syntax(ds))
+    if not syntax.is_transfer_syntax:
+        return f"it declares transfer syntax {str(syntax)[:80]!r}, which DICOM does not define, so its Pixel Data cannot be read"
+    if syntax.is_encapsulated:
         return fragments_problem(ds.PixelData, _frames(ds))
     try:
         from pydicom.pixels.utils import get_expected_length

@@ -100,9 +100,9 @@ def _data_set_offset(ds: Dataset) -> int:
     """Where the data set starts: after the preamble and the file meta group (0 for raw data sets)."""
     meta = getattr(ds, "file_meta", None)
     group_length = meta.get("FileMetaInformationGroupLength") if meta is not None else None
-    if ds.preamble is None or group_length is None:
+    if ds.preamble is None or not isinstance(group_length, int):  # absent, or corrupt (a list, bytes...)
         return 0
-    return 128 + 4 + 12 + int(group_length)
+    return 128 + 4 + 12 + group_length
 
 
 def _check_parsed(ds: Dataset, path: Path, parse_all: bool) -> None:

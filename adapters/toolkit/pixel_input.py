@@ -93,7 +93,7 @@ def read_pixel_header(path: Path) -> PixelHeader:
             segmented_palette=0x00281221 in ds,
             enhanced="SharedFunctionalGroupsSequence" in ds or "PerFrameFunctionalGroupsSequence" in ds,
         )
-    except (TypeError, ValueError) as err:
+    except Exception as err:  # TypeError/ValueError, or pydicom's BytesLengthException on a value of the wrong length
         raise refusal("corrupt", f"{path.name} has an unreadable image pixel attribute: {err}", "fix the Image Pixel module") from None
 
 
