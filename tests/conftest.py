@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from dicom_hub.adapters.dispatch import dispatch
 from dicom_hub.contract.files import resolve_sample
-from peers import hub_scp, hub_scp_factory, orthanc, orthanc_web, wlmscpfs  # noqa: F401 - real DICOM peers on 127.0.0.1 (see tests/peers.py)
+from peers import hub_scp, hub_scp_factory, orthanc, orthanc_web, silent_peer, wlmscpfs  # noqa: F401 - real DICOM peers on 127.0.0.1 (see tests/peers.py)
 from tls_pki import tls_pki  # noqa: F401 - a throw-away CA and certificates (see tests/tls_pki.py)
 
 SCHEMA_DIR = Path(__file__).resolve().parents[1] / "contract" / "schemas"

@@ -44,6 +44,7 @@ Helpers: `free_port()` (a free loopback port), `c_echo_ok(host, port, aet)`, `c_
     HubScp: host, port, aet, output (Path), log (Path, its stderr), proc, tmp (its TMPDIR),
     stop() -> exit code, log_text().
 `hub_scp` (function) -> a HubScp on a free port with AE "HUBSCP" and a temporary output folder.
+`silent_peer` (function) -> the port of a TCP listener on 127.0.0.1 that accepts and never answers.
 """
 
 from __future__ import annotations
@@ -56,6 +57,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -441,3 +443,29 @@ def hub_scp_factory(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callab
 def hub_scp(hub_scp_factory: Callable[..., HubScp]) -> HubScp:
     return hub_scp_factory()
 
+
+@pytest.fixture
+def silent_peer():
+    """A TCP listener on 127.0.0.1 that accepts connections and never says a word."""
+    server = socket.socket()
+    server.bind((HOST, 0))
+    server.listen()
+    held: list[socket.socket] = []
+    stop = threading.Event()
+
+    def accept() -> None:
+        server.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                held.append(server.accept()[0])
+            except OSError:
+                continue
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    yield server.getsockname()[1]
+    stop.set()
+    thread.join()
+    for conn in held:
+        conn.close()
+    server.close()

@@ -170,7 +170,12 @@ def store(job: Job) -> Outcome:
     with raw_file_sending():
         for batch in context_batches(sendable):
             send_batch(peer, batch)
-    results = [i.result for i in items if i.result is not None]
+    return store_outcome([i.result for i in items if i.result is not None], f"on {peer.address}")
+
+
+def store_outcome(results: list[dict[str, Any]], where: str) -> Outcome:
+    """The answer of a store (DIMSE or STOW-RS) from its per-file results: counts, the files, and
+    an error only when no file was stored (`not_dicom` when none was DICOM)."""
     counts = {cat: sum(r["category"] == cat for r in results) for cat in ("Success", "Warning")}
     failed = len(results) - counts["Success"] - counts["Warning"]
     metadata = {"total": len(results), "completed": counts["Success"], "warning": counts["Warning"], "failed": failed, "files": results}
@@ -179,8 +184,8 @@ def store(job: Job) -> Outcome:
         all_not_dicom = all(r.get("reason") == "not_dicom" for r in results)
         raise HubError(
             ErrorCode.NOT_DICOM if all_not_dicom else ErrorCode.NETWORK_ERROR,
-            f"no file was stored on {peer.address}: {failed} failed; first: {Path(first['file']).name}: {first['text']}",
+            f"no file was stored {where}: {failed} failed; first: {Path(first['file']).name}: {first['text']}",
             "see the per-file reasons (run with fewer files to inspect them)",
         )
-    stderr = "".join(f"{Path(r['file']).name}: {r['category']}: {r['text']}\n" for r in results if r["category"] not in ("Success",))
+    stderr = "".join(f"{Path(r['file']).name}: {r['category']}: {r['text']}\n" for r in results if r["category"] != "Success")
     return Outcome(metadata=metadata, stderr=stderr)

@@ -18,7 +18,7 @@ from dicom_hub.contract.job import Job, Outcome
 
 from .query import LEVEL_KEYS, PARENT_KEYS
 from .storage import RejectedInstance, check_root, instance_path
-from .store import FileToSend, collect_files, failure, scan
+from .store import FileToSend, collect_files, failure, scan, store_outcome
 from .web_client import WebPeer, http_failure
 
 if TYPE_CHECKING:
@@ -136,20 +136,7 @@ def stow(job: Job) -> Outcome:
             answer = store_batch(peer, [ds for _, ds in batch])
             for item, _ in batch:
                 item.result = stow_result(item, answer)
-    results = [i.result for i in items if i.result is not None]
-    counts = {cat: sum(r["category"] == cat for r in results) for cat in ("Success", "Warning")}
-    failed = len(results) - counts["Success"] - counts["Warning"]
-    metadata = {"total": len(results), "completed": counts["Success"], "warning": counts["Warning"], "failed": failed, "files": results}
-    if failed == len(results):
-        first = results[0]
-        all_not_dicom = all(r.get("reason") == "not_dicom" for r in results)
-        raise HubError(
-            ErrorCode.NOT_DICOM if all_not_dicom else ErrorCode.NETWORK_ERROR,
-            f"no file was stored at {peer.url}: {failed} failed; first: {Path(first['file']).name}: {first['text']}",
-            "see the per-file reasons (run with fewer files to inspect them)",
-        )
-    stderr = "".join(f"{Path(r['file']).name}: {r['category']}: {r['text']}\n" for r in results if r["category"] != "Success")
-    return Outcome(metadata=metadata, stderr=stderr)
+    return store_outcome([i.result for i in items if i.result is not None], f"at {peer.url}")
 
 
 def store_batch(peer: WebPeer, datasets: list[Dataset]) -> Dataset:

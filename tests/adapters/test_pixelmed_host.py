@@ -5,7 +5,6 @@ nothing but com.pixelmed classes run."""
 from __future__ import annotations
 
 import json
-import socket
 import threading
 from functools import partial
 from pathlib import Path
@@ -109,33 +108,6 @@ def test_system_exit_in_a_main_is_its_return_code_and_the_host_lives_on(session)
         assert run.stderr == "Error: Incorrect number of arguments\nUsage: UnencapsulateData inputFile outputFile\n"
     expect_ok(pm("info", "sample:CT_small.dcm"))
     assert host_pid(session) == pid
-
-
-@pytest.fixture
-def silent_peer():
-    """A TCP port on 127.0.0.1 that accepts connections and never answers (an SCU waits forever)."""
-    server = socket.socket()
-    server.bind(("127.0.0.1", 0))
-    server.listen()
-    held: list[socket.socket] = []
-    stop = threading.Event()
-
-    def accept() -> None:
-        server.settimeout(0.2)
-        while not stop.is_set():
-            try:
-                held.append(server.accept()[0])
-            except OSError:
-                continue
-
-    thread = threading.Thread(target=accept, daemon=True)
-    thread.start()
-    yield server.getsockname()[1]
-    stop.set()
-    thread.join()
-    for conn in held:
-        conn.close()
-    server.close()
 
 
 @pytest.mark.network

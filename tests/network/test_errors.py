@@ -5,7 +5,6 @@ Also the store fallback: a peer that accepts only uncompressed transfer syntaxes
 from __future__ import annotations
 
 import socket
-import threading
 import time
 from pathlib import Path
 
@@ -37,33 +36,6 @@ def test_unknown_host():
     # The reserved .invalid domain never resolves (RFC 6761); no connection is attempted.
     data = expect_error({"op": "echo", "options": {"host": "no-such-host.invalid", "port": 104, "network_timeout": 5}}, "network_error")
     assert "could not be reached" in data["error"]["message"] and "no-such-host.invalid" in data["error"]["message"]
-
-
-@pytest.fixture
-def silent_peer():
-    """A TCP listener on 127.0.0.1 that accepts connections and never says a word."""
-    server = socket.socket()
-    server.bind((HOST, 0))
-    server.listen()
-    held: list[socket.socket] = []
-    stop = threading.Event()
-
-    def accept() -> None:
-        server.settimeout(0.2)
-        while not stop.is_set():
-            try:
-                held.append(server.accept()[0])
-            except OSError:
-                continue
-
-    thread = threading.Thread(target=accept, daemon=True)
-    thread.start()
-    yield server.getsockname()[1]
-    stop.set()
-    thread.join()
-    for conn in held:
-        conn.close()
-    server.close()
 
 
 def test_silent_peer_times_out(silent_peer):
