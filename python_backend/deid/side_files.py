@@ -13,6 +13,7 @@ import os
 from pathlib import Path
 
 from dicom_hub.contract.errors import ErrorCode, HubError
+from dicom_hub.contract.files import special_file_kind
 from dicom_hub.contract.job import Job
 
 SIDE_FILE_OPTIONS = ("mapping_file", "key_file")
@@ -21,6 +22,10 @@ SIDE_FILE_OPTIONS = ("mapping_file", "key_file")
 def check_side_files(job: Job) -> None:
     """`invalid_request` naming both paths when a side file collides with a data path or another side file."""
     sides = [(name, _resolved(job.option(name))) for name in SIDE_FILE_OPTIONS if job.option(name) is not None]
+    for name, side in sides:
+        special = special_file_kind(side)
+        if special:  # reading a FIFO waits forever, /dev/zero never ends, writing a device is no file
+            raise HubError(ErrorCode.INVALID_REQUEST, f"options.{name} {side} is a {special}, not a regular file", f"give options.{name} a regular file or a new path")
     data = [("input", _resolved(path)) for path in job.inputs]
     if job.output is not None:
         data.append(("output", _resolved(job.output)))

@@ -92,3 +92,15 @@ def test_distinct_side_files_work(tmp_path: Path, source: Path) -> None:
     assert pydicom.dcmread(out).PatientIdentityRemoved == "YES"
     assert "SIDE001" in mapping.read_text() and "SIDE001" not in out.read_text(errors="replace")
     assert oct(os.stat(key_file).st_mode & 0o777) == "0o600"
+
+
+@pytest.mark.parametrize("option", ["key_file", "mapping_file"])
+def test_a_side_file_that_is_a_device_or_fifo_is_refused_at_once(tmp_path: Path, source: Path, option: str) -> None:
+    """Reading /dev/zero as a key never ends and a FIFO waits forever: both are refused before any reading."""
+    fifo = tmp_path / "side.fifo"
+    os.mkfifo(fifo)
+    out = tmp_path / "out.dcm"
+    for special in (Path("/dev/zero"), fifo):
+        message = expect_error(request(source, out, **{option: str(special)}), "invalid_request")["error"]["message"]
+        assert str(special) in message and ("device" in message or "FIFO" in message)
+        assert not out.exists()
