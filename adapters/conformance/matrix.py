@@ -30,10 +30,10 @@ class LockedRunner(Runner):
 
 
 def run_matrix(specs: list[Spec], backends: list[str], workdir: Path, jobs: int = 2, progress=None) -> tuple[list[Cell], Runner]:
-    """Run every cell; subprocess backends overlap well in threads, pydicom work holds the GIL."""
-    runner = LockedRunner(workdir)
+    """Run every cell; subprocess backends overlap well in threads, pydicom work holds the GIL.
+    The network peers are stopped when the last cell is done (or on any error)."""
     pairs = [(spec, backend) for spec in specs for backend in backends]
-    with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
+    with LockedRunner(workdir) as runner, ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
         cells = []
         for cell in pool.map(lambda pair: runner.run_cell(*pair), pairs):
             cells.append(cell)

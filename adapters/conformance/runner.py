@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from dicom_hub.adapters.conformance.checks import CHECKS, CheckContext, RunResult
+from dicom_hub.adapters.conformance.peers import PeerError, Peers, substitute
 from dicom_hub.adapters.conformance.specs import Spec
 from dicom_hub.adapters.dispatch import dispatch
 from dicom_hub.adapters.registry import get_adapter
@@ -43,16 +44,32 @@ class Cell:
 
 
 class Runner:
-    """Runs cells, caching each backend's answer so references are computed once."""
+    """Runs cells, caching each backend's answer so references are computed once.
+
+    The network peers specs name are started on first use; `close()` (or leaving the `with`
+    block) stops them.
+    """
 
     def __init__(self, workdir: Path) -> None:
         self.workdir = workdir
         self.results: dict[tuple[str, str], RunResult] = {}
+        self.peers = Peers()
+
+    def __enter__(self) -> Runner:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self.peers.close()
 
     def execute(self, spec: Spec, backend: str) -> RunResult:
+        """The backend's answer to the spec's request (PeerError when its peer cannot start)."""
         key = (spec.id, backend)
         if key not in self.results:
-            request: dict[str, Any] = {"op": spec.op, "backend": backend, "options": dict(spec.options), "id": f"{spec.id}@{backend}"}
+            options = substitute(spec.options, self.peers.get(spec.peer)) if spec.peer else dict(spec.options)
+            request: dict[str, Any] = {"op": spec.op, "backend": backend, "options": options, "id": f"{spec.id}@{backend}"}
             if "input" in spec.request:
                 request["input"] = spec.request["input"]
             output = None
@@ -95,7 +112,10 @@ class Runner:
         if not adapter.available():
             availability = adapter.availability
             return Cell(spec.id, backend, "unavailable", f"{availability.reason}; install: {availability.hint or adapter.install_hint}")
-        result = self.execute(spec, backend)
+        try:
+            result = self.execute(spec, backend)
+        except PeerError as err:
+            return Cell(spec.id, backend, "error", f"peer {spec.peer}: {err}")
         response = result.response
         output = str(result.output) if result.output else None
         error = response.get("error") or {}

@@ -10,6 +10,8 @@ from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
+from dicom_hub.adapters.conformance.peers import placeholder_problems
+
 # Checks that only say "it ran" (or didn't): a spec made of these alone cannot catch a wrong answer.
 SHALLOW_CHECKS = frozenset({"ok"})
 
@@ -21,6 +23,7 @@ class Spec:
     expect: tuple[dict[str, Any], ...]
     output: dict[str, Any] | None = None
     description: str = ""
+    peer: str | None = None
     source: Path | None = field(default=None, compare=False)
 
     @property
@@ -53,6 +56,7 @@ def spec_problems(data: Any) -> list[str]:
     problems = [f"{'.'.join(map(str, e.absolute_path)) or 'spec'}: {e.message}" for e in Draft202012Validator(spec_schema()).iter_errors(data)]
     if problems:
         return problems
+    problems += placeholder_problems(data["request"].get("options", {}), data.get("peer"))
     kinds = {e["check"] for e in data["expect"]}
     if kinds <= SHALLOW_CHECKS:
         problems.append("spec cannot fail on a wrong answer: add a check of the result (metadata, image, tags, ...)")
@@ -78,6 +82,7 @@ def load_specs(pattern: str = "*", extra_dirs: tuple[Path, ...] = ()) -> list[Sp
                         expect=tuple(data["expect"]),
                         output=data.get("output"),
                         description=data.get("description", ""),
+                        peer=data.get("peer"),
                         source=path,
                     )
                 )

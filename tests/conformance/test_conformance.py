@@ -8,6 +8,7 @@ adapter's reason (never a pass); unavailable -> skipped locally, failed in CI.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -23,8 +24,9 @@ EXPECTED: dict = json.loads(EXPECTED_PATH.read_text()).get("cells", {}) if EXPEC
 
 
 @pytest.fixture(scope="module")
-def runner(tmp_path_factory) -> Runner:
-    return Runner(tmp_path_factory.mktemp("conformance"))
+def runner(tmp_path_factory) -> Iterator[Runner]:
+    with Runner(tmp_path_factory.mktemp("conformance")) as runner:  # stops the network peers at the end
+        yield runner
 
 
 @pytest.mark.parametrize("backend", BACKENDS)

@@ -1,0 +1,217 @@
+"""The network peer of the conformance matrix: one `dicom-hub scp` per matrix run, started when
+the first spec naming it runs and stopped (by process id) when the run ends.
+
+The peer ("hub-scp") binds 127.0.0.1 on a free port, with a temporary folder holding a few of
+pydicom's bundled instances (`PRELOADED`, copied in before start: the SCP indexes its folder at
+start-up) and one C-MOVE destination, `MOVE_DESTINATION`: a second `dicom-hub scp` started with it.
+A spec reaches it through placeholders in its option values (`substitute`, `contract/specs/README.md`).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+HOST = "127.0.0.1"
+START_TIMEOUT_S = 30.0
+PEER_NAMES = ("hub-scp",)
+PEER_AET = "HUBSCP"
+MOVE_DESTINATION = "HUBMOVEDEST"
+# pydicom's bundled files the peer holds before any spec runs (specs query and retrieve them).
+PRELOADED = ("CT_small.dcm", "MR_small.dcm")
+# The names a spec's option value may hold as "{peer.<name>}".
+PLACEHOLDERS = ("host", "port", "aet", "move_destination")
+
+
+class PeerError(RuntimeError):
+    """A peer could not be started; the message has the command and the tail of its log."""
+
+
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 right now (the kernel picks it)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((HOST, 0))
+        return sock.getsockname()[1]
+
+
+def hub_scp_command(
+    port: int, output: Path, aet: str, allow: Sequence[str] = (), host: str = HOST, move: Sequence[str] = (), extra: Sequence[str] = ()
+) -> list[str]:
+    """The argument list of a `dicom-hub scp` run by this Python interpreter."""
+    args = [sys.executable, "-m", "dicom_hub.interface", "scp", "--port", str(port), "--output", str(output), f"--aet={aet}", "--host", host]
+    for title in allow:
+        args.append(f"--allow-aet={title}")  # "=": an AE title may begin with "-"
+    for destination in move:
+        args += ["--move-destination", destination]
+    return [*args, *extra]
+
+
+def scp_listening(log: Path) -> bool:
+    return log.exists() and "listening on" in log.read_text(errors="replace")
+
+
+def stop_process(proc: subprocess.Popen, grace: float = 10.0) -> int:
+    """SIGTERM the process by pid, then SIGKILL it if it does not exit within `grace` seconds."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(grace)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
+    return proc.returncode
+
+
+def start_process(args: Sequence[str], log: Path, ready: Callable[[], bool], what: str, env: dict[str, str] | None = None) -> subprocess.Popen:
+    """Start a server (stdout+stderr to `log`) and poll `ready()` until it is true; PeerError with
+    the log's tail when it exits or is not ready in time (it is stopped then)."""
+    with log.open("wb") as sink:
+        proc = subprocess.Popen(list(args), stdout=sink, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env)
+    deadline = time.monotonic() + START_TIMEOUT_S
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            break
+        if ready():
+            return proc
+        time.sleep(0.2)
+    stop_process(proc, grace=2)
+    tail = log.read_text(errors="replace")[-3000:]
+    raise PeerError(f"{what} did not start (exit code {proc.returncode}); command {list(args)}; log tail:\n{tail}")
+
+
+def start_hub_scp(root: Path, aet: str, move: Sequence[str] = (), port: int | None = None) -> tuple[subprocess.Popen, int]:
+    """A `dicom-hub scp` storing into `root/received`, logging to `root/scp.log`; (process, port)."""
+    port = port or free_port()
+    tmp = root / "tmp"  # its TMPDIR: received data sets are streamed there before being stored
+    tmp.mkdir(parents=True, exist_ok=True)
+    log = root / "scp.log"
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "TMPDIR": str(tmp)}
+    proc = start_process(hub_scp_command(port, root / "received", aet, move=move), log, lambda: scp_listening(log), f"dicom-hub scp {aet}", env)
+    return proc, port
+
+
+def preload(folder: Path, names: Sequence[str] = PRELOADED) -> None:
+    """Copy pydicom's bundled files into an SCP's folder, laid out as it stores them."""
+    from pydicom import dcmread
+    from pydicom.data import get_testdata_file
+
+    for name in names:
+        source = Path(get_testdata_file(name))
+        ds = dcmread(source, stop_before_pixels=True)
+        target = folder / str(ds.StudyInstanceUID) / str(ds.SeriesInstanceUID) / f"{ds.SOPInstanceUID}.dcm"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(source, target)
+
+
+@dataclass
+class HubScpPeer:
+    """The running peer: where to reach it, and the processes to stop."""
+
+    host: str
+    port: int
+    aet: str
+    move_destination: str
+    root: Path
+    procs: list[subprocess.Popen] = field(default_factory=list, repr=False)
+
+    @property
+    def values(self) -> dict[str, Any]:
+        """What the placeholders `{peer.<name>}` stand for."""
+        return {name: getattr(self, name) for name in PLACEHOLDERS}
+
+    def stop(self) -> None:
+        for proc in self.procs:
+            stop_process(proc)
+
+
+def start_hub_scp_peer(root: Path) -> HubScpPeer:
+    """The preloaded SCP and its C-MOVE destination (started first, so the peer can name its port)."""
+    procs: list[subprocess.Popen] = []
+    try:
+        destination, destination_port = start_hub_scp(root / "move-destination", MOVE_DESTINATION)
+        procs.append(destination)
+        preload(root / "peer" / "received")
+        peer, port = start_hub_scp(root / "peer", PEER_AET, move=[f"{MOVE_DESTINATION}={HOST}:{destination_port}"])
+        procs.append(peer)
+    except BaseException:
+        for proc in procs:
+            stop_process(proc)
+        raise
+    return HubScpPeer(HOST, port, PEER_AET, MOVE_DESTINATION, root, procs)
+
+
+class Peers:
+    """The peers of one matrix run: each started once, on first use, from any thread; `close()`
+    stops them all (a peer that failed to start is not retried: every cell gets its error)."""
+
+    def __init__(self, workdir: Path | None = None) -> None:
+        self._workdir = workdir
+        self._lock = threading.Lock()
+        self._started: dict[str, HubScpPeer | PeerError] = {}
+        self._tmp: tempfile.TemporaryDirectory | None = None
+
+    def get(self, name: str) -> HubScpPeer:
+        if name not in PEER_NAMES:
+            raise PeerError(f"unknown peer {name!r}; known: {', '.join(PEER_NAMES)}")
+        with self._lock:
+            if name not in self._started:
+                try:
+                    self._started[name] = start_hub_scp_peer(self._root(name))
+                except (PeerError, OSError) as err:
+                    self._started[name] = err if isinstance(err, PeerError) else PeerError(f"{name}: {err}")
+            found = self._started[name]
+        if isinstance(found, PeerError):
+            raise found
+        return found
+
+    def _root(self, name: str) -> Path:
+        # A short private folder: the SCP's paths and its log stay out of the cells' output folders.
+        if self._tmp is None:
+            self._tmp = tempfile.TemporaryDirectory(prefix="dicom-hub-peers-", dir=self._workdir)
+        root = Path(self._tmp.name) / name
+        root.mkdir()
+        return root
+
+    def close(self) -> None:
+        with self._lock:
+            for peer in self._started.values():
+                if isinstance(peer, HubScpPeer):
+                    peer.stop()
+            self._started.clear()
+            if self._tmp is not None:
+                self._tmp.cleanup()
+                self._tmp = None
+
+
+def placeholder(value: Any) -> str | None:
+    """The name in a "{peer.<name>}" option value, else None."""
+    if isinstance(value, str) and value.startswith("{peer.") and value.endswith("}"):
+        return value[len("{peer.") : -1]
+    return None
+
+
+def placeholder_problems(options: dict[str, Any], peer: str | None) -> list[str]:
+    """Why a spec's placeholders cannot be filled in (checked when specs are loaded)."""
+    used = {key: placeholder(value) for key, value in options.items() if placeholder(value) is not None}
+    if used and peer is None:
+        return [f"options {', '.join(sorted(used))} use {{peer.*}} placeholders but the spec names no peer"]
+    known = ", ".join("{peer." + n + "}" for n in PLACEHOLDERS)
+    return [f"option {key}: unknown placeholder {{peer.{name}}}; known: {known}" for key, name in sorted(used.items()) if name not in PLACEHOLDERS]
+
+
+def substitute(options: dict[str, Any], peer: HubScpPeer) -> dict[str, Any]:
+    """Options with each value that is exactly "{peer.<name>}" replaced by the peer's value
+    (`port` stays an integer)."""
+    values = peer.values
+    return {key: values[name] if (name := placeholder(value)) is not None else value for key, value in options.items()}
