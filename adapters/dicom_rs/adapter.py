@@ -55,7 +55,7 @@ ERROR_RULES = (
     ErrorRule(r"out of bounds", ErrorCode.INVALID_REQUEST, "frames are numbered from 0; `info` shows NumberOfFrames"),
     ErrorRule(r"Unsupported TransferSyntax|unsupported JPEG feature|Unsupported .*(photometric|bit)", ErrorCode.CODEC_UNAVAILABLE, "this dicom-rs build cannot decode the input's pixel data; try backend python"),
     ErrorRule(r"Could not (parse|read)|failed to fill whole buffer|decode pixel data", ErrorCode.DECODE_ERROR, "the file is corrupt or truncated"),
-    ErrorRule(r"refused|could not (connect|establish)|association (rejected|aborted)|timed out|Connection reset", ErrorCode.NETWORK_ERROR, "check host, port and AE titles; is the peer running?"),
+    ErrorRule(r"refused|could not (connect|establish)|association (rejected|aborted)|no presentation contexts accepted|timed out|Connection reset", ErrorCode.NETWORK_ERROR, "check host, port and AE titles; is the peer running?"),
 )
 
 
