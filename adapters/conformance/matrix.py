@@ -87,12 +87,18 @@ def compare_with_expected(cells: list[Cell], expected: dict[str, dict[str, str]]
     return drifts
 
 
-def expected_document(cells: list[Cell], previous: dict[str, Any] | None = None) -> dict[str, Any]:
-    """The record to commit: every non-passing cell's state (passing cells need no record)."""
+def expected_document(cells: list[Cell], previous: dict[str, dict[str, str]] | None = None) -> dict[str, Any]:
+    """The record to commit: every non-passing cell's state (passing cells need no record).
+
+    The records in `previous` of cells not run this time are kept, so a run restricted to some
+    specs or backends updates their cells only.
+    """
+    run = {(cell.spec, cell.backend) for cell in cells if cell.status != "unavailable"}  # an uninstalled backend says nothing new
+    kept = [(spec, backend, state) for spec, row in (previous or {}).items() for backend, state in row.items() if (spec, backend) not in run]
+    observed = [(cell.spec, cell.backend, cell.status) for cell in cells if cell.status in ("fail", "error", "unsupported")]
     records: dict[str, dict[str, str]] = {}
-    for cell in sorted(cells, key=lambda c: (c.spec, c.backend)):
-        if cell.status in ("fail", "error", "unsupported"):
-            records.setdefault(cell.spec, {})[cell.backend] = cell.status
+    for spec, backend, state in sorted(kept + observed):
+        records.setdefault(spec, {})[backend] = state
     return {
         "$comment": "Known state of the conformance matrix: cells not listed must pass. Regenerate with `dicom-hub conformance --update-expect` and review the diff.",
         "cells": records,

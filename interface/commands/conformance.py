@@ -15,7 +15,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--spec-dir", type=Path, action="append", default=[], metavar="DIR", help="also run the specs in this folder (repeatable)")
     parser.add_argument("--report", type=Path, metavar="DIR", help="write report.json, report.md and report.html here")
     parser.add_argument("--expect", type=Path, metavar="FILE", help="expected matrix (default: the one shipped in contract/)")
-    parser.add_argument("--update-expect", action="store_true", help="rewrite the expected matrix from this run instead of comparing")
+    parser.add_argument("--update-expect", action="store_true", help="record this run's cells in the expected matrix instead of comparing (the records of cells not run are kept)")
     parser.add_argument("--jobs", type=int, default=2, help="cells run at once (default 2)")
 
 
@@ -56,7 +56,7 @@ def run(args: argparse.Namespace) -> int:
         if args.update_expect:
             import json
 
-            expect_path.write_text(json.dumps(expected_document(cells), indent=2) + "\n")
+            expect_path.write_text(json.dumps(expected_document(cells, load_expected(expect_path)), indent=2) + "\n")
             print(f"wrote {expect_path}", file=sys.stderr)
             drifts = []
         else:
