@@ -1,0 +1,88 @@
+"""The conformance runner's network peer: started once per run when a spec names it, filled into
+the spec's options, stopped at the end (also when it fails to start), and bad placeholders refused
+when specs are loaded."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from dicom_hub.adapters.conformance import peers as peers_module
+from dicom_hub.adapters.conformance.matrix import expected_document, run_matrix
+from dicom_hub.adapters.conformance.peers import PeerError, Peers, placeholder_problems, substitute
+from dicom_hub.adapters.conformance.runner import Cell
+from dicom_hub.adapters.conformance.specs import load_specs
+from peers import c_echo_ok
+
+
+def _spec_dir(tmp_path: Path, specs: list[dict]) -> Path:
+    folder = tmp_path / "specs"
+    folder.mkdir()
+    (folder / "extra.json").write_text(json.dumps(specs))
+    return folder
+
+
+ECHO = {
+    "id": "zz.echo-peer",
+    "peer": "hub-scp",
+    "request": {"op": "echo", "options": {"host": "{peer.host}", "port": "{peer.port}", "called_aet": "{peer.aet}"}},
+    "expect": [{"check": "metadata_equals", "path": "status", "value": 0}],
+}
+
+
+def test_one_peer_per_run_serves_the_preloaded_instances_and_is_stopped_at_the_end(tmp_path: Path) -> None:
+    started = []
+    real_start = peers_module.start_hub_scp_peer
+
+    def counting_start(root: Path):
+        peer = real_start(root)
+        started.append(peer)
+        assert c_echo_ok(peer.host, peer.port, peer.aet)  # up while the cells run
+        return peer
+
+    specs = load_specs("network.find-study-by-*")
+    assert len(specs) == 2
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(peers_module, "start_hub_scp_peer", counting_start)
+        cells, _ = run_matrix(specs, ["python"], tmp_path, jobs=2)
+    assert [c.status for c in cells] == ["pass", "pass"], [c.detail for c in cells]
+    assert len(started) == 1, "the peer is started once per run, not per cell"
+    peer = started[0]
+    assert peer.host == "127.0.0.1"
+    assert all(proc.poll() is not None for proc in peer.procs), "every peer process is stopped"
+    assert not c_echo_ok(peer.host, peer.port, peer.aet)
+
+
+def test_a_peer_that_cannot_start_gives_error_cells_and_no_process(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(peers_module, "hub_scp_command", lambda *a, **k: ["false"])
+    monkeypatch.setattr(peers_module, "START_TIMEOUT_S", 5.0)
+    specs = load_specs("zz.*", (_spec_dir(tmp_path, [ECHO]),))
+    cells, _ = run_matrix(specs, ["python", "dcmtk"], tmp_path / "work")
+    assert [c.status for c in cells] == ["error", "error"]
+    assert all("did not start" in c.detail for c in cells)
+
+
+def test_placeholders_are_filled_in_with_the_port_as_a_number() -> None:
+    peer = peers_module.HubScpPeer("127.0.0.1", 11112, "HUBSCP", "DEST", Path("/nonexistent"))
+    options = {"host": "{peer.host}", "port": "{peer.port}", "destination": "{peer.move_destination}", "level": "STUDY", "note": "x{peer.host}"}
+    assert substitute(options, peer) == {"host": "127.0.0.1", "port": 11112, "destination": "DEST", "level": "STUDY", "note": "x{peer.host}"}
+
+
+def test_bad_placeholders_are_refused_when_specs_load(tmp_path: Path) -> None:
+    assert placeholder_problems({"host": "{peer.hots}"}, "hub-scp") == ["option host: unknown placeholder {peer.hots}; known: {peer.host}, {peer.port}, {peer.aet}, {peer.move_destination}"]
+    assert "names no peer" in placeholder_problems({"port": "{peer.port}"}, None)[0]
+    no_peer = {key: value for key, value in ECHO.items() if key != "peer"}
+    with pytest.raises(ValueError, match="names no peer"):
+        load_specs("zz.*", (_spec_dir(tmp_path, [no_peer]),))
+
+
+def test_an_unknown_peer_name_is_a_peer_error() -> None:
+    with pytest.raises(PeerError, match="unknown peer"):
+        Peers().get("orthanc")
+
+
+def test_update_expect_keeps_the_records_of_cells_not_run() -> None:
+    previous = {"file.a": {"gdcm": "unsupported"}, "network.echo": {"gdcm": "unsupported", "pixelmed": "fail"}}
+    cells = [Cell("network.echo", "pixelmed", "pass"), Cell("network.echo", "csharp", "unsupported"), Cell("network.echo", "dcmtk", "unavailable")]
+    assert expected_document(cells, previous)["cells"] == {"file.a": {"gdcm": "unsupported"}, "network.echo": {"csharp": "unsupported", "gdcm": "unsupported"}}
