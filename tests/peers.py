@@ -53,22 +53,26 @@ import datetime as dt
 import json
 import os
 import shutil
-import signal
 import socket
 import subprocess
-import sys
 import threading
-import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+from dicom_hub.adapters.conformance.peers import (  # noqa: F401 - shared with the conformance runner's peer
+    HOST,
+    PeerError,
+    free_port,
+    hub_scp_command,
+    scp_listening,
+    start_process,
+    stop_process,
+)
 
 __all__ = ["hub_scp", "hub_scp_factory", "orthanc", "orthanc_web", "wlmscpfs"]
 
-HOST = "127.0.0.1"
-START_TIMEOUT_S = 30.0
 MOVE_DESTINATIONS = ("HUBSCP", "MOVESCU", "RSMOVESCU", "SPARE")
 WORKLIST_PLUGIN = Path("/usr/share/orthanc/plugins/libModalityWorklists.so")
 DICOMWEB_PLUGIN = Path("/usr/share/orthanc/plugins/libOrthancDicomWeb.so")  # Debian package orthanc-dicomweb
@@ -81,13 +85,6 @@ def require_tool(name: str) -> str:
     from conftest import require_tool as require
 
     return require(name)
-
-
-def free_port() -> int:
-    """A TCP port free on 127.0.0.1 right now (the kernel picks it)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((HOST, 0))
-        return sock.getsockname()[1]
 
 
 def c_echo_ok(host: str, port: int, aet: str, calling: str = "PEERCHECK") -> bool:
@@ -108,34 +105,14 @@ def c_echo_ok(host: str, port: int, aet: str, calling: str = "PEERCHECK") -> boo
         assoc.release()
 
 
-def stop_process(proc: subprocess.Popen, grace: float = 10.0) -> int:
-    """SIGTERM the process by pid, then SIGKILL it if it does not exit within `grace` seconds."""
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(grace)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
-    return proc.returncode
-
-
 def start_peer_process(
     args: Sequence[str], log: Path, ready: Callable[[], bool], what: str, env: dict[str, str] | None = None
 ) -> subprocess.Popen:
     """Start a server (stdout+stderr to `log`), poll `ready()` until it is true, or fail with the log's tail."""
-    with log.open("wb") as sink:
-        proc = subprocess.Popen(list(args), stdout=sink, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env)
-    deadline = time.monotonic() + START_TIMEOUT_S
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            break
-        if ready():
-            return proc
-        time.sleep(0.2)
-    stop_process(proc, grace=2)
-    tail = log.read_text(errors="replace")[-3000:]
-    pytest.fail(f"{what} did not start (exit code {proc.returncode}); command {list(args)}; log tail:\n{tail}")
+    try:
+        return start_process(args, log, ready, what, env)
+    except PeerError as err:
+        pytest.fail(str(err))
 
 
 def c_store_files(host: str, port: int, aet: str, paths: Iterable[Path], calling: str = "PRELOAD") -> list[int]:
@@ -399,21 +376,6 @@ class HubScp:
         return self.log.read_text(errors="replace")
 
 
-def hub_scp_command(
-    port: int, output: Path, aet: str, allow: Sequence[str], host: str, move: Sequence[str] = (), extra: Sequence[str] = ()
-) -> list[str]:
-    args = [sys.executable, "-m", "dicom_hub.interface", "scp", "--port", str(port), "--output", str(output), f"--aet={aet}", "--host", host]
-    for title in allow:
-        args.append(f"--allow-aet={title}")  # "=": an AE title may begin with "-"
-    for destination in move:
-        args += ["--move-destination", destination]
-    return [*args, *extra]
-
-
-def _listening(log: Path) -> bool:
-    return log.exists() and "listening on" in log.read_text(errors="replace")
-
-
 @pytest.fixture
 def hub_scp_factory(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[..., HubScp]]:
     started: list[HubScp] = []
@@ -429,7 +391,7 @@ def hub_scp_factory(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callab
         tmp = root / "tmp"  # its TMPDIR: received data sets are streamed there before being stored
         tmp.mkdir()
         env = {**os.environ, "PYTHONUNBUFFERED": "1", "TMPDIR": str(tmp)}
-        proc = start_peer_process(hub_scp_command(port, out, aet, allow, host, move, extra), log, lambda: _listening(log), "dicom-hub scp", env)
+        proc = start_peer_process(hub_scp_command(port, out, aet, allow, host, move, extra), log, lambda: scp_listening(log), "dicom-hub scp", env)
         scp = HubScp(host, port, aet, out, log, proc, tmp)
         started.append(scp)
         return scp
