@@ -9,6 +9,7 @@ A spec reaches it through placeholders in its option values (`substitute`, `cont
 
 from __future__ import annotations
 
+import atexit
 import os
 import shutil
 import signal
@@ -166,6 +167,8 @@ class Peers:
             raise PeerError(f"unknown peer {name!r}; known: {', '.join(PEER_NAMES)}")
         with self._lock:
             if name not in self._started:
+                if not self._started:
+                    atexit.register(self.close)  # a runner nobody closes must not leave servers behind
                 try:
                     self._started[name] = start_hub_scp_peer(self._root(name))
                 except (PeerError, OSError) as err:
@@ -192,6 +195,7 @@ class Peers:
             if self._tmp is not None:
                 self._tmp.cleanup()
                 self._tmp = None
+        atexit.unregister(self.close)
 
 
 def placeholder(value: Any) -> str | None:
