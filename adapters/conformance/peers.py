@@ -104,11 +104,11 @@ def start_hub_scp(root: Path, aet: str, move: Sequence[str] = (), port: int | No
 
 def preload(folder: Path, names: Sequence[str] = PRELOADED) -> None:
     """Copy pydicom's bundled files into an SCP's folder, laid out as it stores them."""
+    from dicom_hub.contract.files import resolve_sample
     from pydicom import dcmread
-    from pydicom.data import get_testdata_file
 
     for name in names:
-        source = Path(get_testdata_file(name))
+        source = resolve_sample(name)
         ds = dcmread(source, stop_before_pixels=True)
         target = folder / str(ds.StudyInstanceUID) / str(ds.SeriesInstanceUID) / f"{ds.SOPInstanceUID}.dcm"
         target.parent.mkdir(parents=True, exist_ok=True)
