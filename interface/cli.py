@@ -15,7 +15,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "conformance": ("conformance", "run the conformance specs against backends and report the matrix"),
     "doctor": ("doctor", "print versions of Python, packages and backends for a bug report"),
     "samples": ("samples", "list the bundled sample files usable as input sample:<name>"),
-    "scp": ("scp", "receive DICOM instances (Storage SCP, C-ECHO) into a folder until stopped"),
+    "scp": ("scp", "receive DICOM instances into a folder and answer C-ECHO, C-FIND, C-GET, C-MOVE on them until stopped"),
 }
 
 EPILOG = """examples:
