@@ -117,11 +117,11 @@ class GdcmAdapter(DumpingAdapter):
         flags = ["-w"] if decode_first and target in _NATIVE_OUTPUT else []
         flags += _FLAGS[target]
         if target == syntaxes.JPEG_BASELINE:
-            flags += ["-q", str(job.option("quality", 90))]  # the catalog's defaults, not GDCM's
+            flags += ["-q", str(job.option("quality"))]  # the catalog's defaults, not GDCM's
         if target == syntaxes.JPEGLS_NEAR:
-            flags += ["-e", str(job.option("near_lossless_error", 2))]
+            flags += ["-e", str(job.option("near_lossless_error"))]
         if target == syntaxes.J2K_LOSSY:
-            flags += ["-r", number_text(job.option("compression_ratio", 10))]
+            flags += ["-r", number_text(job.option("compression_ratio"))]
         return flags
 
     # -- ops (dump and info: DumpingAdapter) ---------------------------------------------------------

@@ -175,8 +175,8 @@ class PixelMedAdapter(PixelMedHostRuns, PixelMedNetworkOps, SubprocessAdapter):
         fmt = image_format(job)
         center, width = job.option("window_center"), job.option("window_width")
         window = [number_text(center), number_text(width)] if center is not None else ["0", "0"]  # 0 0: the file's window
-        frame = str(job.option("frame", 0))
-        quality = str(job.option("quality", 90))
+        frame = str(job.option("frame"))
+        quality = str(job.option("quality"))
         # IN OUT format C W width height quality annotations, then 4 unused (0) and first/last frame.
         return self.java("display.ConsumerFormatImageMaker", str(job.input), str(target), fmt, *window, "0", "0", quality, "none", "0", "0", "0", "0", frame, frame)
 
@@ -232,7 +232,7 @@ class PixelMedAdapter(PixelMedHostRuns, PixelMedNetworkOps, SubprocessAdapter):
 
     def _run_dump(self, job: Job) -> Outcome:
         run = self.run(job, self._build_cmd(job))
-        text, elements = parse_dump(run.stderr, include_pixel_data=bool(job.option("include_pixel_data", False)))
+        text, elements = parse_dump(run.stderr, include_pixel_data=bool(job.option("include_pixel_data")))
         if not elements:
             raise self.failure(job, run, ["dicom.AttributeList printed no elements"])
         return text_outcome(job, text, elements, run.stderr)
@@ -277,10 +277,6 @@ class PixelMedAdapter(PixelMedHostRuns, PixelMedNetworkOps, SubprocessAdapter):
         fmt = image_format(job)
         if fmt not in IMAGE_FORMATS:
             raise HubError(ErrorCode.UNSUPPORTED_OPTION, f"PixelMed writes png or jpeg, not {fmt} (its bmp/tiff writers fail on the quality setting)", "ask for png or jpeg")
-        if (job.option("window_center") is None) != (job.option("window_width") is None):
-            raise HubError(ErrorCode.INVALID_REQUEST, "window_center and window_width go together", "give both")
-        if job.option("window_width") is not None and float(job.option("window_width")) <= 0:
-            raise HubError(ErrorCode.INVALID_REQUEST, "window_width must be > 0", "give a positive width")
         header = pixel_input.refuse_truncated_pixels(job.input, pixel_input.require_pixel_data(job.input))
         pixel_input.refuse_one_bit_encapsulated(header, "PixelMed")
         pixels = pixel_module(job.input)
@@ -389,7 +385,7 @@ class PixelMedAdapter(PixelMedHostRuns, PixelMedNetworkOps, SubprocessAdapter):
             raise self.failure(job, run, [f"unexpected validator output: {(lines or [''])[0][:80]!r}"])
         errors = [line.removeprefix("Error: ") for line in lines if line.startswith("Error:")]
         warnings = [line.removeprefix("Warning: ") for line in lines if line.startswith("Warning:")]
-        strict = bool(job.option("strict", False))
+        strict = bool(job.option("strict"))
         metadata = {
             "valid": not errors and not (strict and warnings),
             "iod": lines[0].removeprefix("Found ").removesuffix(" IOD"),

@@ -39,12 +39,12 @@ class TlsSettings:
     def from_job(cls, job: Job) -> TlsSettings | None:
         """The job's TLS settings, or None when `tls` is off (TLS options without `tls` are an error)."""
         given = [name for name in _TLS_FILES if job.option(name) is not None]
-        if not job.option("tls", False):
+        if not job.option("tls"):
             if given:
                 raise HubError(ErrorCode.INVALID_REQUEST, f"option(s) {', '.join(given)} need tls: true", "set options.tls to true, or remove the TLS options")
             return None
         return cls.checked(
-            job.option("tls_ca_file"), job.option("tls_cert_file"), job.option("tls_key_file"), job.option("tls_key_password_env"), bool(job.option("tls_verify", True))
+            job.option("tls_ca_file"), job.option("tls_cert_file"), job.option("tls_key_file"), job.option("tls_key_password_env"), bool(job.option("tls_verify"))
         )
 
     @classmethod
