@@ -2,7 +2,7 @@
 
 Verified against DCMTK 3.6.7 (Debian `dcmtk`). What DCMTK cannot do is declared, not
 approximated: no JPEG 2000 in free DCMTK, no de-identification profile, no JSON reader
-before 3.6.8. Network ops live in `dcmtk_network.py`.
+before 3.6.8. Network ops live in `network.py`.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from typing import Any
 from dicom_hub.adapters.base import OpSupport, supports
 from dicom_hub.adapters.dcmtk import anon as dcmtk_anon
 from dicom_hub.adapters.dcmtk import network as dcmtk_network
+from dicom_hub.adapters.registry import KNOWN_ADAPTERS
 from dicom_hub.adapters.subprocess_adapter import SubprocessAdapter
 from dicom_hub.adapters.toolkit import annex_e, dump_text, pixel_input, syntaxes
 from dicom_hub.adapters.toolkit.dump_ops import DumpingAdapter, number_text
@@ -91,8 +92,7 @@ class DcmtkAdapter(DumpingAdapter):
     name = "dcmtk"
     language = "cpp"
     toolkit = "DCMTK"
-    aliases = ("cpp",)
-    install_hint = "apt-get install dcmtk (or point DICOM_HUB_DCMTK_BIN_DIR at a folder holding dcmdump, dcmconv, ...)"
+    install_hint = KNOWN_ADAPTERS["dcmtk"].hint
     unsupported = {**UNSUPPORTED, **dcmtk_network.UNSUPPORTED}
     executable = "dcmdump"
     version_pattern = r"v(\d+\.\d+\.\d+)"

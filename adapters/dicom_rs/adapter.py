@@ -18,6 +18,7 @@ from typing import Any, ClassVar
 from dicom_hub.adapters.base import Availability, OpSupport, supports
 from dicom_hub.adapters.dicom_rs.dump import parse_dump
 from dicom_hub.adapters.dicom_rs.network import RsNetworkOps
+from dicom_hub.adapters.registry import KNOWN_ADAPTERS
 from dicom_hub.adapters.subprocess_adapter import SubprocessAdapter, ToolRun
 from dicom_hub.adapters.toolkit import pixel_input, syntaxes
 from dicom_hub.adapters.toolkit.dicom_json import info_outcome, json_outcome, load_document, resolve_un
@@ -64,9 +65,8 @@ class DicomRsAdapter(RsNetworkOps, SubprocessAdapter):
     name = "dicom-rs"
     language = "rust"
     toolkit = "dicom-rs"
-    aliases = ("rust",)
     executable = "dicom-dump"
-    install_hint = "bash scripts/install/30-dicom-rs.sh (cargo install dicom-dump dicom-toimage dicom-pixeldata … --version 0.10.1); see BUILD.md#dicom-rs"
+    install_hint = KNOWN_ADAPTERS["dicom-rs"].hint
     unsupported: ClassVar[dict[str, str]] = {
         "from_json": "dicom-rs has no JSON -> DICOM tool (dicom-json is a library only)",
         "validate": "dicom-rs has no validator",

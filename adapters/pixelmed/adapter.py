@@ -21,6 +21,7 @@ from typing import Any, ClassVar
 from dicom_hub.adapters.base import Availability, OpSupport, supports
 from dicom_hub.adapters.pixelmed.host import PixelMedHostRuns
 from dicom_hub.adapters.pixelmed.network import PixelMedNetworkOps
+from dicom_hub.adapters.registry import KNOWN_ADAPTERS
 from dicom_hub.adapters.subprocess_adapter import SubprocessAdapter, ToolRun
 from dicom_hub.adapters.toolkit import annex_e, pixel_input, syntaxes
 from dicom_hub.adapters.toolkit.dicom_json import info_outcome, json_outcome, load_document
@@ -42,7 +43,8 @@ JAR_DIR = Path("/usr/share/java")
 TRAILING_PADDING = 0xFFFCFFFC  # Data Set Trailing Padding
 JARS = ("pixelmed.jar", "pixelmed_imageio.jar")
 HEADLESS = "-Djava.awt.headless=true"
-# JDK 17 caps XPath expression sizes below what the validator's compiled rules need (gotcha 13).
+# JDK 17 caps XPath expression sizes below what the validator's compiled rules need: without these
+# limits lifted DicomInstanceValidator fails with "accumulated '10,001' operators".
 XPATH_LIMITS = ("-Djdk.xml.xpathExprOpLimit=0", "-Djdk.xml.xpathExprGrpLimit=0", "-Djdk.xml.xpathTotalOpLimit=0")
 
 # AttributeList writes these natively; CompressDicomFiles writes RLE (the jar has no other encoder).
@@ -52,9 +54,10 @@ NATIVE_NAMES = {
     syntaxes.DEFLATED_LE: "DeflatedExplicitVRLittleEndian",
 }
 WRITABLE = frozenset({*NATIVE_NAMES, syntaxes.RLE})
-# Input PixelMed decodes with pixelmed_imageio (gotcha 14): RLE, JPEG baseline/extended/lossless.
+# Input PixelMed decodes with pixelmed_imageio (apps.DecompressDicomFiles): RLE, JPEG
+# baseline/extended/lossless; not JPEG-LS or JPEG 2000.
 DECODABLE = frozenset({*syntaxes.NATIVE, syntaxes.RLE, syntaxes.JPEG_BASELINE, syntaxes.JPEG_LOSSLESS, syntaxes.JPEG_LOSSLESS_SV1})
-# SOP classes the Debian jar's compiled validation rules know (gotcha 13).
+# SOP classes the Debian jar's compiled validation rules know (any other: "IOD (SOP Class) unrecognized").
 VALIDATED_SOP_CLASSES = {
     "1.2.840.10008.5.1.4.1.1.2.1": "Enhanced CT Image Storage",
     "1.2.840.10008.5.1.4.1.1.2.2": "Legacy Converted Enhanced CT Image Storage",
@@ -85,10 +88,9 @@ class PixelMedAdapter(PixelMedHostRuns, PixelMedNetworkOps, SubprocessAdapter):
     name = "pixelmed"
     language = "java"
     toolkit = "PixelMed"
-    aliases = ("java",)
     executable = "java"
     version_args = ("-version",)
-    install_hint = "apt-get install pixelmed-apps libpixelmed-java libpixelmed-imageio-java default-jre-headless (see BUILD.md#pixelmed)"
+    install_hint = KNOWN_ADAPTERS["pixelmed"].hint
     unsupported: ClassVar[dict[str, str]] = {
         "modify_tags": "PixelMed edits elements only through DeidentifyAndRedact's keyword/value pairs",
         "split_multiframe": "PixelMed has no command-line tool that splits multi-frame objects",
@@ -301,7 +303,7 @@ class PixelMedAdapter(PixelMedHostRuns, PixelMedNetworkOps, SubprocessAdapter):
         with atomic_output(job.output_path, job.overwrite) as tmp, scratch_dir() as folder:
             source = job.input
             if source_ts is not None and source_ts not in syntaxes.NATIVE and uid != syntaxes.RLE:
-                # AttributeList does not decompress (gotcha 14): DecompressDicomFiles first.
+                # AttributeList does not decompress (it would label encapsulated pixels as native): DecompressDicomFiles first.
                 check_decodable(source_ts)
                 (folder / "plain").mkdir()
                 stderr += self.run(job, self._cmd_decompress(job.input, folder / "plain")).stderr

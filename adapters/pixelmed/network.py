@@ -61,7 +61,7 @@ class PixelMedNetworkOps:
         host, port = str(job.option("host")), str(job.option("port"))
         called, calling = str(job.option("called_aet")), str(job.option("calling_aet"))
         if job.op == "echo":
-            # NONSECURE is required although the usage text omits it (gotcha 15).
+            # NONSECURE is required although the usage text omits it; argument 3 is the called AE, 4 the calling AE.
             return self.java("network.VerificationSOPClassSCU", host, port, called, calling, "NONSECURE")
         if job.op == "store":
             # "-": file names one per stdin line; "0": debug level.

@@ -25,9 +25,6 @@ from .reading import read_for_anonymize
 from .side_files import check_side_files
 from .writer import save
 
-# Options of batch_anonymize that belong to the runner, not to the engine.
-BATCH_ONLY = frozenset({"recursive", "include_raw", "workers", "progress", "suffix", "preserve_tree"})
-
 
 @dataclass(frozen=True)
 class Settings:

@@ -19,7 +19,6 @@ if TYPE_CHECKING:
 
     from dicom_hub.contract.job import Job
 
-TLS_OPTIONS = ("tls", "tls_ca_file", "tls_cert_file", "tls_key_file", "tls_key_password_env", "tls_verify")
 _TLS_FILES = ("tls_ca_file", "tls_cert_file", "tls_key_file", "tls_key_password_env")  # meaningless without tls
 # Words in OpenSSL/ssl errors that mean "the certificates did not check out" (rather than "no route").
 _CERTIFICATE_WORDS = ("CERTIFICATE", "certificate", "SSL", "TLS", "handshake", "hostname", "self-signed", "self signed")
