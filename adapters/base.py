@@ -8,7 +8,7 @@ syntaxes). The dispatcher refuses anything outside the declaration, so nothing i
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cached_property
 from typing import ClassVar
 
@@ -61,7 +61,6 @@ class Adapter(ABC):
     name: str
     language: str
     toolkit: str
-    aliases: ClassVar[tuple[str, ...]] = ()
     install_hint: ClassVar[str] = ""
     # op -> reason, for ops of the catalog this backend cannot serve.
     unsupported: ClassVar[dict[str, str]] = {}
@@ -80,7 +79,11 @@ class Adapter(ABC):
 
     @cached_property
     def availability(self) -> Availability:
-        return self.probe()
+        """The probe's answer; when the backend is missing, always with its install hint."""
+        found = self.probe()
+        if found.ok or found.hint:
+            return found
+        return replace(found, hint=self.install_hint)
 
     def available(self) -> bool:
         return self.availability.ok

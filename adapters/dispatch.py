@@ -160,7 +160,7 @@ def choose_adapter(backend: str, spec: OpSpec, job: Job, skip: Sequence[str] = (
             continue
         availability = adapter.availability
         if not availability.ok:
-            reasons.append((ErrorCode.BACKEND_UNAVAILABLE, f"{name}: {availability.reason} (install: {availability.hint or adapter.install_hint})"))
+            reasons.append((ErrorCode.BACKEND_UNAVAILABLE, f"{name}: {availability.reason} (install: {availability.hint})"))
             continue
         return adapter
     if not reasons:

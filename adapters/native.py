@@ -8,6 +8,7 @@ import sys
 from functools import cache
 
 from dicom_hub.adapters.base import ALL_OPTIONS, Adapter, Availability, OpSupport
+from dicom_hub.adapters.registry import KNOWN_ADAPTERS
 from dicom_hub.contract.job import Job, Outcome
 from dicom_hub.python_backend import OPS, run_op
 
@@ -16,8 +17,7 @@ class PythonAdapter(Adapter):
     name = "python"
     language = "python"
     toolkit = "pydicom"
-    aliases = ("python", "pydicom")
-    install_hint = "pip install 'dicom-hub[all]' (pydicom, pynetdicom, numpy, pillow and the codec plugins)"
+    install_hint = KNOWN_ADAPTERS["python"].hint
 
     def probe(self) -> Availability:
         # pydicom's own __version__, not importlib.metadata: scanning installed distributions

@@ -46,7 +46,7 @@ class PixelClaim:
     bits_allocated: int
     stored_bytes: int
     encapsulated: bool
-    subsampled: bool = False  # native YBR_FULL_422 stores two samples per pixel, not three
+    subsampled: bool = False  # native 4:2:2 data stores two samples per pixel, not three (`is_subsampled`)
 
     @property
     def _frame_bits(self) -> int:
@@ -63,6 +63,28 @@ class PixelClaim:
 
     def describe(self) -> str:
         return f"{self.rows} x {self.columns} x {self.frames} frame(s) x {self.samples} sample(s) x {self.bits_allocated} bits = {self.total_bytes} bytes"
+
+
+def is_subsampled(photometric: object) -> bool:
+    """Native YBR_FULL_422 / YBR_PARTIAL_422 data holds one Y per pixel and one Cb/Cr pair per two."""
+    return str(photometric or "").strip().endswith("_422")
+
+
+def stored_bytes(length: int, value_offset: int | None, file_size: int, deflated: bool) -> int:
+    """Bytes of Pixel Data a file really holds: its declared length, cut at the end of the file.
+    In a deflated file offsets point into the inflated stream, so the declared length is all we know."""
+    if deflated or value_offset is None:
+        return length
+    return max(min(length, file_size - value_offset), 0)
+
+
+def native_shortfall(claim: PixelClaim, name: str) -> str | None:
+    """Why native Pixel Data cannot back its claim (it holds fewer bytes than the image attributes
+    call for), or None. Every backend refuses this as `decode_error`: a decoder that zero-fills the
+    gap would answer ok with made-up pixels."""
+    if claim.encapsulated or claim.stored_bytes >= claim.total_bytes:
+        return None
+    return f"{name}: the header claims {claim.describe()} but Pixel Data holds only {claim.stored_bytes} bytes"
 
 
 def max_pixel_bytes() -> int:
@@ -82,8 +104,9 @@ def max_pixel_bytes() -> int:
 def check_claim(claim: PixelClaim, name: str, *, frames_decoded: int | None = None) -> None:
     """Refuse a claim the data cannot back, or a decode larger than the ceiling."""
     total = claim.total_bytes
-    if not claim.encapsulated and claim.stored_bytes < total:
-        raise HubError(ErrorCode.DECODE_ERROR, f"{name}: the header claims {claim.describe()} but Pixel Data holds only {claim.stored_bytes} bytes", _FIX_HINT)
+    shortfall = native_shortfall(claim, name)
+    if shortfall is not None:
+        raise HubError(ErrorCode.DECODE_ERROR, shortfall, _FIX_HINT)
     if claim.encapsulated and total > SMALL_CLAIM_BYTES and total > claim.stored_bytes * MAX_COMPRESSION_RATIO:
         raise HubError(
             ErrorCode.DECODE_ERROR,
@@ -116,7 +139,7 @@ def claim_of(ds: Dataset, stored_bytes: int, encapsulated: bool) -> PixelClaim |
     (a missing or unreadable value is left for the decoder to refuse)."""
     try:  # a value pydicom cannot convert (unknown VR, bad number...) is left for the decoder to refuse
         values = [_whole(ds.get(keyword)) for keyword in ("Rows", "Columns", "NumberOfFrames", "SamplesPerPixel", "BitsAllocated")]
-        subsampled = str(ds.get("PhotometricInterpretation", "")).strip() == "YBR_FULL_422"
+        subsampled = is_subsampled(ds.get("PhotometricInterpretation", ""))
     except Exception:
         return None
     rows, columns, frames, samples, bits = values
@@ -170,10 +193,8 @@ def check_file(path: Path) -> None:
     value = getattr(raw, "value", None)
     if isinstance(value, bytes | bytearray):
         stored = len(value)
-    elif _is_deflated(ds) and length is not None:
-        stored = length  # offsets point into the inflated stream, not the file
-    elif tell is not None and length is not None:
-        stored = max(min(length, size - tell), 0)
+    elif length is not None and (tell is not None or _is_deflated(ds)):
+        stored = stored_bytes(length, tell, size, _is_deflated(ds))
     else:
         return
     claim = claim_of(ds, stored, _is_encapsulated(ds, undefined))

@@ -1,4 +1,5 @@
-"""`dicom-hub`: the argparse root. Subcommands live in `commands/` and are imported only when used."""
+"""`dicom-hub`: the argparse root. Subcommands live in `commands/`; each module is imported to declare
+its arguments and keeps its heavy imports inside the command it runs."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import os
 import sys
 from importlib import import_module
 
-# name -> (module in commands/, one-line help). The module is imported only for the chosen command.
+# name -> (module in commands/, one-line help).
 COMMANDS: dict[str, tuple[str, str]] = {
     "run": ("run", "run contract requests (JSON on stdin, from a file, or from flags)"),
     "ops": ("ops", "list operations, or show one op's options schema and which backends serve it"),

@@ -28,7 +28,7 @@ _OMITTED = "dicom-hub:omitted"  # marker URI, removed before the document is ret
 
 def to_json(job: Job) -> Outcome:
     ds = read_dataset(job.input)
-    omit = job.option("bulk_data", "inline") == "omit"
+    omit = job.option("bulk_data") == "omit"
     document = dataset_to_json(ds, include_file_meta=bool(job.option("include_file_meta", False)), omit_bulk=omit)
     omitted = drop_elements(document, lambda entry: entry.get("BulkDataURI") == _OMITTED) if omit else []
     metadata: dict[str, Any] = {"element_count": len(document), "omitted": omitted}

@@ -96,8 +96,8 @@ def _info_tags() -> dict[str, int]:
 def dump(job: Job) -> Outcome:
     ds = read_dataset(job.input)
     max_depth = job.option("max_depth")
-    max_len = int(job.option("max_value_length", 64))
-    with_pixels = bool(job.option("include_pixel_data", False))
+    max_len = int(job.option("max_value_length"))
+    with_pixels = bool(job.option("include_pixel_data"))
     lines: list[str] = []
     elements: list[dict[str, Any]] = []
     meta = getattr(ds, "file_meta", None)

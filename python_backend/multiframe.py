@@ -44,7 +44,7 @@ def split_multiframe(job: Job) -> Outcome:
     for path in targets.values():
         check_writable(path, job.overwrite)
     template = _template(ds)
-    new_uids = bool(job.option("new_uids", True))
+    new_uids = bool(job.option("new_uids"))
     written = []
     for index, data in _frames(ds, count, set(frames)):
         single = _single_frame(template, ds, index, data, new_uids)

@@ -34,7 +34,7 @@ def nifti(job: Job) -> Outcome:
     compressed = job.output_path.name.endswith(".nii.gz")
     if not compressed and job.output_path.suffix != ".nii":
         raise HubError(ErrorCode.INVALID_REQUEST, f"output {job.output_path.name} is neither .nii nor .nii.gz", "name the output <name>.nii or <name>.nii.gz")
-    sidecar = sidecar_path(job.output_path) if job.option("sidecar", True) else None
+    sidecar = sidecar_path(job.output_path) if job.option("sidecar") else None
     if sidecar is not None:
         check_writable(sidecar, job.overwrite)
     try:
@@ -49,7 +49,7 @@ def nifti(job: Job) -> Outcome:
     image.header.set_xyzt_units("mm", "sec")
     image.header.set_slope_inter(1.0, 0.0)
     with atomic_output(job.output_path, job.overwrite) as tmp:
-        opener = gzip.GzipFile(tmp, "wb", compresslevel=int(job.option("compress_level", 1)), mtime=0) if compressed else tmp.open("wb")
+        opener = gzip.GzipFile(tmp, "wb", compresslevel=int(job.option("compress_level")), mtime=0) if compressed else tmp.open("wb")
         with opener as fh:
             image.to_file_map({"image": nibabel.FileHolder(fileobj=fh)})
     description = describe(built)

@@ -63,7 +63,7 @@ def validate(job: Job) -> Outcome:
     if meta is not None:
         _check_values(meta, report)
     _check_values(ds, report)
-    strict = bool(job.option("strict", False))
+    strict = bool(job.option("strict"))
     valid = not report.errors and not (strict and report.warnings)
     return Outcome(metadata={"valid": valid, "errors": report.errors, "warnings": report.warnings})
 

@@ -50,7 +50,7 @@ def volume(job: Job) -> Outcome:
 
 def build_volume(job: Job) -> Volume:
     """The checked stack of the requested series, assembled and rescaled."""
-    stack = load_stack(series_files(job.inputs), job.option("series_uid"), bool(job.option("allow_uneven", False)))
+    stack = load_stack(series_files(job.inputs), job.option("series_uid"), bool(job.option("allow_uneven")))
     data, rescaled = assemble(stack)
     return Volume(data, stack, rescaled)
 

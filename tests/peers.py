@@ -1,8 +1,8 @@
 """Real DICOM peers for the network tests: Orthanc, DCMTK's wlmscpfs and `dicom-hub scp`.
 
 Every peer listens on a free TCP port chosen at start and is reached only through 127.0.0.1.
-Orthanc 1.10.1 and DCMTK 3.6.7 have no bind-address setting (they listen on every interface;
-see gotcha 7 in the backends notes), so the peers are throw-away test servers: they run with
+Orthanc 1.10.1 and DCMTK 3.6.7 have no bind-address setting (they listen on every interface),
+so the peers are throw-away test servers: they run with
 temporary storage, accept any calling AE, serve only synthetic data, and are stopped by their
 process id at the end. Orthanc's HTTP server is disabled. `dicom-hub scp` binds 127.0.0.1.
 
@@ -158,7 +158,8 @@ def orthanc_executable() -> str | None:
 
 
 def orthanc_config(port: int, storage: Path, destinations: dict[str, int], worklist_dir: Path | None) -> dict:
-    """The smallest Orthanc configuration of a loopback test peer (gotcha 19 in the backends notes)."""
+    """The smallest Orthanc configuration of a loopback test peer: no HTTP server, no remote access,
+    any called AE, every DIMSE service allowed, move destinations on 127.0.0.1."""
     config = {
         "Name": "dicom-hub-test",
         "StorageDirectory": str(storage / "db"),

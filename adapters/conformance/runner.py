@@ -111,7 +111,7 @@ class Runner:
             return Cell(spec.id, backend, "unsupported", f"does not honour option(s) {', '.join(refused)}")
         if not adapter.available():
             availability = adapter.availability
-            return Cell(spec.id, backend, "unavailable", f"{availability.reason}; install: {availability.hint or adapter.install_hint}")
+            return Cell(spec.id, backend, "unavailable", f"{availability.reason}; install: {availability.hint}")
         try:
             result = self.execute(spec, backend)
         except PeerError as err:

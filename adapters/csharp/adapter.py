@@ -13,6 +13,7 @@ import shutil
 from pathlib import Path
 
 from dicom_hub.adapters.contract_cli import ContractCliAdapter
+from dicom_hub.adapters.registry import KNOWN_ADAPTERS
 from dicom_hub.adapters.toolkit import pixel_input
 from dicom_hub.contract.errors import ErrorCode, HubError
 from dicom_hub.contract.job import Job, Outcome
@@ -34,8 +35,7 @@ class CSharpAdapter(ContractCliAdapter):
     name = "csharp"
     language = "csharp"
     toolkit = "GDCM via C#"
-    aliases = ("csharp", "gdcm-sharp")
-    install_hint = "apt-get install mono-mcs mono-runtime libgdcm-cil, then bash scripts/install/40-csharp.sh (BUILD.md, 'The C# backend')"
+    install_hint = KNOWN_ADAPTERS["csharp"].hint
 
     def __init__(self) -> None:
         super().__init__(origin="built-in")

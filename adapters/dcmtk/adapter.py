@@ -2,7 +2,7 @@
 
 Verified against DCMTK 3.6.7 (Debian `dcmtk`). What DCMTK cannot do is declared, not
 approximated: no JPEG 2000 in free DCMTK, no de-identification profile, no JSON reader
-before 3.6.8. Network ops live in `dcmtk_network.py`.
+before 3.6.8. Network ops live in `network.py`.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from typing import Any
 from dicom_hub.adapters.base import OpSupport, supports
 from dicom_hub.adapters.dcmtk import anon as dcmtk_anon
 from dicom_hub.adapters.dcmtk import network as dcmtk_network
+from dicom_hub.adapters.registry import KNOWN_ADAPTERS
 from dicom_hub.adapters.subprocess_adapter import SubprocessAdapter
 from dicom_hub.adapters.toolkit import annex_e, dump_text, pixel_input, syntaxes
 from dicom_hub.adapters.toolkit.dump_ops import DumpingAdapter, number_text
@@ -91,8 +92,7 @@ class DcmtkAdapter(DumpingAdapter):
     name = "dcmtk"
     language = "cpp"
     toolkit = "DCMTK"
-    aliases = ("cpp",)
-    install_hint = "apt-get install dcmtk (or point DICOM_HUB_DCMTK_BIN_DIR at a folder holding dcmdump, dcmconv, ...)"
+    install_hint = KNOWN_ADAPTERS["dcmtk"].hint
     unsupported = {**UNSUPPORTED, **dcmtk_network.UNSUPPORTED}
     executable = "dcmdump"
     version_pattern = r"v(\d+\.\d+\.\d+)"
@@ -152,16 +152,12 @@ class DcmtkAdapter(DumpingAdapter):
         else:
             flags = [_IMAGE_FLAGS[fmt]]
         if fmt == "jpeg":
-            flags += ["+Jq", str(job.option("quality", 90))]
-        flags += ["+F", str(int(job.option("frame", 0)) + 1)]
+            flags += ["+Jq", str(job.option("quality"))]
+        flags += ["+F", str(int(job.option("frame")) + 1)]
         if job.option("disable_modality_lut"):
             flags.append("-M")
         center, width = job.option("window_center"), job.option("window_width")
-        if (center is None) != (width is None):
-            raise HubError(ErrorCode.INVALID_REQUEST, "window_center and window_width go together", "give both, or neither")
-        if center is not None:
-            if width <= 0:
-                raise HubError(ErrorCode.INVALID_REQUEST, "window_width must be > 0", "give a positive width")
+        if center is not None:  # the schema requires window_width with it, > 0
             flags += ["+Ww", number_text(center), number_text(width)]
         elif job.option("disable_voi_lut") or file_window is None:
             flags.append("+Wm")
@@ -193,9 +189,9 @@ class DcmtkAdapter(DumpingAdapter):
             return steps
         tool, *flags = _ENCODERS[target]
         if target == syntaxes.JPEG_BASELINE:
-            flags += ["+q", str(job.option("quality", 90))]  # the catalog's default
+            flags += ["+q", str(job.option("quality"))]
         if target == syntaxes.JPEGLS_NEAR:
-            flags += ["+md", str(job.option("near_lossless_error", 2))]
+            flags += ["+md", str(job.option("near_lossless_error"))]
         if target in syntaxes.LOSSY and job.option("keep_sop_instance_uid"):
             flags.append("+un")
         steps.append([self.tool(tool), *flags, src, str(out)])
@@ -243,7 +239,7 @@ class DcmtkAdapter(DumpingAdapter):
                     errors.append(f"required element {keyword} is missing or empty")
             if 0x00020010 not in present:
                 warnings.append("no Transfer Syntax UID in the file meta (not a Part 10 file)")
-        strict = bool(job.option("strict", False))
+        strict = bool(job.option("strict"))
         valid = not errors and not (strict and warnings)
         metadata = {
             "valid": valid,
@@ -454,7 +450,7 @@ def _json_or_fail(adapter: SubprocessAdapter, run: Any, text: str) -> Any:
 
 def _shape_json(dataset: Any, job: Job) -> Any:
     """Apply bulk_data=omit (drop InlineBinary/BulkDataURI values) to dcm2json's output."""
-    if job.option("bulk_data", "inline") == "omit":
+    if job.option("bulk_data") == "omit":
         return _without_bulk(dataset)
     return dataset
 

@@ -58,11 +58,11 @@ def build_cmd(adapter: SubprocessAdapter, job: Job, query_file: Path | None = No
         argv.append("-P" if model(job) == "patient" else "-S")
     elif op == "worklist":
         argv.append("-W")
-    network = str(max(1, math.ceil(float(job.option("network_timeout", 30)))))
-    dimse = str(max(1, math.ceil(float(job.option("dimse_timeout", 60)))))
+    network = str(max(1, math.ceil(float(job.option("network_timeout")))))
+    dimse = str(max(1, math.ceil(float(job.option("dimse_timeout")))))
     # DCMTK takes the word after -aet/-aec as its value even when it begins with '-'; it has no '--'
     # separator, so the host must never begin with '-' (the schema's host pattern sees to that).
-    argv += ["-aet", job.option("calling_aet", "DICOM-HUB"), "-aec", job.option("called_aet", "ANY-SCP"), "-to", network, "-ta", network, "-td", dimse]
+    argv += ["-aet", job.option("calling_aet"), "-aec", job.option("called_aet"), "-to", network, "-ta", network, "-td", dimse]
     argv += tls_args(job)
     if op == "store":
         argv.append("-nh")
@@ -102,7 +102,7 @@ def tls_args(job: Job) -> list[str]:
 
 def model(job: Job) -> str:
     """Patient root at PATIENT level unless told otherwise (as in the Python backend)."""
-    return job.option("model") or ("patient" if job.option("level", "STUDY") == "PATIENT" else "study")
+    return job.option("model") or ("patient" if job.option("level") == "PATIENT" else "study")
 
 
 def query_dataset(job: Job) -> Dataset:
@@ -113,7 +113,7 @@ def query_dataset(job: Job) -> Dataset:
         return query.worklist_query(job)
     if job.op in ("move", "get"):
         return retrieve.retrieve_query(job)[1]
-    level = job.option("level", "STUDY")
+    level = job.option("level")
     return query.build_query(level, query.LEVEL_KEYS[level] + query.PARENT_KEYS[level], job.option("query") or {})
 
 
@@ -142,7 +142,7 @@ def _interpret(adapter: SubprocessAdapter, job: Job, run: ToolRun, responses: Pa
     coded = [(int(m["code"], 16), m["status"].strip()) for m in _DIMSE_STATUS.finditer(log)]
     statuses = [status for _, status in coded] or [m["status"] for m in _RESPONSE.finditer(log)]
     final = statuses[-1] if statuses else None
-    peer = f"{job.option('called_aet', 'ANY-SCP')}@{job.option('host')}:{job.option('port')}"
+    peer = f"{job.option('called_aet')}@{job.option('host')}:{job.option('port')}"
     if job.op == "store":
         return _store_outcome(adapter, job, run, peer)
     if run.returncode != 0 or final is None or not final.startswith(("Success", "Cancel", "Pending", "Warning")):
@@ -152,16 +152,16 @@ def _interpret(adapter: SubprocessAdapter, job: Job, run: ToolRun, responses: Pa
     if coded:
         base = {"status": coded[-1][0], "status_hex": f"0x{coded[-1][0]:04X}", **base}
     if job.op == "echo":
-        return Outcome(metadata={**base, "status": 0, "peer": {"host": job.option("host"), "port": job.option("port"), "called_aet": job.option("called_aet", "ANY-SCP")}}, stderr=run.stderr)
+        return Outcome(metadata={**base, "status": 0, "peer": {"host": job.option("host"), "port": job.option("port"), "called_aet": job.option("called_aet")}}, stderr=run.stderr)
     if job.op in ("find", "worklist"):
         # findscu --cancel sends C-CANCEL after n responses; ones already in flight are dropped here.
         results = [_json(path) for path in sorted(responses.glob("rsp*.dcm"))[: job.option("max_results")]]
         metadata = {"count": len(results), "results": results, **base}
         if job.op == "find":
-            metadata = {"level": job.option("level", "STUDY"), **metadata}
+            metadata = {"level": job.option("level"), **metadata}
         return Outcome(metadata=metadata, stderr=run.stderr)
     counts = _counts(log)
-    metadata = {"level": job.option("level", "STUDY"), **counts, **base}
+    metadata = {"level": job.option("level"), **counts, **base}
     if job.op == "move":
         return Outcome(metadata={**metadata, "destination": job.option("destination")}, stderr=run.stderr)
     files = _place_received(job, responses)

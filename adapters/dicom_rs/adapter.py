@@ -18,6 +18,7 @@ from typing import Any, ClassVar
 from dicom_hub.adapters.base import Availability, OpSupport, supports
 from dicom_hub.adapters.dicom_rs.dump import parse_dump
 from dicom_hub.adapters.dicom_rs.network import RsNetworkOps
+from dicom_hub.adapters.registry import KNOWN_ADAPTERS
 from dicom_hub.adapters.subprocess_adapter import SubprocessAdapter, ToolRun
 from dicom_hub.adapters.toolkit import pixel_input, syntaxes
 from dicom_hub.adapters.toolkit.dicom_json import info_outcome, json_outcome, load_document, resolve_un
@@ -64,9 +65,8 @@ class DicomRsAdapter(RsNetworkOps, SubprocessAdapter):
     name = "dicom-rs"
     language = "rust"
     toolkit = "dicom-rs"
-    aliases = ("rust",)
     executable = "dicom-dump"
-    install_hint = "bash scripts/install/30-dicom-rs.sh (cargo install dicom-dump dicom-toimage dicom-pixeldata … --version 0.10.1); see BUILD.md#dicom-rs"
+    install_hint = KNOWN_ADAPTERS["dicom-rs"].hint
     unsupported: ClassVar[dict[str, str]] = {
         "from_json": "dicom-rs has no JSON -> DICOM tool (dicom-json is a library only)",
         "validate": "dicom-rs has no validator",
@@ -137,7 +137,7 @@ class DicomRsAdapter(RsNetworkOps, SubprocessAdapter):
         return [self.tool("dicom-dump"), "--format", "json", "--until", PIXEL_DATA, str(job.input)]
 
     def _cmd_to_image(self, job: Job, target: Path | None) -> list[str]:
-        args = [self.tool("dicom-toimage"), "--frame", str(job.option("frame", 0))]
+        args = [self.tool("dicom-toimage"), "--frame", str(job.option("frame"))]
         args.append("--16bit" if job.option("force_16bit") else "--8bit")
         if job.option("disable_modality_lut"):
             args.append("--no-modality-lut")
@@ -153,7 +153,7 @@ class DicomRsAdapter(RsNetworkOps, SubprocessAdapter):
             writable = ", ".join(sorted(TRANSCODE_FLAGS))
             raise HubError(ErrorCode.UNSUPPORTED_OPTION, f"dicom-rs cannot write transfer syntax {uid}", f"it writes {writable}; try backend gdcm or dcmtk")
         args = [self.tool("dicom-transcode"), *flags]
-        if job.option("quality") is not None:
+        if uid == syntaxes.JPEG_BASELINE:
             args += ["--quality", str(job.option("quality"))]
         return [*args, "-o", str(target or job.output), str(job.input)]
 
@@ -172,7 +172,7 @@ class DicomRsAdapter(RsNetworkOps, SubprocessAdapter):
         if job.op == "info":
             little = syntaxes.file_transfer_syntax(job.input) != syntaxes.EXPLICIT_BE
             return info_outcome(job.input, resolve_un(document, little_endian=little), stderr=run.stderr)
-        if "Encapsulated pixel data not supported" in run.stderr and job.option("bulk_data", "inline") == "inline":
+        if "Encapsulated pixel data not supported" in run.stderr and job.option("bulk_data") == "inline":
             raise HubError(
                 ErrorCode.UNSUPPORTED_OPTION,
                 "dicom-rs leaves encapsulated (compressed) Pixel Data out of its JSON, so bulk_data: inline cannot be honoured",
@@ -253,5 +253,5 @@ def check_options(job: Job) -> None:
                 "dicom-transcode 0.10.1 writes colour JPEG-LS that other decoders (pydicom, GDCM) read with wrong colours",
                 "use backend python, dcmtk or gdcm for colour JPEG-LS",
             )
-        if job.option("quality") is not None and uid != syntaxes.JPEG_BASELINE:
+        if "quality" in job.options and uid != syntaxes.JPEG_BASELINE:
             raise HubError(ErrorCode.UNSUPPORTED_OPTION, "dicom-rs maps quality only for JPEG baseline", "drop quality for this target")

@@ -62,7 +62,7 @@ class RsNetworkOps:
 
     @staticmethod
     def _titles(job: Job) -> list[str]:
-        return [f"--calling-ae-title={job.option('calling_aet', 'DICOM-HUB')}", f"--called-ae-title={job.option('called_aet', 'ANY-SCP')}"]
+        return [f"--calling-ae-title={job.option('calling_aet')}", f"--called-ae-title={job.option('called_aet')}"]
 
     @staticmethod
     def _address(job: Job) -> str:
@@ -103,7 +103,7 @@ class RsNetworkOps:
         info = final_status(run, "C-ECHO")
         if info["status"] != 0:
             raise network_failure(run, f"C-ECHO to {self._address(job)} failed: {info['text']}")
-        return Outcome(metadata={**info, "peer": {"host": job.option("host"), "port": job.option("port"), "called_aet": job.option("called_aet", "ANY-SCP")}}, stdout=run.stdout, stderr=run.stderr)
+        return Outcome(metadata={**info, "peer": {"host": job.option("host"), "port": job.option("port"), "called_aet": job.option("called_aet")}}, stdout=run.stdout, stderr=run.stderr)
 
     def _store(self, job: Job) -> Outcome:
         files = expand_inputs(job.inputs, bool(job.option("recursive", False)))
@@ -163,7 +163,7 @@ def _model(job: Job) -> str:
     given = job.option("model")
     if given:
         return str(given)
-    return "patient" if job.option("level", "STUDY") == "PATIENT" else "study"
+    return "patient" if job.option("level") == "PATIENT" else "study"
 
 
 def query_identifier(job: Job) -> tuple[str | None, Dataset]:
@@ -178,7 +178,7 @@ def query_identifier(job: Job) -> tuple[str | None, Dataset]:
         return retrieve_query(job)
     from dicom_hub.python_backend.network.query import LEVEL_KEYS, PARENT_KEYS, build_query
 
-    level = job.option("level", "STUDY")
+    level = job.option("level")
     return level, build_query(level, LEVEL_KEYS[level] + PARENT_KEYS[level], job.option("query") or {})
 
 

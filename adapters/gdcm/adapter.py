@@ -12,6 +12,7 @@ from pathlib import Path
 
 from dicom_hub.adapters.base import OpSupport, supports
 from dicom_hub.adapters.gdcm import anon as gdcm_anon
+from dicom_hub.adapters.registry import KNOWN_ADAPTERS
 from dicom_hub.adapters.toolkit import annex_e, dump_text, pixel_input, syntaxes
 from dicom_hub.adapters.toolkit.dump_ops import DumpingAdapter, number_text
 from dicom_hub.adapters.toolkit.tag_edits import TagEdit, plan_edits
@@ -67,7 +68,7 @@ class GdcmAdapter(DumpingAdapter):
     name = "gdcm"
     language = "cpp"
     toolkit = "GDCM"
-    install_hint = "apt-get install libgdcm-tools (or point DICOM_HUB_GDCM_BIN_DIR at a folder holding gdcmdump, gdcmconv, gdcmanon)"
+    install_hint = KNOWN_ADAPTERS["gdcm"].hint
     unsupported = UNSUPPORTED
     executable = "gdcmdump"
     version_pattern = r"gdcm (\d+\.\d+\.\d+)"
@@ -117,11 +118,11 @@ class GdcmAdapter(DumpingAdapter):
         flags = ["-w"] if decode_first and target in _NATIVE_OUTPUT else []
         flags += _FLAGS[target]
         if target == syntaxes.JPEG_BASELINE:
-            flags += ["-q", str(job.option("quality", 90))]  # the catalog's defaults, not GDCM's
+            flags += ["-q", str(job.option("quality"))]  # the catalog's defaults, not GDCM's
         if target == syntaxes.JPEGLS_NEAR:
-            flags += ["-e", str(job.option("near_lossless_error", 2))]
+            flags += ["-e", str(job.option("near_lossless_error"))]
         if target == syntaxes.J2K_LOSSY:
-            flags += ["-r", number_text(job.option("compression_ratio", 10))]
+            flags += ["-r", number_text(job.option("compression_ratio"))]
         return flags
 
     # -- ops (dump and info: DumpingAdapter) ---------------------------------------------------------

@@ -21,6 +21,7 @@ from typing import Any, ClassVar
 from dicom_hub.adapters.base import Availability, OpSupport, supports
 from dicom_hub.adapters.pixelmed.host import PixelMedHostRuns
 from dicom_hub.adapters.pixelmed.network import PixelMedNetworkOps
+from dicom_hub.adapters.registry import KNOWN_ADAPTERS
 from dicom_hub.adapters.subprocess_adapter import SubprocessAdapter, ToolRun
 from dicom_hub.adapters.toolkit import annex_e, pixel_input, syntaxes
 from dicom_hub.adapters.toolkit.dicom_json import info_outcome, json_outcome, load_document
@@ -42,7 +43,8 @@ JAR_DIR = Path("/usr/share/java")
 TRAILING_PADDING = 0xFFFCFFFC  # Data Set Trailing Padding
 JARS = ("pixelmed.jar", "pixelmed_imageio.jar")
 HEADLESS = "-Djava.awt.headless=true"
-# JDK 17 caps XPath expression sizes below what the validator's compiled rules need (gotcha 13).
+# JDK 17 caps XPath expression sizes below what the validator's compiled rules need: without these
+# limits lifted DicomInstanceValidator fails with "accumulated '10,001' operators".
 XPATH_LIMITS = ("-Djdk.xml.xpathExprOpLimit=0", "-Djdk.xml.xpathExprGrpLimit=0", "-Djdk.xml.xpathTotalOpLimit=0")
 
 # AttributeList writes these natively; CompressDicomFiles writes RLE (the jar has no other encoder).
@@ -52,9 +54,10 @@ NATIVE_NAMES = {
     syntaxes.DEFLATED_LE: "DeflatedExplicitVRLittleEndian",
 }
 WRITABLE = frozenset({*NATIVE_NAMES, syntaxes.RLE})
-# Input PixelMed decodes with pixelmed_imageio (gotcha 14): RLE, JPEG baseline/extended/lossless.
+# Input PixelMed decodes with pixelmed_imageio (apps.DecompressDicomFiles): RLE, JPEG
+# baseline/extended/lossless; not JPEG-LS or JPEG 2000.
 DECODABLE = frozenset({*syntaxes.NATIVE, syntaxes.RLE, syntaxes.JPEG_BASELINE, syntaxes.JPEG_LOSSLESS, syntaxes.JPEG_LOSSLESS_SV1})
-# SOP classes the Debian jar's compiled validation rules know (gotcha 13).
+# SOP classes the Debian jar's compiled validation rules know (any other: "IOD (SOP Class) unrecognized").
 VALIDATED_SOP_CLASSES = {
     "1.2.840.10008.5.1.4.1.1.2.1": "Enhanced CT Image Storage",
     "1.2.840.10008.5.1.4.1.1.2.2": "Legacy Converted Enhanced CT Image Storage",
@@ -85,10 +88,9 @@ class PixelMedAdapter(PixelMedHostRuns, PixelMedNetworkOps, SubprocessAdapter):
     name = "pixelmed"
     language = "java"
     toolkit = "PixelMed"
-    aliases = ("java",)
     executable = "java"
     version_args = ("-version",)
-    install_hint = "apt-get install pixelmed-apps libpixelmed-java libpixelmed-imageio-java default-jre-headless (see BUILD.md#pixelmed)"
+    install_hint = KNOWN_ADAPTERS["pixelmed"].hint
     unsupported: ClassVar[dict[str, str]] = {
         "modify_tags": "PixelMed edits elements only through DeidentifyAndRedact's keyword/value pairs",
         "split_multiframe": "PixelMed has no command-line tool that splits multi-frame objects",
@@ -175,8 +177,8 @@ class PixelMedAdapter(PixelMedHostRuns, PixelMedNetworkOps, SubprocessAdapter):
         fmt = image_format(job)
         center, width = job.option("window_center"), job.option("window_width")
         window = [number_text(center), number_text(width)] if center is not None else ["0", "0"]  # 0 0: the file's window
-        frame = str(job.option("frame", 0))
-        quality = str(job.option("quality", 90))
+        frame = str(job.option("frame"))
+        quality = str(job.option("quality"))
         # IN OUT format C W width height quality annotations, then 4 unused (0) and first/last frame.
         return self.java("display.ConsumerFormatImageMaker", str(job.input), str(target), fmt, *window, "0", "0", quality, "none", "0", "0", "0", "0", frame, frame)
 
@@ -232,7 +234,7 @@ class PixelMedAdapter(PixelMedHostRuns, PixelMedNetworkOps, SubprocessAdapter):
 
     def _run_dump(self, job: Job) -> Outcome:
         run = self.run(job, self._build_cmd(job))
-        text, elements = parse_dump(run.stderr, include_pixel_data=bool(job.option("include_pixel_data", False)))
+        text, elements = parse_dump(run.stderr, include_pixel_data=bool(job.option("include_pixel_data")))
         if not elements:
             raise self.failure(job, run, ["dicom.AttributeList printed no elements"])
         return text_outcome(job, text, elements, run.stderr)
@@ -277,10 +279,6 @@ class PixelMedAdapter(PixelMedHostRuns, PixelMedNetworkOps, SubprocessAdapter):
         fmt = image_format(job)
         if fmt not in IMAGE_FORMATS:
             raise HubError(ErrorCode.UNSUPPORTED_OPTION, f"PixelMed writes png or jpeg, not {fmt} (its bmp/tiff writers fail on the quality setting)", "ask for png or jpeg")
-        if (job.option("window_center") is None) != (job.option("window_width") is None):
-            raise HubError(ErrorCode.INVALID_REQUEST, "window_center and window_width go together", "give both")
-        if job.option("window_width") is not None and float(job.option("window_width")) <= 0:
-            raise HubError(ErrorCode.INVALID_REQUEST, "window_width must be > 0", "give a positive width")
         header = pixel_input.refuse_truncated_pixels(job.input, pixel_input.require_pixel_data(job.input))
         pixel_input.refuse_one_bit_encapsulated(header, "PixelMed")
         pixels = pixel_module(job.input)
@@ -305,7 +303,7 @@ class PixelMedAdapter(PixelMedHostRuns, PixelMedNetworkOps, SubprocessAdapter):
         with atomic_output(job.output_path, job.overwrite) as tmp, scratch_dir() as folder:
             source = job.input
             if source_ts is not None and source_ts not in syntaxes.NATIVE and uid != syntaxes.RLE:
-                # AttributeList does not decompress (gotcha 14): DecompressDicomFiles first.
+                # AttributeList does not decompress (it would label encapsulated pixels as native): DecompressDicomFiles first.
                 check_decodable(source_ts)
                 (folder / "plain").mkdir()
                 stderr += self.run(job, self._cmd_decompress(job.input, folder / "plain")).stderr
@@ -389,7 +387,7 @@ class PixelMedAdapter(PixelMedHostRuns, PixelMedNetworkOps, SubprocessAdapter):
             raise self.failure(job, run, [f"unexpected validator output: {(lines or [''])[0][:80]!r}"])
         errors = [line.removeprefix("Error: ") for line in lines if line.startswith("Error:")]
         warnings = [line.removeprefix("Warning: ") for line in lines if line.startswith("Warning:")]
-        strict = bool(job.option("strict", False))
+        strict = bool(job.option("strict"))
         metadata = {
             "valid": not errors and not (strict and warnings),
             "iod": lines[0].removeprefix("Found ").removesuffix(" IOD"),

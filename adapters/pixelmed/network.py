@@ -59,9 +59,9 @@ class PixelMedNetworkOps:
 
     def network_cmd(self, job: Job, target: Path | None) -> list[str]:
         host, port = str(job.option("host")), str(job.option("port"))
-        called, calling = str(job.option("called_aet", "ANY-SCP")), str(job.option("calling_aet", "DICOM-HUB"))
+        called, calling = str(job.option("called_aet")), str(job.option("calling_aet"))
         if job.op == "echo":
-            # NONSECURE is required although the usage text omits it (gotcha 15).
+            # NONSECURE is required although the usage text omits it; argument 3 is the called AE, 4 the calling AE.
             return self.java("network.VerificationSOPClassSCU", host, port, called, calling, "NONSECURE")
         if job.op == "store":
             # "-": file names one per stdin line; "0": debug level.
@@ -77,7 +77,7 @@ class PixelMedNetworkOps:
             raise self._network_failure(job, run)
         success = {"status": 0, "status_hex": "0x0000", "category": "Success", "text": "Success"}
         if job.op == "echo":
-            return Outcome(metadata={**success, "peer": {"host": job.option("host"), "port": job.option("port"), "called_aet": job.option("called_aet", "ANY-SCP")}}, stdout=run.stdout, stderr=run.stderr)
+            return Outcome(metadata={**success, "peer": {"host": job.option("host"), "port": job.option("port"), "called_aet": job.option("called_aet")}}, stdout=run.stdout, stderr=run.stderr)
         return Outcome(metadata={"level": move_keys(job)[0], "destination": job.option("destination"), **success}, stdout=run.stdout, stderr=run.stderr)
 
     def _store(self, job: Job) -> Outcome:
@@ -110,7 +110,7 @@ class PixelMedNetworkOps:
 
 def move_keys(job: Job) -> tuple[str, list[str]]:
     """The level and UIDs MoveSOPClassSCU takes; any other key is an option it cannot honour."""
-    level = str(job.option("level", "STUDY"))
+    level = str(job.option("level"))
     if job.option("model") == "patient" or level not in MOVE_KEYS:
         raise HubError(ErrorCode.UNSUPPORTED_OPTION, "PixelMed's MoveSOPClassSCU moves by study root at STUDY, SERIES or IMAGE level only", "use backend python, dcmtk or dicom-rs")
     query = dict(job.option("query") or {})

@@ -71,7 +71,7 @@ def json_outcome(job: Job, document: dict[str, Any], *, stderr: str = "") -> Out
     shaped, omitted = shape(
         document,
         include_file_meta=bool(job.option("include_file_meta", False)),
-        omit_bulk=job.option("bulk_data", "inline") == "omit",
+        omit_bulk=job.option("bulk_data") == "omit",
     )
     special_numbers_as_strings(shaped)  # a tool's NaN/Infinity tokens: standard JSON only
     metadata: dict[str, Any] = {"element_count": len(shaped), "omitted": omitted}

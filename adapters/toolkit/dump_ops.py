@@ -43,8 +43,8 @@ class DumpingAdapter(SubprocessAdapter):
 
 def dump_outcome(job: Job, run: ToolRun, lines: list[dump_text.DumpLine]) -> Outcome:
     """The `dump` op's outcome from a parsed text dump (shared by the dump-based adapters)."""
-    max_len = int(job.option("max_value_length", 64))
-    kept = dump_text.select_lines(lines, job.option("max_depth"), bool(job.option("include_pixel_data", False)))
+    max_len = int(job.option("max_value_length"))
+    kept = dump_text.select_lines(lines, job.option("max_depth"), bool(job.option("include_pixel_data")))
     text = "".join(dump_text.cut_line(line, max_len) + "\n" for line in kept)
     elements = dump_text.elements_metadata(kept, max_len)
     metadata = {"elements": elements, "element_count": len(elements)}

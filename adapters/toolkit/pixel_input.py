@@ -15,6 +15,7 @@ from pathlib import Path
 
 from dicom_hub.adapters.toolkit import syntaxes
 from dicom_hub.contract.conditions import refusal
+from dicom_hub.contract.pixel_size import PixelClaim, is_subsampled, native_shortfall, stored_bytes
 
 
 @dataclass(frozen=True)
@@ -44,13 +45,15 @@ class PixelHeader:
     def native(self) -> bool:
         return self.transfer_syntax is None or self.transfer_syntax in syntaxes.NATIVE
 
+    def native_claim(self) -> PixelClaim:
+        """What the image attributes call for, against the native Pixel Data the file holds."""
+        stored = stored_bytes(self.declared_length or 0, self.value_offset, self.file_size, self.transfer_syntax == syntaxes.DEFLATED_LE)
+        return PixelClaim(self.rows, self.columns, self.frames, self.samples, self.bits_allocated, stored, encapsulated=False, subsampled=is_subsampled(self.photometric))
+
     @property
     def expected_length(self) -> int:
         """Bytes of native Pixel Data the image attributes call for (bit-packed for 1-bit data)."""
-        # 4:2:2 native data holds two Y and one Cb/Cr pair per two pixels: 2 samples a pixel on average.
-        samples = 2 if self.samples == 3 and self.photometric.endswith("_422") else self.samples
-        bits = self.rows * self.columns * samples * self.frames * self.bits_allocated
-        return (bits + 7) // 8
+        return self.native_claim().total_bytes
 
 
 def read_pixel_header(path: Path) -> PixelHeader:
@@ -117,16 +120,9 @@ def refuse_truncated_pixels(path: Path, header: PixelHeader | None = None) -> Pi
     header = header or read_pixel_header(path)
     if not header.has_pixel_data or not header.native or header.declared_length is None:
         return header
-    present = header.declared_length
-    if header.value_offset is not None and header.transfer_syntax != syntaxes.DEFLATED_LE:
-        present = min(present, header.file_size - header.value_offset)
-    if present < header.expected_length:
-        raise refusal(
-            "truncated_pixel_data",
-            f"{path.name}: Pixel Data holds {present} bytes, the image needs {header.expected_length} "
-            f"({header.frames} frame(s) of {header.rows}x{header.columns}x{header.samples} at {header.bits_allocated} bits)",
-            "the file is truncated or its image attributes are wrong; it cannot be decoded faithfully",
-        )
+    shortfall = native_shortfall(header.native_claim(), path.name)
+    if shortfall is not None:
+        raise refusal("truncated_pixel_data", shortfall, "the file is truncated or its image attributes are wrong; it cannot be decoded faithfully")
     return header
 
 

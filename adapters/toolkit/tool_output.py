@@ -81,6 +81,6 @@ def pixel_module(path: Path) -> dict[str, Any]:
 
 def check_frame(job: Job, frames: int) -> None:
     """`frame` must name one of the file's frames (numbered from 0)."""
-    frame = int(job.option("frame", 0))
+    frame = int(job.option("frame", 0))  # stats has no frame default (all frames): frame 0 must exist
     if frame >= frames:
         raise HubError(ErrorCode.INVALID_REQUEST, f"frame {frame} does not exist: the file has {frames} frame(s), numbered from 0", "`info` shows NumberOfFrames")

@@ -24,7 +24,7 @@ def describe_backends() -> list[dict]:
                 "available": availability.ok,
                 "version": availability.version,
                 "reason": availability.reason,
-                "install": None if availability.ok else (availability.hint or adapter.install_hint),
+                "install": None if availability.ok else availability.hint,
                 "ops": sorted(adapter.capabilities()),
                 "partial": {op: s.note for op, s in adapter.capabilities().items() if s.note},
                 "unsupported": dict(sorted(adapter.unsupported.items())),

@@ -28,7 +28,7 @@ SCHEDULER_ENV = "DICOM_HUB_DASK_SCHEDULER"
 
 def executor_name(job: Job) -> str:
     """The executor the request asks for; a scheduler without the dask executor is refused."""
-    name = job.option("executor", "local")
+    name = job.option("executor")
     if name not in EXECUTORS:
         raise HubError(ErrorCode.UNSUPPORTED_OPTION, f"executor {name!r} is not one this backend runs", f"use one of: {', '.join(EXECUTORS)}")
     if name != "dask" and job.option("scheduler"):

@@ -60,18 +60,18 @@ def extract_metadata(job: Job) -> Outcome:
     table_format = job.option("format") or ("parquet" if job.output.suffix.lower() in (".parquet", ".pq") else "csv")
     if table_format == "parquet":
         _require_pyarrow()
-    options = RowOptions(int(job.option("max_binary_length", 256)), bool(job.option("include_file_meta", True)))
-    chunk_size = int(job.option("chunk_files", 1000))
+    options = RowOptions(int(job.option("max_binary_length")), bool(job.option("include_file_meta", True)))
+    chunk_size = int(job.option("chunk_files"))
     signature = {
         "inputs": [str(p) for p in job.inputs],
         "recursive": bool(job.option("recursive", True)),
-        "include_raw": bool(job.option("include_raw", False)),
+        "include_raw": bool(job.option("include_raw")),
         "max_binary": options.max_binary,
         "include_file_meta": options.include_file_meta,
         "chunk_files": chunk_size,
     }
     with RunState(job.output) as state:
-        run = state.load(signature) if job.option("resume", True) else None
+        run = state.load(signature) if job.option("resume") else None
         resumed = run is not None
         if run is None:
             found = scan(job.inputs, recursive=bool(signature["recursive"]), include_raw=bool(signature["include_raw"]))
@@ -81,7 +81,7 @@ def extract_metadata(job: Job) -> Outcome:
         todo = [k for k in range(len(chunks)) if not state.has_chunk(k)]
         with executor_for(job) as executor:
             _extract_chunks(state, chunks, todo, options, executor, show_progress(job))
-        summary = _write_table(state, len(chunks), job.output, table_format, job.overwrite, bool(job.option("escape_formulas", True)))
+        summary = _write_table(state, len(chunks), job.output, table_format, job.overwrite, bool(job.option("escape_formulas")))
         state.remove()
     summary.update(
         files=len(files),

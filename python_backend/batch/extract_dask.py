@@ -48,20 +48,20 @@ def extract_metadata_dask(job: Job) -> Outcome:
         from .extract import _require_pyarrow
 
         _require_pyarrow()
-    options = RowOptions(int(job.option("max_binary_length", 256)), bool(job.option("include_file_meta", True)))
-    size = int(job.option("chunk_files", 1000))
+    options = RowOptions(int(job.option("max_binary_length")), bool(job.option("include_file_meta", True)))
+    size = int(job.option("chunk_files"))
     signature = {
         "executor": "dask",
         "inputs": [str(p) for p in job.inputs],
         "recursive": bool(job.option("recursive", True)),
-        "include_raw": bool(job.option("include_raw", False)),
+        "include_raw": bool(job.option("include_raw")),
         "max_binary": options.max_binary,
         "include_file_meta": options.include_file_meta,
         "chunk_files": size,
     }
     progress = show_progress(job)
     with RunState(output) as state, executor_for(job) as executor:
-        run = state.load(signature) if job.option("resume", True) else None
+        run = state.load(signature) if job.option("resume") else None
         resumed = run is not None
         if run is None or not run.get("discovered"):
             run = _discover(state, signature, executor, job.inputs, size)
@@ -80,7 +80,7 @@ def extract_metadata_dask(job: Job) -> Outcome:
         else:
             remove_own_temporaries(output.parent, [output.name])
             with atomic_output(output, job.overwrite) as tmp:
-                _write_csv(tmp, columns, _row_lists(state, range(count), columns), bool(job.option("escape_formulas", True)))
+                _write_csv(tmp, columns, _row_lists(state, range(count), columns), bool(job.option("escape_formulas")))
         metadata: dict[str, Any] = {
             "rows": rows,
             "columns": len(columns),

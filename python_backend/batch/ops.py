@@ -118,7 +118,7 @@ def decompress_one(source: Path, target: Path | None, overwrite: bool) -> None:
 
 
 def batch_decompress(job: Job) -> Outcome:
-    return run_batch(job, decompress_one, context=job.overwrite, default_suffix="_decompressed")
+    return run_batch(job, decompress_one, context=job.overwrite)
 
 
 # -- batch_convert ------------------------------------------------------------------------------
@@ -126,12 +126,7 @@ def batch_decompress(job: Job) -> Outcome:
 
 def batch_convert(job: Job) -> Outcome:
     require_op("to_image")
-    if ("window_center" in job.options) != ("window_width" in job.options):
-        # Refused once for the request rather than once per file.
-        from dicom_hub.contract.errors import ErrorCode, HubError
-
-        raise HubError(ErrorCode.INVALID_REQUEST, "window_center and window_width go together", "give both, or neither (the file's own window)")
-    image_format = job.option("format", "png")
+    image_format = job.option("format")
     options = per_file_options(job) | {"format": image_format}
     extension = ".png" if image_format == "png" else ".jpg"
     outcome = run_batch(job, call_op, context=OpCall("to_image", options), extension=extension)

@@ -162,9 +162,9 @@ def organize(job: Job) -> Outcome:
     from .executors import executor_for
 
     assert job.output is not None
-    parts = parse_template(job.option("by", "series"))
-    mode = job.option("mode", "copy")
-    dry_run = bool(job.option("dry_run", False))
+    parts = parse_template(job.option("by"))
+    mode = job.option("mode")
+    dry_run = bool(job.option("dry_run"))
     # The lock keeps two runs out of one output tree, which makes any temp file of ours found
     # there the leftover of a killed run (removed before its name is used again).
     with nullcontext() if dry_run else RunState(job.output, "organize") as state, executor_for(job) as executor:

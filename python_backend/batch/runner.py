@@ -14,14 +14,14 @@ Write a *module-level* per-file function (it is sent to worker processes, so it 
 and call it from the op::
 
     def batch_anonymize(job: Job) -> Outcome:
-        return run_batch(job, anonymize_one, context=MyContext(...), default_suffix="_anonymized")
+        return run_batch(job, anonymize_one, context=MyContext(...))
 
-`run_batch(job, func, *, context=None, default_suffix="", extension=None, writes_output=True,
+`run_batch(job, func, *, context=None, extension=None, writes_output=True,
 describe="...")` does everything around the function:
 - finds the files (`job.inputs`: folders and/or files; options `recursive` (default true) and
   `include_raw`) with `discovery.scan`;
 - maps each input file to its output path (`plan_targets`): `<output>/<relative folder if
-  options.preserve_tree (default true)>/<stem><options.suffix or default_suffix><extension or the
+  options.preserve_tree (default true)>/<stem><options.suffix (each op's catalog default)><extension or the
   file's own DICOM extension>`; two inputs that would land on the same path get `_2`, `_3`, ...;
   `writes_output=False` (ops without output) passes `target=None`;
 - runs `func(source, target, context)` for each file on `options.executor` (`executors.py`):
@@ -118,7 +118,7 @@ def workers_option(job: Job) -> int:
 
 def show_progress(job: Job) -> bool:
     """A bar only for a person watching: stderr is a terminal and the user did not say no."""
-    return job.option("progress", True) is not False and sys.stderr.isatty()
+    return job.option("progress") is not False and sys.stderr.isatty()
 
 
 def run_batch(
@@ -126,7 +126,6 @@ def run_batch(
     func: FileFunc,
     *,
     context: Any = None,
-    default_suffix: str = "",
     extension: str | None = None,
     writes_output: bool = True,
     describe: str | None = None,
@@ -136,7 +135,7 @@ def run_batch(
 
     with executor_for(job) as executor:
         found = discover(job, executor)
-        outcome = _run_batch(job, func, context, executor, found, default_suffix, extension, writes_output, describe)
+        outcome = _run_batch(job, func, context, executor, found, extension, writes_output, describe)
         outcome.metadata.update(executor_metadata(executor))
         return outcome
 
@@ -144,7 +143,7 @@ def run_batch(
 def discover(job: Job, executor: Any) -> Any:
     """The job's files, found by the executor when it can walk a tree itself (Dask: one task
     per folder), else here; the same files in the same order either way."""
-    recursive, include_raw = bool(job.option("recursive", True)), bool(job.option("include_raw", False))
+    recursive, include_raw = bool(job.option("recursive", True)), bool(job.option("include_raw"))
     walk = getattr(executor, "scan", None)
     if walk is not None:
         return walk(job.inputs, recursive, include_raw)
@@ -158,15 +157,15 @@ def executor_metadata(executor: Any) -> dict[str, Any]:
 
 
 def _run_batch(
-    job: Job, func: FileFunc, context: Any, executor: Any, found: Any, default_suffix: str, extension: str | None, writes_output: bool, describe: str | None
+    job: Job, func: FileFunc, context: Any, executor: Any, found: Any, extension: str | None, writes_output: bool, describe: str | None
 ) -> Outcome:
     run = _RunFiles(job, func, context, executor, show_progress(job), describe or job.op)
     if not writes_output:
         return summarize(run.outcomes([(f, None) for f in found.files]), skipped=found.files_skipped)
     if job.output is None:
         raise HubError(ErrorCode.INVALID_REQUEST, f"op {job.op!r} needs an output folder", "set 'output' to a folder")
-    suffix = job.option("suffix", default_suffix)
-    preserve_tree = bool(job.option("preserve_tree", True))
+    suffix = job.option("suffix")
+    preserve_tree = bool(job.option("preserve_tree"))
     targets = plan_targets(found.files, job.inputs, job.output, suffix=suffix, extension=extension, preserve_tree=preserve_tree)
     _make_folder(job.output)
     signature = {
@@ -174,7 +173,7 @@ def _run_batch(
         "function": f"{func.__module__}.{func.__qualname__}",
         "inputs": [str(p) for p in job.inputs],
         "recursive": bool(job.option("recursive", True)),
-        "include_raw": bool(job.option("include_raw", False)),
+        "include_raw": bool(job.option("include_raw")),
         "suffix": suffix,
         "extension": extension,
         "preserve_tree": preserve_tree,

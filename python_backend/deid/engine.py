@@ -39,7 +39,6 @@ PATIENT_ID = 0x00100020
 PATIENT_NAME = 0x00100010
 BURNED_IN_ANNOTATION = 0x00280301
 SOP_CLASS_UID = 0x00080016
-SOP_INSTANCE_UID = 0x00080018
 
 # SOP classes whose pixels (or document) usually carry burned-in identifying text.
 BURNED_IN_SOP_CLASSES = {

@@ -25,9 +25,6 @@ from .reading import read_for_anonymize
 from .side_files import check_side_files
 from .writer import save
 
-# Options of batch_anonymize that belong to the runner, not to the engine.
-BATCH_ONLY = frozenset({"recursive", "include_raw", "workers", "progress", "suffix", "preserve_tree"})
-
 
 @dataclass(frozen=True)
 class Settings:
@@ -57,8 +54,8 @@ def settings_from(job: Job) -> tuple[Settings, str]:
     settings = Settings(
         key=key,
         profile_options=options,
-        patient_prefix=job.option("patient_prefix", "ANON"),
-        allow_burned_in=bool(job.option("allow_burned_in", False)),
+        patient_prefix=job.option("patient_prefix"),
+        allow_burned_in=bool(job.option("allow_burned_in")),
         overwrite=job.overwrite,
         collect_mapping=job.option("mapping_file") is not None,
     )
@@ -137,9 +134,7 @@ def batch_anonymize(job: Job) -> Outcome:
 
     settings, key_source = settings_from(job)
     _warm_up(settings)
-    outcome = run_batch(
-        job, anonymize_file, context=settings, default_suffix="_anonymized", describe="anonymize"
-    )
+    outcome = run_batch(job, anonymize_file, context=settings, describe="anonymize")
     entries = outcome.metadata.pop("results", [])
     outcome.metadata.update(_describe(settings, key_source))
     if settings.collect_mapping and outcome.metadata["files_processed"]:

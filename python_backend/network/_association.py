@@ -43,7 +43,7 @@ class Peer:
     def from_job(cls, job: Job) -> Peer:
         total = job.option("timeout")
         deadline = time.monotonic() + float(total) if total else None
-        network, dimse = float(job.option("network_timeout", 30)), float(job.option("dimse_timeout", 60))
+        network, dimse = float(job.option("network_timeout")), float(job.option("dimse_timeout"))
         if total:  # no single wait may outlast the whole op
             network, dimse = min(network, float(total)), min(dimse, float(total))
         return cls(

@@ -32,7 +32,6 @@ PENDING = 0xFF00
 CANCEL = 0xFE00
 SUCCESS = 0x0000
 IDENTIFIER_DOES_NOT_MATCH = 0xA900
-UNABLE_TO_PROCESS = 0xC000
 
 LEVELS = ("PATIENT", "STUDY", "SERIES", "IMAGE")
 # The unique key of each level, and the index column it is narrowed by.

@@ -58,7 +58,7 @@ def information_model(job: Job, service: str) -> str:
     """The SOP class UID of the query model: patient root at PATIENT level unless told otherwise."""
     from pynetdicom import sop_class
 
-    level = job.option("level", "STUDY")
+    level = job.option("level")
     model = job.option("model") or ("patient" if level == "PATIENT" else "study")
     if model == "study" and level == "PATIENT":
         raise HubError(ErrorCode.INVALID_REQUEST, "the study root model has no PATIENT level", "use model 'patient' (the default at PATIENT level)")
@@ -144,7 +144,7 @@ def run_find(peer: Peer, model: str, query: Dataset, service: str, max_results: 
 def find_query(job: Job) -> Dataset:
     """The C-FIND identifier of a `find` job: the level's return keys, the unique keys above it
     (PatientID too in the patient root model), then the user's keys."""
-    level = job.option("level", "STUDY")
+    level = job.option("level")
     keys = LEVEL_KEYS[level] + PARENT_KEYS[level]
     if job.option("model") == "patient":
         keys += ("PatientID",)
@@ -153,7 +153,7 @@ def find_query(job: Job) -> Dataset:
 
 def find(job: Job) -> Outcome:
     peer = Peer.from_job(job)
-    level = job.option("level", "STUDY")
+    level = job.option("level")
     model = information_model(job, "find")
     results, info = run_find(peer, model, find_query(job), "C-FIND", job.option("max_results"))
     return Outcome(metadata={"level": level, "count": len(results), "results": results, **info})

@@ -46,7 +46,7 @@ GET_SYNTAXES = (
 
 
 def retrieve_query(job: Job) -> tuple[str, Dataset]:
-    level = job.option("level", "STUDY")
+    level = job.option("level")
     query = job.option("query") or {}
     if not query:
         raise HubError(ErrorCode.INVALID_REQUEST, "options.query is empty: a retrieve needs identifying keys", 'e.g. {"StudyInstanceUID": "1.2.3"}')

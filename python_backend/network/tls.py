@@ -19,7 +19,6 @@ if TYPE_CHECKING:
 
     from dicom_hub.contract.job import Job
 
-TLS_OPTIONS = ("tls", "tls_ca_file", "tls_cert_file", "tls_key_file", "tls_key_password_env", "tls_verify")
 _TLS_FILES = ("tls_ca_file", "tls_cert_file", "tls_key_file", "tls_key_password_env")  # meaningless without tls
 # Words in OpenSSL/ssl errors that mean "the certificates did not check out" (rather than "no route").
 _CERTIFICATE_WORDS = ("CERTIFICATE", "certificate", "SSL", "TLS", "handshake", "hostname", "self-signed", "self signed")
@@ -39,12 +38,12 @@ class TlsSettings:
     def from_job(cls, job: Job) -> TlsSettings | None:
         """The job's TLS settings, or None when `tls` is off (TLS options without `tls` are an error)."""
         given = [name for name in _TLS_FILES if job.option(name) is not None]
-        if not job.option("tls", False):
+        if not job.option("tls"):
             if given:
                 raise HubError(ErrorCode.INVALID_REQUEST, f"option(s) {', '.join(given)} need tls: true", "set options.tls to true, or remove the TLS options")
             return None
         return cls.checked(
-            job.option("tls_ca_file"), job.option("tls_cert_file"), job.option("tls_key_file"), job.option("tls_key_password_env"), bool(job.option("tls_verify", True))
+            job.option("tls_ca_file"), job.option("tls_cert_file"), job.option("tls_key_file"), job.option("tls_key_password_env"), bool(job.option("tls_verify"))
         )
 
     @classmethod

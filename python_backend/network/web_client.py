@@ -24,7 +24,7 @@ MESSAGE_LIMIT = 300  # characters of the server's answer quoted in an error
 
 def credentials(job: Job) -> str | None:
     """The secret named by auth_env or auth_file (None when auth is none)."""
-    if job.option("auth", "none") == "none":
+    if job.option("auth") == "none":
         return None
     if job.option("auth_env"):
         name = job.option("auth_env")
@@ -48,7 +48,7 @@ def session_for(job: Job) -> Any:
 
     session = requests.Session()
     secret = credentials(job)
-    if job.option("auth", "none") == "basic" and secret is not None:
+    if job.option("auth") == "basic" and secret is not None:
         user, colon, password = secret.partition(":")
         if not colon:
             raise HubError(ErrorCode.INVALID_REQUEST, "basic credentials must read user:password", "write them as user:password in auth_env or auth_file")
@@ -69,7 +69,7 @@ class WebPeer:
         self.url = str(job.option("url")).rstrip("/")
         total = job.option("timeout")
         self.deadline = time.monotonic() + float(total) if total else None
-        wait = float(job.option("http_timeout", 30))
+        wait = float(job.option("http_timeout"))
         if total:
             wait = min(wait, float(total))
         self.wait = wait

@@ -58,7 +58,7 @@ def qido_params(query: dict[str, Any], prefix: str = "") -> tuple[dict[str, str]
 
 def qido(job: Job) -> Outcome:
     peer = WebPeer(job)
-    level = job.option("level", "STUDY")
+    level = job.option("level")
     filters, fields = qido_params(job.option("query") or {})
     params: list[tuple[str, str]] = list(filters.items())
     params += [("includefield", f) for f in dict.fromkeys([*LEVEL_KEYS[level], *PARENT_KEYS[level], *fields])]
@@ -71,7 +71,7 @@ def qido(job: Job) -> Outcome:
 
 
 def wado_target(job: Job) -> tuple[str, list[str]]:
-    level = job.option("level", "STUDY")
+    level = job.option("level")
     query = job.option("query") or {}
     needed = UID_KEYS[: _LEVEL_UIDS[level]]
     missing = [k for k in needed if not query.get(k)]
@@ -122,7 +122,7 @@ def stow(job: Job) -> Outcome:
     peer = WebPeer(job)
     items = [scan(p) for p in collect_files(job.inputs, bool(job.option("recursive")))]
     sendable = [i for i in items if i.result is None]
-    size = int(job.option("batch_size", 50))
+    size = int(job.option("batch_size"))
     for start in range(0, len(sendable), size):
         if peer.out_of_time():
             raise HubError(ErrorCode.TIMEOUT, f"STOW-RS to {peer.url} did not finish within options.timeout ({start} of {len(sendable)} files sent)", "raise options.timeout")

@@ -83,7 +83,7 @@ def stats(job: Job) -> Outcome:
 def histogram(job: Job) -> Outcome:
     import numpy as np
 
-    bins = int(job.option("bins", 256))
+    bins = int(job.option("bins"))
     value_range = job.option("range")
     if value_range is not None and not value_range[0] < value_range[1]:
         raise HubError(ErrorCode.INVALID_REQUEST, f"range must be [low, high] with low < high, got {value_range}", "e.g. \"range\": [-1024, 3071]")

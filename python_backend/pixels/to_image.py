@@ -25,11 +25,7 @@ def output_format(job: Job) -> str:
 
 def render_options(job: Job, fmt: str) -> RenderOptions:
     """Check the option combinations the schema cannot express, and gather the render settings."""
-    center, width = job.options.get("window_center"), job.options.get("window_width")
-    if (center is None) != (width is None):
-        raise HubError(ErrorCode.INVALID_REQUEST, "window_center and window_width go together; only one was given", "give both, or neither")
-    if width is not None and width <= 0:
-        raise HubError(ErrorCode.INVALID_REQUEST, f"window_width must be > 0, got {width}", "a window is centre +- width/2; use a positive width")
+    center, width = job.options.get("window_center"), job.options.get("window_width")  # both or neither, width > 0: the schema
     if center is not None and job.option("normalize"):
         raise HubError(ErrorCode.INVALID_REQUEST, "normalize and a manual window exclude each other", "drop normalize, or drop window_center/window_width")
     if job.option("force_8bit") and job.option("force_16bit"):
@@ -57,7 +53,7 @@ def to_image(job: Job) -> Outcome:
     opts = render_options(job, fmt)
     ds = read_dataset(job.input)
     name = job.input.name
-    frame = check_frame(ds, job.option("frame", 0))
+    frame = check_frame(ds, job.option("frame"))
     arr = decode(ds, name, index=frame)
     photometric = str(ds.get("PhotometricInterpretation", ""))
     window: Window | None = None
@@ -69,7 +65,7 @@ def to_image(job: Job) -> Outcome:
         ds = for_frame(ds, frame)  # an enhanced image's per-frame rescale and window
         pixels, window = render_grey(arr, ds, opts)
     image = Image.fromarray(pixels)
-    save_args = {"quality": job.option("quality", 90)} if fmt == "jpeg" else {}
+    save_args = {"quality": job.option("quality")} if fmt == "jpeg" else {}
     with atomic_output(job.output, job.overwrite) as tmp:
         try:
             image.save(tmp, format=PILLOW_FORMATS[fmt], **save_args)

@@ -160,7 +160,7 @@ def encode(ds: Dataset, name: str, target: Target, job: Job) -> tuple[float, str
     if target.via_gdcm:
         if target.lossy:
             arr = _baseline_ready(ds, arr)
-        encode_with_gdcm(ds, arr, target, int(job.option("quality", 90)))
+        encode_with_gdcm(ds, arr, target, int(job.option("quality")))
         encoder = "python-gdcm"
     else:
         encoder = "pydicom/" + _compress_with_pydicom(ds, arr, target, job)
@@ -202,9 +202,9 @@ def _compress_with_pydicom(ds: Dataset, arr, target: Target, job: Job) -> str:
     plugin = plugin_order(encoder.available_plugins)[0]
     kwargs: dict[str, Any] = {"encoding_plugin": plugin}
     if target.alias == "jpegls_near":
-        kwargs["jls_error"] = int(job.option("near_lossless_error", 2))
+        kwargs["jls_error"] = int(job.option("near_lossless_error"))
     elif target.lossy:
-        kwargs["j2k_cr"] = [float(job.option("compression_ratio", 10))]
+        kwargs["j2k_cr"] = [float(job.option("compression_ratio"))]
     try:
         ds.compress(target.uid, arr, generate_instance_uid=False, **kwargs)
     except Exception as err:  # profile checks raise ValueError, plugins RuntimeError

@@ -86,8 +86,6 @@ def test_to_image(dcmtk, options, output, window, flags):
     ("options", "code"),
     [
         ({"force_16bit": True, "format": "jpeg"}, "unsupported_option"),
-        ({"window_center": 40}, "invalid_request"),
-        ({"window_center": 40, "window_width": 0}, "invalid_request"),
         ({"normalize": True}, "unsupported_option"),
     ],
 )
@@ -95,6 +93,15 @@ def test_to_image_refusals(dcmtk, options, code):
     with pytest.raises(HubError) as err:
         dcmtk._build_cmd(job("to_image", OUT, **options), file_window=None)
     assert err.value.code.value == code
+
+
+@pytest.mark.parametrize("op", ["to_image", "batch_convert"])
+@pytest.mark.parametrize("options", [{"window_center": 40}, {"window_width": 400}, {"window_center": 40, "window_width": 0}])
+def test_a_half_or_empty_window_is_refused_by_the_schema(op, options):
+    """No backend checks the window pair again: the catalog refuses it before any backend runs."""
+    with pytest.raises(HubError) as err:
+        get_op(op).validate_options(options)
+    assert err.value.code.value == "invalid_request"
 
 
 def test_modify_tags_edits_the_given_copy_only(dcmtk):

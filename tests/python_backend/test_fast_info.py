@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from dicom_hub.contract.catalog import get_op
 from dicom_hub.contract.errors import HubError
 from dicom_hub.contract.job import Job
 from dicom_hub.python_backend import fast_info, metadata
@@ -27,7 +28,7 @@ def _pydicom_answer(path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
         warnings.simplefilter("ignore")
         patch.setattr(fast_info, "fast_info", lambda path: None)
         try:
-            return metadata.info(Job(op="info", inputs=(path,), output=None)).metadata
+            return metadata.info(Job(op="info", inputs=(path,), output=None, defaults=get_op("info").defaults)).metadata
         except HubError as err:
             return err.code.value
 

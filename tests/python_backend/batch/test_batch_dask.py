@@ -279,7 +279,7 @@ def test_a_worker_killed_mid_job_loses_and_duplicates_nothing(cluster, archive, 
 
     killer = threading.Thread(target=kill_when_busy)
     killer.start()
-    outcome = run_batch(job, slow_anonymize, context=(settings, str(markers)), default_suffix="_anonymized")
+    outcome = run_batch(job, slow_anonymize, context=(settings, str(markers)))
     killer.join()
     assert victim.wait(timeout=10) == -signal.SIGKILL, "the worker was killed mid-job"
 

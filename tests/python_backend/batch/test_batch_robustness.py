@@ -15,9 +15,12 @@ from pathlib import Path
 import pytest
 from batch_trees import synthetic_archive
 from conftest import expect_error, expect_ok, missing
+from dicom_hub.contract.catalog import get_op
 from dicom_hub.contract.job import Job
 from dicom_hub.python_backend.batch.runner import iter_results, run_batch
 from factories import ct_slice, save
+
+BATCH_DEFAULTS = get_op("batch_convert").defaults  # what the dispatcher gives every job
 
 KEY = "batch-robustness-test-key-0123456789"
 
@@ -308,7 +311,7 @@ def test_a_scheduler_without_the_dask_executor_is_refused(archive, tmp_path):
 
 
 def test_run_batch_in_process_still_works_without_a_state_for_reading_ops(archive):
-    outcome = run_batch(Job(op="t", inputs=(archive,), output=None, options={"workers": 1}), _panic_or_copy, writes_output=False)
+    outcome = run_batch(Job(op="batch_convert", defaults=BATCH_DEFAULTS, inputs=(archive,), output=None, options={"workers": 1}), _panic_or_copy, writes_output=False)
     assert outcome.metadata["files_processed"] == 60
 
 

@@ -5,10 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from dicom_hub.contract.catalog import get_op
 from dicom_hub.contract.errors import ErrorCode, HubError
 from dicom_hub.contract.files import atomic_output
 from dicom_hub.contract.job import Job
 from dicom_hub.python_backend.batch.runner import iter_results, plan_targets, run_batch, summarize
+
+BATCH_DEFAULTS = get_op("batch_convert").defaults  # what the dispatcher gives every job
 
 
 def test_targets_mirror_the_tree_and_keep_dicom_extensions(tmp_path):
@@ -52,7 +55,7 @@ def _make(folder: Path, names: dict[str, str]) -> None:
 @pytest.mark.parametrize("workers", [1, 2])
 def test_failed_files_leave_nothing_and_do_not_stop_the_batch(tmp_path, workers):
     _make(tmp_path / "in", {"a.dcm": "good", "b.dcm": "bad", "c.dcm": "fine"})
-    job = Job(op="t", inputs=(tmp_path / "in",), output=tmp_path / "out", options={"workers": workers, "suffix": "_x"})
+    job = Job(op="batch_convert", defaults=BATCH_DEFAULTS, inputs=(tmp_path / "in",), output=tmp_path / "out", options={"workers": workers, "suffix": "_x"})
     outcome = run_batch(job, _write_or_fail, context=False)
     meta = outcome.metadata
     assert (meta["files_processed"], meta["files_failed"], meta["files_skipped"]) == (2, 1, 0)
@@ -65,7 +68,7 @@ def test_failed_files_leave_nothing_and_do_not_stop_the_batch(tmp_path, workers)
 def test_existing_outputs_are_per_file_errors_without_overwrite(tmp_path):
     _make(tmp_path / "in", {"a.dcm": "one", "b.dcm": "two"})
     _make(tmp_path / "out", {"a.dcm": "keep me"})
-    outcome = run_batch(Job(op="t", inputs=(tmp_path / "in",), output=tmp_path / "out", options={"workers": 1}), _write_or_fail, context=False)
+    outcome = run_batch(Job(op="batch_convert", defaults=BATCH_DEFAULTS, inputs=(tmp_path / "in",), output=tmp_path / "out", options={"workers": 1}), _write_or_fail, context=False)
     assert [e["code"] for e in outcome.metadata["errors"]] == ["output_exists"]
     assert (tmp_path / "out" / "a.dcm").read_text() == "keep me"
     assert (tmp_path / "out" / "b.dcm").read_text() == "TWO"
@@ -101,7 +104,7 @@ def test_parallel_results_come_in_input_order(tmp_path):
 
 def test_no_progress_output_when_stderr_is_not_a_terminal(tmp_path, capsys):
     _make(tmp_path / "in", {"a.dcm": "x"})
-    run_batch(Job(op="t", inputs=(tmp_path / "in",), output=tmp_path / "out", options={"workers": 1}), _write_or_fail, context=False)
+    run_batch(Job(op="batch_convert", defaults=BATCH_DEFAULTS, inputs=(tmp_path / "in",), output=tmp_path / "out", options={"workers": 1}), _write_or_fail, context=False)
     captured = capsys.readouterr()
     assert captured.out == "" and captured.err == ""
 
@@ -111,11 +114,11 @@ def test_progress_goes_to_stderr_on_a_terminal(tmp_path, capsys, monkeypatch):
 
     _make(tmp_path / "in", {"a.dcm": "x", "b.dcm": "y"})
     monkeypatch.setattr(sys.stderr, "isatty", lambda: True, raising=False)
-    job = Job(op="t", inputs=(tmp_path / "in",), output=tmp_path / "out", options={"workers": 1})
+    job = Job(op="batch_convert", defaults=BATCH_DEFAULTS, inputs=(tmp_path / "in",), output=tmp_path / "out", options={"workers": 1})
     run_batch(job, _write_or_fail, context=False)
     captured = capsys.readouterr()
     assert captured.out == ""
     assert "2/2" in captured.err
-    job = Job(op="t", inputs=(tmp_path / "in",), output=tmp_path / "out2", options={"workers": 1, "progress": False})
+    job = Job(op="batch_convert", defaults=BATCH_DEFAULTS, inputs=(tmp_path / "in",), output=tmp_path / "out2", options={"workers": 1, "progress": False})
     run_batch(job, _write_or_fail, context=False)
     assert capsys.readouterr().err == ""
