@@ -129,21 +129,29 @@ def _walk(root: Path, recursive: bool, seen_dirs: set[tuple[int, int]]) -> Itera
             continue
         seen_dirs.add(key)
         try:
-            entries = sorted(os.scandir(folder), key=lambda e: e.name)
+            files, subdirs = _entries(str(folder))
         except OSError:
             continue
-        subdirs = []
-        for entry in entries:
-            try:
-                mode = entry.stat(follow_symlinks=True).st_mode
-            except OSError:
-                continue  # a dangling symlink
-            if stat.S_ISDIR(mode):
-                if recursive:
-                    subdirs.append(Path(entry.path))
-            elif stat.S_ISREG(mode):
-                yield Path(entry.path)
-        stack.extend(reversed(subdirs))
+        yield from map(Path, files)
+        if recursive:
+            stack.extend(reversed([Path(d) for d in subdirs]))
+
+
+def _entries(folder: str) -> tuple[list[str], list[str]]:
+    """The regular files and the subfolders of `folder`, by name, links followed (a dangling one is
+    neither); OSError when the folder cannot be listed."""
+    files: list[str] = []
+    subfolders: list[str] = []
+    for entry in sorted(os.scandir(folder), key=lambda e: e.name):
+        try:
+            mode = entry.stat(follow_symlinks=True).st_mode
+        except OSError:
+            continue  # a dangling symlink
+        if stat.S_ISDIR(mode):
+            subfolders.append(entry.path)
+        elif stat.S_ISREG(mode):
+            files.append(entry.path)
+    return files, subfolders
 
 
 def _sort_key(path: Path) -> tuple[str, ...]:
@@ -164,22 +172,15 @@ def list_folder(folder: str, include_raw: bool = False) -> FolderListing:
     """Sort the regular files of one folder into taken and skipped (the unit of a walk task)."""
     try:
         st = os.stat(folder)
-        entries = sorted(os.scandir(folder), key=lambda e: e.name)
+        files, subfolders = _entries(folder)
     except OSError:
         return FolderListing(None)
-    listing = FolderListing((st.st_dev, st.st_ino))
-    for entry in entries:
-        try:
-            mode = entry.stat(follow_symlinks=True).st_mode
-        except OSError:
-            continue  # a dangling symlink
-        if stat.S_ISDIR(mode):
-            listing.subfolders.append(entry.path)
-        elif stat.S_ISREG(mode):
-            if is_dicom_candidate(Path(entry.path), include_raw):
-                listing.files.append(entry.path)
-            else:
-                listing.skipped += 1
+    listing = FolderListing((st.st_dev, st.st_ino), subfolders=subfolders)
+    for path in files:
+        if is_dicom_candidate(Path(path), include_raw):
+            listing.files.append(path)
+        else:
+            listing.skipped += 1
     return listing
 
 

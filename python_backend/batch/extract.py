@@ -48,6 +48,22 @@ def extract_one(source: Path, _target: Path | None, options: RowOptions) -> dict
     return read_row(source, options.max_binary, options.include_file_meta)
 
 
+def run_settings(job: Job, **extra: Any) -> tuple[RowOptions, dict[str, Any]]:
+    """How rows are read, and the run's signature: what a resumed run must share with the run it
+    resumes (any difference starts afresh). `extra` adds executor-specific entries."""
+    options = RowOptions(int(job.option("max_binary_length")), bool(job.option("include_file_meta", True)))
+    signature = {
+        **extra,
+        "inputs": [str(p) for p in job.inputs],
+        "recursive": bool(job.option("recursive", True)),
+        "include_raw": bool(job.option("include_raw")),
+        "max_binary": options.max_binary,
+        "include_file_meta": options.include_file_meta,
+        "chunk_files": int(job.option("chunk_files")),
+    }
+    return options, signature
+
+
 def extract_metadata(job: Job) -> Outcome:
     from .executors import executor_for, executor_name
 
@@ -60,16 +76,8 @@ def extract_metadata(job: Job) -> Outcome:
     table_format = job.option("format") or ("parquet" if job.output.suffix.lower() in (".parquet", ".pq") else "csv")
     if table_format == "parquet":
         _require_pyarrow()
-    options = RowOptions(int(job.option("max_binary_length")), bool(job.option("include_file_meta", True)))
-    chunk_size = int(job.option("chunk_files"))
-    signature = {
-        "inputs": [str(p) for p in job.inputs],
-        "recursive": bool(job.option("recursive", True)),
-        "include_raw": bool(job.option("include_raw")),
-        "max_binary": options.max_binary,
-        "include_file_meta": options.include_file_meta,
-        "chunk_files": chunk_size,
-    }
+    options, signature = run_settings(job)
+    chunk_size = signature["chunk_files"]
     with RunState(job.output) as state:
         run = state.load(signature) if job.option("resume") else None
         resumed = run is not None

@@ -30,7 +30,7 @@ from dicom_hub.contract.files import atomic_output
 from dicom_hub.contract.job import Job, Outcome
 
 from .discovery import FolderListing, walk_tree
-from .extract import RowOptions, _row_lists, _write_csv, extract_one, table_columns
+from .extract import RowOptions, _row_lists, _write_csv, extract_one, run_settings, table_columns
 from .runner import _progress_bar, executor_metadata, run_files, show_progress
 from .state import RunState, remove_own_temporaries
 
@@ -48,17 +48,8 @@ def extract_metadata_dask(job: Job) -> Outcome:
         from .extract import _require_pyarrow
 
         _require_pyarrow()
-    options = RowOptions(int(job.option("max_binary_length")), bool(job.option("include_file_meta", True)))
-    size = int(job.option("chunk_files"))
-    signature = {
-        "executor": "dask",
-        "inputs": [str(p) for p in job.inputs],
-        "recursive": bool(job.option("recursive", True)),
-        "include_raw": bool(job.option("include_raw")),
-        "max_binary": options.max_binary,
-        "include_file_meta": options.include_file_meta,
-        "chunk_files": size,
-    }
+    options, signature = run_settings(job, executor="dask")
+    size = signature["chunk_files"]
     progress = show_progress(job)
     with RunState(output) as state, executor_for(job) as executor:
         run = state.load(signature) if job.option("resume") else None
