@@ -4,7 +4,10 @@ the first spec naming it runs and stopped (by process id) when the run ends.
 The peer ("hub-scp") binds 127.0.0.1 on a free port, with a temporary folder holding a few of
 pydicom's bundled instances (`PRELOADED`, copied in before start: the SCP indexes its folder at
 start-up) and one C-MOVE destination, `MOVE_DESTINATION`: a second `dicom-hub scp` started with it.
-A spec reaches it through placeholders in its option values (`substitute`, `contract/specs/README.md`).
+The second peer ("hub-scp-tls") is the same SCP, preloaded alike, speaking DICOM over TLS only
+(PS3.15 Annex B) with a server certificate from a throw-away CA made with openssl in its folder
+(`tls_pki`); it has no C-MOVE destination, and `{peer.tls_ca_file}` is that CA's PEM file.
+A spec reaches a peer through placeholders in its option values (`substitute`, `contract/specs/README.md`).
 """
 
 from __future__ import annotations
@@ -26,13 +29,13 @@ from typing import Any
 
 HOST = "127.0.0.1"
 START_TIMEOUT_S = 30.0
-PEER_NAMES = ("hub-scp",)
 PEER_AET = "HUBSCP"
 MOVE_DESTINATION = "HUBMOVEDEST"
 # pydicom's bundled files the peer holds before any spec runs (specs query and retrieve them).
 PRELOADED = ("CT_small.dcm", "MR_small.dcm")
-# The names a spec's option value may hold as "{peer.<name>}".
-PLACEHOLDERS = ("host", "port", "aet", "move_destination")
+# Per peer, the names a spec's option value may hold as "{peer.<name>}".
+PLACEHOLDERS = {"hub-scp": ("host", "port", "aet", "move_destination"), "hub-scp-tls": ("host", "port", "aet", "tls_ca_file")}
+PEER_NAMES = tuple(PLACEHOLDERS)
 
 
 class PeerError(RuntimeError):
@@ -91,14 +94,14 @@ def start_process(args: Sequence[str], log: Path, ready: Callable[[], bool], wha
     raise PeerError(f"{what} did not start (exit code {proc.returncode}); command {list(args)}; log tail:\n{tail}")
 
 
-def start_hub_scp(root: Path, aet: str, move: Sequence[str] = (), port: int | None = None) -> tuple[subprocess.Popen, int]:
+def start_hub_scp(root: Path, aet: str, move: Sequence[str] = (), port: int | None = None, extra: Sequence[str] = ()) -> tuple[subprocess.Popen, int]:
     """A `dicom-hub scp` storing into `root/received`, logging to `root/scp.log`; (process, port)."""
     port = port or free_port()
     tmp = root / "tmp"  # its TMPDIR: received data sets are streamed there before being stored
     tmp.mkdir(parents=True, exist_ok=True)
     log = root / "scp.log"
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "TMPDIR": str(tmp)}
-    proc = start_process(hub_scp_command(port, root / "received", aet, move=move), log, lambda: scp_listening(log), f"dicom-hub scp {aet}", env)
+    proc = start_process(hub_scp_command(port, root / "received", aet, move=move, extra=extra), log, lambda: scp_listening(log), f"dicom-hub scp {aet}", env)
     return proc, port
 
 
@@ -119,17 +122,19 @@ def preload(folder: Path, names: Sequence[str] = PRELOADED) -> None:
 class HubScpPeer:
     """The running peer: where to reach it, and the processes to stop."""
 
+    name: str
     host: str
     port: int
     aet: str
-    move_destination: str
     root: Path
     procs: list[subprocess.Popen] = field(default_factory=list, repr=False)
+    move_destination: str | None = None
+    tls_ca_file: str | None = None
 
     @property
     def values(self) -> dict[str, Any]:
         """What the placeholders `{peer.<name>}` stand for."""
-        return {name: getattr(self, name) for name in PLACEHOLDERS}
+        return {name: getattr(self, name) for name in PLACEHOLDERS[self.name]}
 
     def stop(self) -> None:
         for proc in self.procs:
@@ -149,7 +154,23 @@ def start_hub_scp_peer(root: Path) -> HubScpPeer:
         for proc in procs:
             stop_process(proc)
         raise
-    return HubScpPeer(HOST, port, PEER_AET, MOVE_DESTINATION, root, procs)
+    return HubScpPeer("hub-scp", HOST, port, PEER_AET, root, procs, move_destination=MOVE_DESTINATION)
+
+
+def start_hub_scp_tls_peer(root: Path) -> HubScpPeer:
+    """The preloaded SCP over TLS only, its certificate signed by a CA made for this run."""
+    from dicom_hub.adapters.conformance.tls_pki import PkiError, make_server_pki
+
+    try:
+        ca, cert, key = make_server_pki(root / "pki")
+    except PkiError as err:
+        raise PeerError(f"hub-scp-tls: {err}") from err
+    preload(root / "peer" / "received")
+    proc, port = start_hub_scp(root / "peer", PEER_AET, extra=["--tls-cert", str(cert), "--tls-key", str(key)])
+    return HubScpPeer("hub-scp-tls", HOST, port, PEER_AET, root, [proc], tls_ca_file=str(ca))
+
+
+STARTERS: dict[str, Callable[[Path], HubScpPeer]] = {"hub-scp": start_hub_scp_peer, "hub-scp-tls": start_hub_scp_tls_peer}
 
 
 class Peers:
@@ -170,7 +191,7 @@ class Peers:
                 if not self._started:
                     atexit.register(self.close)  # a runner nobody closes must not leave servers behind
                 try:
-                    self._started[name] = start_hub_scp_peer(self._root(name))
+                    self._started[name] = STARTERS[name](self._root(name))
                 except (PeerError, OSError) as err:
                     self._started[name] = err if isinstance(err, PeerError) else PeerError(f"{name}: {err}")
             found = self._started[name]
@@ -210,8 +231,11 @@ def placeholder_problems(options: dict[str, Any], peer: str | None) -> list[str]
     used = {key: placeholder(value) for key, value in options.items() if placeholder(value) is not None}
     if used and peer is None:
         return [f"options {', '.join(sorted(used))} use {{peer.*}} placeholders but the spec names no peer"]
-    known = ", ".join("{peer." + n + "}" for n in PLACEHOLDERS)
-    return [f"option {key}: unknown placeholder {{peer.{name}}}; known: {known}" for key, name in sorted(used.items()) if name not in PLACEHOLDERS]
+    if used and peer not in PLACEHOLDERS:
+        return [f"unknown peer {peer!r}; known: {', '.join(PEER_NAMES)}"]
+    names = PLACEHOLDERS[peer] if peer is not None else ()
+    known = ", ".join("{peer." + n + "}" for n in names)
+    return [f"option {key}: unknown placeholder {{peer.{name}}} for peer {peer}; known: {known}" for key, name in sorted(used.items()) if name not in names]
 
 
 def substitute(options: dict[str, Any], peer: HubScpPeer) -> dict[str, Any]:

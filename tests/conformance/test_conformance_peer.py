@@ -64,13 +64,16 @@ def test_a_peer_that_cannot_start_gives_error_cells_and_no_process(tmp_path: Pat
 
 
 def test_placeholders_are_filled_in_with_the_port_as_a_number() -> None:
-    peer = peers_module.HubScpPeer("127.0.0.1", 11112, "HUBSCP", "DEST", Path("/nonexistent"))
+    peer = peers_module.HubScpPeer("hub-scp", "127.0.0.1", 11112, "HUBSCP", Path("/nonexistent"), move_destination="DEST")
     options = {"host": "{peer.host}", "port": "{peer.port}", "destination": "{peer.move_destination}", "level": "STUDY", "note": "x{peer.host}"}
     assert substitute(options, peer) == {"host": "127.0.0.1", "port": 11112, "destination": "DEST", "level": "STUDY", "note": "x{peer.host}"}
 
 
 def test_bad_placeholders_are_refused_when_specs_load(tmp_path: Path) -> None:
-    assert placeholder_problems({"host": "{peer.hots}"}, "hub-scp") == ["option host: unknown placeholder {peer.hots}; known: {peer.host}, {peer.port}, {peer.aet}, {peer.move_destination}"]
+    assert placeholder_problems({"host": "{peer.hots}"}, "hub-scp") == [
+        "option host: unknown placeholder {peer.hots} for peer hub-scp; known: {peer.host}, {peer.port}, {peer.aet}, {peer.move_destination}"
+    ]
+    assert "unknown placeholder {peer.tls_ca_file} for peer hub-scp;" in placeholder_problems({"tls_ca_file": "{peer.tls_ca_file}"}, "hub-scp")[0]
     assert "names no peer" in placeholder_problems({"port": "{peer.port}"}, None)[0]
     no_peer = {key: value for key, value in ECHO.items() if key != "peer"}
     with pytest.raises(ValueError, match="names no peer"):
