@@ -170,7 +170,9 @@ def start_hub_scp_tls_peer(root: Path) -> HubScpPeer:
     return HubScpPeer("hub-scp-tls", HOST, port, PEER_AET, root, [proc], tls_ca_file=str(ca))
 
 
-STARTERS: dict[str, Callable[[Path], HubScpPeer]] = {"hub-scp": start_hub_scp_peer, "hub-scp-tls": start_hub_scp_tls_peer}
+def starter(name: str) -> Callable[[Path], HubScpPeer]:
+    """The function that starts the peer `name` (looked up when called, so tests can wrap it)."""
+    return {"hub-scp": start_hub_scp_peer, "hub-scp-tls": start_hub_scp_tls_peer}[name]
 
 
 class Peers:
@@ -191,7 +193,7 @@ class Peers:
                 if not self._started:
                     atexit.register(self.close)  # a runner nobody closes must not leave servers behind
                 try:
-                    self._started[name] = STARTERS[name](self._root(name))
+                    self._started[name] = starter(name)(self._root(name))
                 except (PeerError, OSError) as err:
                     self._started[name] = err if isinstance(err, PeerError) else PeerError(f"{name}: {err}")
             found = self._started[name]

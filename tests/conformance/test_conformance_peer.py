@@ -54,6 +54,28 @@ def test_one_peer_per_run_serves_the_preloaded_instances_and_is_stopped_at_the_e
     assert not c_echo_ok(peer.host, peer.port, peer.aet)
 
 
+def test_the_tls_peer_speaks_only_tls_with_a_ca_made_for_the_run_and_is_stopped_at_the_end(tmp_path: Path) -> None:
+    started = []
+    real_start = peers_module.start_hub_scp_tls_peer
+
+    def recording_start(root: Path):
+        peer = real_start(root)
+        started.append(peer)
+        assert Path(peer.tls_ca_file).is_relative_to(root), "the CA is made in the peer's own folder"
+        assert not c_echo_ok(peer.host, peer.port, peer.aet), "a plain-text association must not be served"
+        return peer
+
+    specs = load_specs("network-tls.*")
+    assert {s.id for s in specs} >= {"network-tls.echo", "network-tls.echo-untrusted-ca", "network-tls.store", "network-tls.find-study-by-uid"}
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(peers_module, "start_hub_scp_tls_peer", recording_start)
+        cells, _ = run_matrix(specs, ["python"], tmp_path, jobs=2)
+    assert all(c.status == "pass" for c in cells), [(c.spec, c.status, c.detail) for c in cells]
+    assert len(started) == 1, "the peer is started once per run, not per cell"
+    assert all(proc.poll() is not None for proc in started[0].procs), "every peer process is stopped"
+    assert not Path(started[0].tls_ca_file).exists(), "the throw-away CA is removed with the run's folder"
+
+
 def test_a_peer_that_cannot_start_gives_error_cells_and_no_process(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(peers_module, "hub_scp_command", lambda *a, **k: ["false"])
     monkeypatch.setattr(peers_module, "START_TIMEOUT_S", 5.0)
