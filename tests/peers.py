@@ -52,7 +52,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
-import shutil
 import socket
 import subprocess
 import threading
@@ -61,6 +60,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+from dicom_hub.adapters.conformance.orthanc import (  # noqa: F401 - shared with the conformance runner's peer
+    DICOMWEB_PLUGIN,
+    WORKLIST_PLUGIN,
+    c_echo_ok,
+    c_store_files,
+    http_ok,
+    orthanc_config,
+    orthanc_executable,
+    start_orthanc_web,
+)
 from dicom_hub.adapters.conformance.peers import (  # noqa: F401 - shared with the conformance runner's peer
     HOST,
     PeerError,
@@ -74,8 +83,6 @@ from dicom_hub.adapters.conformance.peers import (  # noqa: F401 - shared with t
 __all__ = ["hub_scp", "hub_scp_factory", "orthanc", "orthanc_web", "wlmscpfs"]
 
 MOVE_DESTINATIONS = ("HUBSCP", "MOVESCU", "RSMOVESCU", "SPARE")
-WORKLIST_PLUGIN = Path("/usr/share/orthanc/plugins/libModalityWorklists.so")
-DICOMWEB_PLUGIN = Path("/usr/share/orthanc/plugins/libOrthancDicomWeb.so")  # Debian package orthanc-dicomweb
 _TODAY = dt.date.today()
 WORKLIST_DATES = {"today": _TODAY.strftime("%Y%m%d"), "tomorrow": (_TODAY + dt.timedelta(days=1)).strftime("%Y%m%d")}
 
@@ -87,24 +94,6 @@ def require_tool(name: str) -> str:
     return require(name)
 
 
-def c_echo_ok(host: str, port: int, aet: str, calling: str = "PEERCHECK") -> bool:
-    """True when the peer accepts an association and answers C-ECHO with status 0."""
-    from pynetdicom import AE
-
-    ae = AE(ae_title=calling)
-    ae.add_requested_context("1.2.840.10008.1.1")
-    ae.acse_timeout = ae.network_timeout = ae.dimse_timeout = 2
-    ae.connection_timeout = 2
-    assoc = ae.associate(host, port, ae_title=aet)
-    if not assoc.is_established:
-        return False
-    try:
-        status = assoc.send_c_echo()
-        return bool(status) and status.Status == 0
-    finally:
-        assoc.release()
-
-
 def start_peer_process(
     args: Sequence[str], log: Path, ready: Callable[[], bool], what: str, env: dict[str, str] | None = None
 ) -> subprocess.Popen:
@@ -113,28 +102,6 @@ def start_peer_process(
         return start_process(args, log, ready, what, env)
     except PeerError as err:
         pytest.fail(str(err))
-
-
-def c_store_files(host: str, port: int, aet: str, paths: Iterable[Path], calling: str = "PRELOAD") -> list[int]:
-    """C-STORE files over one association with pynetdicom; the status of each file."""
-    from pydicom import dcmread
-    from pynetdicom import AE
-
-    datasets = [dcmread(p) for p in paths]
-    ae = AE(ae_title=calling)
-    ae.acse_timeout = ae.network_timeout = ae.dimse_timeout = 30
-    for sop_class, syntax in sorted({(ds.SOPClassUID, ds.file_meta.TransferSyntaxUID) for ds in datasets}):
-        ae.add_requested_context(sop_class, [syntax])
-    assoc = ae.associate(host, port, ae_title=aet)
-    if not assoc.is_established:
-        raise RuntimeError(f"preload: association with {aet}@{host}:{port} was not established")
-    try:
-        statuses = [getattr(assoc.send_c_store(ds), "Status", -1) for ds in datasets]
-    finally:
-        assoc.release()
-    if any(s != 0 for s in statuses):
-        raise RuntimeError(f"preload: C-STORE statuses {statuses}")
-    return statuses
 
 
 @dataclass
@@ -150,47 +117,6 @@ class OrthancPeer:
 
     def preload(self, paths: Iterable[Path]) -> list[int]:
         return c_store_files(self.host, self.port, self.aet, paths)
-
-
-def orthanc_executable() -> str | None:
-    """Debian installs Orthanc in /usr/sbin, which is not on every user's PATH."""
-    return shutil.which("Orthanc") or shutil.which("Orthanc", path="/usr/sbin")
-
-
-def orthanc_config(port: int, storage: Path, destinations: dict[str, int], worklist_dir: Path | None) -> dict:
-    """The smallest Orthanc configuration of a loopback test peer: no HTTP server, no remote access,
-    any called AE, every DIMSE service allowed, move destinations on 127.0.0.1."""
-    config = {
-        "Name": "dicom-hub-test",
-        "StorageDirectory": str(storage / "db"),
-        "IndexDirectory": str(storage / "db"),
-        "HttpServerEnabled": False,
-        "RemoteAccessAllowed": False,
-        "AuthenticationEnabled": True,
-        "DicomServerEnabled": True,
-        "DicomAet": "ORTHANC",
-        "DicomPort": port,
-        "DicomCheckCalledAet": False,
-        "DicomCheckModalityHost": False,
-        "UnknownSopClassAccepted": True,
-        "DicomAlwaysAllowEcho": True,
-        "DicomAlwaysAllowStore": True,
-        "DicomAlwaysAllowFind": True,
-        "DicomAlwaysAllowFindWorklist": True,
-        "DicomAlwaysAllowGet": True,
-        "DicomAlwaysAllowMove": True,
-        "DicomScpTimeout": 30,
-        "DicomScuTimeout": 10,
-        "DicomModalities": {ae.lower(): [ae, HOST, p] for ae, p in destinations.items()},
-        "SaveJobs": False,
-        "OverwriteInstances": True,
-        "StorageCompression": False,
-        "Plugins": [],
-    }
-    if worklist_dir is not None:
-        config["Plugins"] = [str(WORKLIST_PLUGIN)]
-        config["Worklists"] = {"Enable": True, "Database": str(worklist_dir)}
-    return config
 
 
 @pytest.fixture(scope="session")
@@ -222,58 +148,24 @@ class OrthancWebPeer(OrthancPeer):
     password: str = ""
 
 
-def http_ok(url: str, user: str, password: str) -> bool:
-    """True when an authenticated GET of `url` answers 200."""
-    import base64
-    import urllib.request
-
-    token = base64.b64encode(f"{user}:{password}".encode()).decode()
-    request = urllib.request.Request(url, headers={"Authorization": f"Basic {token}", "Accept": "application/dicom+json"})
-    try:
-        with urllib.request.urlopen(request, timeout=2) as answer:
-            return answer.status == 200
-    except OSError:
-        return False
-
-
 @pytest.fixture(scope="session")
 def orthanc_web(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OrthancWebPeer]:
-    """A second Orthanc, with HTTP and the DICOMweb plugin. Orthanc 1.10 cannot bind its HTTP
-    server to one address: `RemoteAccessAllowed: false` makes it refuse every client but the
-    loopback ones, and a random password protects it meanwhile."""
-    import secrets
-
+    """A second Orthanc, with HTTP and the DICOMweb plugin (`start_orthanc_web`, shared with the
+    conformance runner's "orthanc-web" peer)."""
     exe = orthanc_executable() or require_tool("Orthanc")
     if not DICOMWEB_PLUGIN.exists():
         from conftest import missing
 
         missing(f"Orthanc's DICOMweb plugin {DICOMWEB_PLUGIN} (apt-get install orthanc-dicomweb)")
     root = tmp_path_factory.mktemp("orthanc-web")
-    port, http_port = free_port(), free_port()
-    user, password = "hub", secrets.token_urlsafe(16)
-    config = orthanc_config(port, root, {}, None)
-    config.update({
-        "HttpServerEnabled": True,
-        "HttpPort": http_port,
-        "RemoteAccessAllowed": False,
-        "AuthenticationEnabled": True,
-        "RegisteredUsers": {user: password},
-        "Plugins": [str(DICOMWEB_PLUGIN)],
-        "DicomWeb": {"Enable": True, "Root": "/dicom-web/", "EnableWado": False, "Host": HOST, "Ssl": False},
-    })
-    path = root / "orthanc.json"
-    path.write_text(json.dumps(config, indent=2))
-    log = root / "orthanc.log"
-    url = f"http://{HOST}:{http_port}/dicom-web"
-
-    def ready() -> bool:
-        return c_echo_ok(HOST, port, "ORTHANC") and http_ok(f"{url}/studies", user, password)
-
-    proc = start_peer_process([exe, "--no-jobs", str(path)], log, ready, "Orthanc (DICOMweb)")
     try:
-        yield OrthancWebPeer(HOST, port, "ORTHANC", {}, None, root, log, proc, url, user, password)
+        web = start_orthanc_web(exe, root)
+    except PeerError as err:
+        pytest.fail(str(err))
+    try:
+        yield OrthancWebPeer(HOST, web.port, web.aet, {}, None, root, web.log, web.proc, web.url, web.user, web.password)
     finally:
-        stop_process(proc)
+        stop_process(web.proc)
 
 
 @dataclass

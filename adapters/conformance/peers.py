@@ -7,6 +7,9 @@ start-up) and one C-MOVE destination, `MOVE_DESTINATION`: a second `dicom-hub sc
 The second peer ("hub-scp-tls") is the same SCP, preloaded alike, speaking DICOM over TLS only
 (PS3.15 Annex B) with a server certificate from a throw-away CA made with openssl in its folder
 (`tls_pki`); it has no C-MOVE destination, and `{peer.tls_ca_file}` is that CA's PEM file.
+The third ("orthanc-web") is Orthanc with its DICOMweb plugin (`orthanc.start_orthanc_web`),
+loaded with the same instances over C-STORE; `{peer.url}` is its DICOMweb root and
+`{peer.auth_file}` a file with its random HTTP basic credentials.
 A spec reaches a peer through placeholders in its option values (`substitute`, `contract/specs/README.md`).
 """
 
@@ -34,7 +37,10 @@ MOVE_DESTINATION = "HUBMOVEDEST"
 # pydicom's bundled files the peer holds before any spec runs (specs query and retrieve them).
 PRELOADED = ("CT_small.dcm", "MR_small.dcm")
 # Per peer, the names a spec's option value may hold as "{peer.<name>}".
-PLACEHOLDERS = {"hub-scp": ("host", "port", "aet", "move_destination"), "hub-scp-tls": ("host", "port", "aet", "tls_ca_file")}
+PLACEHOLDERS = {
+    "hub-scp": ("host", "port", "aet", "move_destination"), "hub-scp-tls": ("host", "port", "aet", "tls_ca_file"),
+    "orthanc-web": ("url", "auth_file"),
+}
 PEER_NAMES = tuple(PLACEHOLDERS)
 
 
@@ -130,6 +136,8 @@ class HubScpPeer:
     procs: list[subprocess.Popen] = field(default_factory=list, repr=False)
     move_destination: str | None = None
     tls_ca_file: str | None = None
+    url: str | None = None
+    auth_file: str | None = None
 
     @property
     def values(self) -> dict[str, Any]:
@@ -170,9 +178,34 @@ def start_hub_scp_tls_peer(root: Path) -> HubScpPeer:
     return HubScpPeer("hub-scp-tls", HOST, port, PEER_AET, root, [proc], tls_ca_file=str(ca))
 
 
+def start_orthanc_web_peer(root: Path) -> HubScpPeer:
+    """Orthanc with DICOMweb, loaded with `PRELOADED` over C-STORE; its credentials in a file."""
+    from dicom_hub.adapters.conformance.orthanc import (
+        DICOMWEB_PLUGIN,
+        c_store_files,
+        orthanc_executable,
+        start_orthanc_web,
+    )
+    from dicom_hub.contract.files import resolve_sample
+
+    exe = orthanc_executable()
+    if exe is None or not DICOMWEB_PLUGIN.exists():
+        raise PeerError(f"orthanc-web needs Orthanc and its DICOMweb plugin {DICOMWEB_PLUGIN} (apt-get install orthanc orthanc-dicomweb)")
+    web = start_orthanc_web(exe, root)
+    try:
+        c_store_files(HOST, web.port, web.aet, [Path(resolve_sample(name)) for name in PRELOADED])
+    except (RuntimeError, OSError) as err:
+        stop_process(web.proc)
+        raise PeerError(f"orthanc-web: {err}; log {web.log}") from err
+    credentials = root / "credentials"
+    credentials.touch(mode=0o600)
+    credentials.write_text(f"{web.user}:{web.password}\n")
+    return HubScpPeer("orthanc-web", HOST, web.port, web.aet, root, [web.proc], url=web.url, auth_file=str(credentials))
+
+
 def starter(name: str) -> Callable[[Path], HubScpPeer]:
     """The function that starts the peer `name` (looked up when called, so tests can wrap it)."""
-    return {"hub-scp": start_hub_scp_peer, "hub-scp-tls": start_hub_scp_tls_peer}[name]
+    return {"hub-scp": start_hub_scp_peer, "hub-scp-tls": start_hub_scp_tls_peer, "orthanc-web": start_orthanc_web_peer}[name]
 
 
 class Peers:

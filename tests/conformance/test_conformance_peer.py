@@ -13,7 +13,7 @@ from dicom_hub.adapters.conformance.matrix import expected_document, run_matrix
 from dicom_hub.adapters.conformance.peers import PeerError, Peers, placeholder_problems, substitute
 from dicom_hub.adapters.conformance.runner import Cell
 from dicom_hub.adapters.conformance.specs import load_specs
-from peers import c_echo_ok
+from peers import c_echo_ok, http_ok
 
 
 def _spec_dir(tmp_path: Path, specs: list[dict]) -> Path:
@@ -74,6 +74,29 @@ def test_the_tls_peer_speaks_only_tls_with_a_ca_made_for_the_run_and_is_stopped_
     assert len(started) == 1, "the peer is started once per run, not per cell"
     assert all(proc.poll() is not None for proc in started[0].procs), "every peer process is stopped"
     assert not Path(started[0].tls_ca_file).exists(), "the throw-away CA is removed with the run's folder"
+
+
+def test_the_orthanc_web_peer_is_loaded_reached_with_its_credentials_and_stopped_at_the_end(tmp_path: Path) -> None:
+    started = []
+    real_start = peers_module.start_orthanc_web_peer
+
+    def recording_start(root: Path):
+        peer = real_start(root)
+        started.append(peer)
+        user, password = Path(peer.auth_file).read_text().strip().split(":", 1)
+        assert http_ok(f"{peer.url}/studies", user, password)
+        assert not http_ok(f"{peer.url}/studies", user, "wrong"), "the peer must refuse other credentials"
+        return peer
+
+    specs = load_specs("network-web.*")
+    assert {s.id for s in specs} == {"network-web.qido-study-by-uid", "network-web.wado-study", "network-web.stow"}
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(peers_module, "start_orthanc_web_peer", recording_start)
+        cells, _ = run_matrix(specs, ["python"], tmp_path, jobs=2)
+    assert all(c.status == "pass" for c in cells), [(c.spec, c.status, c.detail) for c in cells]
+    assert len(started) == 1, "the peer is started once per run, not per cell"
+    assert all(proc.poll() is not None for proc in started[0].procs), "Orthanc is stopped"
+    assert not Path(started[0].auth_file).exists(), "the credentials are removed with the run's folder"
 
 
 def test_a_peer_that_cannot_start_gives_error_cells_and_no_process(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
