@@ -61,8 +61,12 @@ def test_the_tls_peer_speaks_only_tls_with_a_ca_made_for_the_run_and_is_stopped_
     def recording_start(root: Path):
         peer = real_start(root)
         started.append(peer)
-        assert Path(peer.tls_ca_file).is_relative_to(root), "the CA is made in the peer's own folder"
-        assert not c_echo_ok(peer.host, peer.port, peer.aet), "a plain-text association must not be served"
+        try:
+            assert Path(peer.tls_ca_file).is_relative_to(root), "the CA is made in the peer's own folder"
+            assert not c_echo_ok(peer.host, peer.port, peer.aet), "a plain-text association must not be served"
+        except AssertionError:
+            peer.stop()  # not handed to the runner yet: it would not stop it
+            raise
         return peer
 
     specs = load_specs("network-tls.*")
@@ -83,9 +87,13 @@ def test_the_orthanc_web_peer_is_loaded_reached_with_its_credentials_and_stopped
     def recording_start(root: Path):
         peer = real_start(root)
         started.append(peer)
-        user, password = Path(peer.auth_file).read_text().strip().split(":", 1)
-        assert http_ok(f"{peer.url}/studies", user, password)
-        assert not http_ok(f"{peer.url}/studies", user, "wrong"), "the peer must refuse other credentials"
+        try:
+            user, password = Path(peer.auth_file).read_text().strip().split(":", 1)
+            assert http_ok(f"{peer.url}/studies", user, password)
+            assert not http_ok(f"{peer.url}/studies", user, "wrong"), "the peer must refuse other credentials"
+        except AssertionError:
+            peer.stop()  # not handed to the runner yet: it would not stop it
+            raise
         return peer
 
     specs = load_specs("network-web.*")
