@@ -473,8 +473,10 @@ def _init_worker(func: FileFunc, context: Any, verify: bool = False, parent_pid:
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     from .lifetime import bind_to_parent
+    from .state import close_inherited_locks
 
     bind_to_parent(parent_pid)
+    close_inherited_locks()
 
 
 def _run_chunk(chunk: list[tuple[Path, Path | None]]) -> list[tuple[Any, FileError | None, bool]]:

@@ -38,6 +38,11 @@ STATE_VERSION = 1
 class RunState:
     """One run's state folder; use as a context manager (it takes the lock)."""
 
+    # Lock descriptors of the runs this process holds. A forked worker inherits copies, and a flock
+    # lives as long as any copy: workers close theirs (`close_inherited_locks`), so the lock goes
+    # with the process that took it, even while a worker of a killed run is still dying.
+    held: set[int] = set()
+
     def __init__(self, output: Path, op: str = "extract_metadata") -> None:
         self.folder = output.parent / f".{output.name}.state"
         self.op = op
@@ -71,12 +76,14 @@ class RunState:
                 f"another {self.op} run is writing {self.folder.name} right now",
                 "wait for it to finish, or write to another output file",
             ) from None
+        RunState.held.add(self._lock_fd)
         for stale in self.folder.glob(".*.tmp"):  # half-written by a run that was killed
             stale.unlink(missing_ok=True)
         return self
 
     def __exit__(self, *exc: object) -> None:
         if self._lock_fd is not None:
+            RunState.held.discard(self._lock_fd)
             os.close(self._lock_fd)  # releases the flock
             self._lock_fd = None
 
@@ -237,3 +244,11 @@ def incomplete_warning(row: dict[str, str]) -> dict[str, str]:
         "code": "decode_error",
         "message": f"the header is cut short ({row[INCOMPLETE_COLUMN]}): the row holds only the elements before the cut",
     }
+
+
+def close_inherited_locks() -> None:
+    """In a forked worker: close the copies of the parent's run-lock descriptors (see `RunState.held`)."""
+    for fd in RunState.held:
+        with contextlib.suppress(OSError):
+            os.close(fd)
+    RunState.held = set()

@@ -18,6 +18,7 @@ from conftest import expect_error, expect_ok, missing
 from dicom_hub.contract.catalog import get_op
 from dicom_hub.contract.job import Job
 from dicom_hub.python_backend.batch.runner import iter_results, run_batch
+from dicom_hub.python_backend.batch.state import RunState
 from factories import ct_slice, save
 
 BATCH_DEFAULTS = get_op("batch_convert").defaults  # what the dispatcher gives every job
@@ -387,3 +388,32 @@ def test_a_task_that_kills_every_worker_costs_only_its_file(tmp_path):
     assert [o.source.name for o in outcomes] == names
     assert [(o.source.name, o.error.code) for o in outcomes if not o.ok] == [("crash.dcm", "backend_error")]
     assert [o.value for o in outcomes if o.ok] == [{"name": "a.dcm"}, {"name": "c.dcm"}, {"name": "d.dcm"}]
+
+
+def test_a_worker_does_not_keep_the_lock_of_a_killed_run(tmp_path):
+    """A forked worker closes its copy of the run lock, so a rerun right after kill -9 is not refused
+    while a worker of the killed run is still alive (a flock lives as long as any copy of it)."""
+    code = f"""
+import os, time
+from pathlib import Path
+from dicom_hub.python_backend.batch.state import RunState, close_inherited_locks
+RunState(Path({str(tmp_path / "table.csv")!r})).__enter__()
+pid = os.fork()
+if pid == 0:
+    close_inherited_locks()
+    time.sleep(60)
+    os._exit(0)
+print(pid, flush=True)
+time.sleep(60)
+"""
+    run = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    assert run.stdout is not None
+    worker = int(run.stdout.readline())
+    os.kill(run.pid, signal.SIGKILL)
+    run.wait(timeout=30)
+    try:
+        assert _alive(worker)  # still there: this child has no death signal
+        with RunState(tmp_path / "table.csv"):
+            pass
+    finally:
+        os.kill(worker, signal.SIGKILL)
