@@ -35,6 +35,9 @@ from .flatten import INCOMPLETE_COLUMN, PATH_COLUMN
 STATE_VERSION = 1
 
 
+LOCK_WAIT_S = 2.0  # how long a new run waits for the lock of a run that is ending
+
+
 class RunState:
     """One run's state folder; use as a context manager (it takes the lock)."""
 
@@ -56,7 +59,6 @@ class RunState:
         return state
 
     def __enter__(self) -> RunState:
-        import fcntl
 
         try:
             self.folder.parent.mkdir(parents=True, exist_ok=True)
@@ -66,9 +68,7 @@ class RunState:
             raise
         except OSError as err:
             raise HubError(ErrorCode.OUTPUT_ERROR, f"cannot create the run state in {self.folder}: {err.strerror}", "check that the output folder is writable") from None
-        try:
-            fcntl.flock(self._lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
+        if not _flock_within(self._lock_fd, LOCK_WAIT_S):
             os.close(self._lock_fd)
             self._lock_fd = None
             raise HubError(
@@ -252,3 +252,20 @@ def close_inherited_locks() -> None:
         with contextlib.suppress(OSError):
             os.close(fd)
     RunState.held = set()
+
+
+def _flock_within(fd: int, seconds: float) -> bool:
+    """Take the exclusive lock, waiting up to `seconds` for a run that is just ending (a killed
+    run's dying worker may hold a copy for a moment) before saying another run holds it."""
+    import fcntl
+    import time
+
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return True
+        except OSError:
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.05)

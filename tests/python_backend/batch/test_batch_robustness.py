@@ -398,12 +398,11 @@ import os, time
 from pathlib import Path
 from dicom_hub.python_backend.batch.state import RunState, close_inherited_locks
 RunState(Path({str(tmp_path / "table.csv")!r})).__enter__()
-pid = os.fork()
-if pid == 0:
+if os.fork() == 0:
     close_inherited_locks()
+    print(os.getpid(), flush=True)  # only once its copy is closed
     time.sleep(60)
     os._exit(0)
-print(pid, flush=True)
 time.sleep(60)
 """
     run = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
