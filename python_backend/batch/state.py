@@ -59,7 +59,6 @@ class RunState:
         return state
 
     def __enter__(self) -> RunState:
-
         try:
             self.folder.parent.mkdir(parents=True, exist_ok=True)
             _claim_folder(self.folder)
