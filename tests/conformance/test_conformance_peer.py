@@ -31,21 +31,35 @@ ECHO = {
 }
 
 
-def test_one_peer_per_run_serves_the_preloaded_instances_and_is_stopped_at_the_end(tmp_path: Path) -> None:
-    started = []
-    real_start = peers_module.start_hub_scp_peer
+def _run_recording_peer(tmp_path: Path, starter: str, specs, check) -> tuple[list, list]:
+    """Run `specs` on python with `peers_module.<starter>` wrapped: every peer it starts is recorded
+    and `check`ed while up (a peer failing the check is stopped here: the runner never got it)."""
+    started: list = []
+    real_start = getattr(peers_module, starter)
 
-    def counting_start(root: Path):
+    def recording_start(root: Path):
         peer = real_start(root)
         started.append(peer)
-        assert c_echo_ok(peer.host, peer.port, peer.aet)  # up while the cells run
+        try:
+            check(peer, root)
+        except AssertionError:
+            peer.stop()
+            raise
         return peer
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(peers_module, starter, recording_start)
+        cells, _ = run_matrix(specs, ["python"], tmp_path, jobs=2)
+    return cells, started
+
+
+def test_one_peer_per_run_serves_the_preloaded_instances_and_is_stopped_at_the_end(tmp_path: Path) -> None:
+    def up(peer, root: Path) -> None:
+        assert c_echo_ok(peer.host, peer.port, peer.aet)  # up while the cells run
 
     specs = load_specs("network.find-study-by-*")
     assert len(specs) == 2
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(peers_module, "start_hub_scp_peer", counting_start)
-        cells, _ = run_matrix(specs, ["python"], tmp_path, jobs=2)
+    cells, started = _run_recording_peer(tmp_path, "start_hub_scp_peer", specs, up)
     assert [c.status for c in cells] == ["pass", "pass"], [c.detail for c in cells]
     assert len(started) == 1, "the peer is started once per run, not per cell"
     peer = started[0]
@@ -55,25 +69,13 @@ def test_one_peer_per_run_serves_the_preloaded_instances_and_is_stopped_at_the_e
 
 
 def test_the_tls_peer_speaks_only_tls_with_a_ca_made_for_the_run_and_is_stopped_at_the_end(tmp_path: Path) -> None:
-    started = []
-    real_start = peers_module.start_hub_scp_tls_peer
-
-    def recording_start(root: Path):
-        peer = real_start(root)
-        started.append(peer)
-        try:
-            assert Path(peer.tls_ca_file).is_relative_to(root), "the CA is made in the peer's own folder"
-            assert not c_echo_ok(peer.host, peer.port, peer.aet), "a plain-text association must not be served"
-        except AssertionError:
-            peer.stop()  # not handed to the runner yet: it would not stop it
-            raise
-        return peer
+    def tls_only(peer, root: Path) -> None:
+        assert Path(peer.tls_ca_file).is_relative_to(root), "the CA is made in the peer's own folder"
+        assert not c_echo_ok(peer.host, peer.port, peer.aet), "a plain-text association must not be served"
 
     specs = load_specs("network-tls.*")
     assert {s.id for s in specs} >= {"network-tls.echo", "network-tls.echo-untrusted-ca", "network-tls.store", "network-tls.find-study-by-uid"}
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(peers_module, "start_hub_scp_tls_peer", recording_start)
-        cells, _ = run_matrix(specs, ["python"], tmp_path, jobs=2)
+    cells, started = _run_recording_peer(tmp_path, "start_hub_scp_tls_peer", specs, tls_only)
     assert all(c.status == "pass" for c in cells), [(c.spec, c.status, c.detail) for c in cells]
     assert len(started) == 1, "the peer is started once per run, not per cell"
     assert all(proc.poll() is not None for proc in started[0].procs), "every peer process is stopped"
@@ -81,26 +83,14 @@ def test_the_tls_peer_speaks_only_tls_with_a_ca_made_for_the_run_and_is_stopped_
 
 
 def test_the_orthanc_web_peer_is_loaded_reached_with_its_credentials_and_stopped_at_the_end(tmp_path: Path) -> None:
-    started = []
-    real_start = peers_module.start_orthanc_web_peer
-
-    def recording_start(root: Path):
-        peer = real_start(root)
-        started.append(peer)
-        try:
-            user, password = Path(peer.auth_file).read_text().strip().split(":", 1)
-            assert http_ok(f"{peer.url}/studies", user, password)
-            assert not http_ok(f"{peer.url}/studies", user, "wrong"), "the peer must refuse other credentials"
-        except AssertionError:
-            peer.stop()  # not handed to the runner yet: it would not stop it
-            raise
-        return peer
+    def own_credentials_only(peer, root: Path) -> None:
+        user, password = Path(peer.auth_file).read_text().strip().split(":", 1)
+        assert http_ok(f"{peer.url}/studies", user, password)
+        assert not http_ok(f"{peer.url}/studies", user, "wrong"), "the peer must refuse other credentials"
 
     specs = load_specs("network-web.*")
     assert {s.id for s in specs} == {"network-web.qido-study-by-uid", "network-web.wado-study", "network-web.stow"}
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(peers_module, "start_orthanc_web_peer", recording_start)
-        cells, _ = run_matrix(specs, ["python"], tmp_path, jobs=2)
+    cells, started = _run_recording_peer(tmp_path, "start_orthanc_web_peer", specs, own_credentials_only)
     assert all(c.status == "pass" for c in cells), [(c.spec, c.status, c.detail) for c in cells]
     assert len(started) == 1, "the peer is started once per run, not per cell"
     assert all(proc.poll() is not None for proc in started[0].procs), "Orthanc is stopped"
