@@ -324,3 +324,12 @@ def silent_peer():
     for conn in held:
         conn.close()
     server.close()
+
+
+def process_alive(pid: int) -> bool:
+    """Whether `pid` still runs: a zombie (ended, its parent's wait missing) or a dead entry is not."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state not in ("Z", "X")

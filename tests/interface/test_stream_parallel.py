@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pytest
 from conftest import require_backend, response_validator, sample
+from peers import process_alive
 
 HUB = [str(Path(sys.executable).with_name("dicom-hub")), "run", "--stream"]
 CRASH_HOOK = "DICOM_HUB_TEST_WORKER_ABORT_LINE"  # stream_pool.CRASH_HOOK_ENV
@@ -166,9 +167,9 @@ def test_no_process_outlives_a_killed_parent():
         finally:
             hub.kill()
         deadline = time.monotonic() + 15
-        while time.monotonic() < deadline and [pid for pid in descendants if _alive(pid)]:
+        while time.monotonic() < deadline and [pid for pid in descendants if process_alive(pid)]:
             time.sleep(0.1)
-        assert not [pid for pid in descendants if _alive(pid)], [_command(pid) for pid in descendants if _alive(pid)]
+        assert not [pid for pid in descendants if process_alive(pid)], [_command(pid) for pid in descendants if process_alive(pid)]
 
 
 def test_a_slow_reader_of_stdout_stops_the_reading_of_stdin():
@@ -220,14 +221,6 @@ def _descendants(pid: int) -> list[int]:
             found.append(child)
             todo.append(child)
     return found
-
-
-def _alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except OSError:
-        return False
-    return state != "Z"  # a zombie has ended; only its parent's wait is missing
 
 
 def _command(pid: int) -> str:

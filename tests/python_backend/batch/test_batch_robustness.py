@@ -20,6 +20,7 @@ from dicom_hub.contract.job import Job
 from dicom_hub.python_backend.batch.runner import iter_results, run_batch
 from dicom_hub.python_backend.batch.state import RunState
 from factories import ct_slice, save
+from peers import process_alive
 
 BATCH_DEFAULTS = get_op("batch_convert").defaults  # what the dispatcher gives every job
 
@@ -77,14 +78,6 @@ def _children(pid: int) -> set[int]:
     return found
 
 
-def _alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except OSError:
-        return False
-    return state not in ("Z", "X")
-
-
 def _files(folder: Path) -> dict[str, bytes]:
     return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file() and not p.is_symlink()} if folder.exists() else {}
 
@@ -109,9 +102,9 @@ def _kill_mid_run(request: dict, module: str, name: str, started) -> tuple[set[i
 
 def _assert_workers_die(workers: set[int]) -> None:
     deadline = time.monotonic() + 5
-    while any(_alive(pid) for pid in workers) and time.monotonic() < deadline:
+    while any(process_alive(pid) for pid in workers) and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert not [pid for pid in workers if _alive(pid)], "worker processes outlived the killed batch"
+    assert not [pid for pid in workers if process_alive(pid)], "worker processes outlived the killed batch"
 
 
 @pytest.mark.parametrize("op", sorted(WRITING_OPS))
@@ -411,7 +404,7 @@ time.sleep(60)
     os.kill(run.pid, signal.SIGKILL)
     run.wait(timeout=30)
     try:
-        assert _alive(worker)  # still there: this child has no death signal
+        assert process_alive(worker)  # still there: this child has no death signal
         with RunState(tmp_path / "table.csv"):
             pass
     finally:
