@@ -326,7 +326,7 @@ def _failure(echo: dict[str, Any], backend: str | None, err: HubError, start: fl
         output_files=[],
         metadata={},
         duration_ms=_elapsed_ms(start),
-        error=ErrorInfo(code=err.code.value, message=err.message, hint=err.hint),
+        error=ErrorInfo(code=err.code, message=err.message, hint=err.hint),
     )
 
 

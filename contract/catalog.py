@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import ErrorCode, HubError
+from .schema_check import Check, compile_check, first_problem
 
 OPS_DIR = Path(__file__).with_name("ops")
 INPUT_KINDS = ("none", "file", "files", "directory", "path")
@@ -136,32 +137,10 @@ def get_op(name: str) -> OpSpec:
 
 
 @cache
-def _validator(op_name: str) -> Any:
-    # fastjsonschema compiles the schema to Python once per op (a few ms); jsonschema would add
-    # more start-up time than the rest of `dicom-hub run` together. Tests check both agree.
-    import fastjsonschema
-
-    # use_default=False: the validator must not fill defaults into the user's options.
-    return fastjsonschema.compile(_as_draft7(load_catalog()[op_name].options_schema), use_default=False)
-
-
-def _as_draft7(schema: dict[str, Any]) -> dict[str, Any]:
-    """fastjsonschema speaks draft 7, which spells 2020-12's dependentRequired/dependentSchemas as
-    `dependencies`; every other keyword the catalog uses means the same in both."""
-    schema = dict(schema)
-    dependencies = {**schema.pop("dependentRequired", {}), **schema.pop("dependentSchemas", {})}
-    if dependencies:
-        schema["dependencies"] = dependencies
-    return schema
+def _options_check(op_name: str) -> Check:
+    return compile_check(load_catalog()[op_name].options_schema)
 
 
 def _first_schema_error(op_name: str, options: dict[str, Any]) -> str | None:
-    from fastjsonschema import JsonSchemaValueException
-
-    try:
-        _validator(op_name)(options)
-    except JsonSchemaValueException as err:
-        where = ".".join(str(p) for p in err.path[1:]) or "options"
-        detail = err.message.removeprefix(err.name or "").strip()
-        return f"option {where!r} of op {op_name!r} {detail}"
-    return None
+    problem = first_problem(_options_check(op_name), options, "options")
+    return None if problem is None else f"option {problem.where!r} of op {op_name!r} {problem.why}"

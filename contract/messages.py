@@ -1,44 +1,43 @@
-"""Request and Response as the running program sees them: plain dataclasses checked against the
-published JSON Schemas (which `models.py` generates).
+"""Request, Response and ErrorInfo: the one model of the messages.
 
-Why not the pydantic models themselves? Importing pydantic and building the models costs more
-than a whole `info` request (~120 ms), and every `dicom-hub run` pays for it. The schemas are the
-contract; fastjsonschema compiles them into a check that costs microseconds. `tests/contract`
-asserts that the models, jsonschema and these checks give the same verdict on every example.
+These dataclasses are what the running program uses, and the published JSON Schemas
+(`schemas/request.schema.json`, `schemas/response.schema.json`) are generated from them by
+`scripts/gen_schemas.py`: field order, types, defaults, the `description` in each field's
+metadata and the `Keyword`s in `Annotated[...]` become the schema. A test fails when
+the committed schemas drift from them.
+
+Requests and responses are checked against the published schemas with fastjsonschema
+(`schema_check.py`), which costs microseconds; a model library (pydantic) would cost more to
+import than a whole `info` request, and every `dicom-hub run` would pay for it.
 """
 
 from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from functools import cache
-from importlib.resources import files
-from typing import Any
+from typing import Annotated, Any, NamedTuple
 
 from .errors import ErrorCode, HubError
+from .schema_check import first_problem, published_check
 
 
-@cache
-def schema_check(name: str) -> Callable[[Any], Any]:
-    """The compiled check of `schemas/<name>.schema.json` (raises JsonSchemaValueException)."""
-    import fastjsonschema
+class Keyword(NamedTuple):
+    """A JSON Schema keyword a value keeps beyond its type: `Annotated[str, Keyword("minLength", 1)]`."""
 
-    schema = json.loads(files("dicom_hub.contract").joinpath("schemas", f"{name}.schema.json").read_text())
-    return fastjsonschema.compile(schema, use_default=False)
+    name: str
+    value: Any
+
+
+VERSION_PATTERN = r"^[0-9]+\.[0-9]+$"
+Version = Annotated[str, Keyword("pattern", VERSION_PATTERN)]
+NonEmpty = Annotated[str, Keyword("minLength", 1)]
 
 
 def schema_problem(name: str, data: Any) -> str | None:
     """Why `data` is not a valid <name> document (None when it is), naming the field."""
-    from fastjsonschema import JsonSchemaValueException
-
-    try:
-        schema_check(name)(data)
-    except JsonSchemaValueException as err:
-        where = ".".join(str(p) for p in err.path[1:]) or name
-        return f"{where}: {err.message.removeprefix(err.name or '').strip()}"
-    return None
+    problem = first_problem(published_check(name), data, name)
+    return None if problem is None else str(problem)
 
 
 def request_text(data: bytes, where: str) -> str:
@@ -53,15 +52,26 @@ def request_text(data: bytes, where: str) -> str:
         ) from None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Request:
-    op: str
-    input: str | list[str] | None = None
-    output: str | None = None
-    options: dict[str, Any] = field(default_factory=dict)
-    backend: str = "auto"
-    id: str | int | None = None
-    contract: str | None = None
+    """One operation to run: `{op, input, output, options, backend}`."""
+
+    contract: Version | None = field(
+        default=None, metadata={"description": "Contract version the client speaks; a different major version is rejected."}
+    )
+    id: str | int | None = field(default=None, metadata={"description": "Echoed back unchanged in the response."})
+    op: NonEmpty = field(metadata={"description": "Operation name from the catalog (`dicom-hub ops`)."})
+    input: NonEmpty | list[NonEmpty] | None = field(
+        default=None,
+        metadata={
+            "description": "A path, a list of paths, `sample:<name>` for a file of pydicom's bundled test data, or null for ops without input."
+        },
+    )
+    output: NonEmpty | None = field(default=None, metadata={"description": "Output file or directory, or null."})
+    options: dict[str, Any] = field(default_factory=dict, metadata={"description": "Op options; see the op's schema in the catalog."})
+    backend: NonEmpty = field(
+        default="auto", metadata={"description": "Adapter name, language alias (python, cpp, rust, java, csharp), or auto."}
+    )
 
     @classmethod
     def from_data(cls, data: Any) -> Request:
@@ -100,26 +110,36 @@ def _surrogate_problem(data: dict[str, Any]) -> str | None:
 
 @dataclass(frozen=True)
 class ErrorInfo:
-    code: str
-    message: str
+    """Why the op failed, and what to do about it."""
+
+    code: ErrorCode
+    message: NonEmpty
     hint: str | None = None
 
 
 @dataclass
 class Response:
-    """One answer. Field order is the published order; `ok` is true exactly when `error` is None."""
+    """The answer to one request. `ok` is true exactly when `error` is null. Every field is
+    always present, so clients never need defaults of their own."""
 
-    contract: str
+    contract: Version
     id: str | int | None
     op: str | None
-    backend: str | None
+    backend: str | None = field(metadata={"description": "The adapter that actually answered (null when none was reached)."})
     ok: bool
-    returncode: int
+    returncode: int = field(
+        metadata={
+            "description": (
+                "Exit code of the backend's process when one ran; otherwise (in-process backends, requests refused before any backend) "
+                "the exit code `dicom-hub run` gives this response: 0 ok, 1 the op failed, 2 invalid request or unknown op."
+            )
+        }
+    )
     stdout: str
     stderr: str
     output_files: list[str]
     metadata: dict[str, Any]
-    duration_ms: float
+    duration_ms: Annotated[float, Keyword("minimum", 0)]
     error: ErrorInfo | None
 
     def as_dict(self) -> dict[str, Any]:
@@ -127,7 +147,7 @@ class Response:
         every metadata value, which costs more than the rest of an `info` request."""
         data = dict(self.__dict__)
         if self.error is not None:
-            data["error"] = {"code": self.error.code, "message": self.error.message, "hint": self.error.hint}
+            data["error"] = {"code": self.error.code.value, "message": self.error.message, "hint": self.error.hint}
         return data
 
     def to_json(self, indent: int | None = None) -> str:
@@ -149,9 +169,3 @@ class Response:
     def problem(self) -> str | None:
         """Why this response would violate the published schema (None when it is valid)."""
         return schema_problem("response", self.as_dict())
-
-    @classmethod
-    def from_data(cls, data: dict[str, Any]) -> Response:
-        """A Response from a document already checked with `schema_problem("response", ...)`."""
-        error = data.get("error")
-        return cls(**{**data, "error": ErrorInfo(**error) if error else None})

@@ -5,12 +5,12 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from fnmatch import fnmatch
-from functools import cache
 from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
 from dicom_hub.adapters.conformance.peers import placeholder_problems
+from dicom_hub.contract.schema_check import first_problem, published_check
 
 # Checks that only say "it ran" (or didn't): a spec made of these alone cannot catch a wrong answer.
 SHALLOW_CHECKS = frozenset({"ok"})
@@ -44,19 +44,12 @@ def specs_dir() -> Path:
     return Path(str(files("dicom_hub.contract").joinpath("specs")))
 
 
-@cache
-def spec_schema() -> dict[str, Any]:
-    return json.loads(files("dicom_hub.contract").joinpath("schemas", "spec.schema.json").read_text())
-
-
 def spec_problems(data: Any) -> list[str]:
     """Why a spec document is not acceptable (empty when it is)."""
-    from jsonschema import Draft202012Validator
-
-    problems = [f"{'.'.join(map(str, e.absolute_path)) or 'spec'}: {e.message}" for e in Draft202012Validator(spec_schema()).iter_errors(data)]
-    if problems:
-        return problems
-    problems += placeholder_problems(data["request"].get("options", {}), data.get("peer"))
+    problem = first_problem(published_check("spec"), data, "spec")
+    if problem is not None:
+        return [str(problem)]
+    problems = placeholder_problems(data["request"].get("options", {}), data.get("peer"))
     kinds = {e["check"] for e in data["expect"]}
     if kinds <= SHALLOW_CHECKS:
         problems.append("spec cannot fail on a wrong answer: add a check of the result (metadata, image, tags, ...)")

@@ -8,7 +8,7 @@ import platform
 import sys
 
 PACKAGES = (
-    "dicom-hub", "pydicom", "pynetdicom", "numpy", "pillow", "pydantic", "jsonschema", "fastjsonschema",
+    "dicom-hub", "pydicom", "pynetdicom", "numpy", "pillow", "fastjsonschema",
     "pylibjpeg", "pylibjpeg-libjpeg", "pylibjpeg-openjpeg", "pylibjpeg-rle", "pyjpegls", "python-gdcm",
     "nibabel", "pyarrow", "tqdm", "dicomweb-client", "requests",
 )  # fmt: skip
