@@ -105,7 +105,7 @@ class ContractCliAdapter(SubprocessAdapter):
     # -- one request ------------------------------------------------------------------------------
     def handle(self, job: Job) -> Outcome:
         self.check_input(job)
-        request = json.dumps(request_for(job))
+        request = json.dumps(request_for(job, defaults=self.reported().get("defaults") is True))
         if self.reported().get("stream") is not True:
             run = self.run_cmd(self._build_cmd(job), timeout=self.timeout_for(job), stdin=request + "\n")
             return self.interpret(job, run)
@@ -167,12 +167,14 @@ class ContractCliAdapter(SubprocessAdapter):
         return data
 
 
-def request_for(job: Job) -> dict[str, Any]:
-    """The request a contract-native program receives: absolute paths, options as given."""
+def request_for(job: Job, defaults: bool = False) -> dict[str, Any]:
+    """The request a contract-native program receives: absolute paths, options as given, and
+    with `defaults` (the program's capabilities ask for them) the catalog default of every
+    other option, so the program needs no defaults of its own."""
     spec = load_catalog()[job.op]
     paths = [str(p) for p in job.inputs]
     single = spec.input in ("file", "directory")
-    return {
+    request = {
         "contract": CONTRACT_VERSION,
         "id": job.id,
         "op": job.op,
@@ -180,6 +182,10 @@ def request_for(job: Job) -> dict[str, Any]:
         "output": str(job.output) if job.output is not None else None,
         "options": dict(job.options),
     }
+    if defaults:
+        # `verify` is the dispatcher's own and never reaches the program (as when given).
+        request["defaults"] = {k: v for k, v in job.defaults.items() if k not in job.options and k != "verify"}
+    return request
 
 
 def response_problem(data: Any) -> str | None:

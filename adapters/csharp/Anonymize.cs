@@ -88,7 +88,7 @@ namespace DicomHub
             gdcm.File file = reader.GetFile();
             gdcm.DataSet ds = file.GetDataSet();
             settings.Reading = Elements.Reading.For(file);
-            CheckBurnedIn(ds, settings, job.Bool("allow_burned_in", false));
+            CheckBurnedIn(ds, settings, job.Bool("allow_burned_in"));
             settings.Iod = Iod.ForSopClass(Text(ds, 0x00080016, settings));
             Clean(ds, settings, PatientKey(ds, settings), "", false);
             RemoveOverlayLeftovers(ds);
@@ -110,7 +110,7 @@ namespace DicomHub
         // -- settings and the table -------------------------------------------------------------------
         static Settings SettingsFrom(Job job)
         {
-            var settings = new Settings { Prefix = job.Text("patient_prefix", "ANON") };
+            var settings = new Settings { Prefix = job.Text("patient_prefix") };
             object given;
             if (job.Options.TryGetValue("profile_options", out given) && given != null)
             {
@@ -124,10 +124,10 @@ namespace DicomHub
             }
             string[] keyOptions = { "key", "key_env" };
             if (keyOptions.Count(job.Has) > 1) throw new HubException("invalid_request", "options key and key_env both give a key", "give exactly one of key, key_env");
-            if (job.Has("key")) { settings.Key = CheckedKey(job.Text("key", ""), "options.key"); settings.KeySource = "option"; }
+            if (job.Has("key")) { settings.Key = CheckedKey(job.Text("key"), "options.key"); settings.KeySource = "option"; }
             else if (job.Has("key_env"))
             {
-                string name = job.Text("key_env", "");
+                string name = job.Text("key_env");
                 string value = Environment.GetEnvironmentVariable(name);
                 if (value == null) throw new HubException("invalid_request", "environment variable " + name + " is not set", "export " + name + "=<secret of at least 16 characters>");
                 settings.Key = CheckedKey(value, "environment variable " + name);

@@ -30,37 +30,51 @@ namespace DicomHub
         public string Stdout = "";
     }
 
-    /// One request: op, input path, output path, options exactly as given.
+    /// One request: op, input path, output path, the options as given, and the catalog defaults of
+    /// the others (dicom-hub sends them because --capabilities says "defaults": true), so the
+    /// program keeps no defaults of its own.
     public class Job
     {
         public string Op;
         public string Input;
         public string Output;
         public Dictionary<string, object> Options = new Dictionary<string, object>();
+        public Dictionary<string, object> Defaults = new Dictionary<string, object>();
 
+        /// The user gave the option (catalog defaults do not count).
         public bool Has(string name) { return Options.ContainsKey(name) && Options[name] != null; }
-        public bool Overwrite { get { return Bool("overwrite", false); } }
+        /// The file rules: an existing output is replaced only when the request says overwrite: true.
+        public bool Overwrite { get { return Has("overwrite") && Bool("overwrite"); } }
 
-        public bool Bool(string name, bool fallback)
+        public bool Bool(string name)
         {
-            if (!Has(name)) return fallback;
-            if (Options[name] is bool) return (bool)Options[name];
+            object v = Value(name);
+            if (v is bool) return (bool)v;
             throw new HubException("invalid_request", "option '" + name + "' must be true or false");
         }
 
-        public double Number(string name, double fallback)
+        public double Number(string name)
         {
-            if (!Has(name)) return fallback;
-            object v = Options[name];
+            object v = Value(name);
             if (v is long || v is double) return Convert.ToDouble(v);
             throw new HubException("invalid_request", "option '" + name + "' must be a number");
         }
 
-        public string Text(string name, string fallback)
+        public string Text(string name)
         {
-            if (!Has(name)) return fallback;
-            if (Options[name] is string) return (string)Options[name];
+            object v = Value(name);
+            if (v is string) return (string)v;
             throw new HubException("invalid_request", "option '" + name + "' must be a string");
+        }
+
+        /// The given value, else the catalog default; an option with neither is read only after Has().
+        object Value(string name)
+        {
+            if (Has(name)) return Options[name];
+            object fallback;
+            if (Defaults.TryGetValue(name, out fallback) && fallback != null) return fallback;
+            throw new HubException("internal_error", "option '" + name + "' was not given and the request has no default for it",
+                "dicom-hub sends the catalog defaults in \"defaults\"; a program run by hand must be given every option it reads");
         }
 
         public string RequireInput()
@@ -155,6 +169,7 @@ namespace DicomHub
                 { "ops", ops },
                 { "unsupported", unsupported },
                 { "stream", true },
+                { "defaults", true },
             };
         }
 
@@ -250,6 +265,12 @@ namespace DicomHub
             {
                 job.Options = options as Dictionary<string, object>;
                 if (job.Options == null) throw new HubException("invalid_request", "options: must be an object");
+            }
+            object defaults;
+            if (request.TryGetValue("defaults", out defaults) && defaults != null)
+            {
+                job.Defaults = defaults as Dictionary<string, object>;
+                if (job.Defaults == null) throw new HubException("invalid_request", "defaults: must be an object");
             }
             return job;
         }

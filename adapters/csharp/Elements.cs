@@ -281,9 +281,9 @@ namespace DicomHub
             gdcm.File file = reader.GetFile();
             var state = new DumpState
             {
-                MaxDepth = job.Has("max_depth") ? (int?)(int)job.Number("max_depth", 0) : null,
-                MaxLength = (int)job.Number("max_value_length", 64),
-                WithPixels = job.Bool("include_pixel_data", false),
+                MaxDepth = job.Has("max_depth") ? (int?)(int)job.Number("max_depth") : null,
+                MaxLength = (int)job.Number("max_value_length"),
+                WithPixels = job.Bool("include_pixel_data"),
                 Reading = Reading.For(file),
             };
             Walk(file.GetHeader(), 0, state);
@@ -384,11 +384,11 @@ namespace DicomHub
             gdcm.Reader reader = Files.Read(job.RequireInput());
             gdcm.File file = reader.GetFile();
             Reading reading = Reading.For(file);
-            string bulk = job.Text("bulk_data", "inline");
+            string bulk = job.Text("bulk_data");
             if (bulk != "inline" && bulk != "omit") throw new HubException("invalid_request", "option 'bulk_data' must be inline or omit");
             var omitted = new List<object>();
             var document = new Dictionary<string, object>();
-            if (job.Bool("include_file_meta", false)) JsonModel(file.GetHeader(), reading, bulk == "omit", omitted, document);
+            if (job.Bool("include_file_meta")) JsonModel(file.GetHeader(), reading, bulk == "omit", omitted, document);
             JsonModel(file.GetDataSet(), reading, bulk == "omit", omitted, document);
             var result = new Result();
             result.Metadata["element_count"] = (long)document.Count;
@@ -398,7 +398,7 @@ namespace DicomHub
                 result.Metadata["dataset"] = document;
                 return result;
             }
-            int indent = job.Has("indent") ? (int)job.Number("indent", 0) : -1;
+            int indent = job.Has("indent") ? (int)job.Number("indent") : -1;
             string text = Json.Write(document, indent);
             Files.WriteAtomic(job.Output, job.Overwrite, tmp => File.WriteAllText(tmp, text, new UTF8Encoding(false)));
             result.OutputFiles.Add(Path.GetFullPath(job.Output));

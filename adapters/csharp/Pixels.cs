@@ -153,7 +153,7 @@ namespace DicomHub
         {
             var result = new Result();
             var m = result.Metadata;
-            int bins = (int)job.Number("bins", 256);
+            int bins = (int)job.Number("bins");
             double[] values = Measured(job, m);
             double low = values.Min(), high = values.Max();
             object given;
@@ -193,11 +193,11 @@ namespace DicomHub
         static double[] Measured(Job job, Dictionary<string, object> m)
         {
             PixelArray pixels = PixelArray.Read(job.RequireInput());
-            bool modality = job.Bool("modality", true);
+            bool modality = job.Bool("modality");
             RefuseUnmeasurable(pixels, modality);
-            double[] values = job.Has("frame") ? pixels.Frame((int)job.Number("frame", 0)) : (double[])pixels.Values.Clone();
+            double[] values = job.Has("frame") ? pixels.Frame((int)job.Number("frame")) : (double[])pixels.Values.Clone();
             if (modality) pixels.Rescale(values);
-            m["frames"] = job.Has("frame") ? new List<object> { (long)job.Number("frame", 0) } : Enumerable.Range(0, pixels.Frames).Select(f => (object)(long)f).ToList();
+            m["frames"] = job.Has("frame") ? new List<object> { (long)job.Number("frame") } : Enumerable.Range(0, pixels.Frames).Select(f => (object)(long)f).ToList();
             m["values"] = modality ? "modality" : "stored";
             m["modality_lut_applied"] = modality;
             m["samples_per_pixel"] = (long)pixels.Samples;
@@ -243,16 +243,16 @@ namespace DicomHub
         public static Result ToImage(Job job)
         {
             string output = job.RequireOutput();
-            string format = job.Text("format", null);
+            string format = job.Has("format") ? job.Text("format") : null;
             string extension = Path.GetExtension(output).TrimStart('.').ToLowerInvariant();
             if (format == null) format = extension == "" ? "png" : extension;
             if (format != "png") throw new HubException("unsupported_option", "csharp writes PNG only, not " + format, "use format png, or backend python for jpeg/bmp/tiff");
-            bool sixteen = job.Bool("force_16bit", false);
-            if (sixteen && job.Bool("force_8bit", false)) throw new HubException("invalid_request", "force_8bit and force_16bit exclude each other");
+            bool sixteen = job.Bool("force_16bit");
+            if (sixteen && job.Bool("force_8bit")) throw new HubException("invalid_request", "force_8bit and force_16bit exclude each other");
             if (job.Has("window_center") != job.Has("window_width")) throw new HubException("invalid_request", "window_center and window_width go together", "give both, or neither");
-            if (job.Has("window_width") && job.Number("window_width", 1) <= 0) throw new HubException("invalid_request", "window_width must be > 0");
+            if (job.Has("window_width") && job.Number("window_width") <= 0) throw new HubException("invalid_request", "window_width must be > 0");
             PixelArray pixels = PixelArray.Read(job.RequireInput());
-            int frameIndex = (int)job.Number("frame", 0);
+            int frameIndex = (int)job.Number("frame");
             double[] values = pixels.Frame(frameIndex);
             var metadata = new Dictionary<string, object>();
             ushort[] samples;
@@ -295,8 +295,7 @@ namespace DicomHub
         public static Result Transcode(Job job)
         {
             string output = job.RequireOutput();
-            string name = job.Text("transfer_syntax", null);
-            if (name == null) throw new HubException("invalid_request", "option 'transfer_syntax' is required");
+            string name = job.Text("transfer_syntax");  // the catalog requires it
             string uid;
             if (!Aliases.TryGetValue(name.ToLowerInvariant(), out uid)) uid = name;
             gdcm.TransferSyntax.TSType type = gdcm.TransferSyntax.GetTSType(uid);
@@ -326,7 +325,7 @@ namespace DicomHub
                 MarkLossy(file.GetDataSet(), ratio, Methods[type]);
                 result.Metadata["compression_ratio"] = Math.Round(ratio, 3);
             }
-            if (lossy && !job.Bool("keep_sop_instance_uid", false))
+            if (lossy && !job.Bool("keep_sop_instance_uid"))
             {
                 string newUid = new gdcm.UIDGenerator().Generate();
                 Edit.SetText(file.GetDataSet(), new gdcm.Tag(0x0008, 0x0018), "UI", newUid);
@@ -411,18 +410,18 @@ namespace DicomHub
                 case gdcm.TransferSyntax.TSType.JPEGExtendedProcess2_4:
                     var jpeg = new gdcm.JPEGCodec();
                     jpeg.SetLossless(false);
-                    jpeg.SetQuality(job.Number("quality", 90));
+                    jpeg.SetQuality(job.Number("quality"));
                     change.SetUserCodec(jpeg);
                     break;
                 case gdcm.TransferSyntax.TSType.JPEGLSNearLossless:
                     var jls = new gdcm.JPEGLSCodec();
                     jls.SetLossless(false);
-                    jls.SetLossyError((int)job.Number("near_lossless_error", 2));
+                    jls.SetLossyError((int)job.Number("near_lossless_error"));
                     change.SetUserCodec(jls);
                     break;
                 case gdcm.TransferSyntax.TSType.JPEG2000:
                     var j2k = new gdcm.JPEG2000Codec();
-                    j2k.SetRate(0, job.Number("compression_ratio", 10));
+                    j2k.SetRate(0, job.Number("compression_ratio"));
                     change.SetUserCodec(j2k);
                     break;
                 default:

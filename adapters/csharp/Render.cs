@@ -17,14 +17,14 @@ namespace DicomHub
 
         public static ushort[] Grey(Job job, PixelArray pixels, double[] values, int bits, Dictionary<string, object> metadata)
         {
-            bool modality = !job.Bool("disable_modality_lut", false);
+            bool modality = !job.Bool("disable_modality_lut");
             bool rescaled = modality && (pixels.Slope != 1 || pixels.Intercept != 0 || pixels.DataSet.FindDataElement(new gdcm.Tag(0x0028, 0x1052)));
             if (modality) pixels.Rescale(values);
-            bool voi = !job.Bool("disable_voi_lut", false);
+            bool voi = !job.Bool("disable_voi_lut");
             Window window;
             if (job.Has("window_center"))
-                window = new Window { Source = "manual", Center = job.Number("window_center", 0), Width = job.Number("window_width", 1) };
-            else if (job.Bool("normalize", false)) window = Auto(values);
+                window = new Window { Source = "manual", Center = job.Number("window_center"), Width = job.Number("window_width") };
+            else if (job.Bool("normalize")) window = Auto(values);
             else if (voi && pixels.DataSet.FindDataElement(new gdcm.Tag(0x0028, 0x3010)))
                 throw new HubException("unsupported_op", "csharp does not apply a VOI LUT Sequence", "set disable_voi_lut, give a window, or use backend python");
             else if (voi && (window = FileWindow(pixels)) != null) { }

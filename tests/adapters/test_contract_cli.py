@@ -21,6 +21,7 @@ from dicom_hub.adapters.contract_cli import (
     request_for,
 )
 from dicom_hub.adapters.registry import adapter_names, get_adapter
+from dicom_hub.contract.catalog import get_op
 from dicom_hub.contract.job import Job
 
 PYTHON_BACKEND = f"{sys.executable} -m dicom_hub.python_backend"
@@ -92,6 +93,15 @@ def test_request_for_job_sends_absolute_paths_and_given_options(tmp_path):
         "options": {"max_depth": 1},
     }
     assert Path(request["input"]).is_absolute()
+
+
+def test_a_program_that_asks_for_defaults_gets_the_catalog_defaults_of_the_options_not_given(tmp_path):
+    job = Job(op="dump", inputs=(sample("CT_small.dcm"),), output=None, options={"max_depth": 1, "include_pixel_data": True},
+              defaults={**get_op("dump").defaults, "include_pixel_data": False, "verify": "structure"})
+    assert "defaults" not in request_for(job)
+    request = request_for(job, defaults=True)
+    assert request["options"] == {"max_depth": 1, "include_pixel_data": True}
+    assert request["defaults"] == {"max_value_length": get_op("dump").defaults["max_value_length"], "overwrite": False}
 
 
 def test_build_cmd_is_the_program_alone(monkeypatch):

@@ -13,6 +13,7 @@ import pytest
 from conftest import expect_error, expect_ok, require_backend, run_request, sample
 from dicom_hub.adapters.csharp.adapter import CSharpAdapter, build_dir
 from dicom_hub.adapters.registry import KNOWN_ADAPTERS, get_adapter
+from dicom_hub.contract.catalog import load_catalog
 from dicom_hub.contract.info import info_fields
 
 pytestmark = pytest.mark.toolkit
@@ -177,6 +178,31 @@ def test_transcode_errors(tmp_path):
     assert not list(tmp_path.iterdir())
 
 
+def test_the_program_reads_the_catalog_defaults_it_is_sent(tmp_path):
+    """The program keeps no defaults of its own: without `quality` it uses the catalog's, as sent."""
+    import numpy as np
+
+    assert get_adapter("csharp").reported()["defaults"] is True
+    catalog_quality = load_catalog()["transcode"].defaults["quality"]
+    source = str(sample("examples_rgb_color.dcm"))
+
+    def transcode(name: str, options: dict) -> np.ndarray:
+        out = tmp_path / name
+        expect_ok({"op": "transcode", "input": source, "output": str(out), "backend": "csharp", "options": {"transfer_syntax": "jpeg", **options}})
+        return read(out).pixel_array
+
+    default, catalog, low = transcode("default.dcm", {}), transcode("catalog.dcm", {"quality": catalog_quality}), transcode("low.dcm", {"quality": 40})
+    assert np.array_equal(default, catalog)
+    assert not np.array_equal(default, low)
+    request = {"op": "transcode", "input": source, "output": str(tmp_path / "sent.dcm"), "options": {"transfer_syntax": "jpeg"}}
+    code, answer = run_program(request, defaults={"quality": 40, "keep_sop_instance_uid": False})
+    assert (code, answer["error"]) == (0, None)
+    assert np.array_equal(read(tmp_path / "sent.dcm").pixel_array, low)
+    code, answer = run_program({**request, "output": str(tmp_path / "none.dcm")}, defaults={})
+    assert answer["error"]["code"] == "internal_error" and "'quality'" in answer["error"]["message"]
+    assert not (tmp_path / "none.dcm").exists()
+
+
 # -- pixels ----------------------------------------------------------------------------------------------
 def stored_and_modality(name):
     from pydicom.pixels import apply_modality_lut
@@ -298,8 +324,14 @@ def test_modify_tags_private_with_vr(tmp_path):
 
 
 # -- typed errors --------------------------------------------------------------------------------------
-def run_program(request: dict) -> tuple[int, dict]:
-    """The C# program on its own (no dispatcher in front): its own checks must hold too."""
+def run_program(request: dict, defaults: dict | None = None) -> tuple[int, dict]:
+    """The C# program on its own (no dispatcher in front): its own checks must hold too. Like
+    dicom-hub, it sends the catalog defaults of the options not given (unless `defaults` is given)."""
+    if defaults is None:
+        catalog = load_catalog()
+        options = request.get("options", {})
+        defaults = {k: v for k, v in catalog[request["op"]].defaults.items() if k not in options} if request["op"] in catalog else {}
+    request = {**request, "defaults": defaults}
     adapter = get_adapter("csharp")
     run = subprocess.run(adapter.command(), input=json.dumps(request), capture_output=True, text=True, timeout=120)
     return run.returncode, json.loads(run.stdout)
