@@ -116,7 +116,7 @@ def send_one(assoc: Any, item: FileToSend, accepted: Set[tuple[str | None, str]]
         try:
             payload = uncompressed_copy(item.path, sent_syntax)
         except BaseException as err:  # a Rust codec's panic is a BaseException (see is_codec_failure)
-            from ..pixels.decode import is_codec_failure
+            from dicom_hub.contract.dicom.pixels.decode import is_codec_failure
 
             if not is_codec_failure(err):
                 raise
