@@ -24,13 +24,15 @@ class KnownAdapter:
 
 
 # Sorted by name (a test asserts it). The hint is what a user sees when the backend is missing.
+# Loaded by name on first use: `python` is the Python backend's own adapter class, which this layer
+# never imports (the import graph runs python_backend -> adapters, tests/test_import_graph.py).
 KNOWN_ADAPTERS: dict[str, KnownAdapter] = {
     "csharp": KnownAdapter("dicom_hub.adapters.csharp.adapter:CSharpAdapter", "apt-get install mono-mcs mono-runtime libgdcm-cil, then bash scripts/install/40-csharp.sh (BUILD.md, 'The C# backend')"),
     "dcmtk": KnownAdapter("dicom_hub.adapters.dcmtk.adapter:DcmtkAdapter", "apt-get install dcmtk (or point DICOM_HUB_DCMTK_BIN_DIR at a folder holding dcmdump, dcmconv, ...)"),
     "dicom-rs": KnownAdapter("dicom_hub.adapters.dicom_rs.adapter:DicomRsAdapter", "bash scripts/install/30-dicom-rs.sh (cargo install dicom-dump dicom-toimage dicom-pixeldata … --version 0.10.1); see BUILD.md#dicom-rs"),
     "gdcm": KnownAdapter("dicom_hub.adapters.gdcm.adapter:GdcmAdapter", "apt-get install libgdcm-tools (or point DICOM_HUB_GDCM_BIN_DIR at a folder holding gdcmdump, gdcmconv, gdcmanon)"),
     "pixelmed": KnownAdapter("dicom_hub.adapters.pixelmed.adapter:PixelMedAdapter", "apt-get install pixelmed-apps libpixelmed-java libpixelmed-imageio-java default-jre-headless (see BUILD.md#pixelmed)"),
-    "python": KnownAdapter("dicom_hub.adapters.native:PythonAdapter", "pip install 'dicom-hub[all]' (pydicom, pynetdicom, numpy, pillow and the codec plugins)"),
+    "python": KnownAdapter("dicom_hub.python_backend.adapter:PythonAdapter", "pip install 'dicom-hub[all]' (pydicom, pynetdicom, numpy, pillow and the codec plugins)"),
 }
 
 # `backend: auto` tries these in order and takes the first available one that supports the op

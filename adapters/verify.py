@@ -143,7 +143,7 @@ def expectation_for(job: Job) -> Expectation | None:
             changes = tuple(name for name in changes if name != "SOPInstanceUID")
         return Expectation(target.uid, keep_uid=keep_uid, may_change=_tags(changes), lossless_pixels=not target.lossy, source=job.input)
     if job.op == "modify_tags":
-        from dicom_hub.python_backend.tags import parse_tag
+        from dicom_hub.contract.dicom.tags import parse_tag
 
         named = {int(parse_tag(name)) for name in [*(job.option("set") or {}), *(job.option("delete") or [])]}
         keep_uid = 0x00080018 not in named
@@ -208,7 +208,7 @@ def _read(path: Path) -> Dataset:
     """A complete parse of the structure: every element's tag and length, every sequence item,
     at every depth. Values are compared as the bytes read and converted only when those differ
     (converting every value would cost more than most ops); large values stay on disk, unread."""
-    from dicom_hub.python_backend._dataset import read_dataset
+    from dicom_hub.contract.dicom.part10 import read_dataset
 
     ds = read_dataset(path, defer_size=_DEFER_BYTES, parse_all=False)
     try:
@@ -239,7 +239,7 @@ _DEFER_BYTES = 1 << 16  # Pixel Data and other bulk values are checked by length
 
 
 def _syntax(ds: Dataset) -> str:
-    from dicom_hub.python_backend.pixels.decode import transfer_syntax
+    from dicom_hub.contract.dicom.pixels.decode import transfer_syntax
 
     return str(transfer_syntax(ds))
 
@@ -420,7 +420,7 @@ def pixel_value_problem(before: Dataset, after: Dataset) -> str | None:
     Lossy colour is not compared: decoders also differ in chroma upsampling and YCbCr -> RGB.
     """
     import numpy as np
-    from dicom_hub.python_backend.pixels.decode import decode
+    from dicom_hub.contract.dicom.pixels.decode import decode
 
     lossy = _syntax(before) in LOSSY_UIDS
     if "PixelData" not in before or lossy and int(before.get("SamplesPerPixel") or 1) > 1:

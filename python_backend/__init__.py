@@ -1,7 +1,9 @@
 """The native backend: every op implemented with pydicom and friends, run in-process.
 
 `OPS` maps an op name to `module:function`; the module is imported on first use only, so
-`dicom-hub run` pays for numpy or pynetdicom only when an op needs them.
+`dicom-hub run` pays for numpy or pynetdicom only when an op needs them. `adapter.py` is this
+backend's adapter class; what the standard says (Annex E, query keys, status meanings, pixel
+decoding...) comes from `dicom_hub.contract.dicom`, shared with the toolkit adapters.
 """
 
 from __future__ import annotations

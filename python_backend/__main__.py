@@ -5,6 +5,10 @@ JSON on stdout, running each request in-process through the dispatcher with back
 `--capabilities` prints what the Python backend serves. This is the reference for the protocol
 in `contract/README.md`, and it lets the test suite check the contract-native machinery
 against the in-process adapter.
+
+The program sits on top of the adapter layer (validation, dispatch, the response): it imports
+`dicom_hub.adapters`, which never imports the Python backend back (the registry loads
+`python_backend/adapter.py` by name).
 """
 
 from __future__ import annotations

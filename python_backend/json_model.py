@@ -8,21 +8,18 @@ ordinary top-level tags, so the document stays a valid JSON Model object), atomi
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from dicom_hub.contract.dicom.json_model import BULK_THRESHOLD, drop_elements, special_numbers_as_strings
+from dicom_hub.contract.dicom.part10 import read_dataset, write_dataset
 from dicom_hub.contract.errors import ErrorCode, HubError
 from dicom_hub.contract.files import atomic_output
 from dicom_hub.contract.job import Job, Outcome
-
-from ._dataset import read_dataset, write_dataset
 
 if TYPE_CHECKING:
     from pydicom import Dataset
     from pydicom.dataelem import DataElement
 
-# Binary values at least this long (bytes) count as bulk data for `bulk_data: omit`.
-BULK_THRESHOLD = 1024
 _OMITTED = "dicom-hub:omitted"  # marker URI, removed before the document is returned
 
 
@@ -62,30 +59,6 @@ def dataset_to_json(ds: Dataset, *, include_file_meta: bool = False, omit_bulk: 
     return document
 
 
-# PS3.18 F.2.3.1: JSON numbers have no NaN or infinities; FL/FD (and DS, whose JSON form may be a
-# string) carry them as these strings, which readers (pydicom, dicom-rs) turn back into floats.
-SPECIAL_NUMBER_STRINGS = {"nan": "NaN", "inf": "inf", "-inf": "-inf"}
-
-
-def special_numbers_as_strings(document: dict[str, Any]) -> None:
-    """Replace, in place and at every depth, NaN and infinite DS/FL/FD values by their strings,
-    so the document is standard JSON (`json.dumps(..., allow_nan=False)` accepts it)."""
-    import math
-
-    for entry in document.values():
-        if not isinstance(entry, dict):
-            continue
-        values = entry.get("Value")
-        if not isinstance(values, list):
-            continue
-        if entry.get("vr") == "SQ":
-            for item in values:
-                if isinstance(item, dict):
-                    special_numbers_as_strings(item)
-        elif entry.get("vr") in ("DS", "FL", "FD"):
-            entry["Value"] = [SPECIAL_NUMBER_STRINGS[str(v).lower()] if isinstance(v, float) and not math.isfinite(v) else v for v in values]
-
-
 def _failing_tag(ds: Dataset, kwargs: dict[str, Any]) -> str:
     """Which top-level element pydicom could not encode (searched only after a failure)."""
     for elem in [*getattr(ds, "file_meta", []), *ds]:
@@ -103,21 +76,6 @@ def _base64_length(size: int) -> int:
 
 def _mark_omitted(elem: DataElement) -> str:
     return _OMITTED
-
-
-def drop_elements(document: dict[str, Any], drop: Callable[[dict[str, Any]], bool], prefix: str = "") -> list[str]:
-    """Remove, in place and at every depth, the elements of a DICOM JSON document that `drop`
-    picks; return their tag paths (`00540016[0].00181072`). Shared with the toolkit adapters."""
-    dropped = []
-    for tag in list(document):
-        entry = document[tag]
-        if drop(entry):
-            del document[tag]
-            dropped.append(prefix + tag)
-        elif entry.get("vr") == "SQ":
-            for index, item in enumerate(entry.get("Value", [])):
-                dropped += drop_elements(item, drop, f"{prefix}{tag}[{index}].")
-    return dropped
 
 
 def from_json(job: Job) -> Outcome:

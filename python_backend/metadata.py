@@ -7,12 +7,12 @@ from contextlib import contextmanager
 from functools import cache
 from typing import TYPE_CHECKING, Any
 
+from dicom_hub.contract.dicom.part10 import read_dataset
 from dicom_hub.contract.errors import ErrorCode, HubError
 from dicom_hub.contract.files import atomic_output
 from dicom_hub.contract.info import arrange_info, info_fields
 from dicom_hub.contract.job import Job, Outcome
 
-from ._dataset import read_dataset
 from ._values import element_value
 
 if TYPE_CHECKING:

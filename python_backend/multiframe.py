@@ -9,11 +9,10 @@ from __future__ import annotations
 import copy
 from typing import TYPE_CHECKING, cast
 
+from dicom_hub.contract.dicom.part10 import read_dataset, write_dataset
 from dicom_hub.contract.errors import ErrorCode, HubError
 from dicom_hub.contract.files import check_writable
 from dicom_hub.contract.job import Job, Outcome
-
-from ._dataset import read_dataset, write_dataset
 
 if TYPE_CHECKING:
     from collections.abc import Iterator

@@ -13,9 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from dicom_hub.contract.dicom.part10 import read_dataset
 from dicom_hub.contract.errors import ErrorCode, HubError
-
-from ._dataset import read_dataset
 
 if TYPE_CHECKING:
     import numpy as np

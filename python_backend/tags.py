@@ -9,19 +9,17 @@ from __future__ import annotations
 
 import base64
 import binascii
-import re
 from typing import TYPE_CHECKING, Any
 
+from dicom_hub.contract.dicom.part10 import read_dataset, write_dataset
+from dicom_hub.contract.dicom.tags import TAG_TEXT, parse_tag
 from dicom_hub.contract.errors import ErrorCode, HubError
 from dicom_hub.contract.job import Job, Outcome
-
-from ._dataset import read_dataset, write_dataset
 
 if TYPE_CHECKING:
     from pydicom import Dataset
     from pydicom.tag import BaseTag
 
-_TAG_TEXT = re.compile(r"^\(?([0-9A-Fa-f]{4}),?([0-9A-Fa-f]{4})\)?$")
 _NUMBER_RANGES = {
     "US": (0, 0xFFFF),
     "SS": (-0x8000, 0x7FFF),
@@ -64,20 +62,6 @@ def modify_tags(job: Job) -> Outcome:
     write_dataset(ds, job.output_path, overwrite=job.overwrite)
     metadata = {"created": created, "changed": changed, "deleted": deleted, "not_present": absent}
     return Outcome(metadata=metadata, output_files=[str(job.output)])
-
-
-def parse_tag(name: str) -> BaseTag:
-    """`PatientName`, `(0010,0010)`, `0010,0010` or `00100010` -> a tag; else `invalid_request`."""
-    from pydicom.datadict import tag_for_keyword
-    from pydicom.tag import Tag
-
-    match = _TAG_TEXT.match(name.strip())
-    if match:
-        return Tag(int(match[1], 16), int(match[2], 16))
-    tag = tag_for_keyword(name.strip())
-    if tag is None:
-        raise HubError(ErrorCode.INVALID_REQUEST, f"unknown tag {name!r}", "use a DICOM keyword such as PatientName or a tag as (gggg,eeee)")
-    return Tag(tag)
 
 
 def _tag_text(tag: BaseTag) -> str:
@@ -167,7 +151,7 @@ def _one_value(name: str, tag: BaseTag, vr: str, item: Any) -> Any:
         return float(item)
     if vr == "AT":
         text = str(item)
-        if not _TAG_TEXT.match(text):
+        if not TAG_TEXT.match(text):
             raise _bad(name, tag, vr, item, "VR AT holds a tag written as (gggg,eeee)")
         return parse_tag(text)
     if vr in _NUMBER_STRING_VRS and isinstance(item, int | float):

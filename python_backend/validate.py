@@ -13,9 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from dicom_hub.contract.dicom.part10 import read_dataset
 from dicom_hub.contract.job import Job, Outcome
-
-from ._dataset import read_dataset
 
 if TYPE_CHECKING:
     from pydicom import Dataset

@@ -12,11 +12,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from dicom_hub.contract.dicom.pixels.decode import is_codec_failure
 from dicom_hub.contract.errors import ErrorCode, HubError
 from dicom_hub.contract.files import atomic_output, check_writable
 from dicom_hub.contract.job import Job, Outcome
 
-from .pixels.decode import is_codec_failure
 from .series_geometry import Stack, load_stack
 
 if TYPE_CHECKING:

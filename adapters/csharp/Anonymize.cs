@@ -1,6 +1,6 @@
 // Anonymize.cs: de-identification after PS3.15 Annex E, Table E.1-1 (compiled in from
 // contract/data/ps3.15-annex-e-2024b.tsv, the table the Python backend reads) and the IOD tables
-// (Iods.cs), with the same rules (python_backend/deid/rules.py) and the same keyed HMAC-SHA-256
+// (Iods.cs), with the same rules (contract/dicom/deid/rules.py) and the same keyed HMAC-SHA-256
 // pseudonyms, so one key gives the same UIDs and IDs in both.
 using System;
 using System.Collections.Generic;
@@ -69,7 +69,7 @@ namespace DicomHub
         }
 
         /// One element of the dummy item that replaces a D sequence's items (contract/data/deid-dummy-items.tsv,
-        /// as python_backend/deid/dummies.py reads it): the tags from the item down, the VR, the value.
+        /// as contract/dicom/deid/dummies.py reads it): the tags from the item down, the VR, the value.
         class DummyElement
         {
             public uint[] Path;
@@ -251,7 +251,7 @@ namespace DicomHub
         }
 
         /// Overlay groups (60xx) left without Overlay Data (60xx,3000) describe an overlay that is gone
-        /// (Overlay Data is Type 1): the whole group goes, as in python_backend/deid/rules.py.
+        /// (Overlay Data is Type 1): the whole group goes, as in contract/dicom/deid/rules.py.
         static void RemoveOverlayLeftovers(gdcm.DataSet ds)
         {
             var tags = Elements.Iterate(ds).Select(de => de.GetTag()).ToList();
@@ -438,7 +438,7 @@ namespace DicomHub
             gdcm.FileMetaInformation.SetSourceApplicationEntityTitle(""); // GDCM would add its own
         }
 
-        // -- pseudonyms (python_backend/deid/pseudonyms.py, the same bytes) ---------------------------
+        // -- pseudonyms (contract/dicom/deid/pseudonyms.py, the same bytes) ---------------------------
         static byte[] Digest(Settings settings, string kind, string original)
         {
             using (var hmac = new HMACSHA256(settings.Key))

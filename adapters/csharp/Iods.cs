@@ -1,5 +1,5 @@
 // Iods.cs: which attributes each IOD of PS3.3 defines (by path) and their types: the tables the Python
-// backend reads (python_backend/deid/iods.py), exported by 40-csharp.sh as iods.tsv with keywords
+// backend reads (contract/dicom/deid/iods.py), exported by 40-csharp.sh as iods.tsv with keywords
 // already resolved to tags, so both backends judge the same paths the same way.
 using System;
 using System.Collections.Generic;

@@ -379,7 +379,7 @@ def image_header(path: Path) -> tuple[str | None, int]:
 
 
 def _check_rescale(path: Path) -> None:
-    from dicom_hub.python_backend.pixels.render import check_rescale
+    from dicom_hub.contract.dicom.rescale import check_rescale
     from pydicom import dcmread
 
     try:

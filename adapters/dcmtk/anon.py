@@ -66,9 +66,9 @@ def command(adapter: SubprocessAdapter, edits: list[annex_e.Edit], target: Path)
 
 
 def anonymize(adapter: SubprocessAdapter, job: Job, target: Path) -> ToolRun:
-    from dicom_hub.python_backend.deid.keys import resolve_key
-    from dicom_hub.python_backend.deid.pseudonyms import Pseudonymizer
-    from dicom_hub.python_backend.deid.side_files import check_side_files
+    from dicom_hub.contract.dicom.deid.keys import resolve_key
+    from dicom_hub.contract.dicom.deid.pseudonyms import Pseudonymizer
+    from dicom_hub.contract.dicom.deid.side_files import check_side_files
 
     # The whole data set (large values deferred, not read): the plan must see what follows the
     # pixels too, e.g. Digital Signatures Sequence (FFFA,FFFA), which the profile removes.

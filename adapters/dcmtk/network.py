@@ -1,8 +1,8 @@
 """DCMTK's network tools behind the network ops: echoscu, storescu, findscu (-S/-P/-W with -X),
 movescu and getscu.
 
-Queries are built exactly as the Python backend builds them (its `build_query`,
-`worklist_query` and `retrieve_query`), written to a query file, and sent by DCMTK; responses
+Queries are built exactly as the Python backend builds them (`build_query`, `worklist_query` and
+`retrieve_query` of `dicom_hub.contract.dicom.network.query`), written to a query file, and sent by DCMTK; responses
 that findscu extracts (-X) are read back into the DICOM JSON Model. Results are parsed from the
 tools' verbose logs, since their exit codes say little more than "something failed".
 """
@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from dicom_hub.adapters.base import OpSupport, supports
+from dicom_hub.contract.dicom.network.query import query_model
 from dicom_hub.contract.errors import ErrorCode
 from dicom_hub.contract.files import atomic_output
 from dicom_hub.contract.job import Job, Outcome
@@ -55,7 +56,7 @@ def build_cmd(adapter: SubprocessAdapter, job: Job, query_file: Path | None = No
     # movescu reports sub-operation counts only in its debug log (DIMSE message dumps).
     argv = [adapter.tool(_TOOLS[op]), "-d" if op == "move" else "-v"]
     if op in ("find", "move", "get"):
-        argv.append("-P" if model(job) == "patient" else "-S")
+        argv.append("-P" if query_model(job) == "patient" else "-S")
     elif op == "worklist":
         argv.append("-W")
     network = str(max(1, math.ceil(float(job.option("network_timeout")))))
@@ -85,8 +86,8 @@ def build_cmd(adapter: SubprocessAdapter, job: Job, query_file: Path | None = No
 
 
 def tls_args(job: Job) -> list[str]:
-    """DCMTK's TLS flags for the job's TLS options (checked by the Python backend's TlsSettings)."""
-    from dicom_hub.python_backend.network.tls import TlsSettings
+    """DCMTK's TLS flags for the job's TLS options (checked by `TlsSettings`, as for every backend)."""
+    from dicom_hub.contract.dicom.network.tls import TlsSettings
 
     settings = TlsSettings.from_job(job)
     if settings is None:
@@ -100,19 +101,14 @@ def tls_args(job: Job) -> list[str]:
     return argv
 
 
-def model(job: Job) -> str:
-    """Patient root at PATIENT level unless told otherwise (as in the Python backend)."""
-    return job.option("model") or ("patient" if job.option("level") == "PATIENT" else "study")
-
-
 def query_dataset(job: Job) -> Dataset:
-    """The identifier, built by the Python backend's query builders (one definition of the keys)."""
-    from dicom_hub.python_backend.network import query, retrieve
+    """The identifier, built by the shared query builders (one definition of the keys)."""
+    from dicom_hub.contract.dicom.network import query
 
     if job.op == "worklist":
         return query.worklist_query(job)
     if job.op in ("move", "get"):
-        return retrieve.retrieve_query(job)[1]
+        return query.retrieve_query(job)[1]
     level = job.option("level")
     return query.build_query(level, query.LEVEL_KEYS[level] + query.PARENT_KEYS[level], job.option("query") or {})
 
@@ -202,7 +198,7 @@ def _counts(log: str) -> dict[str, int]:
 
 def _place_received(job: Job, received: Path) -> list[Path]:
     """getscu names files <Modality>.<SOPInstanceUID>; the contract wants <Study>/<Series>/<SOP>.dcm."""
-    from dicom_hub.python_backend.network.storage import check_root, instance_path
+    from dicom_hub.contract.dicom.network.storage import check_root, instance_path
     from pydicom import dcmread
 
     assert job.output is not None

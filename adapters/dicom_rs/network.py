@@ -1,7 +1,7 @@
 """dicom-rs network ops through its SCU tools: echo, store, find, move, worklist.
 
-The query identifiers for find, move and worklist are built by the Python backend's query
-builders (the same keys every backend sends) and handed to `dicom-findscu`/`dicom-movescu` as a
+The query identifiers for find, move and worklist are built by the shared query builders
+(`dicom_hub.contract.dicom.network.query`: the same keys every backend sends) and handed to `dicom-findscu`/`dicom-movescu` as a
 query file; the tools do the networking. Their logs go to stdout and the DIMSE command dumps
 (`-v`) to stderr; statuses are read from those dumps, matches from the text dumps on stdout.
 """
@@ -15,6 +15,16 @@ from typing import TYPE_CHECKING, Any
 
 from dicom_hub.adapters.base import OpSupport, supports
 from dicom_hub.adapters.dicom_rs.dump import command_sets, to_json_model
+from dicom_hub.adapters.toolkit.store_inputs import expand_inputs, sop_instance_uid
+from dicom_hub.contract.dicom.network.query import (
+    LEVEL_KEYS,
+    PARENT_KEYS,
+    build_query,
+    query_model,
+    retrieve_query,
+    worklist_query,
+)
+from dicom_hub.contract.dicom.network.status import status_info
 from dicom_hub.contract.errors import ErrorCode, HubError
 from dicom_hub.contract.job import Job, Outcome
 
@@ -77,10 +87,10 @@ class RsNetworkOps:
             paths = files if files is not None else list(job.inputs)
             return [self.tool("dicom-storescu"), "-v", *self._connection(job), read_timeout, "--", self._address(job), *map(str, paths)]
         if job.op == "move":
-            model = ["-P"] if _model(job) == "patient" else ["-S"]
+            model = ["-P"] if query_model(job) == "patient" else ["-S"]
             destination = f"--move-destination={job.option('destination')}"
             return [self.tool("dicom-movescu"), "-v", *model, *self._titles(job), destination, "--", self._address(job), str(target)]
-        model = ["-W"] if job.op == "worklist" else ["-P"] if _model(job) == "patient" else ["-S"]
+        model = ["-W"] if job.op == "worklist" else ["-P"] if query_model(job) == "patient" else ["-S"]
         return [self.tool("dicom-findscu"), "-v", *model, *self._connection(job), read_timeout, "--", self._address(job), str(target)]
 
     # -- running -----------------------------------------------------------------------------
@@ -159,25 +169,12 @@ def _seconds(job: Job, option: str, default: float) -> str:
     return str(int(float(job.option(option, default)) + 0.999))
 
 
-def _model(job: Job) -> str:
-    given = job.option("model")
-    if given:
-        return str(given)
-    return "patient" if job.option("level") == "PATIENT" else "study"
-
-
 def query_identifier(job: Job) -> tuple[str | None, Dataset]:
-    """The identifier the Python backend would send for this job (same keys, same matching)."""
+    """The identifier every backend sends for this job (same keys, same matching)."""
     if job.op == "worklist":
-        from dicom_hub.python_backend.network.query import worklist_query
-
         return None, worklist_query(job)
     if job.op == "move":
-        from dicom_hub.python_backend.network.retrieve import retrieve_query
-
         return retrieve_query(job)
-    from dicom_hub.python_backend.network.query import LEVEL_KEYS, PARENT_KEYS, build_query
-
     level = job.option("level")
     return level, build_query(level, LEVEL_KEYS[level] + PARENT_KEYS[level], job.option("query") or {})
 
@@ -195,8 +192,7 @@ def save_query(query: Dataset, path: Path) -> None:
 
 
 def status_info_of(command: dict[str, str] | None, service: str) -> dict[str, Any]:
-    """A dumped DIMSE response command -> the Python backend's status description."""
-    from dicom_hub.python_backend.network._association import status_info
+    """A dumped DIMSE response command -> the status description every backend gives."""
     from pydicom.dataset import Dataset
 
     if command is None or "00000900" not in command:
@@ -216,24 +212,3 @@ def final_status(run: ToolRun, service: str) -> dict[str, Any]:
 
 def network_failure(run: ToolRun, message: str) -> HubError:
     return HubError(ErrorCode.NETWORK_ERROR, message, "check the query keys, AE titles and the peer's log", stdout=run.stdout, stderr=run.stderr, returncode=run.returncode)
-
-
-def expand_inputs(inputs: tuple[Path, ...], recursive: bool) -> list[Path]:
-    """Files of the `store` input: files as given, folders listed (recursively on request)."""
-    files: list[Path] = []
-    for path in inputs:
-        if path.is_dir():
-            pattern = "**/*" if recursive else "*"
-            files += sorted(p for p in path.glob(pattern) if p.is_file())
-        else:
-            files.append(path)
-    return files
-
-
-def sop_instance_uid(path: Path) -> str | None:
-    from pydicom import dcmread
-
-    try:
-        return str(dcmread(path, stop_before_pixels=True, specific_tags=["SOPInstanceUID"]).SOPInstanceUID)
-    except Exception:
-        return None

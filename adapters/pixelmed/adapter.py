@@ -349,7 +349,7 @@ class PixelMedAdapter(PixelMedHostRuns, PixelMedNetworkOps, SubprocessAdapter):
         """Files where the profile changes a top-level attribute DeidentifyAndRedact can neither set nor
         removes itself are refused first: a keyword its dictionary lacks (the tool fails), or binary
         data (O*, UN, overlay and curve data included: it keeps them)."""
-        from dicom_hub.python_backend.deid.rules import public_vr
+        from dicom_hub.contract.dicom.deid.rules import public_vr
         from pydicom.datadict import keyword_for_tag
 
         known = jar_keywords(self.jar_dir / JARS[0])
@@ -503,7 +503,7 @@ def deid_replacements(plan: list[annex_e.Edit]) -> tuple[str, ...]:
     plan: a removed or emptied attribute is set empty (an empty value leaks nothing), or 0 for the
     numeric VRs the tool cannot leave empty; a dummied one gets its dummy (`_settable` VRs only). UIDs stay with the tool's
     own replacement, which keeps references consistent."""
-    from dicom_hub.python_backend.deid.rules import public_vr
+    from dicom_hub.contract.dicom.deid.rules import public_vr
     from pydicom.datadict import keyword_for_tag
 
     pairs: list[str] = []

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from dicom_hub.adapters.base import OpSupport, supports
-from dicom_hub.adapters.dicom_rs.network import expand_inputs, sop_instance_uid
+from dicom_hub.adapters.toolkit.store_inputs import expand_inputs, sop_instance_uid
 from dicom_hub.contract.errors import ErrorCode, HubError
 from dicom_hub.contract.job import Job, Outcome
 

@@ -1,5 +1,5 @@
 """PS3.15 Annex E for the command-line toolkits: what the basic profile does to each element of
-a file (Table E.1-1, 2024b, read through the Python backend's `deid.profile`), the burned-in
+a file (Table E.1-1, 2024b, from `dicom_hub.contract.dicom.deid`, as the Python engine), the burned-in
 refusal, and the leak check that decides whether a toolkit's result may be called de-identified.
 """
 
@@ -56,10 +56,10 @@ def plan(ds: Dataset, new_uid: Callable[[str], str] | None = None) -> list[Edit]
     `new_uid` (the keyed pseudonyms, the same across files and runs) or, without it, a random one. A
     sequence whose action is D is removed and inserted again holding only its dummy item
     (`deid.dummies`), so nothing of its original items survives."""
-    from dicom_hub.python_backend.deid import dummies, iods, rules
-    from dicom_hub.python_backend.deid.engine import DUMMY_BY_VR
-    from dicom_hub.python_backend.deid.profile import profile_for
-    from dicom_hub.python_backend.deid.rules import decide, overlay_leftovers
+    from dicom_hub.contract.dicom.deid import dummies, iods, rules
+    from dicom_hub.contract.dicom.deid.dummies import DUMMY_BY_VR
+    from dicom_hub.contract.dicom.deid.profile import profile_for
+    from dicom_hub.contract.dicom.deid.rules import decide, overlay_leftovers
     from pydicom.uid import generate_uid
 
     profile, edits = profile_for(), []
@@ -156,7 +156,7 @@ def _names(edit: Edit) -> str:
 
 def refuse_burned_in(ds: Dataset) -> None:
     """Like the Python backend: no de-identification of pixels that may show identity."""
-    from dicom_hub.python_backend.deid.engine import BURNED_IN_SOP_CLASSES
+    from dicom_hub.contract.dicom.deid.rules import BURNED_IN_SOP_CLASSES
 
     flag = str(ds[BURNED_IN_ANNOTATION].value).strip().upper() if BURNED_IN_ANNOTATION in ds else ""
     sop_class = str(ds.get("SOPClassUID", "")).strip()
@@ -171,7 +171,7 @@ def refuse_burned_in(ds: Dataset) -> None:
 def leak_check(original: Path, result: Path) -> dict[str, Any]:
     """Compare every Table E.1-1 attribute (except K), every attribute the profile removes as not
     needed by the IOD, and every private element; raise on a leak."""
-    from dicom_hub.python_backend.deid.profile import find_row, load_table
+    from dicom_hub.contract.dicom.deid.profile import find_row, load_table
     from pydicom import dcmread
 
     table = load_table()
@@ -205,9 +205,9 @@ def leak_check(original: Path, result: Path) -> dict[str, Any]:
 def _outside_iod(before: Dataset, after: Dataset) -> list[str]:
     """Attributes of the result that the profile removes as not needed by the IOD (`deid.rules`)
     and that still hold a value of the original."""
-    from dicom_hub.python_backend.deid import iods
-    from dicom_hub.python_backend.deid.profile import profile_for
-    from dicom_hub.python_backend.deid.rules import decide
+    from dicom_hub.contract.dicom.deid import iods
+    from dicom_hub.contract.dicom.deid.profile import profile_for
+    from dicom_hub.contract.dicom.deid.rules import decide
 
     profile, iod = profile_for(), iods.for_sop_class(str(after.get("SOPClassUID", "")))
     original = {
@@ -235,8 +235,8 @@ def _outside_iod(before: Dataset, after: Dataset) -> list[str]:
 def _dummy_sequences(after: Dataset) -> list[str]:
     """Sequences the table may dummy (D among their actions) that hold anything but the one dummy
     item (`deid.dummies`): their original items, cleaned or not, keep what the table does not list."""
-    from dicom_hub.python_backend.deid import dummies
-    from dicom_hub.python_backend.deid.profile import load_table
+    from dicom_hub.contract.dicom.deid import dummies
+    from dicom_hub.contract.dicom.deid.profile import load_table
 
     table = load_table()
     found: set[str] = set()
@@ -267,7 +267,7 @@ def _leaves(item: Dataset, path: tuple[int, ...] = ()) -> set[tuple[tuple[int, .
 
 def _keyword(tag: int) -> str:
     """The keyword of a watched tag (each has a Table E.1-1 row)."""
-    from dicom_hub.python_backend.deid.profile import find_row
+    from dicom_hub.contract.dicom.deid.profile import find_row
 
     row = find_row(tag)
     assert row is not None, f"{_tag(tag)} has no Table E.1-1 row"

@@ -16,13 +16,12 @@ from typing import Any
 
 from dicom_hub.adapters.subprocess_adapter import SubprocessAdapter
 from dicom_hub.adapters.toolkit.syntaxes import uid_name
+from dicom_hub.contract.dicom.json_model import BULK_THRESHOLD, drop_elements, special_numbers_as_strings
 from dicom_hub.contract.errors import ErrorCode, HubError
 from dicom_hub.contract.files import atomic_output
 from dicom_hub.contract.info import arrange_info, info_fields
 from dicom_hub.contract.job import Job, Outcome
-from dicom_hub.python_backend.json_model import drop_elements, special_numbers_as_strings
 
-BULK_THRESHOLD = 1024  # bytes; binary values this long count as bulk data (as in the Python backend)
 _BINARY_NUMBER_VRS = {"US", "SS", "UL", "SL", "FL", "FD", "UV", "SV"}
 
 

@@ -158,8 +158,8 @@ def run(args: argparse.Namespace) -> int:
 
 def _tls_context(args: argparse.Namespace) -> Any:
     """The server's SSL context when --tls-cert/--tls-key are given, else None (plain TCP)."""
+    from dicom_hub.contract.dicom.network.tls import TlsSettings
     from dicom_hub.contract.errors import ErrorCode, HubError
-    from dicom_hub.python_backend.network.tls import TlsSettings
 
     if not (args.tls_cert or args.tls_key or args.tls_ca or args.tls_key_password_env):
         return None

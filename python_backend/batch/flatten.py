@@ -89,7 +89,7 @@ def _read_header(path: Path) -> Dataset:
         return dcmread(path, stop_before_pixels=True)
     except InvalidDicomError:
         # No preamble: the shared reader accepts raw data sets and rejects everything else.
-        from .._dataset import read_dataset
+        from dicom_hub.contract.dicom.part10 import read_dataset
 
         return read_dataset(path, stop_before_pixels=True)
     except FileNotFoundError:

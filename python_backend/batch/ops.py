@@ -11,9 +11,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from dicom_hub.contract.dicom.part10 import read_dataset, write_dataset
 from dicom_hub.contract.job import Job, Outcome
 
-from .._dataset import read_dataset, write_dataset
 from .runner import run_batch
 
 # Options the runner reads; everything else of a batch op goes to the per-file op.

@@ -23,11 +23,11 @@ import string
 from pathlib import Path
 from typing import Any
 
+from dicom_hub.contract.dicom.part10 import read_dataset
 from dicom_hub.contract.errors import ErrorCode, HubError
 from dicom_hub.contract.files import atomic_output
 from dicom_hub.contract.job import Job, Outcome
 
-from .._dataset import read_dataset
 from .runner import (
     FileError,
     FileOutcome,

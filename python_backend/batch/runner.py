@@ -44,7 +44,7 @@ describe="...")` does everything around the function:
   `{path, code, message}`) and `results` (`{path, **value}` for each non-None return value).
 
 "Nothing is written for a failed file" is the per-file function's half of the contract: write
-through `contract.files.atomic_output` / `_dataset.write_dataset`, never to `target` directly.
+through `contract.files.atomic_output` / `contract.dicom.part10.write_dataset`, never to `target` directly.
 
 Lower-level pieces, for ops that stream results themselves (e.g. `extract_metadata`):
 `iter_results(items, func, context, workers, progress, describe)` yields a `FileOutcome` per

@@ -22,15 +22,16 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from dicom_hub.contract.dicom.deid import dummies, iods
+from dicom_hub.contract.dicom.deid.dummies import BINARY_DUMMY, DUMMY_BY_VR
+from dicom_hub.contract.dicom.deid.iods import IodAttributes, TagPath
+from dicom_hub.contract.dicom.deid.profile import Profile
+from dicom_hub.contract.dicom.deid.pseudonyms import Pseudonymizer
+from dicom_hub.contract.dicom.deid.rules import BURNED_IN_SOP_CLASSES, decide, overlay_leftovers, public_vr
 from dicom_hub.contract.errors import ErrorCode, HubError
 from pydicom.dataelem import DataElement
 
-from . import dummies, iods
 from .dates import shift_da, shift_dt
-from .iods import IodAttributes, TagPath
-from .profile import Profile
-from .pseudonyms import Pseudonymizer
-from .rules import decide, overlay_leftovers, public_vr
 
 if TYPE_CHECKING:
     from pydicom import Dataset
@@ -40,49 +41,6 @@ PATIENT_NAME = 0x00100010
 BURNED_IN_ANNOTATION = 0x00280301
 SOP_CLASS_UID = 0x00080016
 
-# SOP classes whose pixels (or document) usually carry burned-in identifying text.
-BURNED_IN_SOP_CLASSES = {
-    "1.2.840.10008.5.1.4.1.1.7": "Secondary Capture",
-    "1.2.840.10008.5.1.4.1.1.7.1": "Multi-frame Single Bit Secondary Capture",
-    "1.2.840.10008.5.1.4.1.1.7.2": "Multi-frame Grayscale Byte Secondary Capture",
-    "1.2.840.10008.5.1.4.1.1.7.3": "Multi-frame Grayscale Word Secondary Capture",
-    "1.2.840.10008.5.1.4.1.1.7.4": "Multi-frame True Color Secondary Capture",
-    "1.2.840.10008.5.1.4.1.1.6.1": "Ultrasound",
-    "1.2.840.10008.5.1.4.1.1.6.2": "Enhanced Ultrasound Volume",
-    "1.2.840.10008.5.1.4.1.1.3.1": "Ultrasound Multi-frame",
-    "1.2.840.10008.5.1.4.1.1.104.1": "Encapsulated PDF",
-    "1.2.840.10008.5.1.4.1.1.104.2": "Encapsulated CDA",
-}
-
-# Dummy values for action D, by VR (a valid value for each).
-DUMMY_BY_VR: dict[str, Any] = {
-    "AE": "ANONYMOUS",
-    "AS": "000Y",
-    "CS": "ANONYMIZED",
-    "DA": "19000101",
-    "DT": "19000101000000",
-    "TM": "000000",
-    "DS": "0",
-    "IS": "0",
-    "LO": "ANONYMIZED",
-    "LT": "ANONYMIZED",
-    "SH": "ANONYMIZED",
-    "ST": "ANONYMIZED",
-    "UC": "ANONYMIZED",
-    "UT": "ANONYMIZED",
-    "PN": "ANONYMIZED",
-    "UR": "urn:anonymized",
-    "US": 0,
-    "SS": 0,
-    "UL": 0,
-    "SL": 0,
-    "UV": 0,
-    "SV": 0,
-    "FL": 0.0,
-    "FD": 0.0,
-    "AT": 0,
-}
-BINARY_DUMMY = b"\0\0"
 
 
 @dataclass

@@ -12,17 +12,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from dicom_hub.contract.dicom.deid import iods
+from dicom_hub.contract.dicom.deid.keys import resolve_key
+from dicom_hub.contract.dicom.deid.profile import EDITION, profile_for
+from dicom_hub.contract.dicom.deid.pseudonyms import Pseudonymizer
+from dicom_hub.contract.dicom.deid.side_files import check_side_files
 from dicom_hub.contract.errors import ErrorCode, HubError
 from dicom_hub.contract.job import Job, Outcome
 
-from . import iods
 from .engine import Engine
-from .keys import resolve_key
 from .mapping import check_mapping, write_mapping
-from .profile import EDITION, profile_for
-from .pseudonyms import Pseudonymizer
 from .reading import read_for_anonymize
-from .side_files import check_side_files
 from .writer import save
 
 

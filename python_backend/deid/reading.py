@@ -10,9 +10,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from dicom_hub.contract.dicom.part10 import read_dataset
 from dicom_hub.contract.errors import ErrorCode, HubError
-
-from .._dataset import read_dataset
 
 if TYPE_CHECKING:
     from pydicom import Dataset

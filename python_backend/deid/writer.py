@@ -15,11 +15,10 @@ import struct
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from dicom_hub.contract.dicom.part10 import write_dataset
 from dicom_hub.contract.errors import ErrorCode, HubError
 from dicom_hub.contract.files import atomic_output
 from pydicom.uid import UID as _UID
-
-from .._dataset import write_dataset
 
 if TYPE_CHECKING:
     from pydicom import Dataset

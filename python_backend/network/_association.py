@@ -14,10 +14,10 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from dicom_hub.contract.dicom.network.status import status_info
+from dicom_hub.contract.dicom.network.tls import TlsSettings, is_tls_failure
 from dicom_hub.contract.errors import ErrorCode, HubError
 from dicom_hub.contract.job import Job
-
-from .tls import TlsSettings, is_tls_failure
 
 if TYPE_CHECKING:
     from pydicom import Dataset
@@ -159,29 +159,6 @@ def association_error(peer: Peer, assoc: Association, log_lines: list[str]) -> H
     else:
         what, hint = "aborted the association request", "check the peer's log" + ("" if peer.tls else ", and whether it requires TLS (options.tls)")
     return peer.wait_error(f"{peer.address} {what}: {detail or 'no reason given'}", hint)
-
-
-_STATUS_TABLES = {
-    "C-STORE": "STORAGE_SERVICE_CLASS_STATUS",
-    "C-FIND": "QR_FIND_SERVICE_CLASS_STATUS",
-    "C-MOVE": "QR_MOVE_SERVICE_CLASS_STATUS",
-    "C-GET": "QR_GET_SERVICE_CLASS_STATUS",
-    "worklist C-FIND": "MODALITY_WORKLIST_SERVICE_CLASS_STATUS",
-}
-
-
-def status_info(status: Dataset | None, service: str = "") -> dict[str, Any]:
-    """A DIMSE status as data: code, hex, category (Success/Warning/Failure/Cancel/Pending) and the
-    standard's text for it (pynetdicom's PS3.7/PS3.4 tables), plus the peer's ErrorComment."""
-    from pynetdicom import status as tables
-
-    if status is None or "Status" not in status:
-        return {"status": None, "status_hex": None, "category": "No response", "text": "no response (timeout or aborted association)"}
-    code = int(status.Status)
-    table = {**tables.GENERAL_STATUS, **getattr(tables, _STATUS_TABLES.get(service, "GENERAL_STATUS"))}
-    category, text = table.get(code, (tables.code_to_category(code), ""))
-    comment = status.get("ErrorComment")
-    return {"status": code, "status_hex": f"0x{code:04X}", "category": category, "text": f"{text} ({comment})" if comment else text}
 
 
 def dimse_failure(peer: Peer, service: str, status: Dataset | None) -> HubError:

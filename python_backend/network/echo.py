@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import time
 
+from dicom_hub.contract.dicom.network.status import status_info
 from dicom_hub.contract.job import Job, Outcome
 
-from ._association import Peer, associate, dimse_failure, status_info
+from ._association import Peer, associate, dimse_failure
 
 VERIFICATION = "1.2.840.10008.1.1"
 

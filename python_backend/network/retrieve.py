@@ -12,12 +12,15 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from dicom_hub.contract.dicom.network.query import PARENT_KEYS, build_query, retrieve_query
+from dicom_hub.contract.dicom.network.status import status_info
+from dicom_hub.contract.dicom.network.storage import RejectedInstance, check_root
 from dicom_hub.contract.errors import ErrorCode, HubError
 from dicom_hub.contract.job import Job, Outcome
 
-from ._association import MAX_CONTEXTS, Peer, associate, dimse_failure, status_info
-from .query import PARENT_KEYS, build_query, information_model, run_find
-from .storage import RejectedInstance, check_root, save_received
+from ._association import MAX_CONTEXTS, Peer, associate, dimse_failure
+from .query import information_model, run_find
+from .storage import save_received
 
 if TYPE_CHECKING:
     from pydicom import Dataset
@@ -43,14 +46,6 @@ GET_SYNTAXES = (
     "1.2.840.10008.1.2.4.91",  # JPEG 2000
     "1.2.840.10008.1.2.5",  # RLE Lossless
 )
-
-
-def retrieve_query(job: Job) -> tuple[str, Dataset]:
-    level = job.option("level")
-    query = job.option("query") or {}
-    if not query:
-        raise HubError(ErrorCode.INVALID_REQUEST, "options.query is empty: a retrieve needs identifying keys", 'e.g. {"StudyInstanceUID": "1.2.3"}')
-    return level, build_query(level, (), query)
 
 
 def run_retrieve(peer: Peer, responses: Iterable[tuple[Dataset, Dataset | None]], service: str) -> dict[str, Any]:

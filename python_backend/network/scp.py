@@ -28,9 +28,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from dicom_hub.contract.dicom.network.storage import OUT_OF_RESOURCES, RejectedInstance, check_root
+
 from ._association import no_delay
 from .scp_limits import ScpLimits
-from .storage import OUT_OF_RESOURCES, RejectedInstance, check_root, save_received
+from .storage import save_received
 
 if TYPE_CHECKING:
     import ssl

@@ -15,10 +15,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from dicom_hub.contract.dicom.network.status import status_info
 from dicom_hub.contract.errors import ErrorCode, HubError
 from dicom_hub.contract.job import Job, Outcome
 
-from ._association import MAX_CONTEXTS, Peer, associate, status_info
+from ._association import MAX_CONTEXTS, Peer, associate
 
 UNCOMPRESSED = ("1.2.840.10008.1.2.1", "1.2.840.10008.1.2")  # Explicit VR LE, Implicit VR LE
 
@@ -115,7 +116,7 @@ def send_one(assoc: Any, item: FileToSend, accepted: Set[tuple[str | None, str]]
         try:
             payload = uncompressed_copy(item.path, sent_syntax)
         except BaseException as err:  # a Rust codec's panic is a BaseException (see is_codec_failure)
-            from ..pixels.decode import is_codec_failure
+            from dicom_hub.contract.dicom.pixels.decode import is_codec_failure
 
             if not is_codec_failure(err):
                 raise

@@ -15,9 +15,8 @@ import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from dicom_hub.contract.dicom.pixels.decode import CODECS_HINT
 from dicom_hub.contract.errors import ErrorCode, HubError
-
-from .decode import CODECS_HINT
 
 if TYPE_CHECKING:
     import numpy as np

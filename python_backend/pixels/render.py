@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
+from dicom_hub.contract.dicom.rescale import check_rescale, first_number
 from dicom_hub.contract.errors import ErrorCode, HubError
 
 if TYPE_CHECKING:
@@ -111,47 +112,6 @@ def modality_values(arr: np.ndarray, ds: Dataset, enabled: bool = True) -> np.nd
     return values
 
 
-def check_rescale(ds: Dataset) -> None:
-    """`decode_error` when Rescale Slope/Intercept are NaN or infinite, or take the largest stored
-    value Bits Stored allows beyond the float range (shared with adapters that rescale in a tool)."""
-    import math
-
-    if "ModalityLUTSequence" in ds:
-        return
-    for keyword in ("RescaleSlope", "RescaleIntercept"):
-        _check_finite(ds, keyword)
-    try:
-        slope, intercept = _first(ds.get("RescaleSlope")), _first(ds.get("RescaleIntercept"))
-    except (TypeError, ValueError):
-        return
-    largest = abs(slope or 1.0) * 2.0 ** int(ds.get("BitsStored") or 16) + abs(intercept or 0.0)
-    if not math.isfinite(largest):
-        raise HubError(
-            ErrorCode.DECODE_ERROR,
-            f"Rescale Slope {ds.get('RescaleSlope')} and Intercept {ds.get('RescaleIntercept')} take the stored values beyond the range of numbers",
-            "the file's (0028,1053) Rescale Slope is not a usable value; set modality: false to use stored values",
-        )
-
-
-def _check_finite(ds: Dataset, keyword: str) -> None:
-    import math
-
-    value = ds.get(keyword)
-    try:
-        number = _first(value)
-    except (TypeError, ValueError):
-        return  # pydicom reports values that are not numbers at all
-    if number is not None and not math.isfinite(number):
-        elem = ds.data_element(keyword)
-        assert elem is not None  # its value was just read
-        tag = elem.tag
-        raise HubError(
-            ErrorCode.DECODE_ERROR,
-            f"({tag.group:04X},{tag.element:04X}) {keyword} is {value!s}, not a finite number",
-            "fix the attribute (modify_tags), or set modality: false to use stored values",
-        )
-
-
 def render_grey(arr: np.ndarray, ds: Dataset, opts: RenderOptions) -> tuple[np.ndarray, Window]:
     """One greyscale frame -> uint8/uint16 display values, and the window used.
 
@@ -194,7 +154,7 @@ def has_file_window(ds: Dataset) -> bool:
 
 def file_window(ds: Dataset) -> Window:
     """The file's first Window Center/Width with its VOI LUT Function."""
-    center, width = _first(ds.WindowCenter), _first(ds.WindowWidth)
+    center, width = first_number(ds.WindowCenter), first_number(ds.WindowWidth)
     function = str(ds.get("VOILUTFunction") or "LINEAR").upper()
     if width is None or center is None or not width > 0 or not abs(center) < float("inf") or not width < float("inf"):
         raise HubError(
@@ -281,12 +241,3 @@ def render_colour(arr: np.ndarray, ds: Dataset) -> np.ndarray:
         return arr
     scaled = arr.astype(np.float64) * (255 / (2**depth - 1))
     return np.clip(np.rint(scaled), 0, 255).astype(np.uint8)
-
-
-def _first(value: Any) -> float | None:
-    """The first value of a possibly multi-valued DS element."""
-    from pydicom.multival import MultiValue
-
-    if isinstance(value, MultiValue | list | tuple):
-        value = value[0] if len(value) else None
-    return None if value is None or value == "" else float(value)

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from dicom_hub.contract.dicom.part10 import read_dataset
+from dicom_hub.contract.dicom.pixels.decode import check_frame, decode, frame_count
 from dicom_hub.contract.errors import ErrorCode, HubError
 from dicom_hub.contract.job import Job, Outcome
-from dicom_hub.python_backend._dataset import read_dataset
 
-from .decode import check_frame, decode, frame_count
 from .render import for_frame, has_modality_lut, modality_values
 
 if TYPE_CHECKING:

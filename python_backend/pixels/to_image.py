@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from dicom_hub.contract.dicom.part10 import read_dataset
+from dicom_hub.contract.dicom.pixels.decode import check_frame, decode, frame_count
 from dicom_hub.contract.errors import ErrorCode, HubError
 from dicom_hub.contract.files import atomic_output
 from dicom_hub.contract.job import Job, Outcome
-from dicom_hub.python_backend._dataset import read_dataset
 
-from .decode import check_frame, decode, frame_count
 from .render import COLOUR, RenderOptions, Window, for_frame, has_modality_lut, render_colour, render_grey
 
 PILLOW_FORMATS = {"png": "PNG", "jpeg": "JPEG", "bmp": "BMP", "tiff": "TIFF"}

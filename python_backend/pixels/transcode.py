@@ -11,13 +11,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from dicom_hub.contract.errors import ErrorCode, HubError
-from dicom_hub.contract.files import atomic_output
-from dicom_hub.contract.job import Job, Outcome
-from dicom_hub.contract.pixel_size import check_dataset
-from dicom_hub.python_backend._dataset import read_dataset
-
-from .decode import (
+from dicom_hub.contract.dicom.part10 import read_dataset
+from dicom_hub.contract.dicom.pixels.decode import (
     CODECS_HINT,
     codec_package,
     decode,
@@ -28,6 +23,11 @@ from .decode import (
     transfer_syntax,
     with_decoders,
 )
+from dicom_hub.contract.errors import ErrorCode, HubError
+from dicom_hub.contract.files import atomic_output
+from dicom_hub.contract.job import Job, Outcome
+from dicom_hub.contract.pixel_size import check_dataset
+
 from .gdcm_jpeg import encode_with_gdcm
 from .syntaxes import BY_NAME as TARGETS_BY_ALIAS
 from .syntaxes import Target, check_target_options, resolve_target

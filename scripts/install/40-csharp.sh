@@ -9,7 +9,7 @@ cd "$(dirname "$0")/../.."
 out="${DICOM_HUB_CSHARP_BUILD:-${XDG_DATA_HOME:-$HOME/.local/share}/dicom-hub/csharp}"
 exe="${out}/DicomHubGdcm.exe"
 sources=(adapters/csharp/*.cs)
-resources=(contract/info_fields.json contract/data/ps3.15-annex-e-2024b*.tsv contract/data/deid-dummy-items.tsv contract/data/ps3.3-iods-*.json.gz python_backend/deid/iods.py)
+resources=(contract/info_fields.json contract/data/ps3.15-annex-e-2024b*.tsv contract/data/deid-dummy-items.tsv contract/data/ps3.3-iods-*.json.gz contract/dicom/deid/iods.py)
 python=.venv/bin/python
 
 if [ -f "${exe}" ] && [ -z "$(find "${sources[@]}" "${resources[@]}" -newer "${exe}" -print -quit)" ]; then
@@ -29,7 +29,7 @@ if [ -z "${dll}" ] || [ ! -f "${dll}" ]; then
 fi
 glue="$(dirname "${dll}")/libgdcmsharpglue.so"
 mkdir -p "${out}"
-"${python}" -c 'import sys; from dicom_hub.python_backend.deid.iods import write_tsv; write_tsv(sys.argv[1])' "${out}/iods.tsv"
+"${python}" -c 'import sys; from dicom_hub.contract.dicom.deid.iods import write_tsv; write_tsv(sys.argv[1])' "${out}/iods.tsv"
 mcs -nologo -optimize+ -warnaserror+ -r:"${dll}" \
     -resource:contract/info_fields.json,info_fields.json \
     -resource:contract/data/ps3.15-annex-e-2024b.tsv,annex-e.tsv \

@@ -263,7 +263,7 @@ def test_anonymize_plan_replaces_a_d_sequence_by_its_dummy_item(dcmtk):
 def test_anonymize_plan_uses_the_keyed_uids(dcmtk):
     """With a key, the plan's new UIDs are the Python engine's (the same across runs and backends)."""
     from dicom_hub.adapters.toolkit import annex_e
-    from dicom_hub.python_backend.deid.pseudonyms import Pseudonymizer
+    from dicom_hub.contract.dicom.deid.pseudonyms import Pseudonymizer
     from pydicom.dataset import Dataset
 
     ds = Dataset()

@@ -227,7 +227,7 @@ def test_read_errors_are_mapped_and_keep_the_tool_message(tmp_path, path, code):
 
 @pytest.mark.parametrize("name", ["CT_small.dcm", "rtplan.dcm", "nested_priv_SQ.dcm"])
 def test_anonymize_meets_the_basic_profile(tmp_path, name):
-    from dicom_hub.python_backend.deid.profile import load_table
+    from dicom_hub.contract.dicom.deid.profile import load_table
 
     before = sample(name).read_bytes()
     out = tmp_path / "anon.dcm"

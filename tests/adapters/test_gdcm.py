@@ -94,7 +94,7 @@ def test_modify_tags(tmp_path):
 
 
 def test_anonymize_meets_the_basic_profile_or_fails(tmp_path):
-    from dicom_hub.python_backend.deid.profile import load_table
+    from dicom_hub.contract.dicom.deid.profile import load_table
 
     out = tmp_path / "anon.dcm"
     expect_ok(req("anonymize", output=out))

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import pytest
 from conftest import backend_request, expect_error, expect_ok, require_backend, sample
+from dicom_hub.contract.dicom.part10 import read_dataset
 from dicom_hub.contract.errors import ErrorCode, HubError
-from dicom_hub.python_backend._dataset import read_dataset
 from pydicom import dcmread
 from pydicom.filewriter import dcmwrite
 

@@ -8,8 +8,8 @@ import shutil
 import sqlite3
 
 from conftest import sample
+from dicom_hub.contract.dicom.network.storage import instance_path
 from dicom_hub.python_backend.network.index import INDEX_NAME, InstanceIndex
-from dicom_hub.python_backend.network.storage import instance_path
 from pydicom import dcmread
 
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from dicom_hub.contract.dicom.network.query import build_query
+from dicom_hub.contract.dicom.network.storage import RejectedInstance, instance_path
 from dicom_hub.contract.errors import HubError
-from dicom_hub.python_backend.network.query import build_query
-from dicom_hub.python_backend.network.storage import RejectedInstance, instance_path
 
 
 @pytest.mark.parametrize("bad", ["../../x", "1.2/3", "..", "", "1.2.03", "1." + "2" * 80, "1.2.3\\4", "/etc/passwd"])

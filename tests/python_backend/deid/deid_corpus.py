@@ -62,7 +62,7 @@ class Planted:
     def kept_by_design(self, profile_options: list[str]) -> set[str]:
         """The code markers the options keep: under a sequence the profile cleans (C), with only
         kept sequences (K, U, unlisted) between it and the code."""
-        from dicom_hub.python_backend.deid.profile import Profile
+        from dicom_hub.contract.dicom.deid.profile import Profile
         from pydicom.datadict import tag_for_keyword
 
         profile = Profile(frozenset(profile_options))

@@ -8,8 +8,8 @@ from pathlib import Path
 import pydicom
 import pytest
 from conftest import expect_ok
-from dicom_hub.python_backend.deid import iods
-from dicom_hub.python_backend.deid.profile import Profile, resolve
+from dicom_hub.contract.dicom.deid import iods
+from dicom_hub.contract.dicom.deid.profile import Profile, resolve
 from factories import ct_slice, save
 from pydicom.datadict import tag_for_keyword
 from pydicom.dataset import Dataset

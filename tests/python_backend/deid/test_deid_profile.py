@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 from deid_corpus import table_rows, tag_of
+from dicom_hub.contract.dicom.deid.profile import OPTIONS, Profile, load_safe_private, load_table, resolve
+from dicom_hub.contract.dicom.deid.pseudonyms import Pseudonymizer
 from dicom_hub.python_backend.deid.dates import shift_da, shift_dt
-from dicom_hub.python_backend.deid.profile import OPTIONS, Profile, load_safe_private, load_table, resolve
-from dicom_hub.python_backend.deid.pseudonyms import Pseudonymizer
 
 CATALOG = Path(__file__).resolve().parents[3] / "contract" / "ops" / "deid.json"
 
@@ -91,7 +91,7 @@ def test_date_shifting_keeps_precision_and_refuses_garbage() -> None:
 
 def test_every_sequence_the_table_may_dummy_has_a_dummy_item() -> None:
     """A D sequence without a dummy item would be refused at run time: the data must cover them all."""
-    from dicom_hub.python_backend.deid import dummies
+    from dicom_hub.contract.dicom.deid import dummies
     from pydicom.datadict import dictionary_VR
 
     may_dummy = {

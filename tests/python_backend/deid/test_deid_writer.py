@@ -10,9 +10,9 @@ import pydicom
 import pytest
 from conftest import sample
 from deid_corpus import Planted, write_leak_file
+from dicom_hub.contract.dicom.deid.profile import Profile
+from dicom_hub.contract.dicom.deid.pseudonyms import Pseudonymizer
 from dicom_hub.python_backend.deid.engine import Engine
-from dicom_hub.python_backend.deid.profile import Profile
-from dicom_hub.python_backend.deid.pseudonyms import Pseudonymizer
 from dicom_hub.python_backend.deid.writer import encode
 
 

@@ -178,8 +178,8 @@ def test_the_gdcm_decoder_runs_in_a_child_process(monkeypatch):
     import subprocess as real_subprocess
 
     import numpy as np
-    from dicom_hub.python_backend.pixels import decode as decoding
-    from dicom_hub.python_backend.pixels import gdcm_decode
+    from dicom_hub.contract.dicom.pixels import decode as decoding
+    from dicom_hub.contract.dicom.pixels import gdcm_decode
 
     children: list[list[str]] = []
     original_run = real_subprocess.run
@@ -194,11 +194,11 @@ def test_the_gdcm_decoder_runs_in_a_child_process(monkeypatch):
     monkeypatch.setattr(decoding, "plugin_order", lambda available, uid="": ["gdcm"])
     assert np.array_equal(decoding.decode(ds, "x.dcm"), expected)
     assert np.array_equal(decoding.decode(ds, "x.dcm", index=0), expected)
-    assert [argv[1:3] for argv in children] == [["-m", "dicom_hub.python_backend.pixels.gdcm_decode"]] * 2
+    assert [argv[1:3] for argv in children] == [["-m", "dicom_hub.contract.dicom.pixels.gdcm_decode"]] * 2
 
 
 def test_a_failing_gdcm_child_is_one_failed_decoder(tmp_path, monkeypatch):
-    from dicom_hub.python_backend.pixels import decode as decoding
+    from dicom_hub.contract.dicom.pixels import decode as decoding
 
     data = bytearray(sample("MR_small_jp2klossless.dcm").read_bytes())
     start = data.index(b"\xff\x4f\xff\x51")  # the JPEG 2000 codestream's SOC and SIZ markers

@@ -1,6 +1,9 @@
-"""The Python backend (pydicom, pynetdicom, numpy, pillow), run in-process; with
-`options.timeout`, in a worker process that is killed when time is up (`time_limit.py`), except
-the network ops, which keep that time themselves."""
+"""The Python backend as an adapter (pydicom, pynetdicom, numpy, pillow), run in-process; with
+`options.timeout`, in a worker process that is killed when time is up (`adapters/time_limit.py`),
+except the network ops, which keep that time themselves.
+
+The registry loads this class by name (`KNOWN_ADAPTERS["python"]`, like an entry point): the
+adapter layer never imports the Python backend, which is one adapter's implementation among others."""
 
 from __future__ import annotations
 
@@ -10,7 +13,8 @@ from functools import cache
 from dicom_hub.adapters.base import ALL_OPTIONS, Adapter, Availability, OpSupport
 from dicom_hub.adapters.registry import KNOWN_ADAPTERS
 from dicom_hub.contract.job import Job, Outcome
-from dicom_hub.python_backend import OPS, run_op
+
+from . import OPS, run_op
 
 
 class PythonAdapter(Adapter):

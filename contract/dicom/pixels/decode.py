@@ -1,4 +1,5 @@
-"""Frame decoding shared by every pixel op, with codec failures mapped to contract errors.
+"""Frame decoding shared by every pixel op of the Python backend and by the check of written pixels
+(`adapters/verify.py`), with codec failures mapped to contract errors.
 
 A missing codec is `codec_unavailable` naming the pip package that provides it; corrupt pixel
 data is `decode_error`; asking for a frame the image does not have names the valid range.

@@ -1,7 +1,8 @@
 """One decision per element: what the profile does to a public attribute at one place in a data set.
 
-Shared by the engine and by the plan the command-line toolkits execute (`adapters/toolkit/annex_e.py`),
-so every backend removes, empties, dummies and replaces the same elements.
+Shared by the Python engine (`python_backend/deid/engine.py`) and by the plan the command-line
+toolkits execute (`adapters/toolkit/annex_e.py`), so every backend removes, empties, dummies and
+replaces the same elements, and refuses the same burned-in pixels.
 """
 
 from __future__ import annotations
@@ -11,6 +12,20 @@ from functools import cache, lru_cache
 
 from .iods import IodAttributes, TagPath
 from .profile import Profile
+
+# SOP classes whose pixels (or document) usually carry burned-in identifying text.
+BURNED_IN_SOP_CLASSES = {
+    "1.2.840.10008.5.1.4.1.1.7": "Secondary Capture",
+    "1.2.840.10008.5.1.4.1.1.7.1": "Multi-frame Single Bit Secondary Capture",
+    "1.2.840.10008.5.1.4.1.1.7.2": "Multi-frame Grayscale Byte Secondary Capture",
+    "1.2.840.10008.5.1.4.1.1.7.3": "Multi-frame Grayscale Word Secondary Capture",
+    "1.2.840.10008.5.1.4.1.1.7.4": "Multi-frame True Color Secondary Capture",
+    "1.2.840.10008.5.1.4.1.1.6.1": "Ultrasound",
+    "1.2.840.10008.5.1.4.1.1.6.2": "Enhanced Ultrasound Volume",
+    "1.2.840.10008.5.1.4.1.1.3.1": "Ultrasound Multi-frame",
+    "1.2.840.10008.5.1.4.1.1.104.1": "Encapsulated PDF",
+    "1.2.840.10008.5.1.4.1.1.104.2": "Encapsulated CDA",
+}
 
 
 @cache

@@ -1,4 +1,4 @@
-"""Action D on a sequence: its items are replaced by one dummy item, never kept.
+"""Action D: dummy values by VR, and for a sequence one dummy item in place of its items.
 
 PS3.15 E.1.1 gives D to sequences such as Content Sequence, Person Identification Code Sequence and
 Graphic Annotation Sequence: "a non-zero length value that may be a dummy value". Cleaning the
@@ -14,7 +14,7 @@ from __future__ import annotations
 import csv
 from dataclasses import dataclass
 from functools import cache
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from .profile import _data_lines, _parse_tag, data_dir
 
@@ -26,6 +26,36 @@ TABLE_NAME = "deid-dummy-items.tsv"
 # Free text: inside a sequence the profile cleans (C), these are replaced, never copied.
 FREE_TEXT_VRS = frozenset({"LT", "ST", "UT", "UC"})
 FREE_TEXT_DUMMY = "ANONYMIZED"
+
+# Dummy values for action D on an element that is not a sequence, by VR (a valid value for each).
+DUMMY_BY_VR: dict[str, Any] = {
+    "AE": "ANONYMOUS",
+    "AS": "000Y",
+    "CS": "ANONYMIZED",
+    "DA": "19000101",
+    "DT": "19000101000000",
+    "TM": "000000",
+    "DS": "0",
+    "IS": "0",
+    "LO": "ANONYMIZED",
+    "LT": "ANONYMIZED",
+    "SH": "ANONYMIZED",
+    "ST": "ANONYMIZED",
+    "UC": "ANONYMIZED",
+    "UT": "ANONYMIZED",
+    "PN": "ANONYMIZED",
+    "UR": "urn:anonymized",
+    "US": 0,
+    "SS": 0,
+    "UL": 0,
+    "SL": 0,
+    "UV": 0,
+    "SV": 0,
+    "FL": 0.0,
+    "FD": 0.0,
+    "AT": 0,
+}
+BINARY_DUMMY = b"\0\0"  # the other VRs (OB, OW, UN, ...)
 
 
 @dataclass(frozen=True)
