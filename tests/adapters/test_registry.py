@@ -152,3 +152,35 @@ def test_a_stub_is_refused_with_its_reason_when_called_directly(load_table):
     assert err.value.code is ErrorCode.UNSUPPORTED_OP
     assert err.value.message == "the test adapter serves nothing else"
 
+
+# -- C#: what the program serves is known without it ----------------------------------------------------
+@pytest.fixture
+def fresh_registry():
+    """Adapters loaded anew for this test (e.g. under a changed environment), and again after it."""
+    registry.get_adapter.cache_clear()
+    yield
+    registry.get_adapter.cache_clear()
+
+
+def test_csharp_ops_are_known_while_the_program_is_missing(monkeypatch, tmp_path, fresh_registry):
+    """`dicom-hub ops` never claims support from a missing program: the table says what the built
+    program serves (tests/adapters/test_csharp.py compares it with the program's own answer)."""
+    from dicom_hub.adapters.csharp.adapter import CSharpAdapter
+    from dicom_hub.interface.commands.ops import _backend_support
+
+    monkeypatch.setenv("DICOM_HUB_CSHARP_BUILD", str(tmp_path))
+    monkeypatch.delenv("DICOM_HUB_CSHARP_BIN", raising=False)
+    adapter = registry.get_adapter("csharp")
+    assert isinstance(adapter, CSharpAdapter) and not adapter.available()
+    assert adapter.support("echo") is None and adapter.unsupported_reason("echo") == "csharp does not implement 'echo'"
+    assert adapter.support("validate") is None and adapter.unsupported_reason("validate") == "not implemented in the C# backend"
+    assert adapter.support("transcode").honours("compression_ratio") and not adapter.support("transcode").honours("verify")
+    states = {op: _backend_support(op)["csharp"] for op in ("echo", "validate", "info", "to_image")}
+    assert states["echo"] == "unsupported: csharp does not implement 'echo'"
+    assert states["validate"] == "unsupported: not implemented in the C# backend"
+    assert states["info"] == "supported, options: none [not installed]"
+    assert states["to_image"].startswith("supported, options: disable_modality_lut, ") and states["to_image"].endswith("[not installed]")
+    # The dispatcher: an op the program does not serve is unsupported_op, one it serves is backend_unavailable.
+    expect_error({"op": "validate", "input": "sample:CT_small.dcm", "backend": "csharp"}, "unsupported_op")
+    data = expect_error({"op": "info", "input": "sample:CT_small.dcm", "backend": "csharp"}, "backend_unavailable")
+    assert "40-csharp.sh" in data["error"]["message"]
