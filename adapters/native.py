@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import sys
 
-from dicom_hub.adapters.base import Adapter, Availability, OpEntry, OpSupport
+from dicom_hub.adapters.base import Adapter, Availability, OpEntry, OpSupport, is_network_op
 from dicom_hub.adapters.registry import KNOWN_ADAPTERS
 from dicom_hub.contract.job import Job, Outcome
 from dicom_hub.python_backend import OPS, run_op
@@ -43,6 +43,4 @@ class PythonAdapter(Adapter):
 def _keeps_time_itself(op: str) -> bool:
     """Network ops cap every wait by options.timeout and check it between DIMSE messages
     (python_backend/network/_association.py): no worker process needed."""
-    from dicom_hub.contract.catalog import load_catalog
-
-    return load_catalog()[op].family == "network"
+    return is_network_op(op)
