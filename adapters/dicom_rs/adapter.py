@@ -67,6 +67,7 @@ class DicomRsAdapter(RsNetworkOps, SubprocessAdapter):
     toolkit = "dicom-rs"
     executable = "dicom-dump"
     install_hint = KNOWN_ADAPTERS["dicom-rs"].hint
+
     def tool(self, name: str) -> str:
         """Binaries on PATH (or the override folder), else where `cargo install` puts them."""
         try:
