@@ -19,7 +19,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from dicom_hub.adapters.base import Adapter, Availability, OpSupport
+from dicom_hub.adapters.base import Adapter, Availability, OpEntry, OpSupport, Unsupported, default_reason
 from dicom_hub.adapters.contract_stream import StreamSession
 from dicom_hub.adapters.subprocess_adapter import SubprocessAdapter, ToolRun
 from dicom_hub.contract import CONTRACT_VERSION
@@ -38,8 +38,9 @@ class ContractCliAdapter(SubprocessAdapter):
     """A program that speaks the contract itself: request JSON on stdin, response JSON on stdout.
 
     Configured instances get their name and argument list from the user; subclasses (e.g. the
-    C# backend) fix them in code by overriding `command()`. What the program can do comes from
-    `PROGRAM --capabilities`, asked once per process.
+    C# backend) fix them in code by overriding `command()`. What a configured program can do comes
+    from `PROGRAM --capabilities`, asked once per process; a subclass may declare it in code instead
+    (`knows_ops_without_running`), so that it is known while the program is missing.
     """
 
     name = "contract-cli"
@@ -86,25 +87,40 @@ class ContractCliAdapter(SubprocessAdapter):
         """The program's `--capabilities` document ({} when it cannot run)."""
         return self._reported if self.availability.ok else {}
 
-    def capabilities(self) -> dict[str, OpSupport]:
+    def knows_ops_without_running(self) -> bool:
+        """Whether the op table is known without the program (a built-in program's adapter declares
+        it); a configured program's ops are what it reports."""
+        return False
+
+    def declare_ops(self) -> dict[str, OpEntry]:
+        """The ops the program reports, its stubs, and a stub for every other op of the catalog."""
         catalog = load_catalog()
-        ops = self.reported().get("ops", {})
-        return {op: _op_support(entry) for op, entry in ops.items() if op in catalog}
+        if not self.availability.ok:
+            return {op: Unsupported(f"{self.name} cannot run, so what it serves is unknown: {self.availability.reason}") for op in catalog}
+        report = self.reported()
+        table: dict[str, OpEntry] = {op: Unsupported(default_reason(self.name, op)) for op in catalog}
+        table.update({op: Unsupported(str(reason)) for op, reason in report.get("unsupported", {}).items() if op in catalog})
+        table.update({op: self._op_support(entry) for op, entry in report.get("ops", {}).items() if op in catalog})
+        return table
+
+    def _op_support(self, entry: dict[str, Any]) -> OpSupport:
+        options = entry.get("options")
+        return OpSupport(None if options is None else frozenset(options), self.ask_program, str(entry.get("note") or ""))
 
     def support(self, op: str) -> OpSupport | None:
-        # A program that cannot run has no known capabilities: say "unavailable" (with the
-        # reason and hint), not "unsupported".
-        if not self.availability.ok:
-            return OpSupport() if op in load_catalog() else None
+        # A configured program that cannot run has no known capabilities: say "unavailable" (with
+        # the reason and hint), not "unsupported".
+        if not self.knows_ops_without_running() and not self.availability.ok:
+            return OpSupport(None, self.ask_program) if op in load_catalog() else None
         return super().support(op)
-
-    @property
-    def unsupported(self) -> dict[str, str]:  # type: ignore[override]
-        return dict(self.reported().get("unsupported", {}))
 
     # -- one request ------------------------------------------------------------------------------
     def handle(self, job: Job) -> Outcome:
         self.check_input(job)
+        return self.handler(job.op)(job)
+
+    def ask_program(self, job: Job) -> Outcome:
+        """Send the request to the program (its long-lived `--stream` process when it has one)."""
         request = json.dumps(request_for(job, defaults=self.reported().get("defaults") is True))
         if self.reported().get("stream") is not True:
             run = self.run_cmd(self._build_cmd(job), timeout=self.timeout_for(job), stdin=request + "\n")
@@ -229,11 +245,6 @@ def parse_capabilities(run: ToolRun, name: str) -> dict[str, Any]:
     if not isinstance(doc.get("unsupported", {}), dict):
         raise bad('"unsupported" must map op -> reason')
     return doc
-
-
-def _op_support(entry: dict[str, Any]) -> OpSupport:
-    options = entry.get("options")
-    return OpSupport(None if options is None else frozenset(options), str(entry.get("note") or ""))
 
 
 def capabilities_document(adapter: Adapter) -> dict[str, Any]:

@@ -1,7 +1,9 @@
 """Where adapters are found: a static catalog of the built-in ones, plus third-party adapters
 registered through the entry-point group `dicom_hub.adapters`.
 
-Nothing is imported or probed until first use, so listing names costs nothing.
+Nothing is imported or probed until first use, so listing names costs nothing. An adapter's op
+table is checked against the op catalog when it is loaded (as pluggy checks a plugin's hook
+implementations when it is registered), not when a request first meets a mistake.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from dataclasses import dataclass
 from functools import cache
 from importlib import import_module
 
-from dicom_hub.adapters.base import Adapter
+from dicom_hub.adapters.base import Adapter, OpSupport, Unsupported
 from dicom_hub.contract.errors import ErrorCode, HubError
 
 ENTRY_POINT_GROUP = "dicom_hub.adapters"
@@ -56,7 +58,50 @@ def _load(name: str, path: str) -> Adapter:
     adapter = cls()
     if not isinstance(adapter, Adapter):
         raise HubError(ErrorCode.INTERNAL_ERROR, f"{path} is not a dicom-hub Adapter")
+    check_op_table(adapter, path)
     return adapter
+
+
+class AdapterValidationError(HubError):
+    """An adapter whose op table does not fit the op catalog; keeps `.adapter` and `.problems`."""
+
+    def __init__(self, adapter: str, path: str, problems: list[str]) -> None:
+        super().__init__(
+            ErrorCode.INTERNAL_ERROR,
+            f"adapter {adapter!r} ({path}) does not fit the op catalog: {'; '.join(problems)}",
+            "its declare_ops() must give every op of contract/ops/*.json, as OpSupport with options from that op's schema "
+            "or as Unsupported with the reason (adapters/base.py)",
+        )
+        self.adapter = adapter
+        self.problems = problems
+
+
+def check_op_table(adapter: Adapter, path: str = "") -> None:
+    """Every catalog op declared once, as served or stubbed; no other op; options from the op's schema."""
+    from dicom_hub.contract.catalog import load_catalog
+
+    catalog = load_catalog()
+    table = adapter.op_table
+    problems = []
+    missing = sorted(set(catalog) - set(table))
+    if missing:
+        problems.append(f"no entry for op(s) {', '.join(missing)}")
+    unknown = sorted(set(table) - set(catalog))
+    if unknown:
+        problems.append(f"unknown op(s) {', '.join(unknown)}")
+    for op, entry in sorted(table.items()):
+        if isinstance(entry, OpSupport):
+            extra = sorted(entry.options - catalog[op].option_names) if entry.options is not None and op in catalog else []
+            if extra:
+                problems.append(f"{op}: option(s) {', '.join(extra)} are not in the op's schema")
+            if not callable(entry.handler):
+                problems.append(f"{op}: the handler {entry.handler!r} is not callable")
+        elif not isinstance(entry, Unsupported):
+            problems.append(f"{op}: {entry!r} is neither OpSupport nor Unsupported")
+        elif not entry.reason.strip():
+            problems.append(f"{op}: a stub without a reason")
+    if problems:
+        raise AdapterValidationError(adapter.name, path or type(adapter).__name__, problems)
 
 
 @cache

@@ -1,8 +1,9 @@
 """The base of every adapter that drives an external command-line toolkit.
 
-A subclass says how to turn a job into an argument list (`_build_cmd`) and how to read the
-tool's answer back. This base finds the binaries, runs them without a shell, enforces the
-timeout on the whole process group, and turns exit codes into contract errors.
+A subclass declares its ops (`declare_ops`), says how to turn a job into an argument list
+(`_build_cmd`) and how to read the tool's answer back. This base finds the binaries, runs them
+without a shell, enforces the timeout on the whole process group, and turns exit codes into
+contract errors.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
-from dicom_hub.adapters.base import Adapter, Availability
+from dicom_hub.adapters.base import Adapter, Availability, is_network_op
 from dicom_hub.adapters.child_process import child_env, private_cwd
 from dicom_hub.contract.errors import ErrorCode, HubError
 from dicom_hub.contract.job import Job, Outcome
@@ -172,9 +173,11 @@ class SubprocessAdapter(Adapter):
         raise NotImplementedError
 
     def handle(self, job: Job) -> Outcome:
-        self.check_input(job)
-        run = self.run_cmd(self._build_cmd(job), timeout=self.timeout_for(job))
-        return self.interpret(job, run)
+        """Check the input file (`check_input`), then run the op's handler from the table. Network ops
+        send their files as they are: the peer judges them."""
+        if not is_network_op(job.op):
+            self.check_input(job)
+        return super().handle(job)
 
     def interpret(self, job: Job, run: ToolRun) -> Outcome:
         """Turn a finished run into an outcome; the default trusts the exit code."""

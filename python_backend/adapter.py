@@ -8,9 +8,8 @@ adapter layer never imports the Python backend, which is one adapter's implement
 from __future__ import annotations
 
 import sys
-from functools import cache
 
-from dicom_hub.adapters.base import ALL_OPTIONS, Adapter, Availability, OpSupport
+from dicom_hub.adapters.base import Adapter, Availability, OpEntry, OpSupport, is_network_op
 from dicom_hub.adapters.registry import KNOWN_ADAPTERS
 from dicom_hub.contract.job import Job, Outcome
 
@@ -32,11 +31,12 @@ class PythonAdapter(Adapter):
             return Availability(False, reason="pydicom is not installed", hint=self.install_hint)
         return Availability(True, f"pydicom {pydicom_version}; python {sys.version.split()[0]}")
 
-    @cache  # noqa: B019 - one adapter instance per process
-    def capabilities(self) -> dict[str, OpSupport]:
-        return dict.fromkeys(OPS, ALL_OPTIONS)
+    def declare_ops(self) -> dict[str, OpEntry]:
+        """Every op with every option: the Python backend's own table (`python_backend.OPS`) names the
+        function of each, imported on first use so that start-up stays lean."""
+        return {op: OpSupport(None, self._run) for op in OPS}
 
-    def handle(self, job: Job) -> Outcome:
+    def _run(self, job: Job) -> Outcome:
         if "timeout" in job.options and not _keeps_time_itself(job.op):
             from dicom_hub.adapters.time_limit import run_with_time_limit
 
@@ -47,6 +47,4 @@ class PythonAdapter(Adapter):
 def _keeps_time_itself(op: str) -> bool:
     """Network ops cap every wait by options.timeout and check it between DIMSE messages
     (python_backend/network/_association.py): no worker process needed."""
-    from dicom_hub.contract.catalog import load_catalog
-
-    return load_catalog()[op].family == "network"
+    return is_network_op(op)

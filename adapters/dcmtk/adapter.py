@@ -16,7 +16,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from dicom_hub.adapters.base import OpSupport, supports
+from dicom_hub.adapters.base import OpEntry, Unsupported, is_network_op, python_only, supports
 from dicom_hub.adapters.dcmtk import anon as dcmtk_anon
 from dicom_hub.adapters.dcmtk import network as dcmtk_network
 from dicom_hub.adapters.registry import KNOWN_ADAPTERS
@@ -34,41 +34,6 @@ from dicom_hub.contract.job import Job, Outcome
 # dcmdump: numeric UIDs, long values in full, text as UTF-8, UN elements given their dictionary VR,
 # bulk data (> 256 KB) not loaded.
 DUMP_FLAGS = ("-Un", "+L", "+U8", "+uc", "-M", "+R", "256")
-
-CAPABILITIES: dict[str, OpSupport] = {
-    "dump": supports("max_depth", "max_value_length", "include_pixel_data", note="dcmdump's own text (numeric UIDs)"),
-    "info": supports(note="built from dcmdump output"),
-    "to_json": supports(
-        "bulk_data", "include_file_meta", "indent",
-        note="dcm2json converts text to UTF-8 and sets SpecificCharacterSet to ISO_IR 192",
-    ),
-    "validate": supports(
-        "strict",
-        note="structural only: Part 10 header (dcmftest), full parse (dcmdump), required UIDs; no IOD/VR conformance",
-    ),
-    "stats": supports("modality", "frame", note="min and max only (dcmj2pnm -im); DCMTK computes no mean, median, std or percentiles"),
-    "to_image": supports(
-        "format", "frame", "window_center", "window_width", "normalize", "disable_modality_lut", "disable_voi_lut",
-        "force_8bit", "force_16bit", "quality",
-        note="dcmj2pnm; default window: the file's first window or VOI LUT, else min-max; 16-bit only as PNG; "
-        "normalize: true is refused (DCMTK has no median/percentile window)",
-    ),
-    "transcode": supports(
-        "transfer_syntax", "quality", "near_lossless_error", "keep_sop_instance_uid",
-        note="native, deflated, RLE, JPEG baseline (8-bit) and lossless SV1, JPEG-LS (near-lossless: unsigned data "
-        "only); compressed input is decompressed first; no JPEG 2000 or HTJ2K (neither encode nor decode)",
-    ),
-    "modify_tags": supports("set", "delete", note="dcmodify on a copy; tags must be in the DICOM dictionary (no 'vr' option)"),
-    "anonymize": dcmtk_anon.SUPPORT,
-    **dcmtk_network.CAPABILITIES,
-}
-
-UNSUPPORTED: dict[str, str] = {
-    "from_json": "DCMTK 3.6.7 has no json2dcm (added in 3.6.8) and its xml2dcm reads only DCMTK's own XML, "
-    "so there is no DCMTK route from the DICOM JSON Model to a file",
-    "histogram": "DCMTK prints no pixel histogram",
-    "split_multiframe": "DCMTK writes frames only as images (dcmj2pnm +Fa), not as single-frame DICOM files",
-}
 
 # transcode: encoder argv (after the tool name) per target UID.
 _ENCODERS: dict[str, tuple[str, ...]] = {
@@ -93,17 +58,68 @@ class DcmtkAdapter(DumpingAdapter):
     language = "cpp"
     toolkit = "DCMTK"
     install_hint = KNOWN_ADAPTERS["dcmtk"].hint
-    unsupported = {**UNSUPPORTED, **dcmtk_network.UNSUPPORTED}
     executable = "dcmdump"
     version_pattern = r"v(\d+\.\d+\.\d+)"
 
-    def capabilities(self) -> dict[str, OpSupport]:
-        return CAPABILITIES
+    def declare_ops(self) -> dict[str, OpEntry]:
+        peer, tls, network = dcmtk_network.PEER, dcmtk_network.TLS, self._network
+        tls_note = "; TLS verifies the peer's certificate chain but not its host name"
+        return {
+            "dump": supports("max_depth", "max_value_length", "include_pixel_data", handler=self._dump, note="dcmdump's own text (numeric UIDs)"),
+            "info": supports(handler=self._info, note="built from dcmdump output"),
+            "to_json": supports(
+                "bulk_data", "include_file_meta", "indent", handler=self._to_json,
+                note="dcm2json converts text to UTF-8 and sets SpecificCharacterSet to ISO_IR 192",
+            ),
+            "from_json": Unsupported(
+                "DCMTK 3.6.7 has no json2dcm (added in 3.6.8) and its xml2dcm reads only DCMTK's own XML, "
+                "so there is no DCMTK route from the DICOM JSON Model to a file"
+            ),
+            "validate": supports(
+                "strict", handler=self._validate,
+                note="structural only: Part 10 header (dcmftest), full parse (dcmdump), required UIDs; no IOD/VR conformance",
+            ),
+            "modify_tags": supports("set", "delete", handler=self._modify_tags, note="dcmodify on a copy; tags must be in the DICOM dictionary (no 'vr' option)"),
+            "split_multiframe": Unsupported("DCMTK writes frames only as images (dcmj2pnm +Fa), not as single-frame DICOM files"),
+            "stats": supports(
+                "modality", "frame", handler=self._stats,
+                note="min and max only (dcmj2pnm -im); DCMTK computes no mean, median, std or percentiles",
+            ),
+            "histogram": Unsupported("DCMTK prints no pixel histogram"),
+            "to_image": supports(
+                "format", "frame", "window_center", "window_width", "normalize", "disable_modality_lut", "disable_voi_lut",
+                "force_8bit", "force_16bit", "quality", handler=self._to_image,
+                note="dcmj2pnm; default window: the file's first window or VOI LUT, else min-max; 16-bit only as PNG; "
+                "normalize: true is refused (DCMTK has no median/percentile window)",
+            ),
+            "transcode": supports(
+                "transfer_syntax", "quality", "near_lossless_error", "keep_sop_instance_uid", handler=self._transcode,
+                note="native, deflated, RLE, JPEG baseline (8-bit) and lossless SV1, JPEG-LS (near-lossless: unsigned data "
+                "only); compressed input is decompressed first; no JPEG 2000 or HTJ2K (neither encode nor decode)",
+            ),
+            "anonymize": supports(
+                "key", "key_env", "key_file", handler=self._anonymize,
+                note="Table E.1-1 (2024b) basic profile as dcmodify edits at every depth (X erased, Z emptied, D dummy values, "
+                "U new UIDs, keyed as the Python engine's (the same key gives the same UIDs across files, runs and backends python, "
+                "csharp, dcmtk; without a key, random); combined actions and unlisted attributes judged by the IOD, as the Python engine "
+                "does), private elements erased, Patient Identity Removed set; the result is checked against the table and the IOD "
+                "and refused if any identifying value survives; no profile options, patient prefix, "
+                "burned-in override or mapping file",
+            ),
+            "echo": supports(*peer, *tls, handler=network, note="echoscu" + tls_note),
+            "store": supports(*peer, *tls, "recursive", handler=network, note="storescu -nh: each file's own transfer syntax plus uncompressed; per-file status from its log" + tls_note),
+            "find": supports(*peer, *tls, "level", "query", "model", "max_results", handler=network, note="findscu -X; status category only (no status code)" + tls_note),
+            "move": supports(*peer, "destination", "level", "query", "model", handler=network, note="movescu; sub-operation counts from its log; no TLS in movescu"),
+            "get": supports(*peer, "level", "query", "model", handler=network, note="getscu; files moved into <Study>/<Series>/<SOP>.dcm; no TLS in getscu"),
+            "worklist": supports(
+                *peer, *tls, "station_aet", "station_name", "modality", "date", "patient_id", "patient_name", "accession_number", "query", "max_results",
+                handler=network, note="findscu -W -X" + tls_note,
+            ),
+            **python_only(self.name),
+        }
 
-    def handle(self, job: Job) -> Outcome:
-        if job.op in dcmtk_network.CAPABILITIES:
-            return dcmtk_network.run(self, job)
-        return super().handle(job)
+    def _network(self, job: Job) -> Outcome:
+        return dcmtk_network.run(self, job)
 
     # -- command lines (pure: golden tests call these) ---------------------------------------------
     def _build_cmd(self, job: Job, out: Path | None = None, *, file_window: str | None = None) -> list[str]:
@@ -133,7 +149,7 @@ class DcmtkAdapter(DumpingAdapter):
             return [self.tool("dcmj2pnm"), *self._image_flags(job, file_window), src, str(target)]
         if op == "modify_tags":
             return [self.tool("dcmodify"), *edit_flags(plan_edits(job.option("set") or {}, job.option("delete") or [])), str(target)]
-        if op in dcmtk_network.CAPABILITIES:
+        if is_network_op(op):
             return dcmtk_network.build_cmd(self, job)
         raise HubError(ErrorCode.UNSUPPORTED_OP, self.unsupported_reason(op))
 

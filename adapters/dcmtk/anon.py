@@ -12,25 +12,12 @@ import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from dicom_hub.adapters.base import supports
 from dicom_hub.adapters.toolkit import annex_e
 from dicom_hub.adapters.toolkit.tool_errors import check
 from dicom_hub.contract.job import Job
 
 if TYPE_CHECKING:
     from dicom_hub.adapters.subprocess_adapter import SubprocessAdapter, ToolRun
-
-SUPPORT = supports(
-    "key",
-    "key_env",
-    "key_file",
-    note="Table E.1-1 (2024b) basic profile as dcmodify edits at every depth (X erased, Z emptied, D dummy values, "
-    "U new UIDs, keyed as the Python engine's (the same key gives the same UIDs across files, runs and backends python, "
-    "csharp, dcmtk; without a key, random); combined actions and unlisted attributes judged by the IOD, as the Python engine "
-    "does), private elements erased, Patient Identity Removed set; the result is checked against the table and the IOD "
-    "and refused if any identifying value survives; no profile options, patient prefix, "
-    "burned-in override or mapping file",
-)
 
 # What the result says about itself (PS3.3 C.7.1.1: Patient Identity Removed, De-identification Method (Code Sequence)).
 MARKS = (

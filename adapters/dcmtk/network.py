@@ -16,7 +16,6 @@ import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from dicom_hub.adapters.base import OpSupport, supports
 from dicom_hub.contract.dicom.network.query import query_model
 from dicom_hub.contract.errors import ErrorCode
 from dicom_hub.contract.files import atomic_output
@@ -30,20 +29,7 @@ PEER = ("host", "port", "called_aet", "calling_aet", "network_timeout", "dimse_t
 # echoscu, storescu and findscu speak TLS (+tls/+tla); movescu and getscu of DCMTK 3.6.7 do not. A key
 # password could only be given on the command line (+pw), where other local users can read it: refused.
 TLS = ("tls", "tls_ca_file", "tls_cert_file", "tls_key_file", "tls_verify")
-_TLS_NOTE = "; TLS verifies the peer's certificate chain but not its host name"
-CAPABILITIES: dict[str, OpSupport] = {
-    "echo": supports(*PEER, *TLS, note="echoscu" + _TLS_NOTE),
-    "store": supports(*PEER, *TLS, "recursive", note="storescu -nh: each file's own transfer syntax plus uncompressed; per-file status from its log" + _TLS_NOTE),
-    "find": supports(*PEER, *TLS, "level", "query", "model", "max_results", note="findscu -X; status category only (no status code)" + _TLS_NOTE),
-    "move": supports(*PEER, "destination", "level", "query", "model", note="movescu; sub-operation counts from its log; no TLS in movescu"),
-    "get": supports(*PEER, "level", "query", "model", note="getscu; files moved into <Study>/<Series>/<SOP>.dcm; no TLS in getscu"),
-    "worklist": supports(
-        *PEER, *TLS, "station_aet", "station_name", "modality", "date", "patient_id", "patient_name", "accession_number", "query", "max_results",
-        note="findscu -W -X" + _TLS_NOTE,
-    ),
-}
 SYSTEM_CA_DIR = "/etc/ssl/certs"  # OpenSSL's hashed CA folder (Debian): the trust store when no tls_ca_file is given
-UNSUPPORTED: dict[str, str] = {}
 
 _TOOLS = {"echo": "echoscu", "store": "storescu", "find": "findscu", "worklist": "findscu", "move": "movescu", "get": "getscu"}
 _DIMSE_STATUS = re.compile(r"DIMSE Status\s*:\s*0x(?P<code>[0-9a-fA-F]{4}): (?P<status>.+)$", re.M)

@@ -13,11 +13,11 @@ from __future__ import annotations
 import os
 import shutil
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
-from dicom_hub.adapters.base import Availability, OpSupport, supports
+from dicom_hub.adapters.base import Availability, OpEntry, Unsupported, is_network_op, python_only, supports
 from dicom_hub.adapters.dicom_rs.dump import parse_dump
-from dicom_hub.adapters.dicom_rs.network import RsNetworkOps
+from dicom_hub.adapters.dicom_rs.network import CONNECTION, RsNetworkOps
 from dicom_hub.adapters.registry import KNOWN_ADAPTERS
 from dicom_hub.adapters.subprocess_adapter import SubprocessAdapter, ToolRun
 from dicom_hub.adapters.toolkit import pixel_input, syntaxes
@@ -67,16 +67,6 @@ class DicomRsAdapter(RsNetworkOps, SubprocessAdapter):
     toolkit = "dicom-rs"
     executable = "dicom-dump"
     install_hint = KNOWN_ADAPTERS["dicom-rs"].hint
-    unsupported: ClassVar[dict[str, str]] = {
-        "from_json": "dicom-rs has no JSON -> DICOM tool (dicom-json is a library only)",
-        "validate": "dicom-rs has no validator",
-        "anonymize": "dicom-rs has no de-identification tool",
-        "modify_tags": "dicom-rs has no tool that edits elements",
-        "split_multiframe": "dicom-rs has no tool that splits multi-frame objects",
-        "stats": "dicom-rs has no pixel statistics tool",
-        "histogram": "dicom-rs has no histogram tool",
-        "get": "dicom-rs has no C-GET tool",
-    }
 
     def tool(self, name: str) -> str:
         """Binaries on PATH (or the override folder), else where `cargo install` puts them."""
@@ -101,31 +91,63 @@ class DicomRsAdapter(RsNetworkOps, SubprocessAdapter):
             return Availability(False, reason=f"{', '.join(missing)} not found ({where})", hint=self.install_hint)
         return super().probe()
 
-    def capabilities(self) -> dict[str, OpSupport]:
+    def declare_ops(self) -> dict[str, OpEntry]:
+        network = self.handle_network
         return {
-            "dump": supports(note="dicom-dump text; Pixel Data and what follows it are not read (--until 7FE0,0010); file meta shown as a header"),
-            "to_json": supports("bulk_data", "include_file_meta", "indent", note="dicom-dump --format json; encapsulated Pixel Data is never written, so bulk_data inline fails for compressed files"),
-            "info": supports(note="derived from dicom-dump --format json"),
+            "dump": supports(handler=self._dump, note="dicom-dump text; Pixel Data and what follows it are not read (--until 7FE0,0010); file meta shown as a header"),
+            "to_json": supports(
+                "bulk_data", "include_file_meta", "indent", handler=self._to_json,
+                note="dicom-dump --format json; encapsulated Pixel Data is never written, so bulk_data inline fails for compressed files",
+            ),
+            "from_json": Unsupported("dicom-rs has no JSON -> DICOM tool (dicom-json is a library only)"),
+            "info": supports(handler=self._info, note="derived from dicom-dump --format json"),
+            "validate": Unsupported("dicom-rs has no validator"),
+            "modify_tags": Unsupported("dicom-rs has no tool that edits elements"),
+            "split_multiframe": Unsupported("dicom-rs has no tool that splits multi-frame objects"),
+            "anonymize": Unsupported("dicom-rs has no de-identification tool"),
             "to_image": supports(
-                "format", "frame", "force_8bit", "force_16bit", "disable_voi_lut", "disable_modality_lut",
+                "format", "frame", "force_8bit", "force_16bit", "disable_voi_lut", "disable_modality_lut", handler=self._write_file,
                 note="dicom-toimage: the file's first VOI LUT/window, else min-max; no manual window, no JPEG quality, no palette colour; disable_modality_lut needs disable_voi_lut (the tool skips both)",
             ),
+            "stats": Unsupported("dicom-rs has no pixel statistics tool"),
+            "histogram": Unsupported("dicom-rs has no histogram tool"),
             "transcode": supports(
-                "transfer_syntax", "quality", "keep_sop_instance_uid",
+                "transfer_syntax", "quality", "keep_sop_instance_uid", handler=self._write_file,
                 note="writes explicit, implicit, deflated, jpeg (8-bit unsigned input only) and jpegls (greyscale only: its colour JPEG-LS decodes wrongly elsewhere); JPEG baseline keeps the SOP Instance UID, so it needs keep_sop_instance_uid: true",
             ),
-            **self.network_capabilities(),
+            "echo": supports(*CONNECTION, "dimse_timeout", handler=network, note="dicom-echoscu; no TLS (the tools are built without it)"),
+            "store": supports(*CONNECTION, "dimse_timeout", "recursive", handler=network, note="dicom-storescu (transcodes when the peer refuses the file's syntax)"),
+            "find": supports(
+                *CONNECTION, "dimse_timeout", "level", "query", "model", handler=network,
+                note="dicom-findscu with the Python backend's query identifier; DS/IS values come back as text; no max_results",
+            ),
+            "move": supports(
+                "host", "port", "called_aet", "calling_aet", "destination", "level", "query", "model", handler=network,
+                note="dicom-movescu to a third AE (it has no timeout flags)",
+            ),
+            "get": Unsupported("dicom-rs has no C-GET tool"),
+            "worklist": supports(
+                *CONNECTION, "dimse_timeout", "station_aet", "station_name", "modality", "date", "patient_id", "patient_name", "accession_number", "query",
+                handler=network, note="dicom-findscu -W with the Python backend's worklist identifier",
+            ),
+            **python_only(self.name),
         }
 
     # -- command lines -----------------------------------------------------------------------
     def _build_cmd(self, job: Job, target: Path | None = None) -> list[str]:
         """The argument list for `job`; `target` is where the tool writes (a temp file beside the output)."""
-        if job.op in self.network_ops():
+        if is_network_op(job.op):
             return self.network_cmd(job, target)
-        build = getattr(self, f"_cmd_{job.op}", None)
-        if build is None:
+        commands = {
+            "dump": self._cmd_dump,
+            "to_json": self._cmd_to_json,
+            "info": self._cmd_info,
+            "to_image": self._cmd_to_image,
+            "transcode": self._cmd_transcode,
+        }
+        if job.op not in commands:
             raise HubError(ErrorCode.UNSUPPORTED_OP, self.unsupported_reason(job.op))
-        return build(job, target)
+        return commands[job.op](job, target)
 
     def _cmd_dump(self, job: Job, target: Path | None) -> list[str]:
         return [self.tool("dicom-dump"), "--no-limit", "--color", "never", "--until", PIXEL_DATA, str(job.input)]
@@ -159,19 +181,23 @@ class DicomRsAdapter(RsNetworkOps, SubprocessAdapter):
 
     # -- running -----------------------------------------------------------------------------
     def handle(self, job: Job) -> Outcome:
-        if job.op in self.network_ops():
-            return self.handle_network(job)
-        check_options(job)
-        self.check_input(job)
-        if job.op in ("to_image", "transcode"):
-            return self._write_file(job)
+        if not is_network_op(job.op):
+            check_options(job)
+        return super().handle(job)  # the input check, then the op's handler
+
+    def _dump(self, job: Job) -> Outcome:
         run = self.run(job, self._build_cmd(job))
-        if job.op == "dump":
-            return text_outcome(job, run.stdout, parse_dump(run.stdout), run.stderr)
+        return text_outcome(job, run.stdout, parse_dump(run.stdout), run.stderr)
+
+    def _info(self, job: Job) -> Outcome:
+        run = self.run(job, self._build_cmd(job))
         document = load_document(run.stdout, "dicom-dump")
-        if job.op == "info":
-            little = syntaxes.file_transfer_syntax(job.input) != syntaxes.EXPLICIT_BE
-            return info_outcome(job.input, resolve_un(document, little_endian=little), stderr=run.stderr)
+        little = syntaxes.file_transfer_syntax(job.input) != syntaxes.EXPLICIT_BE
+        return info_outcome(job.input, resolve_un(document, little_endian=little), stderr=run.stderr)
+
+    def _to_json(self, job: Job) -> Outcome:
+        run = self.run(job, self._build_cmd(job))
+        document = load_document(run.stdout, "dicom-dump")
         if "Encapsulated pixel data not supported" in run.stderr and job.option("bulk_data") == "inline":
             raise HubError(
                 ErrorCode.UNSUPPORTED_OPTION,

@@ -13,7 +13,6 @@ import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from dicom_hub.adapters.base import OpSupport, supports
 from dicom_hub.adapters.dicom_rs.dump import command_sets, to_json_model
 from dicom_hub.adapters.toolkit.store_inputs import expand_inputs, sop_instance_uid
 from dicom_hub.contract.dicom.network.query import (
@@ -35,7 +34,6 @@ if TYPE_CHECKING:
 CONNECTION = ("host", "port", "called_aet", "calling_aet", "network_timeout")
 # No TLS options: the installed dicom-rs SCU tools (0.10) have no TLS flags (their --help lists none;
 # dicom-ul reports TlsSupportNotAvailable when built without it), so the dispatcher refuses them.
-NETWORK_OPS = frozenset({"echo", "store", "find", "move", "worklist"})
 WORKLIST_MODEL = "1.2.840.10008.5.1.4.31"
 _MATCH = re.compile(r"^-+ Match #\d+ -+$", re.MULTILINE)
 _STORED = re.compile(r"Successfully stored instance (\S+)")
@@ -48,21 +46,6 @@ class RsNetworkOps:
     if TYPE_CHECKING:  # provided by DicomRsAdapter
         def tool(self, name: str) -> str: ...
         def run(self, job: Job, args: list[str], *, wide: bool = False) -> ToolRun: ...
-
-    def network_ops(self) -> frozenset[str]:
-        return NETWORK_OPS
-
-    def network_capabilities(self) -> dict[str, OpSupport]:
-        return {
-            "echo": supports(*CONNECTION, "dimse_timeout", note="dicom-echoscu; no TLS (the tools are built without it)"),
-            "store": supports(*CONNECTION, "dimse_timeout", "recursive", note="dicom-storescu (transcodes when the peer refuses the file's syntax)"),
-            "find": supports(*CONNECTION, "dimse_timeout", "level", "query", "model", note="dicom-findscu with the Python backend's query identifier; DS/IS values come back as text; no max_results"),
-            "move": supports("host", "port", "called_aet", "calling_aet", "destination", "level", "query", "model", note="dicom-movescu to a third AE (it has no timeout flags)"),
-            "worklist": supports(
-                *CONNECTION, "dimse_timeout", "station_aet", "station_name", "modality", "date", "patient_id", "patient_name", "accession_number", "query",
-                note="dicom-findscu -W with the Python backend's worklist identifier",
-            ),
-        }
 
     # -- command lines -----------------------------------------------------------------------
     # Values go as --name=value and positionals after "--": clap would read a separate value that

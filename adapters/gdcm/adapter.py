@@ -10,7 +10,7 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
-from dicom_hub.adapters.base import OpSupport, supports
+from dicom_hub.adapters.base import OpEntry, Unsupported, python_only, supports
 from dicom_hub.adapters.gdcm import anon as gdcm_anon
 from dicom_hub.adapters.registry import KNOWN_ADAPTERS
 from dicom_hub.adapters.toolkit import annex_e, dump_text, pixel_input, syntaxes
@@ -21,30 +21,6 @@ from dicom_hub.contract.files import atomic_output
 from dicom_hub.contract.job import Job, Outcome
 
 _GDCMSCU = "gdcmscu 3.0.21 aborts (SIGABRT, 'ProtocolStream as nullptr is invalid') after every association; --get/--worklist fail"
-
-CAPABILITIES: dict[str, OpSupport] = {
-    "dump": supports("max_depth", "max_value_length", "include_pixel_data", note="gdcmdump's own text (binary values shortened by GDCM)"),
-    "info": supports(note="built from gdcmdump output"),
-    "transcode": supports(
-        "transfer_syntax", "quality", "near_lossless_error", "compression_ratio", "keep_sop_instance_uid",
-        note="gdcmconv: native, deflated, RLE, JPEG (8-bit grey only), JPEG-LS and JPEG 2000 (lossless and lossy; the only "
-        "J2K encoder here); no HTJ2K; lossy output always gets a new SOP Instance UID (keep_sop_instance_uid: true is refused)",
-    ),
-    "modify_tags": supports("set", "delete", note="gdcmanon --dumb; tags must be in the DICOM dictionary (no 'vr' option)"),
-    "anonymize": gdcm_anon.SUPPORT,
-}
-
-UNSUPPORTED: dict[str, str] = {
-    "to_image": "gdcmimg 3.0.21 writes only PNM with raw stored values (no window or LUT, truncated output for signed "
-    "16-bit), and silently writes DICOM for .png/.jpg names",
-    "to_json": "GDCM writes only PS3.19 XML (gdcmxml), not the DICOM JSON Model",
-    "from_json": "GDCM reads only PS3.19 XML (gdcmxml), not the DICOM JSON Model",
-    "validate": "GDCM has no validator (gdcminfo only reports whether the file reads)",
-    "stats": "GDCM prints no pixel statistics",
-    "histogram": "GDCM prints no pixel histogram",
-    "split_multiframe": "gdcmtar -U handles only Enhanced IODs (RT Dose and SC fail with 'MediaStorage is not handled')",
-    **dict.fromkeys(("echo", "store", "find", "move", "get", "worklist"), _GDCMSCU),
-}
 
 # transcode: gdcmconv flags per target UID ("-w" is added first for compressed input).
 _FLAGS: dict[str, tuple[str, ...]] = {
@@ -69,12 +45,40 @@ class GdcmAdapter(DumpingAdapter):
     language = "cpp"
     toolkit = "GDCM"
     install_hint = KNOWN_ADAPTERS["gdcm"].hint
-    unsupported = UNSUPPORTED
     executable = "gdcmdump"
     version_pattern = r"gdcm (\d+\.\d+\.\d+)"
 
-    def capabilities(self) -> dict[str, OpSupport]:
-        return CAPABILITIES
+    def declare_ops(self) -> dict[str, OpEntry]:
+        return {
+            "dump": supports("max_depth", "max_value_length", "include_pixel_data", handler=self._dump, note="gdcmdump's own text (binary values shortened by GDCM)"),
+            "info": supports(handler=self._info, note="built from gdcmdump output"),
+            "to_json": Unsupported("GDCM writes only PS3.19 XML (gdcmxml), not the DICOM JSON Model"),
+            "from_json": Unsupported("GDCM reads only PS3.19 XML (gdcmxml), not the DICOM JSON Model"),
+            "validate": Unsupported("GDCM has no validator (gdcminfo only reports whether the file reads)"),
+            "modify_tags": supports("set", "delete", handler=self._modify_tags, note="gdcmanon --dumb; tags must be in the DICOM dictionary (no 'vr' option)"),
+            "split_multiframe": Unsupported("gdcmtar -U handles only Enhanced IODs (RT Dose and SC fail with 'MediaStorage is not handled')"),
+            "to_image": Unsupported(
+                "gdcmimg 3.0.21 writes only PNM with raw stored values (no window or LUT, truncated output for signed "
+                "16-bit), and silently writes DICOM for .png/.jpg names"
+            ),
+            "stats": Unsupported("GDCM prints no pixel statistics"),
+            "histogram": Unsupported("GDCM prints no pixel histogram"),
+            "transcode": supports(
+                "transfer_syntax", "quality", "near_lossless_error", "compression_ratio", "keep_sop_instance_uid", handler=self._transcode,
+                note="gdcmconv: native, deflated, RLE, JPEG (8-bit grey only), JPEG-LS and JPEG 2000 (lossless and lossy; the only "
+                "J2K encoder here); no HTJ2K; lossy output always gets a new SOP Instance UID (keep_sop_instance_uid: true is refused)",
+            ),
+            "anonymize": supports(
+                handler=self._anonymize,
+                note="gdcmanon -e (GDCM's E.1 basic profile) with a per-run throw-away certificate, private tags removed, "
+                "the X/Z/D actions GDCM misses (Table E.1-1 2024b and what the IOD does not need, as the Python engine decides) "
+                "applied to top-level elements, the Encrypted Attributes Sequence removed; the result is checked against the table "
+                "and the IOD and refused if any identifying value survives "
+                "(e.g. inside sequences); no profile options, keys, patient prefix, burned-in override or mapping file",
+            ),
+            **dict.fromkeys(("echo", "store", "find", "move", "get", "worklist"), Unsupported(_GDCMSCU)),
+            **python_only(self.name),
+        }
 
     # -- command lines (pure: golden tests call these) ---------------------------------------------
     def _build_cmd(self, job: Job, out: Path | None = None) -> list[str]:

@@ -15,7 +15,6 @@ from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from dicom_hub.adapters.base import supports
 from dicom_hub.adapters.toolkit import annex_e
 from dicom_hub.adapters.toolkit.tool_errors import check
 from dicom_hub.contract.errors import ErrorCode, HubError
@@ -26,15 +25,6 @@ if TYPE_CHECKING:
 
     from dicom_hub.adapters.subprocess_adapter import SubprocessAdapter, ToolRun
     from pydicom import Dataset
-
-SUPPORT = supports(
-    note="gdcmanon -e (GDCM's E.1 basic profile) with a per-run throw-away certificate, private tags removed, "
-    "the X/Z/D actions GDCM misses (Table E.1-1 2024b and what the IOD does not need, as the Python engine decides) "
-    "applied to top-level elements, the Encrypted Attributes Sequence removed; the result is checked against the table "
-    "and the IOD and refused if any identifying value survives "
-    "(e.g. inside sequences); no profile options, keys, patient prefix, burned-in override or mapping file",
-)
-
 
 def commands(adapter: SubprocessAdapter, job: Job, out: Path, work: Path, profile_flags: list[str]) -> list[list[str]]:
     """The chain: certificate, gdcmanon -e, private tags out, then one gdcmanon --dumb pass with the

@@ -16,11 +16,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import cache
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
-from dicom_hub.adapters.base import Availability, OpSupport, supports
+from dicom_hub.adapters.base import Availability, OpEntry, Unsupported, is_network_op, python_only, supports
 from dicom_hub.adapters.pixelmed.host import PixelMedHostRuns
-from dicom_hub.adapters.pixelmed.network import PixelMedNetworkOps
+from dicom_hub.adapters.pixelmed.network import CONNECTION, PixelMedNetworkOps
 from dicom_hub.adapters.registry import KNOWN_ADAPTERS
 from dicom_hub.adapters.subprocess_adapter import SubprocessAdapter, ToolRun
 from dicom_hub.adapters.toolkit import annex_e, pixel_input, syntaxes
@@ -91,15 +91,6 @@ class PixelMedAdapter(PixelMedHostRuns, PixelMedNetworkOps, SubprocessAdapter):
     executable = "java"
     version_args = ("-version",)
     install_hint = KNOWN_ADAPTERS["pixelmed"].hint
-    unsupported: ClassVar[dict[str, str]] = {
-        "modify_tags": "PixelMed edits elements only through DeidentifyAndRedact's keyword/value pairs",
-        "split_multiframe": "PixelMed has no command-line tool that splits multi-frame objects",
-        "stats": "PixelMed has no pixel statistics tool",
-        "histogram": "PixelMed has no histogram tool",
-        "find": "PixelMed's FindSOPClassSCU main runs a fixed built-in query and ignores its arguments",
-        "get": "PixelMed's GetSOPClassSCU proposes every storage class, so association set-up fails",
-        "worklist": "PixelMed has no worklist SCU main",
-    }
 
     # -- availability ------------------------------------------------------------------------
     @property
@@ -123,29 +114,53 @@ class PixelMedAdapter(PixelMedHostRuns, PixelMedNetworkOps, SubprocessAdapter):
         match = re.search(r"(\d{8})", os.path.realpath(self.jar_dir / JARS[0]))
         return match.group(1) if match else "unknown"
 
-    def capabilities(self) -> dict[str, OpSupport]:
+    def declare_ops(self) -> dict[str, OpEntry]:
+        network = self.handle_network
         return {
-            "dump": supports("include_pixel_data", note="dicom.AttributeList dump (binary values shown as [] with their length)"),
-            "to_json": supports("bulk_data", "include_file_meta", "indent", note="JSONRepresentationOfDicomObjectFactory toJSON; fails on encapsulated (compressed) Pixel Data"),
-            "from_json": supports(note="JSONRepresentationOfDicomObjectFactory toDICOM; always writes Explicit VR Little Endian"),
-            "info": supports(note="derived from the toJSON output"),
+            "dump": supports("include_pixel_data", handler=self._run_dump, note="dicom.AttributeList dump (binary values shown as [] with their length)"),
+            "to_json": supports(
+                "bulk_data", "include_file_meta", "indent", handler=self._run_to_json,
+                note="JSONRepresentationOfDicomObjectFactory toJSON; fails on encapsulated (compressed) Pixel Data",
+            ),
+            "from_json": supports(handler=self._run_from_json, note="JSONRepresentationOfDicomObjectFactory toDICOM; always writes Explicit VR Little Endian"),
+            "info": supports(handler=self._run_info, note="derived from the toJSON output"),
+            "validate": supports(
+                handler=self._run_validate,
+                note=f"validate.DicomInstanceValidator; only these SOP classes: {', '.join(VALIDATED_SOP_CLASSES.values())}",
+            ),
+            "modify_tags": Unsupported("PixelMed edits elements only through DeidentifyAndRedact's keyword/value pairs"),
+            "split_multiframe": Unsupported("PixelMed has no command-line tool that splits multi-frame objects"),
             "to_image": supports(
-                "format", "frame", "window_center", "window_width", "quality", "force_8bit",
+                "format", "frame", "window_center", "window_width", "quality", "force_8bit", handler=self._run_to_image,
                 note="display.ConsumerFormatImageMaker, annotations off; 8-bit png or jpeg only; without a manual window the file's window is used",
             ),
+            "stats": Unsupported("PixelMed has no pixel statistics tool"),
+            "histogram": Unsupported("PixelMed has no histogram tool"),
             "transcode": supports(
-                "transfer_syntax",
+                "transfer_syntax", handler=self._run_transcode,
                 note="writes explicit, implicit, deflated (dicom.AttributeList) and rle (apps.CompressDicomFiles); compressed input is decompressed first (RLE and JPEG only)",
             ),
             "anonymize": supports(
+                handler=self._run_anonymize,
                 note="apps.DeidentifyAndRedact, then the basic profile's top-level X/Z/D actions (Table E.1-1 2024b and what the IOD does "
                 "not need) as its keyword-value replacements (X and Z emptied, D dummy values); refused before running (unsupported_op) "
                 "when the profile must change something inside a sequence or the file holds private attributes (the tool keeps those "
                 "on its own safe list); the output is checked against the table and the IOD at every depth and refused (backend_error) if any "
                 "identifying value survives; no profile options, keys, patient prefix, burned-in override or mapping file",
             ),
-            "validate": supports(note=f"validate.DicomInstanceValidator; only these SOP classes: {', '.join(VALIDATED_SOP_CLASSES.values())}"),
-            **self.network_capabilities(),
+            "echo": supports(*CONNECTION, handler=network, note="network.VerificationSOPClassSCU"),
+            "store": supports(
+                *CONNECTION, "recursive", handler=network,
+                note="network.StorageSOPClassSCU (file list on stdin); PixelMed prints no per-file status, success means no error was logged",
+            ),
+            "move": supports(
+                *CONNECTION, "destination", "level", "query", handler=network,
+                note="network.MoveSOPClassSCU, study root; the query may hold only the UIDs down to the level; no sub-operation counts",
+            ),
+            "find": Unsupported("PixelMed's FindSOPClassSCU main runs a fixed built-in query and ignores its arguments"),
+            "get": Unsupported("PixelMed's GetSOPClassSCU proposes every storage class, so association set-up fails"),
+            "worklist": Unsupported("PixelMed has no worklist SCU main"),
+            **python_only(self.name),
         }
 
     # -- command lines -----------------------------------------------------------------------
@@ -155,20 +170,27 @@ class PixelMedAdapter(PixelMedHostRuns, PixelMedNetworkOps, SubprocessAdapter):
 
     def _build_cmd(self, job: Job, target: Path | None = None, **extra: Any) -> list[str]:
         """The argument list for `job`; `target` is the temp file or folder the tool writes to."""
-        if job.op in self.network_ops():
+        if is_network_op(job.op):
             return self.network_cmd(job, target)
-        build = getattr(self, f"_cmd_{job.op}", None)
-        if build is None:
+        commands = {
+            "dump": self._cmd_dump,
+            "to_json": self._cmd_to_json,
+            "info": self._cmd_to_json,
+            "from_json": self._cmd_from_json,
+            "to_image": self._cmd_to_image,
+            "transcode": self._cmd_transcode,
+            "anonymize": self._cmd_anonymize,
+            "validate": self._cmd_validate,
+        }
+        if job.op not in commands:
             raise HubError(ErrorCode.UNSUPPORTED_OP, self.unsupported_reason(job.op))
-        return build(job, target, **extra)
+        return commands[job.op](job, target, **extra)
 
     def _cmd_dump(self, job: Job, target: Path | None) -> list[str]:
         return self.java("dicom.AttributeList", str(job.input))
 
     def _cmd_to_json(self, job: Job, target: Path | None) -> list[str]:
         return self.java("dicom.JSONRepresentationOfDicomObjectFactory", "toJSON", str(job.input), str(target))
-
-    _cmd_info = _cmd_to_json
 
     def _cmd_from_json(self, job: Job, target: Path | None) -> list[str]:
         return self.java("dicom.JSONRepresentationOfDicomObjectFactory", "toDICOM", str(job.input), str(target))
@@ -205,13 +227,6 @@ class PixelMedAdapter(PixelMedHostRuns, PixelMedNetworkOps, SubprocessAdapter):
         return self.java("validate.DicomInstanceValidator", str(job.input), jvm_flags=XPATH_LIMITS)
 
     # -- running -----------------------------------------------------------------------------
-    def handle(self, job: Job) -> Outcome:
-        if job.op in self.network_ops():
-            return self.handle_network(job)
-        self.check_input(job)
-        handler = getattr(self, f"_run_{job.op}")
-        return handler(job)
-
     def run(self, job: Job, args: list[str], expected: Path | None = None) -> ToolRun:
         """Run a PixelMed main; fail on stderr error records, or when `expected` was not written."""
         run = self.run_cmd(args, timeout=self.timeout_for(job))
@@ -225,7 +240,7 @@ class PixelMedAdapter(PixelMedHostRuns, PixelMedNetworkOps, SubprocessAdapter):
     def failure(self, job: Job, run: ToolRun, errors: list[str]) -> HubError:
         """The contract error for a failed run: from stderr when it says why, else from the input file."""
         code, hint = classify(run.stderr + "\n" + run.stdout, ERROR_RULES, default=ErrorCode.BACKEND_ERROR)
-        if code is ErrorCode.BACKEND_ERROR and not error_lines(run.stderr) and job.inputs and job.op not in self.network_ops():
+        if code is ErrorCode.BACKEND_ERROR and not error_lines(run.stderr) and job.inputs and not is_network_op(job.op):
             code = syntaxes.read_failure_code(job.input)  # a silent failure: judge the input itself
             hint = "PixelMed printed no error; the input is not readable DICOM"
         detail = "; ".join(errors[:3]) or run.tail()

@@ -14,7 +14,6 @@ import re
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from dicom_hub.adapters.base import OpSupport, supports
 from dicom_hub.adapters.toolkit.store_inputs import expand_inputs, sop_instance_uid
 from dicom_hub.contract.errors import ErrorCode, HubError
 from dicom_hub.contract.job import Job, Outcome
@@ -25,7 +24,6 @@ if TYPE_CHECKING:
 CONNECTION = ("host", "port", "called_aet", "calling_aet")
 # No TLS options: PixelMed's SCUs take TLS settings only as Java keystores (javax.net.ssl.* system
 # properties), not the PEM files of the contract, so the dispatcher refuses them (unsupported_option).
-NETWORK_OPS = frozenset({"echo", "store", "move"})
 # MoveSOPClassSCU takes a level and the UIDs down to it, nothing else.
 MOVE_KEYS = {
     "STUDY": ("StudyInstanceUID",),
@@ -46,16 +44,6 @@ class PixelMedNetworkOps:
         ) -> ToolRun: ...
         @staticmethod
         def timeout_for(job: Job | None) -> float: ...
-
-    def network_ops(self) -> frozenset[str]:
-        return NETWORK_OPS
-
-    def network_capabilities(self) -> dict[str, OpSupport]:
-        return {
-            "echo": supports(*CONNECTION, note="network.VerificationSOPClassSCU"),
-            "store": supports(*CONNECTION, "recursive", note="network.StorageSOPClassSCU (file list on stdin); PixelMed prints no per-file status, success means no error was logged"),
-            "move": supports(*CONNECTION, "destination", "level", "query", note="network.MoveSOPClassSCU, study root; the query may hold only the UIDs down to the level; no sub-operation counts"),
-        }
 
     def network_cmd(self, job: Job, target: Path | None) -> list[str]:
         host, port = str(job.option("host")), str(job.option("port"))

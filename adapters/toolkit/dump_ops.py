@@ -15,11 +15,7 @@ from dicom_hub.contract.job import Job, Outcome
 
 class DumpingAdapter(SubprocessAdapter):
     """A toolkit adapter whose `dump` and `info` come from its text dump (`_build_cmd` gives the
-    dump command); each other op is a method `_<op>`."""
-
-    def handle(self, job: Job) -> Outcome:
-        self.check_input(job)
-        return getattr(self, f"_{job.op}")(job)
+    dump command): its op table names `_dump` and `_info` as their handlers."""
 
     def _run_checked(self, job: Job, argv: list[str], what: str) -> ToolRun:
         return check(self, self.run_cmd(argv, timeout=self.timeout_for(job)), what, job.input if job.inputs else None)

@@ -140,7 +140,7 @@ def test_anonymize_chain(gdcm, tmp_path, monkeypatch):
 def test_declared_options_exist_in_the_catalog():
     for op, support in GdcmAdapter().capabilities().items():
         assert support.options is None or support.options <= get_op(op).option_names, op
-    for op, reason in GdcmAdapter.unsupported.items():
+    for op, reason in GdcmAdapter().unsupported.items():
         get_op(op)
         assert reason
 

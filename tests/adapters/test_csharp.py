@@ -61,6 +61,23 @@ def test_registered_as_csharp_with_hint():
     assert adapter.command()[-1] == str(build_dir() / "DicomHubGdcm.exe")
 
 
+def test_declared_table_is_what_the_program_reports():
+    """The table in adapters/csharp/adapter.py (known without the program) against the built
+    program's own `--capabilities`: the same ops, options, notes and stub reasons."""
+    adapter = CSharpAdapter()
+    run = subprocess.run([*adapter.command(), "--capabilities"], capture_output=True, text=True, timeout=120)
+    report = json.loads(run.stdout)
+    declared = adapter.capabilities()
+    assert sorted(declared) == sorted(report["ops"])
+    for op, entry in report["ops"].items():
+        assert declared[op].options == frozenset(entry["options"]), op
+        assert declared[op].note == entry["note"], op
+    for op, reason in report["unsupported"].items():
+        assert adapter.unsupported_reason(op) == reason, op
+        assert op not in declared
+    assert report["name"] == adapter.name and report["language"] == adapter.language and report["toolkit"] == adapter.toolkit
+
+
 def test_backends_command_shows_csharp():
     run = subprocess.run([sys.executable, "-m", "dicom_hub.interface", "backends", "--json"], capture_output=True, text=True, timeout=120)
     row = {r["name"]: r for r in json.loads(run.stdout)}["csharp"]

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 from conftest import expect_error, expect_ok, run_request
 from dicom_hub.adapters import registry
-from dicom_hub.adapters.base import Adapter, Availability, supports
+from dicom_hub.adapters.base import Adapter, Availability, Unsupported, supports
+from dicom_hub.contract.catalog import load_catalog
 from dicom_hub.contract.errors import ErrorCode, HubError
 from dicom_hub.contract.job import Job, Outcome
 
@@ -16,17 +17,22 @@ class FakeAdapter(Adapter):
     name = "fake"
     language = "python"
     toolkit = "fake"
-    unsupported = {"to_json": "fake cannot write JSON"}
     ok = True
     behaviour = "ok"
 
     def probe(self) -> Availability:
         return Availability(True, "1.0") if self.ok else Availability(False, reason="fake-tool not found", hint="apt-get install fake")
 
-    def capabilities(self):
-        return {"info": supports(), "dump": supports("max_depth")}
+    def declare_ops(self):
+        stubs = {op: Unsupported(f"fake does not implement {op!r}") for op in load_catalog()}
+        return {
+            **stubs,
+            "info": supports(handler=self.serve),
+            "dump": supports("max_depth", handler=self.serve),
+            "to_json": Unsupported("fake cannot write JSON"),
+        }
 
-    def handle(self, job: Job) -> Outcome:
+    def serve(self, job: Job) -> Outcome:
         if self.behaviour == "crash":
             raise ZeroDivisionError("boom")
         if self.behaviour == "ghost-output":

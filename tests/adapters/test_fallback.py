@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 from conftest import backend_request, expect_error, expect_ok, require_backend, sample
 from dicom_hub.adapters import registry
-from dicom_hub.adapters.base import Adapter, Availability, supports
+from dicom_hub.adapters.base import Adapter, Availability, Unsupported, supports
+from dicom_hub.contract.catalog import load_catalog
 from dicom_hub.contract.errors import ErrorCode, HubError
 from dicom_hub.contract.job import Job, Outcome
 from pydicom import dcmread
@@ -75,10 +76,11 @@ class FakeWriter(Adapter):
     def probe(self) -> Availability:
         return Availability(True, "1.0")
 
-    def capabilities(self):
-        return {"transcode": supports("transfer_syntax")}
+    def declare_ops(self):
+        stubs = {op: Unsupported(f"fake does not implement {op!r}") for op in load_catalog()}
+        return {**stubs, "transcode": supports("transfer_syntax", handler=self.fail)}
 
-    def handle(self, job: Job) -> Outcome:
+    def fail(self, job: Job) -> Outcome:
         if self.leaky:
             job.output.write_bytes(b"partial")
         raise HubError(ErrorCode.CODEC_UNAVAILABLE, "no codec here", "install one")

@@ -14,8 +14,9 @@ from pathlib import Path
 import pytest
 from conftest import backend_request, expect_error, expect_ok
 from dicom_hub.adapters import registry
-from dicom_hub.adapters.base import Adapter, Availability, supports
+from dicom_hub.adapters.base import Adapter, Availability, Unsupported, supports
 from dicom_hub.adapters.verify import fragments_problem, verify_file
+from dicom_hub.contract.catalog import load_catalog
 from dicom_hub.contract.job import Job, Outcome
 from pydicom import dcmread
 from pydicom.data import get_testdata_file
@@ -123,10 +124,11 @@ class BrokenWriter(Adapter):
     def probe(self) -> Availability:
         return Availability(True, "1.0")
 
-    def capabilities(self):
-        return {"transcode": supports("transfer_syntax"), "modify_tags": supports("set")}
+    def declare_ops(self):
+        stubs = {op: Unsupported(f"broken does not implement {op!r}") for op in load_catalog()}
+        return {**stubs, "transcode": supports("transfer_syntax", handler=self.write), "modify_tags": supports("set", handler=self.write)}
 
-    def handle(self, job: Job) -> Outcome:
+    def write(self, job: Job) -> Outcome:
         WRITERS[self.behaviour](job)
         return Outcome(output_files=[str(job.output)])
 
