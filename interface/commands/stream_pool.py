@@ -31,8 +31,8 @@ from dicom_hub.contract.errors import ErrorCode, HubError
 # (line number, request line bytes) -> (response JSON, exit code of that response)
 Answer = Callable[[int, bytes], tuple[str, int]]
 CHUNK = 1 << 16
-PIPELINE = 4  # requests sent ahead to each worker
-PIPELINE_LINE_MAX = 8192  # a longer line is sent only to an idle worker (PIPELINE * this < a pipe's 64 KiB)
+PIPELINE = 32  # most requests sent ahead to one worker
+PIPELINE_BYTES = 32768  # most request bytes sent ahead to one worker: half a pipe's 64 KiB
 # Test-only: a worker aborts (SIGABRT, as a crashing native decoder would) on this request line
 # number. Only the environment can set it, never a request's content.
 CRASH_HOOK_ENV = "DICOM_HUB_TEST_WORKER_ABORT_LINE"
@@ -90,6 +90,7 @@ class _Worker:
     to_worker: int  # the parent's write end of the request pipe
     from_worker: int  # the parent's read end of the answer pipe
     buffer: bytes = b""
+    queued: int = 0  # bytes of the request messages in `tasks`
     # (sequence, line number, line) sent and not answered yet, answered in this order: the first
     # is the one under way (the one a dead worker owes), the others are still unread or queued.
     tasks: deque[tuple[int, int, bytes]] = field(default_factory=deque)
@@ -174,19 +175,26 @@ class StreamPool:
         return number
 
     def _hand_out(self) -> None:
-        """Up to PIPELINE requests per worker, so a worker never waits for this loop. Only short
-        lines are queued behind others: what is sent stays below a pipe's buffer, so writing
-        never blocks on a worker that is itself blocked writing its answers."""
-        for worker in sorted(self.workers, key=lambda w: len(w.tasks)):
-            while self._waiting and len(worker.tasks) < PIPELINE:
-                seq, number, line = self._waiting[0]
-                if worker.tasks and len(line) > PIPELINE_LINE_MAX:
-                    break
-                worker.tasks.append(self._waiting.popleft())
+        """Waiting lines, one at a time to the worker with the fewest, up to PIPELINE lines and
+        PIPELINE_BYTES bytes per worker (a longer line only to an idle worker), so a worker never
+        waits for this loop and what is sent stays below a pipe's buffer: writing never blocks on
+        a worker that is itself blocked writing its answers. One write per worker per turn."""
+        batches: dict[int, list[bytes]] = {}
+        while self._waiting:
+            worker = min(self.workers, key=lambda w: len(w.tasks))
+            seq, number, line = self._waiting[0]
+            message = _message(number, line)
+            if worker.tasks and (len(worker.tasks) >= PIPELINE or worker.queued + len(message) > PIPELINE_BYTES):
+                break
+            worker.tasks.append(self._waiting.popleft())
+            worker.queued += len(message)
+            batches.setdefault(worker.pid, []).append(message)
+        for worker in self.workers:
+            if worker.pid in batches:
                 try:
-                    _write_all(worker.to_worker, b"%d " % number + (line if line.endswith(b"\n") else line + b"\n"))
+                    _write_all(worker.to_worker, b"".join(batches[worker.pid]))
                 except BrokenPipeError:  # the worker is dead: `_replace` answers or re-queues its lines
-                    break
+                    pass
 
     def _collect(self, worker: _Worker, selector: selectors.BaseSelector) -> None:
         chunk = os.read(worker.from_worker, CHUNK)
@@ -196,7 +204,8 @@ class StreamPool:
         *answers, worker.buffer = (worker.buffer + chunk).split(b"\n")
         for answer in answers:
             code, _, text = answer.partition(b" ")
-            seq = worker.tasks.popleft()[0]
+            seq, number, line = worker.tasks.popleft()
+            worker.queued -= len(_message(number, line))
             self._finish(seq, text, int(code))
 
     def _finish(self, seq: int, text: bytes, code: int) -> None:
@@ -289,10 +298,13 @@ def _die_with_parent() -> None:
 
 
 def _close_sessions() -> None:
-    """End the long-lived backend programs this worker started (os._exit skips atexit)."""
-    from dicom_hub.adapters.contract_stream import _close_all
+    """End the long-lived backend programs this worker started (os._exit skips atexit); a worker
+    that never loaded the module that starts them has none (and need not pay for its import)."""
+    import sys
 
-    _close_all()
+    contract_stream = sys.modules.get("dicom_hub.adapters.contract_stream")
+    if contract_stream is not None:
+        contract_stream._close_all()
 
 
 def _crash_answer(number: int, line: bytes, status: int) -> tuple[str, int]:
@@ -317,6 +329,11 @@ def _signal_name(number: int) -> str:
         return signal.Signals(number).name
     except ValueError:
         return str(number)
+
+
+def _message(number: int, line: bytes) -> bytes:
+    """What a worker is sent for one request line: `<number> <line>` and a newline."""
+    return b"%d " % number + (line if line.endswith(b"\n") else line + b"\n")
 
 
 def _write_all(fd: int, data: bytes) -> None:
