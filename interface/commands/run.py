@@ -5,10 +5,13 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from dicom_hub.contract.errors import ErrorCode, HubError, exit_code_for
 from dicom_hub.contract.messages import request_text
+
+if TYPE_CHECKING:
+    from dicom_hub.contract.messages import Response
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -27,24 +30,30 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from dicom_hub.interface.commands import fast_lane
+
     if args.stream:
         return _stream(args.jobs or default_jobs(), not args.unordered)
     indent = 2 if args.pretty or sys.stdout.isatty() else None
     try:
         request = _parsed(_request_from_args(args))
     except HubError as err:
-        request, refused = None, err
-    else:
-        refused = None
-        from dicom_hub.interface.commands import fast_lane
+        from dicom_hub.adapters.dispatch import error_response
 
-        fast = fast_lane.answer(request, indent)
-        if fast is not None:
-            _write_line(fast)
-            return 0
-    from dicom_hub.adapters.dispatch import dispatch, error_response, response_json
+        return _write_response(error_response(err, {"op": args.op, "id": args.id}), indent)
+    fast = fast_lane.answer(request, indent)  # a plain info request: answered without pydicom
+    if fast is not None:
+        _write_line(fast)
+        return 0
+    from dicom_hub.adapters.dispatch import dispatch
 
-    response = dispatch(request) if refused is None else error_response(refused, {"op": args.op, "id": args.id})
+    return _write_response(dispatch(request), indent)
+
+
+def _write_response(response: Response, indent: int | None) -> int:
+    """Print the response; return the exit code it stands for."""
+    from dicom_hub.adapters.dispatch import response_json
+
     _write_line(response_json(response, indent))
     return exit_code_for(response.error.code if response.error else None)
 
@@ -164,18 +173,23 @@ SERIAL_LINES = 8
 def _answer(number: int, line: bytes) -> tuple[str, int]:
     """The response line for request line `number`, and the exit code it stands for: from the
     fast lane (a plain `info` request, without importing pydicom), else from the dispatcher."""
+    from dicom_hub.interface.commands import fast_lane
+
     try:
         request = _parsed(request_text(line, f"request line {number}"))
     except HubError as err:
-        request, refused = None, err
-    else:
-        refused = None
-        from dicom_hub.interface.commands import fast_lane
+        from dicom_hub.adapters.dispatch import error_response
 
-        fast = fast_lane.answer(request)
-        if fast is not None:
-            return fast, 0
-    from dicom_hub.adapters.dispatch import dispatch, error_response, response_json
+        return _response_line(error_response(err))
+    fast = fast_lane.answer(request)
+    if fast is not None:
+        return fast, 0
+    from dicom_hub.adapters.dispatch import dispatch
 
-    response = dispatch(request) if refused is None else error_response(refused)
+    return _response_line(dispatch(request))
+
+
+def _response_line(response: Response) -> tuple[str, int]:
+    from dicom_hub.adapters.dispatch import response_json
+
     return response_json(response), exit_code_for(response.error.code if response.error else None)

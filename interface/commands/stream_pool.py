@@ -191,10 +191,8 @@ class StreamPool:
             batches.setdefault(worker.pid, []).append(message)
         for worker in self.workers:
             if worker.pid in batches:
-                try:
+                with suppress(BrokenPipeError):  # the worker is dead: `_replace` answers or re-queues its lines
                     _write_all(worker.to_worker, b"".join(batches[worker.pid]))
-                except BrokenPipeError:  # the worker is dead: `_replace` answers or re-queues its lines
-                    pass
 
     def _collect(self, worker: _Worker, selector: selectors.BaseSelector) -> None:
         chunk = os.read(worker.from_worker, CHUNK)
