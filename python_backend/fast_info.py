@@ -11,8 +11,8 @@ VRs, keywords and UID names up in pydicom's own tables (`pydicom_tables.py`).
 
 It gives up (None: `metadata.info` takes pydicom's path) on anything else or anything odd: no
 preamble, another transfer syntax, a character set other than the default, Latin-1 or UTF-8,
-text that does not decode or holds code extensions (ESC), an undefined length (sequences,
-encapsulated pixel data), tags out of order, a summary element past the first HEAD bytes, a
+text that does not decode or holds code extensions (ESC), an undefined length other than a
+sequence's (whose items it walks through: encapsulated pixel data, say), tags out of order, a summary element past the first HEAD bytes, a
 value running past the end of the file (pydicom decides how to report a truncated file), a VR
 stored as UN, not given by the dictionary or not one of those above, binary numbers of an odd
 length, DS/IS text that pydicom would not parse. The tests compare its answers with pydicom's
@@ -48,6 +48,8 @@ _DS = re.compile(r"\s*[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?\s*", re.ASCII)
 _IS = re.compile(r"\s*[+-]?\d+\s*", re.ASCII)
 _ESC = b"\x1b"
 _UNDEFINED = 0xFFFFFFFF
+_ITEM, _ITEM_END, _SEQUENCE_END = 0xFFFEE000, 0xFFFEE00D, 0xFFFEE0DD
+_MAX_DEPTH = 16  # nested sequences deeper than this are odd: pydicom reads them
 _IMPLICIT_HEAD = Struct("<HHL")  # group, element, length
 _EXPLICIT_HEAD = Struct("<HH2sH")  # group, element, VR, length (of a short VR)
 _LONG_LENGTH = Struct("<L")  # after the 2 reserved bytes of a long VR
@@ -85,12 +87,13 @@ def _summary_raws(data: bytes, size: int, fd: int) -> tuple[dict[int, tuple[str,
     return body, ts
 
 
-def _walk(data: bytes, size: int, fd: int, pos: int, implicit: bool, found: dict[int, tuple[str, bytes]], meta_only: bool = False) -> int:
-    """Walk the top-level elements from `pos` to the end of the file (values are skipped, not
-    read: a truncated or malformed file makes the walk give up, as pydicom would complain),
-    keeping the wanted ones; return where the walk stopped. This loop is most of the time of a
+def _walk(data: bytes, size: int, fd: int, pos: int, implicit: bool, found: dict[int, tuple[str, bytes]], meta_only: bool = False, depth: int = 0) -> int:
+    """Walk the elements of a data set from `pos` (values are skipped, not read: a truncated or
+    malformed file makes the walk give up, as pydicom would complain), keeping the wanted ones of
+    the top level; return where the walk stopped: the end of the file, or, in a sequence item of
+    undefined length (`depth` > 0), after its delimiter. This loop is most of the time of a
     request (a CT header has a few hundred elements): it unpacks straight from the bytes read."""
-    wanted = _wanted_tags()
+    wanted = _wanted_tags() if depth == 0 else {}
     previous = -1
     read = len(data)
     while pos < size:
@@ -107,7 +110,11 @@ def _walk(data: bytes, size: int, fd: int, pos: int, implicit: bool, found: dict
         tag = group << 16 | element
         if meta_only and group != 0x0002:
             return pos
-        if tag <= previous or group == 0xFFFE:
+        if group == 0xFFFE:  # only the end of an item is expected here
+            if depth and tag == _ITEM_END and _IMPLICIT_HEAD.unpack_from(head, at)[2] == 0:
+                return pos + 8
+            raise _GiveUp
+        if tag <= previous:
             raise _GiveUp
         previous = tag
         if implicit:
@@ -121,14 +128,45 @@ def _walk(data: bytes, size: int, fd: int, pos: int, implicit: bool, found: dict
                     raise _GiveUp
                 length = _LONG_LENGTH.unpack_from(head, at + 8)[0]
             pos += header
-        if length == _UNDEFINED or pos + length > size:
-            raise _GiveUp  # a sequence or encapsulated data to scan, or a truncated file
+        if length == _UNDEFINED:  # a sequence to walk through; anything else (encapsulated data) is pydicom's
+            if depth >= _MAX_DEPTH or (_dictionary_vr(tag) if implicit else vr_bytes.decode("latin_1")) != "SQ":
+                raise _GiveUp
+            pos = _skip_sequence(data, size, fd, pos, implicit, depth + 1)
+            continue
+        if pos + length > size:
+            raise _GiveUp  # a truncated file
         if tag in wanted or meta_only:
             if pos + length > read or length > MAX_VALUE:
                 raise _GiveUp  # beyond the bytes read, or too large to keep in the cache
             found[tag] = (_vr(tag, None if implicit else vr_bytes.decode("latin_1")), data[pos : pos + length])
         pos += length
+    if depth:
+        raise _GiveUp  # the file ends inside a sequence item
     return pos
+
+
+def _skip_sequence(data: bytes, size: int, fd: int, pos: int, implicit: bool, depth: int) -> int:
+    """The position after the delimiter of the sequence of undefined length whose items start at
+    `pos`: items of a defined length are skipped, the others walked through (nothing is kept)."""
+    while True:
+        head = data[pos : pos + 8] if pos + 8 <= len(data) else os.pread(fd, 8, pos)
+        if len(head) < 8:
+            raise _GiveUp
+        group, element, length = _IMPLICIT_HEAD.unpack_from(head)  # item tags are the same in every VR encoding
+        tag = group << 16 | element
+        pos += 8
+        if tag == _SEQUENCE_END:
+            if length:
+                raise _GiveUp
+            return pos
+        if tag != _ITEM:
+            raise _GiveUp
+        if length == _UNDEFINED:
+            pos = _walk(data, size, fd, pos, implicit, {}, depth=depth)
+        elif pos + length > size:
+            raise _GiveUp
+        else:
+            pos += length
 
 
 def _vr(tag: int, stored: str | None) -> str:
