@@ -96,6 +96,9 @@ def _walk(data: bytes, size: int, fd: int, pos: int, implicit: bool, found: dict
     wanted = _wanted_tags() if depth == 0 else {}
     previous = -1
     read = len(data)
+    unpack = _IMPLICIT_HEAD.unpack_from if implicit else _EXPLICIT_HEAD.unpack_from  # bound once: the loop runs per element
+    header_bytes = _HEADER_BYTES.get
+    vr_bytes = b""
     while pos < size:
         if pos + 12 <= read:
             head, at = data, pos
@@ -104,9 +107,9 @@ def _walk(data: bytes, size: int, fd: int, pos: int, implicit: bool, found: dict
             if len(head) < 8:
                 raise _GiveUp
         if implicit:
-            group, element, length = _IMPLICIT_HEAD.unpack_from(head, at)
+            group, element, length = unpack(head, at)
         else:
-            group, element, vr_bytes, length = _EXPLICIT_HEAD.unpack_from(head, at)
+            group, element, vr_bytes, length = unpack(head, at)
         tag = group << 16 | element
         if meta_only and group != 0x0002:
             return pos
@@ -120,7 +123,7 @@ def _walk(data: bytes, size: int, fd: int, pos: int, implicit: bool, found: dict
         if implicit:
             pos += 8
         else:
-            header = _HEADER_BYTES.get(vr_bytes)
+            header = header_bytes(vr_bytes)
             if header is None:  # not a VR: e.g. an implicit VR dataset under an explicit transfer syntax
                 raise _GiveUp
             if header == 12:
@@ -170,8 +173,8 @@ def _skip_sequence(data: bytes, size: int, fd: int, pos: int, implicit: bool, de
 
 
 def _vr(tag: int, stored: str | None) -> str:
-    known = _dictionary_vr(tag)
     if stored is None:
+        known = _dictionary_vr(tag)
         if known is None or " or " in known:
             raise _GiveUp
         return known
