@@ -162,7 +162,7 @@ def _stream(jobs: int, ordered: bool) -> int:
             _write_line(text)
             worst = max(worst, code)
         if jobs > 1 and number >= SERIAL_LINES:
-            worst = max(worst, StreamPool(_answer, _write_lines, jobs, ordered).run(reader, number))
+            worst = max(worst, StreamPool(_answer, _write_lines, jobs, ordered, fast=_fast_answer).run(reader, number))
             break
     return 0 if worst == 0 else 1
 
@@ -173,20 +173,28 @@ SERIAL_LINES = 8
 def _answer(number: int, line: bytes) -> tuple[str, int]:
     """The response line for request line `number`, and the exit code it stands for: from the
     fast lane (a plain `info` request, without importing pydicom), else from the dispatcher."""
-    from dicom_hub.interface.commands import fast_lane
+    fast = _fast_answer(number, line)
+    if fast is not None:
+        return fast
+    from dicom_hub.adapters.dispatch import dispatch, error_response
 
     try:
         request = _parsed(request_text(line, f"request line {number}"))
     except HubError as err:
-        from dicom_hub.adapters.dispatch import error_response
-
         return _response_line(error_response(err))
-    fast = fast_lane.answer(request)
-    if fast is not None:
-        return fast, 0
-    from dicom_hub.adapters.dispatch import dispatch
-
     return _response_line(dispatch(request))
+
+
+def _fast_answer(number: int, line: bytes) -> tuple[str, int] | None:
+    """The fast lane's response line for a plain `info` request line (exit code 0), else None."""
+    from dicom_hub.interface.commands import fast_lane
+
+    try:
+        request = _parsed(request_text(line, f"request line {number}"))
+    except HubError:
+        return None
+    fast = fast_lane.answer(request)
+    return None if fast is None else (fast, 0)
 
 
 def _response_line(response: Response) -> tuple[str, int]:
