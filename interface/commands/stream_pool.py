@@ -1,13 +1,16 @@
 """`dicom-hub run --stream` on every core: request lines answered by forked worker processes.
 
 Why processes: the in-process backend holds the GIL, so threads would not run two requests at once.
-Why fork: the parent has already imported the dispatcher and pydicom while answering the first
-lines itself, so a worker starts warm in about a millisecond.
+Why fork: the parent has already imported what the first lines needed while answering them
+itself, so a worker starts warm in about a millisecond: the fast lane only, for a stream of plain
+`info` requests (a worker then imports pydicom itself if a later request needs it), else the
+dispatcher and pydicom too.
 
 The parent is one thread around one `select` loop. It reads stdin in chunks and splits lines
-itself, sends each line to the least busy worker (a few queued per worker, answered in the order
-sent, so a worker that dies owes exactly one answer: the first unanswered line; the lines queued
-behind it go to another worker), and writes the answers in input order (by sequence number) or,
+itself, sends each line to the least busy worker (about QUEUED_SECONDS of work queued per worker
+at its recent pace, 4 to 32 lines, sent in one write; answered in the order sent, so a worker that
+dies owes exactly one answer: the first unanswered line; the lines queued behind it go to another
+worker), and writes the answers in input order (by sequence number) or,
 unordered, as they come. It reads no more stdin while `in_flight` lines are unanswered, so an
 endless stream or a slow reader of stdout keeps memory flat. A worker that dies (a native
 decoder that aborts) gives its request a `backend_error` response and is replaced; workers are
@@ -21,6 +24,7 @@ import json
 import os
 import selectors
 import signal
+import time
 from collections import deque
 from collections.abc import Callable, Iterator
 from contextlib import suppress
@@ -33,7 +37,9 @@ Answer = Callable[[int, bytes], tuple[str, int]]
 FastAnswer = Callable[[int, bytes], tuple[str, int] | None]
 ANSWER_BATCH = 8  # fast-lane answers a worker writes at once (sooner when it runs out of requests)
 CHUNK = 1 << 16
-PIPELINE = 32  # most requests sent ahead to one worker
+PIPELINE = 32  # most requests sent ahead to one worker (for quick answers; PIPELINE_MIN for slow ones)
+PIPELINE_MIN = 4
+QUEUED_SECONDS = 0.01  # the work a worker is given ahead, at its recent pace
 PIPELINE_BYTES = 32768  # most request bytes sent ahead to one worker: half a pipe's 64 KiB
 # Test-only: a worker aborts (SIGABRT, as a crashing native decoder would) on this request line
 # number. Only the environment can set it, never a request's content.
@@ -96,6 +102,24 @@ class _Worker:
     # (sequence, line number, line) sent and not answered yet, answered in this order: the first
     # is the one under way (the one a dead worker owes), the others are still unread or queued.
     tasks: deque[tuple[int, int, bytes]] = field(default_factory=deque)
+    pace: float = 0.0  # seconds per answer lately (0: not known yet)
+    since: float = 0.0  # when the answers now under way were started
+
+    def room_for(self, size: int) -> bool:
+        """An idle worker takes any line; a busy one takes lines up to its depth and PIPELINE_BYTES."""
+        return not self.tasks or (len(self.tasks) < self.depth() and self.queued + size <= PIPELINE_BYTES)
+
+    def depth(self) -> int:
+        """About QUEUED_SECONDS of work: deep for quick answers (fewer turns of the loop), shallow
+        for slow ones (a line queued behind a slow request waits, while another worker may idle)."""
+        if not self.pace:
+            return PIPELINE_MIN
+        return max(PIPELINE_MIN, min(PIPELINE, int(QUEUED_SECONDS / self.pace)))
+
+    def answered(self, count: int, now: float) -> None:
+        seconds = (now - self.since) / count
+        self.pace = seconds if not self.pace else 0.7 * self.pace + 0.3 * seconds
+        self.since = now
 
 
 @dataclass
@@ -178,17 +202,21 @@ class StreamPool:
         return number
 
     def _hand_out(self) -> None:
-        """Waiting lines, one at a time to the worker with the fewest, up to PIPELINE lines and
-        PIPELINE_BYTES bytes per worker (a longer line only to an idle worker), so a worker never
+        """Waiting lines, one at a time to the worker with the fewest that has room (its depth,
+        PIPELINE_BYTES; a longer line only to an idle worker), so a worker never
         waits for this loop and what is sent stays below a pipe's buffer: writing never blocks on
         a worker that is itself blocked writing its answers. One write per worker per turn."""
         batches: dict[int, list[bytes]] = {}
+        now = time.monotonic()
         while self._waiting:
-            worker = min(self.workers, key=lambda w: len(w.tasks))
             seq, number, line = self._waiting[0]
             message = _message(number, line)
-            if worker.tasks and (len(worker.tasks) >= PIPELINE or worker.queued + len(message) > PIPELINE_BYTES):
+            takers = [w for w in self.workers if w.room_for(len(message))]
+            if not takers:
                 break
+            worker = min(takers, key=lambda w: len(w.tasks))
+            if not worker.tasks:
+                worker.since = now
             worker.tasks.append(self._waiting.popleft())
             worker.queued += len(message)
             batches.setdefault(worker.pid, []).append(message)
@@ -208,6 +236,8 @@ class StreamPool:
             seq, number, line = worker.tasks.popleft()
             worker.queued -= len(_message(number, line))
             self._finish(seq, text, int(code))
+        if answers:
+            worker.answered(len(answers), time.monotonic())
 
     def _finish(self, seq: int, text: bytes, code: int) -> None:
         self.worst = max(self.worst, code)
