@@ -75,26 +75,28 @@ def main() -> int:
 def _stream_report(label: str, paths: list[str], args: argparse.Namespace) -> bool:
     lines = "".join(json.dumps({"op": "info", "input": path, "id": i}) + "\n" for i, path in enumerate(paths)).encode()
     parallel = ["--jobs", str(args.jobs)] if args.jobs else []
-    runs: dict[str, list[tuple[float, float, float]]] = {"parallel": [], "serial": []}
+    runs: dict[str, list[tuple[float, float, float, float]]] = {"parallel": [], "serial": []}
     all_ok = True
     for _ in range(args.stream_repeat):  # interleaved, like the start-up runs
         for name, extra in (("parallel", parallel), ("serial", ["--jobs", "1"])):
-            rate, steady, cpu, ok = _stream_rate(lines, extra, len(paths))
-            runs[name].append((rate, steady, cpu))
+            *numbers, ok = _stream_rate(lines, extra, len(paths))
+            runs[name].append(tuple(numbers))
             all_ok = all_ok and ok
-    (fast, fast_steady, fast_cpu), (slow, slow_steady, slow_cpu) = (tuple(_median([run[i] for run in runs[name]]) for i in range(3)) for name in ("parallel", "serial"))
+    (fast, fast_steady, fast_first, fast_cpu), (slow, slow_steady, slow_first, slow_cpu) = (
+        tuple(_median([run[i] for run in runs[name]]) for i in range(4)) for name in ("parallel", "serial")
+    )
     print(f"stream, {label}:")
-    print(f"  {' '.join(parallel) or 'default jobs'}: {fast:.0f} responses/s with start-up (target: >= 2000); {fast_steady:.0f}/s after the first response; {fast_cpu:.2f} CPU s")
-    print(f"  --jobs 1: {slow:.0f} responses/s with start-up; {slow_steady:.0f}/s after the first response; {slow_cpu:.2f} CPU s")
+    print(f"  {' '.join(parallel) or 'default jobs'}: {fast:.0f} responses/s with start-up (target: >= 2000); first response after {fast_first * 1000:.0f} ms, then {fast_steady:.0f}/s; {fast_cpu:.2f} CPU s")
+    print(f"  --jobs 1: {slow:.0f} responses/s with start-up; first response after {slow_first * 1000:.0f} ms, then {slow_steady:.0f}/s; {slow_cpu:.2f} CPU s")
     print(f"  parallel/serial ratio: {fast / slow:.2f} with start-up, {fast_steady / slow_steady:.2f} after the first response")
     if not all_ok:
         print("  NOT every response was ok")
     return all_ok
 
 
-def _stream_rate(lines: bytes, extra: list[str], requests: int) -> tuple[float, float, float, bool]:
-    """(responses per second with start-up, after the first response, CPU seconds, every response
-    ok) of one `run --stream` over `lines`."""
+def _stream_rate(lines: bytes, extra: list[str], requests: int) -> tuple[float, float, float, float, bool]:
+    """(responses per second with start-up, after the first response, seconds to the first
+    response, CPU seconds, every response ok) of one `run --stream` over `lines`."""
     with tempfile.TemporaryFile() as stdin:
         stdin.write(lines)
         stdin.seek(0)
@@ -110,7 +112,7 @@ def _stream_rate(lines: bytes, extra: list[str], requests: int) -> tuple[float, 
         after = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     answered = sum(1 for line in [first, *rest.splitlines()] if line and json.loads(line)["ok"])
-    return answered / seconds, (answered - 1) / (seconds - first_at + start), cpu, answered == requests
+    return answered / seconds, (answered - 1) / (seconds - first_at + start), first_at - start, cpu, answered == requests
 
 
 def _distinct_files(root: Path, count: int) -> list[str]:
