@@ -131,11 +131,11 @@ class StreamPool:
     jobs: int
     ordered: bool = True
     fast: FastAnswer = lambda number, line: None  # the fast lane's answer (pure Python, never crashes a worker), or None
-    in_flight: int = 0  # most lines read but not yet written; 0: 4 * PIPELINE per worker
+    in_flight: int = 0  # most lines read but not yet written; 0: 2 * PIPELINE per worker
     workers: list[_Worker] = field(default_factory=list)
 
     def __post_init__(self) -> None:
-        self.in_flight = self.in_flight or 4 * PIPELINE * self.jobs
+        self.in_flight = self.in_flight or 2 * PIPELINE * self.jobs
         self._waiting: deque[tuple[int, int, bytes]] = deque()  # read, not yet given to a worker
         self._done: dict[int, bytes] = {}  # answered, waiting for the earlier lines (ordered mode)
         self._out: list[bytes] = []  # answers to write at the end of this turn of the loop
