@@ -40,7 +40,7 @@ MAX_VALUE = 4096  # a longer summary value is odd: pydicom reads it
 _CHARSET_TAG = 0x00080005
 _VRS = frozenset(b"AE AS AT CS DA DS DT FD FL IS LO LT OB OD OF OL OV OW PN SH SL SQ SS ST SV TM UC UI UL UN UR US UT UV".split())
 _LONG_VRS = frozenset({b"OB", b"OD", b"OF", b"OL", b"OV", b"OW", b"SQ", b"UC", b"UN", b"UR", b"UT", b"SV", b"UV"})
-_HEADER_BYTES = {vr: 12 if vr in _LONG_VRS else 8 for vr in _VRS}  # explicit VR element header size, by VR
+_VR_TEXT = {vr: vr.decode("ascii") for vr in _VRS}
 # Specific Character Set -> the Python codec pydicom decodes text with (pydicom.charset)
 _CHARSETS = {"": "iso8859", "ISO_IR 6": "iso8859", "ISO_IR 100": "latin_1", "ISO_IR 192": "UTF8"}
 _DEFAULT_ENCODING = "iso8859"  # pydicom.charset.default_encoding: also every non-text string VR
@@ -99,7 +99,7 @@ def _walk(data: bytes, size: int, fd: int, pos: int, implicit: bool, found: dict
     previous = -1
     read = len(data)
     unpack = _IMPLICIT_HEAD.unpack_from if implicit else _EXPLICIT_HEAD.unpack_from  # bound once: the loop runs per element
-    header_bytes = _HEADER_BYTES.get
+    long_length = _LONG_LENGTH.unpack_from
     vr_bytes = b""
     while pos < size:
         if pos + 12 <= read:
@@ -124,17 +124,17 @@ def _walk(data: bytes, size: int, fd: int, pos: int, implicit: bool, found: dict
         previous = tag
         if implicit:
             pos += 8
-        else:
-            header = header_bytes(vr_bytes)
-            if header is None:  # not a VR: e.g. an implicit VR dataset under an explicit transfer syntax
+        elif vr_bytes in _LONG_VRS:  # 2 reserved bytes, then a 4-byte length
+            if len(head) - at < 12:
                 raise _GiveUp
-            if header == 12:
-                if len(head) - at < 12:
-                    raise _GiveUp
-                length = _LONG_LENGTH.unpack_from(head, at + 8)[0]
-            pos += header
+            length = long_length(head, at + 8)[0]
+            pos += 12
+        elif vr_bytes in _VRS:
+            pos += 8
+        else:  # not a VR: e.g. an implicit VR dataset under an explicit transfer syntax
+            raise _GiveUp
         if length == _UNDEFINED:  # a sequence to walk through; anything else (encapsulated data) is pydicom's
-            if depth >= _MAX_DEPTH or (_dictionary_vr(tag) if implicit else vr_bytes.decode("latin_1")) != "SQ":
+            if depth >= _MAX_DEPTH or (_dictionary_vr(tag) if implicit else _VR_TEXT[vr_bytes]) != "SQ":
                 raise _GiveUp
             pos = _skip_sequence(data, size, fd, pos, implicit, depth + 1)
             continue
@@ -143,7 +143,7 @@ def _walk(data: bytes, size: int, fd: int, pos: int, implicit: bool, found: dict
         if tag in wanted or meta_only:
             if pos + length > read or length > MAX_VALUE:
                 raise _GiveUp  # beyond the bytes read, or too large to keep in the cache
-            found[tag] = (_vr(tag, None if implicit else vr_bytes.decode("latin_1")), data[pos : pos + length])
+            found[tag] = (_vr(tag, None if implicit else _VR_TEXT[vr_bytes]), data[pos : pos + length])
         pos += length
     if depth:
         raise _GiveUp  # the file ends inside a sequence item
@@ -175,12 +175,13 @@ def _skip_sequence(data: bytes, size: int, fd: int, pos: int, implicit: bool, de
 
 
 def _vr(tag: int, stored: str | None) -> str:
+    """The stored VR (one of _VRS), else the dictionary's when it is one VR; never UN."""
     if stored is None:
         known = _dictionary_vr(tag)
         if known is None or " or " in known:
             raise _GiveUp
         return known
-    if stored == "UN" or not stored.isalpha() or not stored.isupper():
+    if stored == "UN":
         raise _GiveUp
     return stored
 
