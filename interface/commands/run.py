@@ -5,10 +5,13 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from dicom_hub.contract.errors import ErrorCode, HubError, exit_code_for
 from dicom_hub.contract.messages import request_text
+
+if TYPE_CHECKING:
+    from dicom_hub.contract.messages import Response
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -27,17 +30,43 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from dicom_hub.adapters.dispatch import dispatch, error_response, response_json
+    from dicom_hub.interface.commands import fast_lane
 
     if args.stream:
         return _stream(args.jobs or default_jobs(), not args.unordered)
-    try:
-        response = dispatch(_request_from_args(args))
-    except HubError as err:
-        response = error_response(err, {"op": args.op, "id": args.id})
     indent = 2 if args.pretty or sys.stdout.isatty() else None
+    try:
+        request = _parsed(_request_from_args(args))
+    except HubError as err:
+        from dicom_hub.adapters.dispatch import error_response
+
+        return _write_response(error_response(err, {"op": args.op, "id": args.id}), indent)
+    fast = fast_lane.answer(request, indent)  # a plain info request: answered without pydicom
+    if fast is not None:
+        _write_line(fast)
+        return 0
+    from dicom_hub.adapters.dispatch import dispatch
+
+    return _write_response(dispatch(request), indent)
+
+
+def _write_response(response: Response, indent: int | None) -> int:
+    """Print the response; return the exit code it stands for."""
+    from dicom_hub.adapters.dispatch import response_json
+
     _write_line(response_json(response, indent))
     return exit_code_for(response.error.code if response.error else None)
+
+
+def _parsed(request: Any) -> Any:
+    """Request text as parsed JSON, for the fast lane; text that is not JSON stays text, for the
+    dispatcher to refuse in its own words."""
+    if not isinstance(request, str):
+        return request
+    try:
+        return json.loads(request)
+    except (ValueError, RecursionError):
+        return request
 
 
 def _write_line(text: str) -> None:
@@ -133,7 +162,7 @@ def _stream(jobs: int, ordered: bool) -> int:
             _write_line(text)
             worst = max(worst, code)
         if jobs > 1 and number >= SERIAL_LINES:
-            worst = max(worst, StreamPool(_answer, _write_lines, jobs, ordered).run(reader, number))
+            worst = max(worst, StreamPool(_answer, _write_lines, jobs, ordered, fast=_fast_answer).run(reader, number))
             break
     return 0 if worst == 0 else 1
 
@@ -142,11 +171,33 @@ SERIAL_LINES = 8
 
 
 def _answer(number: int, line: bytes) -> tuple[str, int]:
-    """The response line for request line `number`, and the exit code it stands for."""
-    from dicom_hub.adapters.dispatch import dispatch, error_response, response_json
+    """The response line for request line `number`, and the exit code it stands for: from the
+    fast lane (a plain `info` request, without importing pydicom), else from the dispatcher."""
+    fast = _fast_answer(number, line)
+    if fast is not None:
+        return fast
+    from dicom_hub.adapters.dispatch import dispatch, error_response
 
     try:
-        response = dispatch(request_text(line, f"request line {number}"))
+        request = _parsed(request_text(line, f"request line {number}"))
     except HubError as err:
-        response = error_response(err)
+        return _response_line(error_response(err))
+    return _response_line(dispatch(request))
+
+
+def _fast_answer(number: int, line: bytes) -> tuple[str, int] | None:
+    """The fast lane's response line for a plain `info` request line (exit code 0), else None."""
+    from dicom_hub.interface.commands import fast_lane
+
+    try:
+        request = _parsed(request_text(line, f"request line {number}"))
+    except HubError:
+        return None
+    fast = fast_lane.answer(request)
+    return None if fast is None else (fast, 0)
+
+
+def _response_line(response: Response) -> tuple[str, int]:
+    from dicom_hub.adapters.dispatch import response_json
+
     return response_json(response), exit_code_for(response.error.code if response.error else None)

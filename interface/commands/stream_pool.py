@@ -1,13 +1,16 @@
 """`dicom-hub run --stream` on every core: request lines answered by forked worker processes.
 
 Why processes: the in-process backend holds the GIL, so threads would not run two requests at once.
-Why fork: the parent has already imported the dispatcher and pydicom while answering the first
-lines itself, so a worker starts warm in about a millisecond.
+Why fork: the parent has already imported what the first lines needed while answering them
+itself, so a worker starts warm in about a millisecond: the fast lane only, for a stream of plain
+`info` requests (a worker then imports pydicom itself if a later request needs it), else the
+dispatcher and pydicom too.
 
 The parent is one thread around one `select` loop. It reads stdin in chunks and splits lines
-itself, sends each line to the least busy worker (a few queued per worker, answered in the order
-sent, so a worker that dies owes exactly one answer: the first unanswered line; the lines queued
-behind it go to another worker), and writes the answers in input order (by sequence number) or,
+itself, sends each line to the least busy worker (about QUEUED_SECONDS of work queued per worker
+at its recent pace, 4 to 32 lines, sent in one write; answered in the order sent, so a worker that
+dies owes exactly one answer: the first unanswered line; the lines queued behind it go to another
+worker), and writes the answers in input order (by sequence number) or,
 unordered, as they come. It reads no more stdin while `in_flight` lines are unanswered, so an
 endless stream or a slow reader of stdout keeps memory flat. A worker that dies (a native
 decoder that aborts) gives its request a `backend_error` response and is replaced; workers are
@@ -21,6 +24,7 @@ import json
 import os
 import selectors
 import signal
+import time
 from collections import deque
 from collections.abc import Callable, Iterator
 from contextlib import suppress
@@ -30,9 +34,13 @@ from dicom_hub.contract.errors import ErrorCode, HubError
 
 # (line number, request line bytes) -> (response JSON, exit code of that response)
 Answer = Callable[[int, bytes], tuple[str, int]]
+FastAnswer = Callable[[int, bytes], tuple[str, int] | None]
+ANSWER_BATCH = 8  # fast-lane answers a worker writes at once (sooner when it runs out of requests)
 CHUNK = 1 << 16
-PIPELINE = 4  # requests sent ahead to each worker
-PIPELINE_LINE_MAX = 8192  # a longer line is sent only to an idle worker (PIPELINE * this < a pipe's 64 KiB)
+PIPELINE = 32  # most requests sent ahead to one worker (for quick answers; PIPELINE_MIN for slow ones)
+PIPELINE_MIN = 4
+QUEUED_SECONDS = 0.01  # the work a worker is given ahead, at its recent pace
+PIPELINE_BYTES = 32768  # most request bytes sent ahead to one worker: half a pipe's 64 KiB
 # Test-only: a worker aborts (SIGABRT, as a crashing native decoder would) on this request line
 # number. Only the environment can set it, never a request's content.
 CRASH_HOOK_ENV = "DICOM_HUB_TEST_WORKER_ABORT_LINE"
@@ -90,9 +98,28 @@ class _Worker:
     to_worker: int  # the parent's write end of the request pipe
     from_worker: int  # the parent's read end of the answer pipe
     buffer: bytes = b""
+    queued: int = 0  # bytes of the request messages in `tasks`
     # (sequence, line number, line) sent and not answered yet, answered in this order: the first
     # is the one under way (the one a dead worker owes), the others are still unread or queued.
     tasks: deque[tuple[int, int, bytes]] = field(default_factory=deque)
+    pace: float = 0.0  # seconds per answer lately (0: not known yet)
+    since: float = 0.0  # when the answers now under way were started
+
+    def room_for(self, size: int) -> bool:
+        """An idle worker takes any line; a busy one takes lines up to its depth and PIPELINE_BYTES."""
+        return not self.tasks or (len(self.tasks) < self.depth() and self.queued + size <= PIPELINE_BYTES)
+
+    def depth(self) -> int:
+        """About QUEUED_SECONDS of work: deep for quick answers (fewer turns of the loop), shallow
+        for slow ones (a line queued behind a slow request waits, while another worker may idle)."""
+        if not self.pace:
+            return PIPELINE_MIN
+        return max(PIPELINE_MIN, min(PIPELINE, int(QUEUED_SECONDS / self.pace)))
+
+    def answered(self, count: int, now: float) -> None:
+        seconds = (now - self.since) / count
+        self.pace = seconds if not self.pace else 0.7 * self.pace + 0.3 * seconds
+        self.since = now
 
 
 @dataclass
@@ -103,11 +130,12 @@ class StreamPool:
     write: Callable[[list[bytes]], None]  # writes response lines (UTF-8 JSON, no newline) and flushes
     jobs: int
     ordered: bool = True
-    in_flight: int = 0  # most lines read but not yet written; 0: 4 * PIPELINE per worker
+    fast: FastAnswer = lambda number, line: None  # the fast lane's answer (pure Python, never crashes a worker), or None
+    in_flight: int = 0  # most lines read but not yet written; 0: 2 * PIPELINE per worker
     workers: list[_Worker] = field(default_factory=list)
 
     def __post_init__(self) -> None:
-        self.in_flight = self.in_flight or 4 * PIPELINE * self.jobs
+        self.in_flight = self.in_flight or 2 * PIPELINE * self.jobs
         self._waiting: deque[tuple[int, int, bytes]] = deque()  # read, not yet given to a worker
         self._done: dict[int, bytes] = {}  # answered, waiting for the earlier lines (ordered mode)
         self._out: list[bytes] = []  # answers to write at the end of this turn of the loop
@@ -174,19 +202,28 @@ class StreamPool:
         return number
 
     def _hand_out(self) -> None:
-        """Up to PIPELINE requests per worker, so a worker never waits for this loop. Only short
-        lines are queued behind others: what is sent stays below a pipe's buffer, so writing
-        never blocks on a worker that is itself blocked writing its answers."""
-        for worker in sorted(self.workers, key=lambda w: len(w.tasks)):
-            while self._waiting and len(worker.tasks) < PIPELINE:
-                seq, number, line = self._waiting[0]
-                if worker.tasks and len(line) > PIPELINE_LINE_MAX:
-                    break
-                worker.tasks.append(self._waiting.popleft())
-                try:
-                    _write_all(worker.to_worker, b"%d " % number + (line if line.endswith(b"\n") else line + b"\n"))
-                except BrokenPipeError:  # the worker is dead: `_replace` answers or re-queues its lines
-                    break
+        """Waiting lines, one at a time to the worker with the fewest that has room (its depth,
+        PIPELINE_BYTES; a longer line only to an idle worker), so a worker never
+        waits for this loop and what is sent stays below a pipe's buffer: writing never blocks on
+        a worker that is itself blocked writing its answers. One write per worker per turn."""
+        batches: dict[int, list[bytes]] = {}
+        now = time.monotonic()
+        while self._waiting:
+            seq, number, line = self._waiting[0]
+            message = _message(number, line)
+            takers = [w for w in self.workers if w.room_for(len(message))]
+            if not takers:
+                break
+            worker = min(takers, key=lambda w: len(w.tasks))
+            if not worker.tasks:
+                worker.since = now
+            worker.tasks.append(self._waiting.popleft())
+            worker.queued += len(message)
+            batches.setdefault(worker.pid, []).append(message)
+        for worker in self.workers:
+            if worker.pid in batches:
+                with suppress(BrokenPipeError):  # the worker is dead: `_replace` answers or re-queues its lines
+                    _write_all(worker.to_worker, b"".join(batches[worker.pid]))
 
     def _collect(self, worker: _Worker, selector: selectors.BaseSelector) -> None:
         chunk = os.read(worker.from_worker, CHUNK)
@@ -196,8 +233,11 @@ class StreamPool:
         *answers, worker.buffer = (worker.buffer + chunk).split(b"\n")
         for answer in answers:
             code, _, text = answer.partition(b" ")
-            seq = worker.tasks.popleft()[0]
+            seq, number, line = worker.tasks.popleft()
+            worker.queued -= len(_message(number, line))
             self._finish(seq, text, int(code))
+        if answers:
+            worker.answered(len(answers), time.monotonic())
 
     def _finish(self, seq: int, text: bytes, code: int) -> None:
         self.worst = max(self.worst, code)
@@ -239,7 +279,7 @@ class StreamPool:
                     os.close(other.from_worker)
                 os.close(requests_w)
                 os.close(answers_r)
-                _serve(requests_r, answers_w, parent, self.answer)
+                _serve(requests_r, answers_w, parent, self.answer, self.fast)
             finally:
                 os._exit(0)
         os.close(requests_r)
@@ -259,8 +299,11 @@ class StreamPool:
         self.workers.clear()
 
 
-def _serve(requests_fd: int, answers_fd: int, parent: int, answer: Answer) -> None:
-    """The worker's loop: one `<number> <line>` in, one `<exit code> <response JSON>` out."""
+def _serve(requests_fd: int, answers_fd: int, parent: int, answer: Answer, fast: FastAnswer) -> None:
+    """The worker's loop: one `<number> <line>` in, one `<exit code> <response JSON>` out, in order.
+    Answers of the fast lane are written a few at a time (fewer wake-ups of the parent); any other
+    request is answered alone, after every earlier answer is written, so a worker that dies owes
+    exactly the request under way."""
     _die_with_parent()
     if os.getppid() != parent:  # the parent died before the line above took effect
         return
@@ -270,15 +313,35 @@ def _serve(requests_fd: int, answers_fd: int, parent: int, answer: Answer) -> No
     os.dup2(2, 1)  # a stray print must never reach the parent's stdout
     os.close(devnull)
     crash_line = int(os.environ.get(CRASH_HOOK_ENV) or 0)
-    with open(requests_fd, "rb") as requests:
-        for raw in requests:
-            number_text, _, line = raw.partition(b" ")
-            number = int(number_text)
-            if number == crash_line:
-                os.abort()
-            text, code = answer(number, line)
-            _write_all(answers_fd, b"%d " % code + text.encode("utf-8") + b"\n")
+    requests = LineReader(requests_fd)
+    ready: list[bytes] = []  # answers not yet written: only ones of the fast lane, which cannot crash this process
+    while True:
+        raw = requests.next_line()
+        if raw is None:  # about to wait for requests: the parent gets every answer ready
+            _write_answers(answers_fd, ready)
+            if requests.at_end:
+                break
+            requests.read_chunk()
+            continue
+        number_text, _, line = raw.partition(b" ")
+        number = int(number_text)
+        if number == crash_line:
+            _write_answers(answers_fd, ready)
+            os.abort()
+        quick = fast(number, line)
+        if quick is None:  # this request may crash this process: every earlier one is answered first
+            _write_answers(answers_fd, ready)
+        text, code = quick or answer(number, line)
+        ready.append(b"%d " % code + text.encode("utf-8") + b"\n")
+        if quick is None or len(ready) >= ANSWER_BATCH:
+            _write_answers(answers_fd, ready)
     _close_sessions()
+
+
+def _write_answers(fd: int, ready: list[bytes]) -> None:
+    if ready:
+        _write_all(fd, b"".join(ready))
+        ready.clear()
 
 
 def _die_with_parent() -> None:
@@ -289,10 +352,13 @@ def _die_with_parent() -> None:
 
 
 def _close_sessions() -> None:
-    """End the long-lived backend programs this worker started (os._exit skips atexit)."""
-    from dicom_hub.adapters.contract_stream import _close_all
+    """End the long-lived backend programs this worker started (os._exit skips atexit); a worker
+    that never loaded the module that starts them has none (and need not pay for its import)."""
+    import sys
 
-    _close_all()
+    contract_stream = sys.modules.get("dicom_hub.adapters.contract_stream")
+    if contract_stream is not None:
+        contract_stream._close_all()
 
 
 def _crash_answer(number: int, line: bytes, status: int) -> tuple[str, int]:
@@ -317,6 +383,11 @@ def _signal_name(number: int) -> str:
         return signal.Signals(number).name
     except ValueError:
         return str(number)
+
+
+def _message(number: int, line: bytes) -> bytes:
+    """What a worker is sent for one request line: `<number> <line>` and a newline."""
+    return b"%d " % number + (line if line.endswith(b"\n") else line + b"\n")
 
 
 def _write_all(fd: int, data: bytes) -> None:

@@ -253,3 +253,18 @@ def test_a_client_that_waits_for_each_answer_gets_it():
 def test_jobs_must_be_a_positive_whole_number(jobs):
     run = _hub(["--jobs", jobs], b"")
     assert run.returncode == 2 and b"--jobs" in run.stderr and not run.stdout
+
+
+def test_a_worker_is_given_more_lines_ahead_the_quicker_it_answers():
+    """Quick answers (the fast lane's): up to PIPELINE lines ahead, so the loop turns seldom; one
+    slow answer brings it back to PIPELINE_MIN, so few lines wait behind a slow request."""
+    from dicom_hub.interface.commands.stream_pool import PIPELINE, PIPELINE_MIN, _Worker
+
+    worker = _Worker(pid=0, to_worker=-1, from_worker=-1)
+    assert worker.depth() == PIPELINE_MIN  # nothing known yet
+    worker.answered(8, worker.since + 0.002)  # 0.25 ms per answer
+    assert worker.depth() == PIPELINE
+    worker.answered(1, worker.since + 0.5)  # a request that took half a second
+    assert worker.depth() == PIPELINE_MIN
+    worker.tasks.extend((i, i, b"{}\n") for i in range(PIPELINE_MIN))
+    assert not worker.room_for(10) and _Worker(pid=0, to_worker=-1, from_worker=-1).room_for(1 << 20)  # an idle worker takes any line
