@@ -23,7 +23,6 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from dicom_hub.contract.errors import ErrorCode, HubError
-from pydicom.dataelem import DataElement
 
 from . import dummies, iods
 from .dates import shift_da, shift_dt
@@ -155,6 +154,8 @@ class Engine:
     def _clean(self, ds: Dataset, run: _Pass, parent: TagPath, *, clean_text: bool) -> None:
         """One data set or item; `clean_text` inside a sequence the profile cleans (C), where free
         text the table does not list is replaced instead of copied."""
+        from pydicom.dataelem import DataElement
+
         private_creators = self._safe_creators(ds) if self._keep_safe_private else None
         for key in list(ds.keys()):
             tag = int(key)
@@ -179,6 +180,8 @@ class Engine:
             self._apply(ds, tag, action, run, parent, clean_text)
 
     def _apply(self, ds: Dataset, tag: int, action: str, run: _Pass, parent: TagPath, clean_text: bool) -> None:
+        from pydicom.dataelem import DataElement
+
         result = run.result
         if action == "X":
             del ds[tag]

@@ -8,6 +8,7 @@ what makes two half-batches with the same key equal one full batch.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,14 +17,11 @@ from dicom_hub.contract.errors import ErrorCode, HubError
 from dicom_hub.contract.job import Job, Outcome
 
 from . import iods
-from .engine import Engine
 from .keys import resolve_key
 from .mapping import check_mapping, write_mapping
 from .profile import EDITION, profile_for
 from .pseudonyms import Pseudonymizer
-from .reading import read_for_anonymize
 from .side_files import check_side_files
-from .writer import save
 
 
 @dataclass(frozen=True)
@@ -66,7 +64,46 @@ def anonymize_file(source: Path, target: Path | None, settings: Settings) -> dic
     """De-identify `source` into `target`; return this file's mapping entries when asked."""
     if target is None:
         raise HubError(ErrorCode.INVALID_REQUEST, "anonymize needs an output path", "set 'output'")
+    from dicom_hub.contract.files import atomic_output
+
+    from .bytes_engine import anonymize_bytes
+
     pseudonyms = Pseudonymizer(settings.key, settings.patient_prefix)
+    profile = profile_for(settings.profile_options)
+    done = anonymize_bytes(_read_bytes(source), profile, pseudonyms, settings.allow_burned_in)
+    if done is not None:  # the common case, from the bytes; the same bytes the pydicom engine writes
+        data, mapping = done
+        with atomic_output(target, settings.overwrite) as tmp:
+            tmp.write_bytes(data)
+        return mapping if settings.collect_mapping else None
+    return _anonymize_dataset(source, target, settings, Pseudonymizer(settings.key, settings.patient_prefix))
+
+
+_BYTES_ENGINE_MAX = 1 << 28  # larger files go to pydicom, which does not hold a second copy
+
+
+def _read_bytes(source: Path) -> bytes:
+    """The file's bytes, or b'' (which the bytes engine declines) for anything but a regular file
+    of reasonable size (a FIFO would block, /dev/zero never end): the pydicom path then reports
+    any error with its usual code and hint."""
+    import stat
+
+    try:
+        info = os.stat(source)
+        if not stat.S_ISREG(info.st_mode) or info.st_size > _BYTES_ENGINE_MAX:
+            return b""
+        with open(source, "rb") as f:
+            return f.read(_BYTES_ENGINE_MAX + 1)
+    except OSError:
+        return b""
+
+
+def _anonymize_dataset(source: Path, target: Path, settings: Settings, pseudonyms: Pseudonymizer) -> dict[str, Any] | None:
+    """`anonymize_file` through a pydicom data set: every case, every error."""
+    from .engine import Engine
+    from .reading import read_for_anonymize
+    from .writer import save
+
     engine = Engine(profile_for(settings.profile_options), pseudonyms, allow_burned_in=settings.allow_burned_in)
     ds = read_for_anonymize(source)
     original_patient = _original_patient(ds)
@@ -145,13 +182,15 @@ def batch_anonymize(job: Job) -> Outcome:
 
 
 def _warm_up(settings: Settings) -> None:
-    """Import pydicom and load the tables before the runner forks its workers, so they share them."""
-    import pydicom.filereader  # noqa: F401
-    import pydicom.filewriter  # noqa: F401
-    import pydicom.values  # noqa: F401
+    """Load the tables before the runner forks its workers, so they share them. pydicom is not
+    imported here (~0.3 s): the bytes engine does without it, and a worker that meets a file it
+    declines imports pydicom itself, on its own core."""
+    from ..pydicom_tables import pydicom_version
+    from . import bytes_engine  # noqa: F401
 
     profile_for(settings.profile_options)
     iods.warm_up()
+    pydicom_version()
 
 
 def _describe(settings: Settings, key_source: str) -> dict[str, Any]:
