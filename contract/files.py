@@ -16,11 +16,13 @@ from __future__ import annotations
 import errno
 import os
 import re
+import secrets
 import stat
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
 from pathlib import Path
+from typing import Any
 
 from .errors import ErrorCode, HubError
 
@@ -297,3 +299,61 @@ def _move_into_place(tmp: Path, path: Path, overwrite: bool) -> None:
 
 def _allow_empty(path: Path) -> bool:
     return path.suffix in (".txt", ".csv", ".json")
+
+
+def write_file_atomically(path: Path, data: bytes | Sequence[Any], overwrite: bool = False) -> None:
+    """`atomic_output` for bytes already in memory (one buffer, or pieces written in order), in
+    a third of its system calls (batch outputs, thousands a run): the temporary
+    `.<name>.<random>.part` beside `path` is created with O_EXCL and mode 0666 (the kernel takes
+    the umask off, as `new_file_mode` does), written, closed and moved into place; the same
+    errors and codes as `atomic_output`."""
+    pieces = [data] if isinstance(data, bytes | bytearray | memoryview) else list(data)
+    _refuse_special_output(path)
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.part")
+    try:
+        try:
+            fd = _create_new(tmp)
+        except OSError as err:
+            raise output_error(path, err) from None
+        try:
+            _write_all(fd, pieces)
+        except OSError as err:
+            if err.errno not in OUTPUT_ERRNOS:
+                raise
+            raise output_error(path, err) from None
+        finally:
+            os.close(fd)
+        if not any(len(piece) for piece in pieces) and not _allow_empty(path):
+            raise HubError(ErrorCode.OUTPUT_ERROR, f"nothing was written for {path}", "see stderr for the backend's messages")
+        try:
+            _move_into_place(tmp, path, overwrite)
+        except OSError as err:
+            raise output_error(path, err) from None
+    finally:
+        with suppress(OSError):
+            tmp.unlink(missing_ok=True)
+
+
+def _write_all(fd: int, pieces: list[Any]) -> None:
+    """Every byte of `pieces`, in order, with as few system calls as the kernel allows."""
+    views = [memoryview(piece) for piece in pieces if len(piece)]
+    first = 0
+    while first < len(views):
+        written = os.writev(fd, views[first : first + _IOV_MAX])
+        while first < len(views) and written >= len(views[first]):
+            written -= len(views[first])
+            first += 1
+        if written:
+            views[first] = views[first][written:]
+
+
+_IOV_MAX = 1024  # Linux's limit on buffers per writev
+
+
+def _create_new(tmp: Path) -> int:
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
+    try:
+        return os.open(tmp, flags, 0o666)
+    except FileNotFoundError:  # the folder is not there yet
+        make_output_dir(tmp.parent)
+        return os.open(tmp, flags, 0o666)

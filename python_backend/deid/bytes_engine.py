@@ -63,8 +63,9 @@ class _GiveUp(Exception):
     """Not a case this engine handles: the pydicom engine takes the file."""
 
 
-def anonymize_bytes(data: bytes, profile: Profile, pseudonyms: Pseudonymizer, allow_burned_in: bool) -> tuple[bytes, dict[str, Any]] | None:
-    """The de-identified file's bytes and what the mapping report needs, or None (use pydicom)."""
+def anonymize_bytes(data: bytes | memoryview, profile: Profile, pseudonyms: Pseudonymizer, allow_burned_in: bool) -> tuple[list[Any], dict[str, Any]] | None:
+    """The de-identified file's bytes (in pieces, to write in order; large values are views of
+    `data`) and what the mapping report needs, or None (use pydicom)."""
     if profile.safe_private or profile.shifts_dates:
         return None
     try:
@@ -82,16 +83,16 @@ class _Run:
 
     # -- the file ------------------------------------------------------------------------------
 
-    def file(self, data: bytes, allow_burned_in: bool) -> tuple[bytes, dict[str, Any]]:
+    def file(self, data: bytes | memoryview, allow_burned_in: bool) -> tuple[list[Any], dict[str, Any]]:
         view = memoryview(data)
-        syntax, pos = _file_meta_syntax(data)
+        syntax, pos = _file_meta_syntax(view)
         if syntax == IMPLICIT_LE:
             self.implicit = True
-            if bytes(data[pos + 4 : pos + 6]) in _VRS:  # pydicom would read it as explicit VR
+            if bytes(view[pos + 4 : pos + 6]) in _VRS:  # pydicom would read it as explicit VR
                 raise _GiveUp
         elif syntax != EXPLICIT_LE and syntax not in _ENCAPSULATED:
             raise _GiveUp
-        elements, _ = self.parse(view, pos, len(data), in_item=False)
+        elements, _ = self.parse(view, pos, len(view), in_item=False)
         if not elements:
             raise _GiveUp
         top = {tag: (vr, value) for tag, vr, value in elements}
@@ -128,7 +129,7 @@ class _Run:
             "patients": {original_patient: {"patient_id": self._final_patient(top, PATIENT_ID, new_id), "patient_name": self._final_patient(top, PATIENT_NAME, new_name), "date_offset_days": None}},
             "uids": self.pseudonyms.uids,
         }
-        return b"".join(out), mapping
+        return _coalesced(out), mapping
 
     def read_text(self, top: dict[int, Any], tag: int, vr: str, missing: str | None = None) -> str:
         """A top-level value the engine reads (so pydicom converts it): canonical ASCII only."""
@@ -351,7 +352,7 @@ class _Run:
         out.append(value)
 
 
-def _file_meta_syntax(data: bytes) -> tuple[str, int]:
+def _file_meta_syntax(data: memoryview) -> tuple[str, int]:
     """The Transfer Syntax UID and where the data set starts."""
     if len(data) < 144 or data[128:132] != b"DICM":
         raise _GiveUp
@@ -389,6 +390,23 @@ def _fragments_end(data: memoryview, pos: int, end: int) -> int:
             break
         pos += 8 + length
     raise _GiveUp
+
+
+def _coalesced(pieces: list[Any]) -> list[Any]:
+    """Small pieces joined, large values (pixel data) left as views: few buffers, no big copy."""
+    out: list[Any] = []
+    small: list[Any] = []
+    for piece in pieces:
+        if len(piece) < 4096:
+            small.append(piece)
+            continue
+        if small:
+            out.append(b"".join(small))
+            small = []
+        out.append(piece)
+    if small:
+        out.append(b"".join(small))
+    return out
 
 
 def _canonical(raw: bytes, pad: bytes) -> str | None:

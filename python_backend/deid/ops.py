@@ -8,7 +8,6 @@ what makes two half-batches with the same key equal one full batch.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -64,38 +63,19 @@ def anonymize_file(source: Path, target: Path | None, settings: Settings) -> dic
     """De-identify `source` into `target`; return this file's mapping entries when asked."""
     if target is None:
         raise HubError(ErrorCode.INVALID_REQUEST, "anonymize needs an output path", "set 'output'")
-    from dicom_hub.contract.files import atomic_output
+    from dicom_hub.contract.files import write_file_atomically
 
     from .bytes_engine import anonymize_bytes
+    from .reading import read_file_bytes
 
     pseudonyms = Pseudonymizer(settings.key, settings.patient_prefix)
     profile = profile_for(settings.profile_options)
-    done = anonymize_bytes(_read_bytes(source), profile, pseudonyms, settings.allow_burned_in)
+    done = anonymize_bytes(read_file_bytes(source), profile, pseudonyms, settings.allow_burned_in)
     if done is not None:  # the common case, from the bytes; the same bytes the pydicom engine writes
-        data, mapping = done
-        with atomic_output(target, settings.overwrite) as tmp:
-            tmp.write_bytes(data)
+        chunks, mapping = done
+        write_file_atomically(target, chunks, settings.overwrite)
         return mapping if settings.collect_mapping else None
     return _anonymize_dataset(source, target, settings, Pseudonymizer(settings.key, settings.patient_prefix))
-
-
-_BYTES_ENGINE_MAX = 1 << 28  # larger files go to pydicom, which does not hold a second copy
-
-
-def _read_bytes(source: Path) -> bytes:
-    """The file's bytes, or b'' (which the bytes engine declines) for anything but a regular file
-    of reasonable size (a FIFO would block, /dev/zero never end): the pydicom path then reports
-    any error with its usual code and hint."""
-    import stat
-
-    try:
-        info = os.stat(source)
-        if not stat.S_ISREG(info.st_mode) or info.st_size > _BYTES_ENGINE_MAX:
-            return b""
-        with open(source, "rb") as f:
-            return f.read(_BYTES_ENGINE_MAX + 1)
-    except OSError:
-        return b""
 
 
 def _anonymize_dataset(source: Path, target: Path, settings: Settings, pseudonyms: Pseudonymizer) -> dict[str, Any] | None:
