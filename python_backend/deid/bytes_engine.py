@@ -18,6 +18,7 @@ also produces every error; the tests compare both engines' bytes, file by file.
 
 from __future__ import annotations
 
+import re
 from functools import cache
 from struct import Struct, unpack_from
 from typing import Any
@@ -44,7 +45,10 @@ _TEXT_VRS = frozenset({"AE", "AS", "CS", "DA", "DS", "DT", "IS", "LO", "LT", "PN
 # Character sets in which ASCII text is encoded as ASCII (what the engine writes is ASCII).
 _CHARSETS = frozenset({"", "ISO_IR 6", "ISO_IR 100", "ISO_IR 101", "ISO_IR 109", "ISO_IR 110", "ISO_IR 144", "ISO_IR 148", "ISO_IR 192"})
 
+_PRINTABLE = re.compile(rb"[\x20-\x7e]*")
 _HEADER = Struct("<HHL")
+_TAG = Struct("<HH")
+_LENGTH2, _LENGTH4 = Struct("<H"), Struct("<L")
 _EXPLICIT = Struct("<HH2sH")
 _UNDEFINED = 0xFFFFFFFF
 _ITEM, _ITEM_END, _SEQ_END = 0xFFFEE000, 0xFFFEE00D, 0xFFFEE0DD
@@ -57,6 +61,10 @@ SPECIFIC_CHARACTER_SET = 0x00080005
 PATIENT_NAME, PATIENT_ID = 0x00100010, 0x00100020
 BURNED_IN_ANNOTATION = 0x00280301
 MARK_TAGS = (0x00120062, 0x00120063, 0x00120064, 0x00280303)
+
+
+# What to do with an element (`_Run.plan`).
+_DROP, _RAW, _RAW_UNDEFINED, _SEQUENCE, _CONSTANT, _TEXT_EMPTIED, _UIDS, _PATIENT, _CHARSET, _GIVE_UP = range(10)
 
 
 class _GiveUp(Exception):
@@ -80,6 +88,7 @@ class _Run:
         self.implicit = False
         self.iod: iods.IodAttributes | None = None
         self.patient: dict[int, bytes] = {}
+        self.plans: dict[tuple[Any, ...], tuple[int, Any]] = {}
 
     # -- the file ------------------------------------------------------------------------------
 
@@ -105,6 +114,7 @@ class _Run:
             if flag == "YES" or (sop_class in BURNED_IN_SOP_CLASSES and flag != "NO"):
                 raise _GiveUp  # refused: the pydicom engine says why
         self.iod = iods.for_sop_class(sop_class)
+        self.plans = _plans(self.profile, self.iod, self.implicit)
         for tag in (SOP_CLASS_UID, SPECIFIC_CHARACTER_SET):  # read again by the writer and the file meta
             if tag in top and decide(self.profile, self.iod, (), tag) not in (None, "K"):
                 raise _GiveUp
@@ -262,65 +272,105 @@ class _Run:
             self.element(tag, vr, value, parent, out)
 
     def element(self, tag: int, vr: str | None, value: Any, parent: tuple[int, ...], out: list[Any]) -> None:
-        group = tag >> 16
-        if group & 1 or not tag & 0xFFFF or group == 0x0002:
-            return  # private, group length, file meta in the data set: removed
-        action = decide(self.profile, self._iod(), parent, tag)
-        is_sequence = type(value) is list
-        if tag == SPECIFIC_CHARACTER_SET and parent and (type(value) is not memoryview or _canonical(bytes(value), b" ") is None):
-            raise _GiveUp  # the writer reads an item's character set (pydicom converts it)
-        if action is None:
-            if public_vr(tag) == "SQ":
-                if not is_sequence:
-                    raise _GiveUp  # stored as UN: pydicom parses (or drops) it
-                self.sequence(tag, value, (*parent, tag), out)
-            elif is_sequence:
-                raise _GiveUp
-            else:
-                self.raw(tag, vr, value, out)
+        """One element, by the step planned for its (place, tag, stored VR, kind of value)."""
+        key = (parent, tag, vr, type(value))
+        step = self.plans.get(key)
+        if step is None:
+            step = self.plans[key] = self.plan(tag, vr, type(value), parent)
+        kind, payload = step
+        if kind == _RAW:
+            prefix, length = payload
+            out.append(prefix + length.pack(len(value)))
+            out.append(value)
+        elif kind == _DROP:
             return
-        if action == "X":
-            return
-        if action in "ZD" and public_vr(tag) == "SQ":
-            if action == "D":
-                raise _GiveUp  # a dummy item (dummies.item_for): left to pydicom
-            self.sequence(tag, [], (), out)
-            return
-        stored = vr or public_vr(tag) or ""
-        if stored in ("SQ", "UN") or " or " in stored or not stored:
-            if not is_sequence:
-                raise _GiveUp  # pydicom settles the VR by converting the element
-            stored = "SQ"
-        elif is_sequence:
-            raise _GiveUp
-        if stored == "SQ":
-            if action == "C":
-                raise _GiveUp  # free text cleaned inside: left to pydicom
-            self.sequence(tag, value, (*parent, tag), out)
-            return
-        if action == "K":
-            self.raw(tag, vr, value, out)
-            return
-        if type(value) is tuple:
-            raise _GiveUp  # undefined-length pixel data changed
-        if tag in (PATIENT_ID, PATIENT_NAME) and action in "ZD":
-            if parent:
-                raise _GiveUp  # a pseudonym from the item's own patient: left to pydicom
-            self.frame(tag, stored, self.patient[tag], out)
-        elif action == "U" or (action == "D" and stored == "UI"):
-            if stored != "UI":
-                self.frame(tag, stored, b"", out)
-                return
+        elif kind == _SEQUENCE:
+            self.sequence(tag, value, payload, out)
+        elif kind == _CONSTANT:
+            out.append(payload)
+        elif kind == _UIDS:
             text = _canonical(bytes(value), b"\0")
             if text is None:
                 raise _GiveUp
             self.frame(tag, "UI", _padded("\\".join(self.pseudonyms.uid(v) for v in text.split("\\")), b"\0"), out)
-        elif action in "ZD":
-            self.frame(tag, stored, b"" if action == "Z" else _dummy(stored), out)
-        else:  # C: emptied (dates shift only under an option this engine leaves to pydicom)
-            if stored not in _TEXT_VRS or not bytes(value).isascii():
+        elif kind == _PATIENT:
+            self.frame(tag, payload, self.patient[tag], out)
+        elif kind == _RAW_UNDEFINED:
+            out.append(payload)
+            out.append(value[0])
+            out.append(_SEQ_CLOSE)
+        elif kind == _TEXT_EMPTIED:
+            if not bytes(value).isascii():
                 raise _GiveUp  # pydicom converts the value first, which may fail
-            self.frame(tag, stored, b"", out)
+            out.append(payload)
+        elif kind == _CHARSET:
+            if _canonical(bytes(value), b" ") is None:
+                raise _GiveUp  # the writer reads an item's character set (pydicom converts it)
+            self.frame(tag, vr, value, out)
+        else:
+            raise _GiveUp
+
+    def plan(self, tag: int, vr: str | None, shape: type, parent: tuple[int, ...]) -> tuple[int, Any]:
+        """What `Engine._clean` / `_apply` do to such an element (as far as the value does not
+        matter); `_GIVE_UP` where the pydicom engine must take the file."""
+        group = tag >> 16
+        if group & 1 or not tag & 0xFFFF or group == 0x0002:
+            return _DROP, None  # private, group length, file meta in the data set: removed
+        action = decide(self.profile, self._iod(), parent, tag)
+        is_sequence = shape is list
+        if tag == SPECIFIC_CHARACTER_SET and parent:
+            return (_CHARSET, None) if action in (None, "K") and shape is memoryview else (_GIVE_UP, None)
+        if action is None:
+            if public_vr(tag) == "SQ":
+                # stored as UN: pydicom parses (or drops) it
+                return (_SEQUENCE, (*parent, tag)) if is_sequence else (_GIVE_UP, None)
+            return (_GIVE_UP, None) if is_sequence else self.plan_raw(tag, vr, shape)
+        if action == "X":
+            return _DROP, None
+        if action in "ZD" and public_vr(tag) == "SQ":
+            if action == "D":
+                return _GIVE_UP, None  # a dummy item (dummies.item_for): left to pydicom
+            out: list[Any] = []
+            self.sequence(tag, [], (), out)
+            return _CONSTANT, b"".join(out)
+        stored = vr or public_vr(tag) or ""
+        if stored in ("SQ", "UN") or " or " in stored or not stored:
+            if not is_sequence:
+                return _GIVE_UP, None  # pydicom settles the VR by converting the element
+            stored = "SQ"
+        elif is_sequence:
+            return _GIVE_UP, None
+        if stored == "SQ":
+            # C: free text cleaned inside, left to pydicom; K, U: the items cleaned as usual
+            return (_GIVE_UP, None) if action == "C" else (_SEQUENCE, (*parent, tag))
+        if action == "K":
+            return self.plan_raw(tag, vr, shape)
+        if shape is tuple:
+            return _GIVE_UP, None  # undefined-length pixel data changed
+        if tag in (PATIENT_ID, PATIENT_NAME) and action in "ZD":
+            # in an item, a pseudonym from the item's own patient: left to pydicom
+            return (_GIVE_UP, None) if parent else (_PATIENT, stored)
+        if (action == "U" or action == "D") and stored == "UI":
+            return _UIDS, None
+        if action == "C" and stored not in _TEXT_VRS:
+            return _GIVE_UP, None  # pydicom converts the value first, which may fail
+        value = _dummy(stored) if action == "D" else b""  # Z, C, U of a non-UID: emptied
+        if value is None:
+            return _GIVE_UP, None
+        out = []
+        self.frame(tag, stored, value, out)
+        return (_TEXT_EMPTIED if action == "C" else _CONSTANT), b"".join(out)
+
+    def plan_raw(self, tag: int, vr: str | None, shape: type) -> tuple[int, Any]:
+        """An element copied as it came (framed again: tag, VR, length)."""
+        group, element = tag >> 16, tag & 0xFFFF
+        if shape is tuple:  # undefined-length pixel data, as pydicom writes it back
+            return _RAW_UNDEFINED, _EXPLICIT.pack(group, element, vr.encode(), 0) + b"\xff\xff\xff\xff"  # type: ignore[union-attr]
+        if self.implicit:
+            return _RAW, (_TAG.pack(group, element), _LENGTH4)
+        if vr in _LONG_VRS:
+            return _RAW, (_EXPLICIT.pack(group, element, vr.encode(), 0), _LENGTH4)
+        return _RAW, (_TAG.pack(group, element) + vr.encode(), _LENGTH2)  # type: ignore[union-attr]
 
     def sequence(self, tag: int, items: list[list[Element]], path: tuple[int, ...], out: list[Any]) -> None:
         out.append(_HEADER.pack(tag >> 16, tag & 0xFFFF, _UNDEFINED) if self.implicit else _EXPLICIT.pack(tag >> 16, tag & 0xFFFF, b"SQ", 0) + b"\xff\xff\xff\xff")
@@ -329,14 +379,6 @@ class _Run:
             self.clean(item, path, out)
             out.append(_ITEM_CLOSE)
         out.append(_SEQ_CLOSE)
-
-    def raw(self, tag: int, vr: str | None, value: Any, out: list[Any]) -> None:
-        if type(value) is tuple:  # undefined-length pixel data, as pydicom writes it back
-            out.append(_EXPLICIT.pack(tag >> 16, tag & 0xFFFF, vr.encode(), 0) + b"\xff\xff\xff\xff")  # type: ignore[union-attr]
-            out.append(value[0])
-            out.append(_SEQ_CLOSE)
-            return
-        self.frame(tag, vr, value, out)
 
     def frame(self, tag: int, vr: str | None, value: Any, out: list[Any]) -> None:
         """Tag, (VR,) length and value (as `writer._frame`)."""
@@ -350,6 +392,12 @@ class _Run:
                 raise _GiveUp
             out.append(_EXPLICIT.pack(tag >> 16, tag & 0xFFFF, vr.encode(), length))  # type: ignore[union-attr]
         out.append(value)
+
+
+@cache
+def _plans(profile: Profile, iod: iods.IodAttributes, implicit: bool) -> dict[tuple[Any, ...], tuple[int, Any]]:
+    """The steps planned so far for one profile, IOD and encoding: shared by every file of a run."""
+    return {}
 
 
 def _file_meta_syntax(data: memoryview) -> tuple[str, int]:
@@ -415,7 +463,7 @@ def _canonical(raw: bytes, pad: bytes) -> str | None:
     text = raw[:-1] if raw.endswith(pad) and len(raw) % 2 == 0 and raw else raw
     if text.endswith((b" ", b"\0")) or len(text) + (len(text) % 2) != len(raw):
         return None
-    if not all(0x20 <= byte < 0x7F for byte in text):
+    if not _PRINTABLE.fullmatch(text):
         return None
     decoded = text.decode("ascii")
     if any(part != part.strip() for part in decoded.split("\\")):
@@ -432,7 +480,7 @@ _NUMBER_FORMATS = {"US": "<H", "SS": "<h", "UL": "<L", "SL": "<l", "UV": "<Q", "
 
 
 @cache
-def _dummy(vr: str) -> bytes:
+def _dummy(vr: str) -> bytes | None:
     """The value `writer` writes for `DUMMY_BY_VR[vr]` (tests compare with pydicom's encoding)."""
     value = DUMMY_BY_VR.get(vr, BINARY_DUMMY)
     if vr in _NUMBER_FORMATS:
@@ -441,7 +489,7 @@ def _dummy(vr: str) -> bytes:
         return _padded(value, b" ")
     if vr in ("OB", "OW"):
         return bytes(value)
-    raise _GiveUp
+    return None
 
 
 @cache

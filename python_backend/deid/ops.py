@@ -9,6 +9,7 @@ what makes two half-batches with the same key equal one full batch.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -68,7 +69,7 @@ def anonymize_file(source: Path, target: Path | None, settings: Settings) -> dic
     from .bytes_engine import anonymize_bytes
     from .reading import read_file_bytes
 
-    pseudonyms = Pseudonymizer(settings.key, settings.patient_prefix)
+    pseudonyms = _run_pseudonymizer(settings)
     profile = profile_for(settings.profile_options)
     done = anonymize_bytes(read_file_bytes(source), profile, pseudonyms, settings.allow_burned_in)
     if done is not None:  # the common case, from the bytes; the same bytes the pydicom engine writes
@@ -76,6 +77,27 @@ def anonymize_file(source: Path, target: Path | None, settings: Settings) -> dic
         write_file_atomically(target, chunks, settings.overwrite)
         return mapping if settings.collect_mapping else None
     return _anonymize_dataset(source, target, settings, Pseudonymizer(settings.key, settings.patient_prefix))
+
+
+def _run_pseudonymizer(settings: Settings) -> Pseudonymizer:
+    """One pseudonymizer per run and process, so each UID's HMAC is computed once (a series
+    shares its study, series and frame of reference UIDs); a fresh one per file when the mapping
+    report is asked for, since each file returns its own UIDs."""
+    if settings.collect_mapping:
+        return Pseudonymizer(settings.key, settings.patient_prefix)
+    pseudonyms = _shared_pseudonymizer(settings)
+    if len(pseudonyms.uids) > _MAX_REMEMBERED:  # memory stays flat over any number of files
+        pseudonyms.uids.clear()
+        pseudonyms.patient_ids.clear()
+    return pseudonyms
+
+
+_MAX_REMEMBERED = 50_000
+
+
+@cache
+def _shared_pseudonymizer(settings: Settings) -> Pseudonymizer:
+    return Pseudonymizer(settings.key, settings.patient_prefix)
 
 
 def _anonymize_dataset(source: Path, target: Path, settings: Settings, pseudonyms: Pseudonymizer) -> dict[str, Any] | None:
