@@ -180,28 +180,34 @@ class _Run:
     def parse(self, data: memoryview, pos: int, end: int, in_item: bool) -> tuple[list[Element], int]:
         """The elements from `pos` to `end` (or to the item delimiter when `in_item`)."""
         elements: list[Element] = []
+        append = elements.append
         last = -1
         implicit = self.implicit
+        header, explicit, long_length = _HEADER.unpack_from, _EXPLICIT.unpack_from, _LENGTH4.unpack_from
         while pos < end:
             if pos + 8 > end:
                 raise _GiveUp
-            group, number, length = _HEADER.unpack_from(data, pos)
-            if group == 0xFFFE:  # only an item's delimiter may end a list of elements
-                if number == 0xE00D and in_item and length == 0:
-                    return elements, pos + 8
-                raise _GiveUp
             if implicit:
+                group, number, length = header(data, pos)
+                if group == 0xFFFE:  # only an item's delimiter may end a list of elements
+                    if number == 0xE00D and in_item and length == 0:
+                        return elements, pos + 8
+                    raise _GiveUp
                 vr = None
                 pos += 8
             else:
-                group, number, vr_bytes, length = _EXPLICIT.unpack_from(data, pos)
+                group, number, vr_bytes, length = explicit(data, pos)
+                if group == 0xFFFE:  # (no VR: the 4-byte length sits where the VR would be)
+                    if number == 0xE00D and in_item and vr_bytes == b"\0\0" and length == 0:
+                        return elements, pos + 8
+                    raise _GiveUp
                 vr = _VRS.get(vr_bytes)
                 if vr is None:
                     raise _GiveUp
                 if vr in _LONG_VRS:
                     if pos + 12 > end:
                         raise _GiveUp
-                    (length,) = unpack_from("<L", data, pos + 8)
+                    (length,) = long_length(data, pos + 8)
                     pos += 12
                 else:
                     pos += 8
@@ -213,10 +219,10 @@ class _Run:
             if length == _UNDEFINED:
                 if sequence:
                     items, pos = self.items(data, pos, end, None)
-                    elements.append((tag, vr, items))
+                    append((tag, vr, items))
                 elif tag == PIXEL_DATA and vr in ("OB", "OW"):
                     stop = _fragments_end(data, pos, end)
-                    elements.append((tag, vr, (data[pos:stop],)))  # a tuple: undefined length
+                    append((tag, vr, (data[pos:stop],)))  # a tuple: undefined length
                     pos = stop + 8
                 else:
                     raise _GiveUp
@@ -225,9 +231,9 @@ class _Run:
                 raise _GiveUp  # truncated
             if sequence:
                 items, _ = self.items(data, pos, pos + length, pos + length)
-                elements.append((tag, vr, items))
+                append((tag, vr, items))
             else:
-                elements.append((tag, vr, data[pos : pos + length]))
+                append((tag, vr, data[pos : pos + length]))
             pos += length
         if in_item:
             raise _GiveUp  # no item delimiter
@@ -268,8 +274,16 @@ class _Run:
         return kept
 
     def clean(self, elements: list[Element], parent: tuple[int, ...], out: list[Any]) -> None:
+        """An item's elements: the two commonest steps (copy, drop) inline, the rest by `element`."""
+        plans, append = self.plans, out.append
         for tag, vr, value in elements:
-            self.element(tag, vr, value, parent, out)
+            step = plans.get((parent, tag, vr, type(value)))
+            if step is not None and step[0] == _RAW:
+                prefix, length = step[1]
+                append(prefix + length.pack(len(value)))
+                append(value)
+            elif step is None or step[0] != _DROP:
+                self.element(tag, vr, value, parent, out)
 
     def element(self, tag: int, vr: str | None, value: Any, parent: tuple[int, ...], out: list[Any]) -> None:
         """One element, by the step planned for its (place, tag, stored VR, kind of value)."""
