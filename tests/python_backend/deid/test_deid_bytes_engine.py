@@ -19,7 +19,12 @@ from dicom_hub.python_backend.deid.engine import DUMMY_BY_VR
 from dicom_hub.python_backend.deid.ops import Settings, _anonymize_dataset, anonymize_file
 from dicom_hub.python_backend.deid.profile import profile_for
 from dicom_hub.python_backend.deid.pseudonyms import Pseudonymizer
-from dicom_hub.python_backend.pydicom_tables import IMPLEMENTATION_UID, entry, pydicom_version, tags_by_keyword
+from dicom_hub.python_backend.pydicom_tables import (
+    IMPLEMENTATION_UID,
+    entry,
+    pydicom_version,
+    tags_by_keyword,
+)
 
 KEY = b"test-key-0123456789abcdef"
 
