@@ -21,6 +21,7 @@ from __future__ import annotations
 import re
 from functools import cache
 from struct import Struct, unpack_from
+from struct import error as struct_error
 from typing import Any
 
 from ..pydicom_tables import IMPLEMENTATION_UID, pydicom_version
@@ -79,6 +80,8 @@ def anonymize_bytes(data: bytes | memoryview, profile: Profile, pseudonyms: Pseu
     try:
         return _Run(profile, pseudonyms).file(data, allow_burned_in)
     except _GiveUp:
+        return None
+    except (struct_error, ValueError, IndexError, OverflowError):  # bytes no reader expects: pydicom says what is wrong
         return None
 
 
@@ -427,6 +430,8 @@ def _file_meta_syntax(data: memoryview) -> tuple[str, int]:
         if vr is None:
             raise _GiveUp
         if vr in _LONG_VRS:
+            if pos + 12 > len(data):
+                raise _GiveUp
             (length,) = unpack_from("<L", data, pos + 8)
             pos += 12
         else:

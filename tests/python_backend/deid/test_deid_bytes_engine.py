@@ -159,3 +159,44 @@ def test_write_file_atomically_writes_pieces_in_order_and_never_replaces(tmp_pat
         write_file_atomically(blocker / "b.dcm", [b"data"])
     assert caught.value.code.value == "output_error"
     assert sorted(p.name for p in tmp_path.rglob("*")) == ["a.dcm", "file", "sub"]  # no temp file left
+
+
+def test_bytes_engine_on_damaged_files_declines_or_writes_what_pydicom_writes(tmp_path: Path) -> None:
+    """Bytes flipped, cut, inserted: the bytes engine never fails, and a file it takes is one the
+    pydicom engine takes too, with the same output."""
+    import logging
+    import random
+    import warnings
+
+    from pydicom.data import get_testdata_file
+
+    sources = [Path(get_testdata_file(name)).read_bytes() for name in ("CT_small.dcm", "MR_small.dcm", "rtplan.dcm", "JPEG2000.dcm")]
+    rng = random.Random(21)
+    settings, source, target = _settings(()), tmp_path / "in.dcm", tmp_path / "out.dcm"
+    taken = 0
+    logging.disable(logging.CRITICAL)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            for _ in range(300):
+                data = bytearray(rng.choice(sources))
+                for _ in range(rng.randint(1, 3)):
+                    at = rng.randrange(128, len(data))
+                    kind = rng.random()
+                    if kind < 0.6:
+                        data[at] = rng.randrange(256)
+                    elif kind < 0.8:
+                        del data[at : at + rng.randint(1, 16)]
+                    else:
+                        data = data[:at]
+                fast = anonymize_bytes(bytes(data), profile_for(()), Pseudonymizer(KEY, "ANON"), allow_burned_in=False)
+                if fast is None:
+                    continue
+                taken += 1
+                source.write_bytes(data)
+                mapping = _anonymize_dataset(source, target, settings, Pseudonymizer(KEY, "ANON"))
+                assert b"".join(fast[0]) == target.read_bytes()
+                assert fast[1] == mapping
+    finally:
+        logging.disable(logging.NOTSET)
+    assert taken >= 20, taken
