@@ -9,7 +9,7 @@ what makes two half-batches with the same key equal one full batch.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import cache
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -95,7 +95,7 @@ def _run_pseudonymizer(settings: Settings) -> Pseudonymizer:
 _MAX_REMEMBERED = 50_000
 
 
-@cache
+@lru_cache(maxsize=2)  # a long-lived process (--stream) keeps no more keys than that
 def _shared_pseudonymizer(settings: Settings) -> Pseudonymizer:
     return Pseudonymizer(settings.key, settings.patient_prefix)
 
