@@ -68,6 +68,16 @@ MARK_TAGS = (0x00120062, 0x00120063, 0x00120064, 0x00280303)
 _DROP, _RAW, _RAW_UNDEFINED, _SEQUENCE, _CONSTANT, _TEXT_EMPTIED, _UIDS, _PATIENT, _CHARSET, _GIVE_UP = range(10)
 
 
+_LARGE = 4096  # values from this size on are written from the input's buffer, not copied
+
+
+class _SetAside:
+    """Where a large value goes in the output (compared by identity only)."""
+
+
+_SET_ASIDE = _SetAside()
+
+
 class _GiveUp(Exception):
     """Not a case this engine handles: the pydicom engine takes the file."""
 
@@ -92,6 +102,7 @@ class _Run:
         self.iod: iods.IodAttributes | None = None
         self.patient: dict[int, bytes] = {}
         self.plans: dict[tuple[Any, ...], tuple[int, Any]] = {}
+        self.large: list[Any] = []  # values set aside (`value`), in output order
 
     # -- the file ------------------------------------------------------------------------------
 
@@ -142,7 +153,7 @@ class _Run:
             "patients": {original_patient: {"patient_id": self._final_patient(top, PATIENT_ID, new_id), "patient_name": self._final_patient(top, PATIENT_NAME, new_name), "date_offset_days": None}},
             "uids": self.pseudonyms.uids,
         }
-        return _coalesced(out), mapping
+        return self.assembled(out), mapping
 
     def read_text(self, top: dict[int, Any], tag: int, vr: str, missing: str | None = None) -> str:
         """A top-level value the engine reads (so pydicom converts it): canonical ASCII only."""
@@ -281,7 +292,7 @@ class _Run:
         plans, append = self.plans, out.append
         for tag, vr, value in elements:
             step = plans.get((parent, tag, vr, type(value)))
-            if step is not None and step[0] == _RAW:
+            if step is not None and step[0] == _RAW and len(value) < _LARGE:
                 prefix, length = step[1]
                 append(prefix + length.pack(len(value)))
                 append(value)
@@ -298,7 +309,7 @@ class _Run:
         if kind == _RAW:
             prefix, length = payload
             out.append(prefix + length.pack(len(value)))
-            out.append(value)
+            self.value(value, out)
         elif kind == _DROP:
             return
         elif kind == _SEQUENCE:
@@ -314,7 +325,7 @@ class _Run:
             self.frame(tag, payload, self.patient[tag], out)
         elif kind == _RAW_UNDEFINED:
             out.append(payload)
-            out.append(value[0])
+            self.value(value[0], out)
             out.append(_SEQ_CLOSE)
         elif kind == _TEXT_EMPTIED:
             if not bytes(value).isascii():
@@ -326,6 +337,26 @@ class _Run:
             self.frame(tag, vr, value, out)
         else:
             raise _GiveUp
+
+    def value(self, value: Any, out: list[Any]) -> None:
+        """A copied value; a large one (pixel data) is set aside, to be written from the input's
+        buffer without a copy (see `assembled`)."""
+        if len(value) < _LARGE:
+            out.append(value)
+        else:
+            out.append(_SET_ASIDE)
+            self.large.append(value)
+
+    def assembled(self, out: list[Any]) -> list[Any]:
+        """The output as few buffers: the small pieces joined between the large values."""
+        pieces: list[Any] = []
+        start = 0
+        for large in self.large:
+            at = out.index(_SET_ASIDE, start)
+            pieces += (b"".join(out[start:at]), large)
+            start = at + 1
+        pieces.append(b"".join(out[start:]))
+        return pieces
 
     def plan(self, tag: int, vr: str | None, shape: type, parent: tuple[int, ...]) -> tuple[int, Any]:
         """What `Engine._clean` / `_apply` do to such an element (as far as the value does not
@@ -457,23 +488,6 @@ def _fragments_end(data: memoryview, pos: int, end: int) -> int:
             break
         pos += 8 + length
     raise _GiveUp
-
-
-def _coalesced(pieces: list[Any]) -> list[Any]:
-    """Small pieces joined, large values (pixel data) left as views: few buffers, no big copy."""
-    out: list[Any] = []
-    small: list[Any] = []
-    for piece in pieces:
-        if len(piece) < 4096:
-            small.append(piece)
-            continue
-        if small:
-            out.append(b"".join(small))
-            small = []
-        out.append(piece)
-    if small:
-        out.append(b"".join(small))
-    return out
 
 
 def _canonical(raw: bytes, pad: bytes) -> str | None:
