@@ -16,11 +16,14 @@ from __future__ import annotations
 import errno
 import os
 import re
+import secrets
 import stat
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
+from functools import cache
 from pathlib import Path
+from typing import Any
 
 from .errors import ErrorCode, HubError
 
@@ -297,3 +300,102 @@ def _move_into_place(tmp: Path, path: Path, overwrite: bool) -> None:
 
 def _allow_empty(path: Path) -> bool:
     return path.suffix in (".txt", ".csv", ".json")
+
+
+def write_file_atomically(path: Path, data: bytes | Sequence[Any], overwrite: bool = False) -> None:
+    """`atomic_output` for bytes already in memory (one buffer, or pieces written in order), in
+    half of its system calls (batch outputs, thousands a run): the temporary
+    `.<name>.<random>.part` beside `path` is created with O_EXCL and mode 0666 (the kernel takes
+    the umask off, as `new_file_mode` does), written, closed and renamed into place, without
+    replacing an existing file unless `overwrite` (RENAME_NOREPLACE where the system has it, else
+    a hard link as `atomic_output` does); the same errors and codes as `atomic_output`."""
+    pieces = [data] if isinstance(data, bytes | bytearray | memoryview) else list(data)
+    _refuse_special_output(path)
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.part")
+    moved = False
+    try:
+        try:
+            fd = _create_new(tmp)
+        except OSError as err:
+            raise output_error(path, err) from None
+        try:
+            _write_all(fd, pieces)
+        except OSError as err:
+            if err.errno not in OUTPUT_ERRNOS:
+                raise
+            raise output_error(path, err) from None
+        finally:
+            os.close(fd)
+        if not any(len(piece) for piece in pieces) and not _allow_empty(path):
+            raise HubError(ErrorCode.OUTPUT_ERROR, f"nothing was written for {path}", "see stderr for the backend's messages")
+        try:
+            moved = not overwrite and _rename_no_replace(tmp, path)
+            if not moved:
+                _move_into_place(tmp, path, overwrite)
+                moved = overwrite  # a hard link leaves the temporary name to remove
+        except OSError as err:
+            raise output_error(path, err) from None
+    finally:
+        if not moved:
+            with suppress(OSError):
+                tmp.unlink(missing_ok=True)
+
+
+_AT_FDCWD, _RENAME_NOREPLACE = -100, 1
+
+
+@cache
+def _renameat2() -> Any:
+    """The C library's renameat2, or None (not Linux, an old C library)."""
+    try:
+        import ctypes
+
+        function = ctypes.CDLL(None, use_errno=True).renameat2
+    except (ImportError, OSError, AttributeError):
+        return None
+    function.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
+    function.restype = ctypes.c_int
+    return function
+
+
+def _rename_no_replace(tmp: Path, path: Path) -> bool:
+    """Rename `tmp` to `path` unless `path` exists: one directory operation where a hard link and
+    an unlink take two. False when the system cannot (the caller then links)."""
+    function = _renameat2()
+    if function is None:
+        return False
+    import ctypes
+
+    if function(_AT_FDCWD, os.fsencode(tmp), _AT_FDCWD, os.fsencode(path), _RENAME_NOREPLACE) == 0:
+        return True
+    err = ctypes.get_errno()
+    if err == errno.EEXIST:
+        raise HubError(ErrorCode.OUTPUT_EXISTS, f"output exists: {path}", "set options.overwrite to true")
+    if err in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP):  # a file system without the flag
+        return False
+    raise OSError(err, os.strerror(err), str(path))
+
+
+def _write_all(fd: int, pieces: list[Any]) -> None:
+    """Every byte of `pieces`, in order, with as few system calls as the kernel allows."""
+    views = [memoryview(piece) for piece in pieces if len(piece)]
+    first = 0
+    while first < len(views):
+        written = os.writev(fd, views[first : first + _IOV_MAX])
+        while first < len(views) and written >= len(views[first]):
+            written -= len(views[first])
+            first += 1
+        if written:
+            views[first] = views[first][written:]
+
+
+_IOV_MAX = 1024  # Linux's limit on buffers per writev
+
+
+def _create_new(tmp: Path) -> int:
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
+    try:
+        return os.open(tmp, flags, 0o666)
+    except FileNotFoundError:  # the folder is not there yet
+        make_output_dir(tmp.parent)
+        return os.open(tmp, flags, 0o666)

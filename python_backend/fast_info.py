@@ -7,7 +7,7 @@ should take. `info` needs only a few top-level elements. This reader walks the t
 Part 10 file in Implicit or Explicit VR Little Endian, keeps the raw bytes of the summary
 elements and converts them as pydicom's converters (`pydicom.values`) and `element_value` would,
 for the VRs the summary elements have (PN, LO, SH, CS, AS, DA, TM, UI, DS, IS, US); it looks
-VRs, keywords and UID names up in pydicom's own tables (`pydicom_tables.py`).
+VRs, keywords and UID names up in pydicom's own tables (`contract/dicom/pydicom_tables.py`).
 
 It gives up (None: `metadata.info` takes pydicom's path) on anything else or anything odd: no
 preamble, another transfer syntax, a character set other than the default, Latin-1 or UTF-8,
@@ -29,9 +29,8 @@ from pathlib import Path
 from struct import Struct, unpack_from
 from typing import Any
 
+from dicom_hub.contract.dicom.pydicom_tables import TablesUnavailable, dictionary, tags_by_keyword, uid_name
 from dicom_hub.contract.info import arrange_info, info_fields
-
-from .pydicom_tables import TablesUnavailable, dicom_dictionary, uid_name
 
 IMPLICIT_LE = "1.2.840.10008.1.2"
 EXPLICIT_LE = "1.2.840.10008.1.2.1"
@@ -187,14 +186,14 @@ def _vr(tag: int, stored: str | None) -> str:
 
 
 def _dictionary_vr(tag: int) -> str | None:
-    entry = dicom_dictionary().get(tag)
+    entry = dictionary().get(tag)
     return entry[0] if entry else None
 
 
 @cache
 def _wanted_tags() -> dict[int, str]:
     """tag -> keyword of every summary element, plus the character set (needed to decode them)."""
-    tags = {entry[4]: tag for tag, entry in dicom_dictionary().items() if entry[4]}
+    tags = tags_by_keyword()
     wanted = {tags[keyword]: keyword for keywords in info_fields().values() for keyword in keywords}  # KeyError: a keyword pydicom lacks
     return {**wanted, _CHARSET_TAG: "SpecificCharacterSet"}
 

@@ -29,7 +29,6 @@ from dicom_hub.contract.dicom.deid.profile import Profile
 from dicom_hub.contract.dicom.deid.pseudonyms import Pseudonymizer
 from dicom_hub.contract.dicom.deid.rules import BURNED_IN_SOP_CLASSES, decide, overlay_leftovers, public_vr
 from dicom_hub.contract.errors import ErrorCode, HubError
-from pydicom.dataelem import DataElement
 
 from .dates import shift_da, shift_dt
 
@@ -113,6 +112,8 @@ class Engine:
     def _clean(self, ds: Dataset, run: _Pass, parent: TagPath, *, clean_text: bool) -> None:
         """One data set or item; `clean_text` inside a sequence the profile cleans (C), where free
         text the table does not list is replaced instead of copied."""
+        from pydicom.dataelem import DataElement
+
         private_creators = self._safe_creators(ds) if self._keep_safe_private else None
         for key in list(ds.keys()):
             tag = int(key)
@@ -137,6 +138,8 @@ class Engine:
             self._apply(ds, tag, action, run, parent, clean_text)
 
     def _apply(self, ds: Dataset, tag: int, action: str, run: _Pass, parent: TagPath, clean_text: bool) -> None:
+        from pydicom.dataelem import DataElement
+
         result = run.result
         if action == "X":
             del ds[tag]

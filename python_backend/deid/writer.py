@@ -18,7 +18,6 @@ from typing import TYPE_CHECKING, Any
 from dicom_hub.contract.dicom.part10 import write_dataset
 from dicom_hub.contract.errors import ErrorCode, HubError
 from dicom_hub.contract.files import atomic_output
-from pydicom.uid import UID as _UID
 
 if TYPE_CHECKING:
     from pydicom import Dataset
@@ -125,13 +124,15 @@ def _ascii_text(elem: Any) -> bytes | None:
     Only plain ASCII strings of the text VRs, where every character set encodes alike; anything
     else (numbers, person names with groups, non-ASCII text) returns None and goes to pydicom.
     """
+    from pydicom.uid import UID
+
     if elem.VR not in _ASCII_VRS:
         return None
     value = elem.value
     if value is None:
         return b""
     values = [value] if isinstance(value, str) else list(value)
-    if not all(type(v) in (str, _UID) for v in values):
+    if not all(type(v) in (str, UID) for v in values):
         return None
     text = "\\".join(values)
     if not text.isascii():
@@ -145,14 +146,19 @@ def _file_meta(meta: Any) -> bytes:
     from pydicom import __version__
     from pydicom.uid import PYDICOM_IMPLEMENTATION_UID
 
+    return file_meta_bytes(meta.MediaStorageSOPClassUID, meta.MediaStorageSOPInstanceUID, meta.TransferSyntaxUID, PYDICOM_IMPLEMENTATION_UID, __version__)
+
+
+def file_meta_bytes(sop_class: str, sop_instance: str, syntax: str, implementation: str, version: str) -> bytes:
+    """The group 0002 bytes of `_file_meta`, from plain strings (also for `bytes_engine`)."""
     body = b"".join(
         [
             _meta_element(0x0001, "OB", b"\0\1"),
-            _meta_element(0x0002, "UI", _uid_bytes(meta.MediaStorageSOPClassUID)),
-            _meta_element(0x0003, "UI", _uid_bytes(meta.MediaStorageSOPInstanceUID)),
-            _meta_element(0x0010, "UI", _uid_bytes(meta.TransferSyntaxUID)),
-            _meta_element(0x0012, "UI", _uid_bytes(PYDICOM_IMPLEMENTATION_UID)),
-            _meta_element(0x0013, "SH", _even(f"PYDICOM {__version__}"[:16].encode(), b" ")),
+            _meta_element(0x0002, "UI", _uid_bytes(sop_class)),
+            _meta_element(0x0003, "UI", _uid_bytes(sop_instance)),
+            _meta_element(0x0010, "UI", _uid_bytes(syntax)),
+            _meta_element(0x0012, "UI", _uid_bytes(implementation)),
+            _meta_element(0x0013, "SH", _even(f"PYDICOM {version}"[:16].encode(), b" ")),
         ]
     )
     return _meta_element(0x0000, "UL", struct.pack("<L", len(body))) + body

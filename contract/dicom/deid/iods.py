@@ -113,12 +113,9 @@ def _tag_path(index: int) -> TagPath | None:
 @cache
 def _tags_by_keyword() -> dict[str, int]:
     """pydicom's keywords, repeating groups (OverlayRows -> 0x60000010) included."""
-    from pydicom._dicom_dict import RepeatersDictionary
-    from pydicom.datadict import keyword_dict
+    from ..pydicom_tables import tags_by_keyword  # without importing pydicom (start-up)
 
-    by_keyword = {entry[4]: int(mask.replace("x", "0"), 16) for mask, entry in RepeatersDictionary.items()}
-    by_keyword.update(keyword_dict)
-    return by_keyword
+    return tags_by_keyword()
 
 
 def _normalize(path: TagPath) -> TagPath:

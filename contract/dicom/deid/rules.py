@@ -31,12 +31,10 @@ BURNED_IN_SOP_CLASSES = {
 @cache
 def public_vr(tag: int) -> str | None:
     """The dictionary VR of a public tag (repeating groups included), None when unknown."""
-    from pydicom.datadict import get_entry
+    from ..pydicom_tables import entry  # pydicom's dictionary, without importing pydicom (start-up)
 
-    try:
-        return get_entry(tag)[0]
-    except KeyError:
-        return None
+    found = entry(tag)
+    return None if found is None else found[0]
 
 
 @lru_cache(maxsize=1 << 16)  # the same few hundred (profile, IOD, place) questions, file after file

@@ -1,0 +1,118 @@
+"""pydicom's data dictionary, UID dictionary and version, without importing pydicom.
+
+Why: `import pydicom` costs ~0.3-0.45 s (its package imports numpy, requests and every pixel
+plugin), more than a whole stream of `info` requests answered from the bytes (`fast_info.py`) or a
+batch of files de-identified by the bytes engine. The dictionaries are plain modules of literals
+(`pydicom/_dicom_dict.py`, `pydicom/_uid_dict.py`) that import nothing, so they are run on their own
+from pydicom's folder (a few ms, from their cached bytecode). The data stays pydicom's: the same
+tables answer on both paths. When pydicom is already imported, its loaded modules are used.
+"""
+
+from __future__ import annotations
+
+import sys
+from functools import cache
+from importlib.util import find_spec, module_from_spec, spec_from_file_location
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+Entry = tuple[str, str, str, str, str]  # (VR, VM, name, retired, keyword), as in pydicom
+
+# `pydicom.uid.PYDICOM_IMPLEMENTATION_UID`, which pydicom writes as Implementation Class UID.
+IMPLEMENTATION_UID = "1.2.826.0.1.3680043.8.498.1"
+
+
+class TablesUnavailable(ImportError):
+    """pydicom is not installed (or its tables are not where pydicom 3 keeps them)."""
+
+
+@cache
+def _pydicom_dir() -> Path:
+    spec = find_spec("pydicom")  # finds the package without running its __init__
+    if spec is None or spec.origin is None:
+        raise TablesUnavailable("pydicom is not installed")
+    return Path(spec.origin).parent
+
+
+@cache
+def _table_module(name: str) -> ModuleType:
+    """`pydicom.<name>` as loaded by pydicom, or run alone from its file."""
+    loaded = sys.modules.get(f"pydicom.{name}")
+    if loaded is not None:
+        return loaded
+    path = _pydicom_dir() / f"{name}.py"
+    spec = spec_from_file_location(f"dicom_hub._pydicom_tables.{name}", path)
+    if spec is None or spec.loader is None or not path.is_file():
+        raise TablesUnavailable(f"pydicom has no {path.name}")
+    module = module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@cache
+def pydicom_version() -> str:
+    """`pydicom.__version__` (which pydicom itself reads from its distribution's metadata)."""
+    loaded = sys.modules.get("pydicom")
+    if loaded is not None:
+        return str(loaded.__version__)
+    # The METADATA beside the package: what importlib.metadata finds, without scanning sys.path.
+    found = list(_pydicom_dir().parent.glob("pydicom-*.dist-info/METADATA"))
+    if len(found) == 1:
+        for line in found[0].read_text(encoding="utf-8").splitlines():
+            if line.startswith("Version:"):
+                return line.split(":", 1)[1].strip()
+    from importlib.metadata import version
+
+    return version("pydicom")
+
+
+def dictionary() -> dict[int, Entry]:
+    """tag -> (VR, VM, name, retired, keyword): pydicom's `DicomDictionary`."""
+    table: Any = _table_module("_dicom_dict").DicomDictionary
+    return table
+
+
+def repeaters() -> dict[str, Entry]:
+    """The repeating-group entries by mask ('60xx0010'): pydicom's `RepeatersDictionary`."""
+    table: Any = _table_module("_dicom_dict").RepeatersDictionary
+    return table
+
+
+@cache
+def _masks() -> tuple[tuple[str, int, int], ...]:
+    """(mask, bits that must match, which bits count), in pydicom's order (`datadict.masks`)."""
+    return tuple(
+        (mask, int(mask.replace("x", "0"), 16), int("".join("F0"[c == "x"] for c in mask), 16)) for mask in repeaters()
+    )
+
+
+def entry(tag: int) -> Entry | None:
+    """`pydicom.datadict.get_entry(tag)`, None where it raises KeyError."""
+    found = dictionary().get(tag)
+    if found is None and not (tag >> 16) & 1:
+        mask = next((m for m, bits, care in _masks() if (tag ^ bits) & care == 0), None)
+        if mask is not None:
+            found = repeaters()[mask]
+    return found
+
+
+@cache
+def tags_by_keyword() -> dict[str, int]:
+    """Keyword -> tag, repeating groups under their first group (OverlayRows -> 0x60000010)."""
+    by_keyword = {value[4]: int(mask.replace("x", "0"), 16) for mask, value in repeaters().items()}
+    by_keyword.update({value[4]: tag for tag, value in dictionary().items()})
+    return by_keyword
+
+
+@cache
+def uid_dictionary() -> dict[str, tuple[str, str, str, str, str]]:
+    """UID -> (name, type, info, retired, keyword): pydicom's `UID_dictionary`."""
+    table: Any = _table_module("_uid_dict").UID_dictionary
+    return table
+
+
+def uid_name(uid: str) -> str:
+    """The UID's name, or the UID itself when the dictionary has none (as `pydicom.uid.UID.name`)."""
+    found = uid_dictionary().get(uid)
+    return found[0] if found else uid
