@@ -22,7 +22,7 @@ def describe_backends() -> list[dict]:
                 "language": adapter.language,
                 "toolkit": adapter.toolkit,
                 "available": availability.ok,
-                "version": availability.version,
+                "version": adapter.version(),
                 "reason": availability.reason,
                 "install": None if availability.ok else availability.hint,
                 "ops": sorted(adapter.capabilities()),

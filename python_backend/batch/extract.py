@@ -32,7 +32,7 @@ from dicom_hub.contract.job import Job, Outcome
 
 from .discovery import scan
 from .flatten import PATH_COLUMN, read_row, sort_key
-from .runner import FileOutcome, iter_results, show_progress
+from .runner import _attempt, _progress_bar, iter_results, show_progress, workers_option
 from .state import RunState, remove_own_temporaries
 
 
@@ -77,15 +77,16 @@ def extract_metadata(job: Job) -> Outcome:
     if table_format == "parquet":
         _require_pyarrow()
     options, signature = run_settings(job)
-    chunk_size = signature["chunk_files"]
     with RunState(job.output) as state:
         run = state.load(signature) if job.option("resume") else None
         resumed = run is not None
         if run is None:
             found = scan(job.inputs, recursive=bool(signature["recursive"]), include_raw=bool(signature["include_raw"]))
-            run = state.start(signature, [str(p) for p in found.files], len(found.skipped))
-        files = [Path(p) for p in run["files"]]
-        chunks = [files[i : i + chunk_size] for i in range(0, len(files), chunk_size)]
+            size = chunk_size(len(found.files), signature["chunk_files"], workers_option(job))
+            run = state.start(signature, [str(p) for p in found.files], len(found.skipped), chunk_size=size)
+        files: list[str] = run["files"]
+        size = run.get("chunk_size") or signature["chunk_files"]
+        chunks = [files[i : i + size] for i in range(0, len(files), size)]
         todo = [k for k in range(len(chunks)) if not state.has_chunk(k)]
         with executor_for(job) as executor:
             _extract_chunks(state, chunks, todo, options, executor, show_progress(job))
@@ -104,23 +105,68 @@ def extract_metadata(job: Job) -> Outcome:
     return Outcome(metadata=summary, output_files=[str(job.output)])
 
 
-def _extract_chunks(state: RunState, chunks: list[list[Path]], todo: list[int], options: RowOptions, executor: Any, progress: bool) -> None:
-    """Read the files of the missing chunks; save each chunk as soon as its last file is done."""
-    items = [(path, None) for k in todo for path in chunks[k]]
-    import pydicom.datadict  # noqa: F401 - imported once here, shared by the forked workers
-    import pydicom.filereader  # noqa: F401
+# Chunks per worker at least, when the files are few: enough for every core to stay busy to the end.
+CHUNKS_PER_WORKER = 8
 
-    outcomes = iter_results(items, extract_one, options, progress=progress, describe="extract_metadata", executor=executor)
-    for k in todo:
-        rows: list[dict[str, str]] = []
-        errors: list[dict[str, str]] = []
-        for _ in chunks[k]:
-            outcome: FileOutcome = next(outcomes)
-            if outcome.error is not None:
-                errors.append(outcome.error.as_dict())
-            else:
-                rows.append(outcome.value)
-        state.save_chunk(k, rows, errors)
+
+def chunk_size(files: int, chunk_files: int, workers: int) -> int:
+    """Files per saved chunk: `chunk_files` at most, fewer when the run has too few files to give
+    every worker several chunks (a chunk is one worker's task)."""
+    return max(1, min(chunk_files, -(-files // (workers * CHUNKS_PER_WORKER))))
+
+
+def _extract_chunks(state: RunState, chunks: list[list[str]], todo: list[int], options: RowOptions, executor: Any, progress: bool) -> None:
+    """Read the files of the missing chunks, one chunk per task: the worker saves the chunk's rows
+    itself, so rows never travel between processes. A chunk whose worker died (a crash in native
+    code, the OOM killer) is redone here file by file, where such a file costs only itself."""
+    from concurrent.futures.process import BrokenProcessPool
+
+    from dicom_hub.python_backend.dictionary import load
+
+    load()  # once, before the workers are forked
+    bar = _progress_bar(sum(len(chunks[k]) for k in todo), progress, "extract_metadata")
+    remaining = list(todo)
+    try:
+        tasks = ((str(state.folder), k, chunks[k], options) for k in todo)
+        for header in executor.map_tasks(extract_chunk, tasks):
+            remaining.remove(header["index"])
+            bar.update(header["rows"] + len(header["errors"]))
+    except BrokenProcessPool:
+        for k in remaining:
+            if not state.has_chunk(k):
+                _extract_isolated(state, k, chunks[k], options, executor)
+            bar.update(len(chunks[k]))
+    finally:
+        bar.close()
+
+
+def extract_chunk(argument: tuple[str, int, list[str], RowOptions]) -> dict[str, Any]:
+    """A worker's task: read one chunk's files and save its rows in the run state; return what
+    the progress needs (the chunk's index, rows and errors)."""
+    folder, index, files, options = argument
+    rows: list[dict[str, str]] = []
+    errors: list[dict[str, str]] = []
+    for path in files:
+        outcome = _attempt(extract_one, options, Path(path), None)
+        if outcome.error is not None:
+            errors.append(outcome.error.as_dict())
+        else:
+            rows.append(outcome.value)
+    RunState.at(Path(folder)).save_chunk(index, rows, errors)
+    return {"index": index, "rows": len(rows), "errors": errors}
+
+
+def _extract_isolated(state: RunState, index: int, files: list[str], options: RowOptions, executor: Any) -> None:
+    """One chunk through the per-file runner, which gives a file that kills its worker that
+    file's `backend_error` and goes on with the rest."""
+    rows: list[dict[str, str]] = []
+    errors: list[dict[str, str]] = []
+    for outcome in iter_results([(Path(p), None) for p in files], extract_one, options, executor=executor):
+        if outcome.error is not None:
+            errors.append(outcome.error.as_dict())
+        else:
+            rows.append(outcome.value)
+    state.save_chunk(index, rows, errors)
 
 
 def _write_table(state: RunState, chunk_count: int, output: Path, table_format: str, overwrite: bool, escape_formulas: bool = True) -> dict[str, Any]:

@@ -15,6 +15,8 @@ from __future__ import annotations
 from functools import cache
 from struct import unpack_from
 
+from dicom_hub.python_backend.dictionary import private_dictionary_vr
+
 from .flatten import _FAST_CHARSETS, EXCLUDED_TAGS, column_label, implicit_vr, raw_text
 
 IMPLICIT_LE = "1.2.840.10008.1.2"
@@ -198,12 +200,7 @@ class _Reader:
 
 @cache
 def _private_vr(tag: int, creator: str) -> str | None:
-    from pydicom.datadict import private_dictionary_VR
-
-    try:
-        return private_dictionary_VR(tag, creator)
-    except KeyError:
-        return None
+    return private_dictionary_vr(tag, creator)
 
 
 def _single_charset(value: bytes) -> str:

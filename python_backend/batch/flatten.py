@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from dicom_hub.contract.errors import ErrorCode, HubError
+from dicom_hub.python_backend.dictionary import dictionary_vr, keyword_for_tag, tag_for_keyword
 
 if TYPE_CHECKING:
     from pydicom import Dataset
@@ -136,8 +137,6 @@ def flatten(ds: Dataset, row: dict[str, str], prefix: str = "", encoding: str | 
 @cache
 def column_label(tag: int) -> str:
     """`Keyword (gggg,eeee)`, or `(gggg,eeee)` for tags without a keyword (private ones)."""
-    from pydicom.datadict import keyword_for_tag
-
     keyword = keyword_for_tag(tag)
     code = f"({tag >> 16:04X},{tag & 0xFFFF:04X})"
     return f"{keyword} {code}" if keyword else code
@@ -158,8 +157,6 @@ def sort_key(column: str) -> tuple[tuple[int, int], ...]:
 
 @cache
 def _segment_tag(name: str) -> int:
-    from pydicom.datadict import tag_for_keyword
-
     if "(" in name:
         code = name[name.index("(") + 1 : name.index(")")]
         group, element = code.split(",")
@@ -180,11 +177,8 @@ def raw_vr(stored: str | None, tag: int, pixel_rep: int) -> str | None:
 @cache
 def implicit_vr(tag: int, pixel_rep: int = 0) -> str:
     """The VR of an implicit-VR element from the dictionary ('UN' when unknown)."""
-    from pydicom.datadict import dictionary_VR
-
-    try:
-        vr = dictionary_VR(tag)
-    except KeyError:
+    vr = dictionary_vr(tag)
+    if vr is None:
         return "UN"
     if vr == "US or SS":
         return "SS" if pixel_rep == 1 else "US"

@@ -116,11 +116,11 @@ class RunState:
     def save_run(self, run: dict[str, Any]) -> None:
         self._write(self.folder / "run.json", json.dumps({"version": STATE_VERSION, **run}))
 
-    def start(self, signature: dict[str, Any], files: list[str], skipped: int) -> dict[str, Any]:
-        """Forget any previous progress and save a new run description."""
+    def start(self, signature: dict[str, Any], files: list[str], skipped: int, **extra: Any) -> dict[str, Any]:
+        """Forget any previous progress and save a new run description (`extra`: more entries)."""
         for old in self.folder.glob("chunk-*"):
             old.unlink()
-        run = {"version": STATE_VERSION, "signature": signature, "files": files, "skipped": skipped}
+        run = {"version": STATE_VERSION, "signature": signature, "files": files, "skipped": skipped, **extra}
         self._write(self.folder / "run.json", json.dumps(run))
         return run
 
