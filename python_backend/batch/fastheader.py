@@ -22,6 +22,7 @@ from .flatten import _FAST_CHARSETS, EXCLUDED_TAGS, column_label, implicit_vr, r
 IMPLICIT_LE = "1.2.840.10008.1.2"
 NOT_HANDLED = frozenset({"1.2.840.10008.1.2.2", "1.2.840.10008.1.2.1.99"})  # big endian, deflated
 _LONG_VRS = frozenset({b"OB", b"OD", b"OF", b"OL", b"OV", b"OW", b"SQ", b"UC", b"UN", b"UR", b"UT", b"SV", b"UV"})
+# Explicit VRs read as they are (UN is looked up: `_Reader._vr`).
 _VR_NAMES = {vr: vr.decode() for vr in (b"AE AS AT CS DA DS DT FD FL IS LO LT OB OD OF OL OV OW PN SH SL SQ SS ST SV TM UC UI UL UR US UT UV").split()}
 _PIXEL_TAGS = frozenset({0x7FE00008, 0x7FE00009, 0x7FE00010})
 _ITEM, _ITEM_END, _SEQ_END = 0xFFFEE000, 0xFFFEE00D, 0xFFFEE0DD
@@ -96,7 +97,11 @@ class _Reader:
         while pos < end:
             if pos + 8 > size:
                 self._need(pos + 8)
-            group, element = unpack_from("<HH", data, pos)
+            if implicit:
+                group, element, length = unpack_from("<HHL", data, pos)
+                vr_bytes = None
+            else:  # a delimiter's 4-byte length reads as a VR here: it is caught below before use
+                group, element, vr_bytes, length = unpack_from("<HH2sH", data, pos)
             if meta_only and group != 0x0002:
                 return pos
             tag = group << 16 | element
@@ -106,20 +111,13 @@ class _Reader:
                 raise _GiveUp  # an item or sequence delimiter where an element should be
             if top and tag in _PIXEL_TAGS:
                 return size
-            if implicit:
-                vr_bytes = None
-                length = unpack_from("<L", data, pos + 4)[0]
-                pos += 8
+            if vr_bytes in _LONG_VRS:
+                self._need(pos + 12)
+                length = unpack_from("<L", data, pos + 8)[0]
+                pos += 12
             else:
-                vr_bytes = data[pos + 4 : pos + 6]
-                if vr_bytes in _LONG_VRS:
-                    self._need(pos + 12)
-                    length = unpack_from("<L", data, pos + 8)[0]
-                    pos += 12
-                else:
-                    length = unpack_from("<H", data, pos + 6)[0]
-                    pos += 8
-            vr = _VR_NAMES.get(vr_bytes) if vr_bytes is not None and vr_bytes != b"UN" else None
+                pos += 8
+            vr = _VR_NAMES.get(vr_bytes)  # None for implicit VR and for UN
             if vr is None:
                 vr = self._vr(vr_bytes, tag, group, element, pixel_rep, creators)
             label = column_label(tag)
@@ -132,7 +130,10 @@ class _Reader:
                 self._need(pos + length)
             value = data[pos : pos + length]
             pos += length
-            if group <= 0x0028:
+            if group & 1:  # private: never an excluded tag
+                if 0x0010 <= element <= 0x00FF:
+                    creators[tag] = value.decode(encoding, errors="replace").strip(" \x00")
+            elif group <= 0x0028:
                 if tag == 0x00080005:
                     fast = _FAST_CHARSETS.get(_single_charset(value))
                     if fast is None:
@@ -140,9 +141,7 @@ class _Reader:
                     encoding = fast
                 elif tag == 0x00280103 and length == 2:
                     pixel_rep = unpack_from("<H", value)[0]
-            if group & 1 and 0x0010 <= element <= 0x00FF:
-                creators[group << 16 | element] = value.decode(encoding, errors="replace").strip(" \x00")
-            if tag in EXCLUDED_TAGS or (group & 0xFF01) in (0x6000, 0x5000) and element == 0x3000:
+            elif group >= 0x5000 and (tag in EXCLUDED_TAGS or (group & 0xFF01) in (0x6000, 0x5000) and element == 0x3000):
                 continue
             text = raw_text(value, vr, True, encoding, max_binary)
             if text is not None:

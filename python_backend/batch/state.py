@@ -25,6 +25,7 @@ import re
 import shutil
 import stat
 from collections.abc import Iterable, Iterator
+from itertools import chain
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +34,7 @@ from dicom_hub.contract.errors import ErrorCode, HubError
 from .flatten import INCOMPLETE_COLUMN, PATH_COLUMN
 
 STATE_VERSION = 1
+_to_json = json.JSONEncoder(ensure_ascii=False).encode  # json.dumps(..., ensure_ascii=False), one encoder
 
 
 LOCK_WAIT_S = 2.0  # how long a new run waits for the lock of a run that is ending
@@ -135,12 +137,14 @@ class RunState:
     def save_chunk(self, index: int, rows: list[dict[str, str]], errors: list[dict[str, str]]) -> None:
         """Rows as JSON lists under the chunk's own column list (a header line), so reading them
         back needs no per-row keys, and the table's columns come from the headers alone."""
-        columns = list(dict.fromkeys(key for row in rows for key in row))
-        used = sorted({key for row in rows for key, value in row.items() if value != ""})
+        columns = list(dict.fromkeys(chain.from_iterable(rows)))
+        table = [list(map(row.get, columns)) for row in rows]
+        # A column is used when some row has a non-empty value (most are in the first row).
+        used = sorted(name for i, name in enumerate(columns) if any(values[i] for values in table))
         warnings = [incomplete_warning(row) for row in rows if INCOMPLETE_COLUMN in row]
         header = {"errors": errors, "warnings": warnings, "rows": len(rows), "columns": columns, "used": used}
-        lines = [json.dumps(header, ensure_ascii=False)]
-        lines.extend(json.dumps([row.get(c) for c in columns], ensure_ascii=False) for row in rows)
+        lines = [_to_json(header)]
+        lines.extend(map(_to_json, table))
         self._write(self.chunk_path(index), "\n".join(lines) + "\n")
 
     def chunk_header(self, index: int) -> dict[str, Any]:
