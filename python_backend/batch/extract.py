@@ -19,7 +19,9 @@ With `options.executor = "dask"` the work runs on a Dask cluster instead (`extra
 
 from __future__ import annotations
 
+import os
 import re
+import shutil
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -90,7 +92,7 @@ def extract_metadata(job: Job) -> Outcome:
         todo = [k for k in range(len(chunks)) if not state.has_chunk(k)]
         with executor_for(job) as executor:
             _extract_chunks(state, chunks, todo, options, executor, show_progress(job))
-        summary = _write_table(state, len(chunks), job.output, table_format, job.overwrite, bool(job.option("escape_formulas")))
+            summary = _write_table(state, len(chunks), job.output, table_format, job.overwrite, bool(job.option("escape_formulas")), executor)
         state.remove()
     summary.update(
         files=len(files),
@@ -169,7 +171,7 @@ def _extract_isolated(state: RunState, index: int, files: list[str], options: Ro
     state.save_chunk(index, rows, errors)
 
 
-def _write_table(state: RunState, chunk_count: int, output: Path, table_format: str, overwrite: bool, escape_formulas: bool = True) -> dict[str, Any]:
+def _write_table(state: RunState, chunk_count: int, output: Path, table_format: str, overwrite: bool, escape_formulas: bool, executor: Any) -> dict[str, Any]:
     """Pass 1 reads the chunk headers for the non-empty columns; pass 2 streams the rows out."""
     columns, rows, errors, warnings = table_columns(state, range(chunk_count))
     remove_own_temporaries(output.parent, [output.name])  # a table write a kill interrupted
@@ -177,7 +179,7 @@ def _write_table(state: RunState, chunk_count: int, output: Path, table_format: 
         if table_format == "parquet":
             _write_parquet(tmp, columns, _row_lists(state, range(chunk_count), columns))
         else:
-            _write_csv(tmp, columns, _row_lists(state, range(chunk_count), columns), escape_formulas)
+            write_csv_table(tmp, state, chunk_count, columns, escape_formulas, executor)
     return {"rows": rows, "columns": len(columns), "errors": errors, "warnings": warnings, "files_incomplete": len(warnings)}
 
 
@@ -208,26 +210,58 @@ def table_columns(state: RunState, chunks: Any) -> TableSummary:
 def _row_lists(state: RunState, chunks: Iterable[int], columns: list[str]) -> Iterator[list[str | None]]:
     """Every saved row of `chunks` as a list in the table's column order (None where a file
     has no value)."""
-    position = {name: i for i, name in enumerate(columns)}
-    width = len(columns)
     for k in chunks:
-        mapping = [(i, position[name]) for i, name in enumerate(state.chunk_header(k)["columns"]) if name in position]
+        names = state.chunk_header(k)["columns"]
+        where = {name: i for i, name in enumerate(names)}
+        positions = [where.get(name, len(names)) for name in columns]  # len(names): the None added below
         for values in state.chunk_rows(k):
-            out: list[str | None] = [None] * width
-            for source, target in mapping:
-                out[target] = values[source]
-            yield out
+            values.append(None)
+            yield [values[i] for i in positions]
+
+
+def write_csv_table(path: Path, state: RunState, chunk_count: int, columns: list[str], escape_formulas: bool, executor: Any) -> None:
+    """The table as CSV: the header here, each chunk's rows formatted by a task (`csv_part`) into
+    a part file in the run state, the parts joined here in order, so the formatting runs on every
+    core. Should a worker die, the whole table is written here instead."""
+    from concurrent.futures.process import BrokenProcessPool
+
+    _write_csv(path, columns, iter(()))
+    tasks = ((str(state.folder), k, columns, escape_formulas) for k in range(chunk_count))
+    try:
+        with open(path, "ab") as table:
+            for part in executor.map_tasks(csv_part, tasks):
+                with open(part, "rb") as f:
+                    shutil.copyfileobj(f, table, 1 << 20)
+                os.unlink(part)
+    except BrokenProcessPool:
+        _write_csv(path, columns, _row_lists(state, range(chunk_count), columns), escape_formulas)
+
+
+def csv_part(argument: tuple[str, int, list[str], bool]) -> str:
+    """A worker's task: one chunk's rows as CSV lines (no header) in a part file of the run
+    state; return its path."""
+    folder, index, columns, escape_formulas = argument
+    state = RunState.at(Path(folder))
+    part = state.folder / f"part-{index:06d}.csv"
+    with open(part, "w", newline="", encoding="utf-8") as f:
+        _write_rows(f, _row_lists(state, [index], columns), escape_formulas)
+    return str(part)
 
 
 def _write_csv(path: Path, columns: list[str], rows: Iterator[list[str | None]], escape_formulas: bool = True) -> None:
     import csv
 
     with open(path, "w", newline="", encoding="utf-8") as f:
-        writer = csv.writer(f)
-        writer.writerow(columns)
-        if escape_formulas:
-            rows = ([spreadsheet_safe(value) for value in row] for row in rows)
-        writer.writerows(rows)  # None is written as an empty field
+        csv.writer(f).writerow(columns)
+        _write_rows(f, rows, escape_formulas)
+
+
+def _write_rows(f: Any, rows: Iterator[list[str | None]], escape_formulas: bool) -> None:
+    import csv
+
+    if escape_formulas:
+        rows = (_safe_row(row) for row in rows)
+    csv.writer(f).writerows(rows)  # None is written as an empty field
 
 
 _FORMULA_START = frozenset("=+-@\t\r")
@@ -240,6 +274,12 @@ def spreadsheet_safe(value: str | None) -> str | None:
     if value and value[0] in _FORMULA_START and not _PLAIN_NUMBER.match(value):
         return "'" + value
     return value
+
+
+def _safe_row(row: list[str | None]) -> list[str | None]:
+    """`spreadsheet_safe` of every value, without a call per value (the table's inner loop)."""
+    start, plain = _FORMULA_START, _PLAIN_NUMBER.match
+    return ["'" + value if value and value[0] in start and not plain(value) else value for value in row]
 
 
 def _write_parquet(path: Path, columns: list[str], rows: Iterator[list[str | None]], batch_rows: int = 2000) -> None:
