@@ -359,11 +359,12 @@ class LocalExecutor:
 
     def map_tasks(self, function: Callable[[Any], Any], arguments: Iterable[Any], window: int | None = None) -> Iterator[Any]:
         """`function(argument)` for each argument, results in order (as `DaskExecutor.map_tasks`):
-        in this process for one worker, else on a pool kept for the executor's lifetime with a
+        in this process for one worker or one task, else on a pool kept for the executor's lifetime with a
         bounded window in flight. A worker that dies raises `BrokenProcessPool` (and the pool is
         replaced for the next call): the caller decides how to redo that work."""
-        if self.workers <= 1:
-            yield from map(function, arguments)
+        arguments = list(arguments)
+        if self.workers <= 1 or len(arguments) <= 1:
+            yield from map(function, arguments)  # a pool costs more than it gives one task
             return
         from concurrent.futures.process import BrokenProcessPool
 
