@@ -12,8 +12,11 @@ path, which is also the oracle the tests compare this reader's rows with, file b
 
 from __future__ import annotations
 
+import os
 from functools import cache
+from pathlib import Path
 from struct import unpack_from
+from typing import Any
 
 from dicom_hub.python_backend.dictionary import private_dictionary_vr
 
@@ -26,6 +29,7 @@ _LONG_VRS = frozenset({b"OB", b"OD", b"OF", b"OL", b"OV", b"OW", b"SQ", b"UC", b
 _VR_NAMES: dict[bytes | None, str] = {vr: vr.decode() for vr in (b"AE AS AT CS DA DS DT FD FL IS LO LT OB OD OF OL OV OW PN SH SL SQ SS ST SV TM UC UI UL UR US UT UV").split()}
 _PIXEL_TAGS = frozenset({0x7FE00008, 0x7FE00009, 0x7FE00010})
 _ITEM, _ITEM_END, _SEQ_END = 0xFFFEE000, 0xFFFEE00D, 0xFFFEE0DD
+_SEQ_END_BYTES = b"\xfe\xff\xdd\xe0\x00\x00\x00\x00"  # (FFFE,E0DD), length 0
 UNDEFINED = 0xFFFFFFFF
 
 
@@ -42,26 +46,36 @@ def read_fast(path, row: dict[str, str], max_binary: int, include_file_meta: boo
     try:
         with open(path, "rb") as f:
             data = f.read(head)
+            if len(data) < head:
+                return row_from_bytes(data, row, max_binary, include_file_meta, complete=True, path=path)
+            end = os.fstat(f.fileno()).st_size
+            ending = (end, os.pread(f.fileno(), len(_SEQ_END_BYTES), end - len(_SEQ_END_BYTES)))
             try:
-                return row_from_bytes(data, row, max_binary, include_file_meta, complete=len(data) < head)
+                return row_from_bytes(data, row, max_binary, include_file_meta, complete=False, ending=ending, path=path)
             except _NeedMore:
                 rest = f.read(limit)
                 data += rest
                 if len(data) >= limit + head:
                     return None
-                return row_from_bytes(data, row, max_binary, include_file_meta, complete=True)
+                return row_from_bytes(data, row, max_binary, include_file_meta, complete=True, path=path)
     except (OSError, _NeedMore):
         return None
 
 
-def row_from_bytes(data: bytes, row: dict[str, str], max_binary: int, include_file_meta: bool, complete: bool) -> bool | None:
+def row_from_bytes(
+    data: bytes, row: dict[str, str], max_binary: int, include_file_meta: bool, complete: bool, ending: tuple[int, bytes] | None = None, path: Any = None
+) -> bool | None:
     """Fill `row` from a file's first bytes: True when done, None to let pydicom read the file.
 
-    `complete` says `data` is the whole file; otherwise running out of bytes raises `_NeedMore`.
+    `complete` says `data` is the whole file; otherwise running out of bytes raises `_NeedMore`,
+    and `ending` is the file's size and its last 8 bytes. `path` (the file) is walked to the end
+    when elements follow the pixel data (`_Reader.pixels_end_cleanly`).
     """
     if len(data) < 144 or data[128:132] != b"DICM":
         return None
-    reader = _Reader(data, max_binary, complete)
+    if complete:
+        ending = (len(data), data[-len(_SEQ_END_BYTES) :])
+    reader = _Reader(data, max_binary, complete, ending, path)
     meta: dict[str, str] = {}
     body: dict[str, str] = {}
     try:
@@ -79,10 +93,30 @@ def row_from_bytes(data: bytes, row: dict[str, str], max_binary: int, include_fi
 
 
 class _Reader:
-    def __init__(self, data: bytes, max_binary: int, complete: bool) -> None:
+    def __init__(self, data: bytes, max_binary: int, complete: bool, ending: tuple[int, bytes] | None, path: Any) -> None:
         self.data = data
         self.max_binary = max_binary
         self.complete = complete
+        self.ending = ending
+        self.path = path
+
+    def pixels_end_cleanly(self, pos: int, length: int) -> bool:
+        """Whether the file is whole from the pixel data (value at `pos`) on, as pydicom's path
+        judges it (`contract.structure.cut_short`, which flags the row otherwise): the pixel data
+        is the last element, or what follows it (trailing padding, a signature) is whole; a cut
+        inside the pixel data itself does not count, a length beyond the whole file does."""
+        if self.ending is None:
+            return False
+        size, last = self.ending
+        if length != UNDEFINED and length > size:
+            return False
+        if last == _SEQ_END_BYTES if length == UNDEFINED else pos + length >= size:
+            return True  # nothing after the pixel data (encapsulated: its delimiter ends the file)
+        if self.path is None:
+            return False
+        from dicom_hub.contract.structure import cut_short
+
+        return cut_short(Path(self.path)) is None
 
     def _need(self, end: int) -> None:
         if end > len(self.data):
@@ -109,14 +143,16 @@ class _Reader:
                 if tag == _ITEM_END:
                     return pos + 8
                 raise _GiveUp  # an item or sequence delimiter where an element should be
-            if top and tag in _PIXEL_TAGS:
-                return size
             if vr_bytes in _LONG_VRS:
                 self._need(pos + 12)
                 length = unpack_from("<L", data, pos + 8)[0]
                 pos += 12
             else:
                 pos += 8
+            if top and tag in _PIXEL_TAGS:
+                if not self.pixels_end_cleanly(pos, length):
+                    raise _GiveUp
+                return size
             vr = _VR_NAMES.get(vr_bytes)  # None for implicit VR and for UN
             if vr is None:
                 vr = self._vr(vr_bytes, tag, group, element, pixel_rep, creators)
