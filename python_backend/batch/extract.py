@@ -35,7 +35,7 @@ from dicom_hub.contract.job import Job, Outcome
 from .discovery import scan
 from .flatten import PATH_COLUMN, read_row, sort_key
 from .runner import _attempt, _progress_bar, iter_results, show_progress, workers_option
-from .state import RunState, remove_own_temporaries
+from .state import ChunkRows, RunState, remove_own_temporaries
 
 
 @dataclass(frozen=True)
@@ -79,20 +79,18 @@ def extract_metadata(job: Job) -> Outcome:
     if table_format == "parquet":
         _require_pyarrow()
     options, signature = run_settings(job)
-    with RunState(job.output) as state:
+    with RunState(job.output) as state, executor_for(job) as executor:
+        executor.start()  # before the file list is built, so that the workers do not hold copies of it
         run = state.load(signature) if job.option("resume") else None
         resumed = run is not None
         if run is None:
-            found = scan(job.inputs, recursive=bool(signature["recursive"]), include_raw=bool(signature["include_raw"]))
-            size = chunk_size(len(found.files), signature["chunk_files"], workers_option(job))
-            run = state.start(signature, [str(p) for p in found.files], len(found.skipped), chunk_size=size)
+            run = _start_run(state, signature, job)
         files: list[str] = run["files"]
         size = run.get("chunk_size") or signature["chunk_files"]
         chunks = [files[i : i + size] for i in range(0, len(files), size)]
         todo = [k for k in range(len(chunks)) if not state.has_chunk(k)]
-        with executor_for(job) as executor:
-            _extract_chunks(state, chunks, todo, options, executor, show_progress(job))
-            summary = _write_table(state, len(chunks), job.output, table_format, job.overwrite, bool(job.option("escape_formulas")), executor)
+        _extract_chunks(state, chunks, todo, options, executor, show_progress(job))
+        summary = _write_table(state, len(chunks), job.output, table_format, job.overwrite, bool(job.option("escape_formulas")), executor)
         state.remove()
     summary.update(
         files=len(files),
@@ -105,6 +103,13 @@ def extract_metadata(job: Job) -> Outcome:
         duration_s=round(time.perf_counter() - start, 3),
     )
     return Outcome(metadata=summary, output_files=[str(job.output)])
+
+
+def _start_run(state: RunState, signature: dict[str, Any], job: Job) -> dict[str, Any]:
+    """Find the files and freeze their list (as strings: the found paths are dropped on return)."""
+    found = scan(job.inputs, recursive=bool(signature["recursive"]), include_raw=bool(signature["include_raw"]))
+    size = chunk_size(len(found.files), signature["chunk_files"], workers_option(job))
+    return state.start(signature, [str(p) for p in found.files], len(found.skipped), chunk_size=size)
 
 
 # Chunks per worker at least, when the files are few: enough for every core to stay busy to the end.
@@ -123,9 +128,6 @@ def _extract_chunks(state: RunState, chunks: list[list[str]], todo: list[int], o
     code, the OOM killer) is redone here file by file, where such a file costs only itself."""
     from concurrent.futures.process import BrokenProcessPool
 
-    from dicom_hub.python_backend.dictionary import load
-
-    load()  # once, before the workers are forked
     bar = _progress_bar(sum(len(chunks[k]) for k in todo), progress, "extract_metadata")
     remaining = list(todo)
     try:
@@ -146,16 +148,16 @@ def extract_chunk(argument: tuple[str, int, list[str], RowOptions]) -> dict[str,
     """A worker's task: read one chunk's files and save its rows in the run state; return what
     the progress needs (the chunk's index, rows and errors)."""
     folder, index, files, options = argument
-    rows: list[dict[str, str]] = []
+    rows = ChunkRows()  # each row kept as its saved text: a worker's memory stays small
     errors: list[dict[str, str]] = []
     for path in files:
         outcome = _attempt(extract_one, options, Path(path), None)
         if outcome.error is not None:
             errors.append(outcome.error.as_dict())
         else:
-            rows.append(outcome.value)
+            rows.add(outcome.value)
     RunState.at(Path(folder)).save_chunk(index, rows, errors)
-    return {"index": index, "rows": len(rows), "errors": errors}
+    return {"index": index, "rows": len(rows.lines), "errors": errors}
 
 
 def _extract_isolated(state: RunState, index: int, files: list[str], options: RowOptions, executor: Any) -> None:

@@ -385,6 +385,12 @@ class LocalExecutor:
             for future in pending:
                 future.cancel()
 
+    def start(self) -> None:
+        """Fork the workers of `map_tasks` now, without waiting for them: a process that is still
+        small forks cheaply, and its workers do not carry copies of what it builds next."""
+        if self.workers > 1:
+            self._task_pool().submit(int)  # a process pool forks all its workers at the first task
+
     def _task_pool(self) -> Any:
         if self._tasks is None:
             from concurrent.futures import ProcessPoolExecutor

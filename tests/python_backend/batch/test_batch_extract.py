@@ -254,3 +254,26 @@ def test_a_plain_archive_is_read_without_pydicom(archive, tmp_path):
     assert len({pid for pid, _ in reports}) == 3, "the parent and two workers reported"
     assert all(modules == [] for _, modules in reports), reports
     assert len(_read_csv(tmp_path / "t.csv")[1]) == 400
+
+
+def test_a_chunk_keeps_rows_whose_columns_appear_later(tmp_path):
+    """Rows are saved as they come, each under the columns known so far: reading the chunk back
+    gives every row at the chunk's full width, None where a row has no such element."""
+    rows = [
+        {"path": "a", "PatientID (0010,0020)": "A", "StudyDescription (0008,1030)": ""},
+        {"path": "b", "PatientID (0010,0020)": "B", "Modality (0008,0060)": "CT", "incomplete": "cut"},
+        {"path": "c", "StudyDescription (0008,1030)": "head", "PatientID (0010,0020)": ""},
+    ]
+    with RunState(tmp_path / "t.csv") as state:
+        state.save_chunk(0, rows, [{"path": "d", "code": "not_dicom", "message": "x"}])
+        header = state.chunk_header(0)
+        assert header["columns"] == ["path", "PatientID (0010,0020)", "StudyDescription (0008,1030)", "Modality (0008,0060)", "incomplete"]
+        assert header["used"] == sorted(header["columns"]) and header["rows"] == 3
+        assert [w["path"] for w in header["warnings"]] == ["b"] and header["errors"][0]["path"] == "d"
+        assert list(state.chunk_rows(0)) == [
+            ["a", "A", "", None, None],
+            ["b", "B", None, "CT", "cut"],
+            ["c", "", "head", None, None],
+        ]
+        state.save_chunk(1, rows[:1], [])
+        assert state.chunk_header(1)["used"] == ["PatientID (0010,0020)", "path"], "a column empty in every row is not used"
