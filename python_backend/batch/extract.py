@@ -1,11 +1,16 @@
 """`extract_metadata`: one table row per DICOM file of a tree, written as CSV or Parquet.
 
 How it stays fast, bounded and resumable:
-1. discovery freezes the file list into the run state (`state.RunState`, next to the output);
-2. files are read in parallel (`runner.iter_results`, headers only, `flatten.read_row`) and their
-   rows saved in chunks of `chunk_files` files — at most one chunk of rows is held in memory;
-3. when every chunk is saved, two streaming passes over the chunks find the columns that are
-   non-empty somewhere and write the table through `atomic_output`; then the state is removed.
+1. the workers are forked first, while this process is small; discovery then freezes the file
+   list into the run state (`state.RunState`, next to the output), cut into chunks of at most
+   `chunk_files` files (fewer when the run is small, so that every worker gets several);
+2. each chunk is one worker task (`LocalExecutor.map_tasks`): the worker reads its files (headers
+   only, `flatten.read_row`: pydicom is not even imported for plain little-endian files) and
+   saves the chunk's rows itself, so rows never travel between processes and a worker holds one
+   chunk of rows, as text; a chunk whose worker died is redone here file by file;
+3. when every chunk is saved, the chunk headers give the columns that are non-empty somewhere,
+   each chunk is formatted as CSV by a worker task, and the parts are joined in order through
+   `atomic_output` (Parquet is written here); then the state is removed.
 An interrupted run restarted with the same arguments skips the chunks already saved (and removes
 the temp file of a table write it interrupted).
 
