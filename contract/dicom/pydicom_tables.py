@@ -116,3 +116,45 @@ def uid_name(uid: str) -> str:
     """The UID's name, or the UID itself when the dictionary has none (as `pydicom.uid.UID.name`)."""
     found = uid_dictionary().get(uid)
     return found[0] if found else uid
+
+
+# -- pydicom.datadict's lookups -------------------------------------------------------------------
+
+
+def keyword_for_tag(tag: int) -> str:
+    """The keyword of a standard element ('' when the dictionary has none): `datadict.keyword_for_tag`."""
+    found = entry(tag)
+    return found[4] if found is not None else ""
+
+
+def dictionary_vr(tag: int) -> str | None:
+    """The VR of a standard element as the dictionary gives it ('US or SS', ...); None when unknown
+    (pydicom's `dictionary_VR` raises KeyError)."""
+    found = entry(tag)
+    return found[0] if found is not None else None
+
+
+@cache
+def _standard_keywords() -> dict[str, int]:
+    return {value[4]: tag for tag, value in dictionary().items()}
+
+
+def tag_for_keyword(keyword: str) -> int | None:
+    """The tag of a standard keyword (None when unknown): `datadict.tag_for_keyword`, which, unlike
+    `tags_by_keyword`, knows no repeating-group keywords."""
+    return _standard_keywords().get(keyword)
+
+
+def private_dictionary_vr(tag: int, creator: str) -> str | None:
+    """The VR of a private element under `creator` (`datadict.private_dictionary_VR`); None when
+    the private dictionary does not know it."""
+    table: Any = _table_module("_private_dict").private_dictionaries
+    known = table.get(creator)
+    if known is None:
+        return None
+    group, element = f"{tag >> 16:04X}", f"{tag & 0xFFFF:04X}"
+    for key in (group + element, f"{group}xx{element[-2:]}", f"{group[:2]}xxxx{element[-2:]}"):
+        if key in known:
+            return str(known[key][0])
+    return None
+

@@ -1,11 +1,16 @@
 """`extract_metadata`: one table row per DICOM file of a tree, written as CSV or Parquet.
 
 How it stays fast, bounded and resumable:
-1. discovery freezes the file list into the run state (`state.RunState`, next to the output);
-2. files are read in parallel (`runner.iter_results`, headers only, `flatten.read_row`) and their
-   rows saved in chunks of `chunk_files` files — at most one chunk of rows is held in memory;
-3. when every chunk is saved, two streaming passes over the chunks find the columns that are
-   non-empty somewhere and write the table through `atomic_output`; then the state is removed.
+1. the workers are forked first, while this process is small; discovery then freezes the file
+   list into the run state (`state.RunState`, next to the output), cut into chunks of at most
+   `chunk_files` files (fewer when the run is small, so that every worker gets several);
+2. each chunk is one worker task (`LocalExecutor.map_tasks`): the worker reads its files (headers
+   only, `flatten.read_row`: pydicom is not even imported for plain little-endian files) and
+   saves the chunk's rows itself, so rows never travel between processes and a worker holds one
+   chunk of rows, as text; a chunk whose worker died is redone here file by file;
+3. when every chunk is saved, the chunk headers give the columns that are non-empty somewhere,
+   each chunk is formatted as CSV by a worker task, and the parts are joined in order through
+   `atomic_output` (Parquet is written here); then the state is removed.
 An interrupted run restarted with the same arguments skips the chunks already saved (and removes
 the temp file of a table write it interrupted).
 
@@ -19,7 +24,9 @@ With `options.executor = "dask"` the work runs on a Dask cluster instead (`extra
 
 from __future__ import annotations
 
+import os
 import re
+import shutil
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -32,8 +39,8 @@ from dicom_hub.contract.job import Job, Outcome
 
 from .discovery import scan
 from .flatten import PATH_COLUMN, read_row, sort_key
-from .runner import FileOutcome, iter_results, show_progress
-from .state import RunState, remove_own_temporaries
+from .runner import _attempt, _progress_bar, iter_results, show_progress, workers_option
+from .state import ChunkRows, RunState, remove_own_temporaries
 
 
 @dataclass(frozen=True)
@@ -77,19 +84,18 @@ def extract_metadata(job: Job) -> Outcome:
     if table_format == "parquet":
         _require_pyarrow()
     options, signature = run_settings(job)
-    chunk_size = signature["chunk_files"]
-    with RunState(job.output) as state:
+    with RunState(job.output) as state, executor_for(job) as executor:
+        executor.start()  # before the file list is built, so that the workers do not hold copies of it
         run = state.load(signature) if job.option("resume") else None
         resumed = run is not None
         if run is None:
-            found = scan(job.inputs, recursive=bool(signature["recursive"]), include_raw=bool(signature["include_raw"]))
-            run = state.start(signature, [str(p) for p in found.files], len(found.skipped))
-        files = [Path(p) for p in run["files"]]
-        chunks = [files[i : i + chunk_size] for i in range(0, len(files), chunk_size)]
+            run = _start_run(state, signature, job)
+        files: list[str] = run["files"]
+        size = run.get("chunk_size") or signature["chunk_files"]
+        chunks = [files[i : i + size] for i in range(0, len(files), size)]
         todo = [k for k in range(len(chunks)) if not state.has_chunk(k)]
-        with executor_for(job) as executor:
-            _extract_chunks(state, chunks, todo, options, executor, show_progress(job))
-        summary = _write_table(state, len(chunks), job.output, table_format, job.overwrite, bool(job.option("escape_formulas")))
+        _extract_chunks(state, chunks, todo, options, executor, show_progress(job))
+        summary = _write_table(state, len(chunks), job.output, table_format, job.overwrite, bool(job.option("escape_formulas")), executor)
         state.remove()
     summary.update(
         files=len(files),
@@ -104,26 +110,75 @@ def extract_metadata(job: Job) -> Outcome:
     return Outcome(metadata=summary, output_files=[str(job.output)])
 
 
-def _extract_chunks(state: RunState, chunks: list[list[Path]], todo: list[int], options: RowOptions, executor: Any, progress: bool) -> None:
-    """Read the files of the missing chunks; save each chunk as soon as its last file is done."""
-    items = [(path, None) for k in todo for path in chunks[k]]
-    import pydicom.datadict  # noqa: F401 - imported once here, shared by the forked workers
-    import pydicom.filereader  # noqa: F401
-
-    outcomes = iter_results(items, extract_one, options, progress=progress, describe="extract_metadata", executor=executor)
-    for k in todo:
-        rows: list[dict[str, str]] = []
-        errors: list[dict[str, str]] = []
-        for _ in chunks[k]:
-            outcome: FileOutcome = next(outcomes)
-            if outcome.error is not None:
-                errors.append(outcome.error.as_dict())
-            else:
-                rows.append(outcome.value)
-        state.save_chunk(k, rows, errors)
+def _start_run(state: RunState, signature: dict[str, Any], job: Job) -> dict[str, Any]:
+    """Find the files and freeze their list (as strings: the found paths are dropped on return)."""
+    found = scan(job.inputs, recursive=bool(signature["recursive"]), include_raw=bool(signature["include_raw"]))
+    size = chunk_size(len(found.files), signature["chunk_files"], workers_option(job))
+    return state.start(signature, [str(p) for p in found.files], len(found.skipped), chunk_size=size)
 
 
-def _write_table(state: RunState, chunk_count: int, output: Path, table_format: str, overwrite: bool, escape_formulas: bool = True) -> dict[str, Any]:
+# Chunks per worker at least, when the files are few: enough for every core to stay busy to the end.
+CHUNKS_PER_WORKER = 8
+
+
+def chunk_size(files: int, chunk_files: int, workers: int) -> int:
+    """Files per saved chunk: `chunk_files` at most, fewer when the run has too few files to give
+    every worker several chunks (a chunk is one worker's task)."""
+    return max(1, min(chunk_files, -(-files // (workers * CHUNKS_PER_WORKER))))
+
+
+def _extract_chunks(state: RunState, chunks: list[list[str]], todo: list[int], options: RowOptions, executor: Any, progress: bool) -> None:
+    """Read the files of the missing chunks, one chunk per task: the worker saves the chunk's rows
+    itself, so rows never travel between processes. A chunk whose worker died (a crash in native
+    code, the OOM killer) is redone here file by file, where such a file costs only itself."""
+    from concurrent.futures.process import BrokenProcessPool
+
+    bar = _progress_bar(sum(len(chunks[k]) for k in todo), progress, "extract_metadata")
+    remaining = list(todo)
+    try:
+        tasks = ((str(state.folder), k, chunks[k], options) for k in todo)
+        for header in executor.map_tasks(extract_chunk, tasks):
+            remaining.remove(header["index"])
+            bar.update(header["rows"] + len(header["errors"]))
+    except BrokenProcessPool:
+        for k in remaining:
+            if not state.has_chunk(k):
+                _extract_isolated(state, k, chunks[k], options, executor)
+            bar.update(len(chunks[k]))
+    finally:
+        bar.close()
+
+
+def extract_chunk(argument: tuple[str, int, list[str], RowOptions]) -> dict[str, Any]:
+    """A worker's task: read one chunk's files and save its rows in the run state; return what
+    the progress needs (the chunk's index, rows and errors)."""
+    folder, index, files, options = argument
+    rows = ChunkRows()  # each row kept as its saved text: a worker's memory stays small
+    errors: list[dict[str, str]] = []
+    for path in files:
+        outcome = _attempt(extract_one, options, Path(path), None)
+        if outcome.error is not None:
+            errors.append(outcome.error.as_dict())
+        else:
+            rows.add(outcome.value)
+    RunState.at(Path(folder)).save_chunk(index, rows, errors)
+    return {"index": index, "rows": len(rows.lines), "errors": errors}
+
+
+def _extract_isolated(state: RunState, index: int, files: list[str], options: RowOptions, executor: Any) -> None:
+    """One chunk through the per-file runner, which gives a file that kills its worker that
+    file's `backend_error` and goes on with the rest."""
+    rows: list[dict[str, str]] = []
+    errors: list[dict[str, str]] = []
+    for outcome in iter_results([(Path(p), None) for p in files], extract_one, options, executor=executor):
+        if outcome.error is not None:
+            errors.append(outcome.error.as_dict())
+        else:
+            rows.append(outcome.value)
+    state.save_chunk(index, rows, errors)
+
+
+def _write_table(state: RunState, chunk_count: int, output: Path, table_format: str, overwrite: bool, escape_formulas: bool, executor: Any) -> dict[str, Any]:
     """Pass 1 reads the chunk headers for the non-empty columns; pass 2 streams the rows out."""
     columns, rows, errors, warnings = table_columns(state, range(chunk_count))
     remove_own_temporaries(output.parent, [output.name])  # a table write a kill interrupted
@@ -131,7 +186,7 @@ def _write_table(state: RunState, chunk_count: int, output: Path, table_format: 
         if table_format == "parquet":
             _write_parquet(tmp, columns, _row_lists(state, range(chunk_count), columns))
         else:
-            _write_csv(tmp, columns, _row_lists(state, range(chunk_count), columns), escape_formulas)
+            write_csv_table(tmp, state, chunk_count, columns, escape_formulas, executor)
     return {"rows": rows, "columns": len(columns), "errors": errors, "warnings": warnings, "files_incomplete": len(warnings)}
 
 
@@ -162,26 +217,58 @@ def table_columns(state: RunState, chunks: Any) -> TableSummary:
 def _row_lists(state: RunState, chunks: Iterable[int], columns: list[str]) -> Iterator[list[str | None]]:
     """Every saved row of `chunks` as a list in the table's column order (None where a file
     has no value)."""
-    position = {name: i for i, name in enumerate(columns)}
-    width = len(columns)
     for k in chunks:
-        mapping = [(i, position[name]) for i, name in enumerate(state.chunk_header(k)["columns"]) if name in position]
+        names = state.chunk_header(k)["columns"]
+        where = {name: i for i, name in enumerate(names)}
+        positions = [where.get(name, len(names)) for name in columns]  # len(names): the None added below
         for values in state.chunk_rows(k):
-            out: list[str | None] = [None] * width
-            for source, target in mapping:
-                out[target] = values[source]
-            yield out
+            values.append(None)
+            yield [values[i] for i in positions]
+
+
+def write_csv_table(path: Path, state: RunState, chunk_count: int, columns: list[str], escape_formulas: bool, executor: Any) -> None:
+    """The table as CSV: the header here, each chunk's rows formatted by a task (`csv_part`) into
+    a part file in the run state, the parts joined here in order, so the formatting runs on every
+    core. Should a worker die, the whole table is written here instead."""
+    from concurrent.futures.process import BrokenProcessPool
+
+    _write_csv(path, columns, iter(()))
+    tasks = ((str(state.folder), k, columns, escape_formulas) for k in range(chunk_count))
+    try:
+        with open(path, "ab") as table:
+            for part in executor.map_tasks(csv_part, tasks):
+                with open(part, "rb") as f:
+                    shutil.copyfileobj(f, table, 1 << 20)
+                os.unlink(part)
+    except BrokenProcessPool:
+        _write_csv(path, columns, _row_lists(state, range(chunk_count), columns), escape_formulas)
+
+
+def csv_part(argument: tuple[str, int, list[str], bool]) -> str:
+    """A worker's task: one chunk's rows as CSV lines (no header) in a part file of the run
+    state; return its path."""
+    folder, index, columns, escape_formulas = argument
+    state = RunState.at(Path(folder))
+    part = state.folder / f"part-{index:06d}.csv"
+    with open(part, "w", newline="", encoding="utf-8") as f:
+        _write_rows(f, _row_lists(state, [index], columns), escape_formulas)
+    return str(part)
 
 
 def _write_csv(path: Path, columns: list[str], rows: Iterator[list[str | None]], escape_formulas: bool = True) -> None:
     import csv
 
     with open(path, "w", newline="", encoding="utf-8") as f:
-        writer = csv.writer(f)
-        writer.writerow(columns)
-        if escape_formulas:
-            rows = ([spreadsheet_safe(value) for value in row] for row in rows)
-        writer.writerows(rows)  # None is written as an empty field
+        csv.writer(f).writerow(columns)
+        _write_rows(f, rows, escape_formulas)
+
+
+def _write_rows(f: Any, rows: Iterator[list[str | None]], escape_formulas: bool) -> None:
+    import csv
+
+    if escape_formulas:
+        rows = (_safe_row(row) for row in rows)
+    csv.writer(f).writerows(rows)  # None is written as an empty field
 
 
 _FORMULA_START = frozenset("=+-@\t\r")
@@ -194,6 +281,12 @@ def spreadsheet_safe(value: str | None) -> str | None:
     if value and value[0] in _FORMULA_START and not _PLAIN_NUMBER.match(value):
         return "'" + value
     return value
+
+
+def _safe_row(row: list[str | None]) -> list[str | None]:
+    """`spreadsheet_safe` of every value, without a call per value (the table's inner loop)."""
+    start, plain = _FORMULA_START, _PLAIN_NUMBER.match
+    return ["'" + value if value and value[0] in start and not plain(value) else value for value in row]
 
 
 def _write_parquet(path: Path, columns: list[str], rows: Iterator[list[str | None]], batch_rows: int = 2000) -> None:

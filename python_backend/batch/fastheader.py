@@ -12,17 +12,24 @@ path, which is also the oracle the tests compare this reader's rows with, file b
 
 from __future__ import annotations
 
+import os
 from functools import cache
+from pathlib import Path
 from struct import unpack_from
+from typing import Any
+
+from dicom_hub.contract.dicom.pydicom_tables import private_dictionary_vr
 
 from .flatten import _FAST_CHARSETS, EXCLUDED_TAGS, column_label, implicit_vr, raw_text
 
 IMPLICIT_LE = "1.2.840.10008.1.2"
 NOT_HANDLED = frozenset({"1.2.840.10008.1.2.2", "1.2.840.10008.1.2.1.99"})  # big endian, deflated
 _LONG_VRS = frozenset({b"OB", b"OD", b"OF", b"OL", b"OV", b"OW", b"SQ", b"UC", b"UN", b"UR", b"UT", b"SV", b"UV"})
-_VR_NAMES = {vr: vr.decode() for vr in (b"AE AS AT CS DA DS DT FD FL IS LO LT OB OD OF OL OV OW PN SH SL SQ SS ST SV TM UC UI UL UR US UT UV").split()}
+# Explicit VRs read as they are (UN is looked up: `_Reader._vr`).
+_VR_NAMES: dict[bytes | None, str] = {vr: vr.decode() for vr in (b"AE AS AT CS DA DS DT FD FL IS LO LT OB OD OF OL OV OW PN SH SL SQ SS ST SV TM UC UI UL UR US UT UV").split()}
 _PIXEL_TAGS = frozenset({0x7FE00008, 0x7FE00009, 0x7FE00010})
 _ITEM, _ITEM_END, _SEQ_END = 0xFFFEE000, 0xFFFEE00D, 0xFFFEE0DD
+_SEQ_END_BYTES = b"\xfe\xff\xdd\xe0\x00\x00\x00\x00"  # (FFFE,E0DD), length 0
 UNDEFINED = 0xFFFFFFFF
 
 
@@ -39,26 +46,36 @@ def read_fast(path, row: dict[str, str], max_binary: int, include_file_meta: boo
     try:
         with open(path, "rb") as f:
             data = f.read(head)
+            if len(data) < head:
+                return row_from_bytes(data, row, max_binary, include_file_meta, complete=True, path=path)
+            end = os.fstat(f.fileno()).st_size
+            ending = (end, os.pread(f.fileno(), len(_SEQ_END_BYTES), end - len(_SEQ_END_BYTES)))
             try:
-                return row_from_bytes(data, row, max_binary, include_file_meta, complete=len(data) < head)
+                return row_from_bytes(data, row, max_binary, include_file_meta, complete=False, ending=ending, path=path)
             except _NeedMore:
                 rest = f.read(limit)
                 data += rest
                 if len(data) >= limit + head:
                     return None
-                return row_from_bytes(data, row, max_binary, include_file_meta, complete=True)
+                return row_from_bytes(data, row, max_binary, include_file_meta, complete=True, path=path)
     except (OSError, _NeedMore):
         return None
 
 
-def row_from_bytes(data: bytes, row: dict[str, str], max_binary: int, include_file_meta: bool, complete: bool) -> bool | None:
+def row_from_bytes(
+    data: bytes, row: dict[str, str], max_binary: int, include_file_meta: bool, complete: bool, ending: tuple[int, bytes] | None = None, path: Any = None
+) -> bool | None:
     """Fill `row` from a file's first bytes: True when done, None to let pydicom read the file.
 
-    `complete` says `data` is the whole file; otherwise running out of bytes raises `_NeedMore`.
+    `complete` says `data` is the whole file; otherwise running out of bytes raises `_NeedMore`,
+    and `ending` is the file's size and its last 8 bytes. `path` (the file) is walked to the end
+    when elements follow the pixel data (`_Reader.pixels_end_cleanly`).
     """
     if len(data) < 144 or data[128:132] != b"DICM":
         return None
-    reader = _Reader(data, max_binary, complete)
+    if complete:
+        ending = (len(data), data[-len(_SEQ_END_BYTES) :])
+    reader = _Reader(data, max_binary, complete, ending, path)
     meta: dict[str, str] = {}
     body: dict[str, str] = {}
     try:
@@ -76,10 +93,30 @@ def row_from_bytes(data: bytes, row: dict[str, str], max_binary: int, include_fi
 
 
 class _Reader:
-    def __init__(self, data: bytes, max_binary: int, complete: bool) -> None:
+    def __init__(self, data: bytes, max_binary: int, complete: bool, ending: tuple[int, bytes] | None, path: Any) -> None:
         self.data = data
         self.max_binary = max_binary
         self.complete = complete
+        self.ending = ending
+        self.path = path
+
+    def pixels_end_cleanly(self, pos: int, length: int) -> bool:
+        """Whether the file is whole from the pixel data (value at `pos`) on, as pydicom's path
+        judges it (`contract.structure.cut_short`, which flags the row otherwise): the pixel data
+        is the last element, or what follows it (trailing padding, a signature) is whole; a cut
+        inside the pixel data itself does not count, a length beyond the whole file does."""
+        if self.ending is None:
+            return False
+        size, last = self.ending
+        if length != UNDEFINED and length > size:
+            return False
+        if last == _SEQ_END_BYTES if length == UNDEFINED else pos + length >= size:
+            return True  # nothing after the pixel data (encapsulated: its delimiter ends the file)
+        if self.path is None:
+            return False
+        from dicom_hub.contract.structure import cut_short
+
+        return cut_short(Path(self.path)) is None
 
     def _need(self, end: int) -> None:
         if end > len(self.data):
@@ -94,7 +131,11 @@ class _Reader:
         while pos < end:
             if pos + 8 > size:
                 self._need(pos + 8)
-            group, element = unpack_from("<HH", data, pos)
+            if implicit:
+                group, element, length = unpack_from("<HHL", data, pos)
+                vr_bytes = None
+            else:  # a delimiter's 4-byte length reads as a VR here: it is caught below before use
+                group, element, vr_bytes, length = unpack_from("<HH2sH", data, pos)
             if meta_only and group != 0x0002:
                 return pos
             tag = group << 16 | element
@@ -102,22 +143,17 @@ class _Reader:
                 if tag == _ITEM_END:
                     return pos + 8
                 raise _GiveUp  # an item or sequence delimiter where an element should be
-            if top and tag in _PIXEL_TAGS:
-                return size
-            if implicit:
-                vr_bytes = None
-                length = unpack_from("<L", data, pos + 4)[0]
-                pos += 8
+            if vr_bytes in _LONG_VRS:
+                self._need(pos + 12)
+                length = unpack_from("<L", data, pos + 8)[0]
+                pos += 12
             else:
-                vr_bytes = data[pos + 4 : pos + 6]
-                if vr_bytes in _LONG_VRS:
-                    self._need(pos + 12)
-                    length = unpack_from("<L", data, pos + 8)[0]
-                    pos += 12
-                else:
-                    length = unpack_from("<H", data, pos + 6)[0]
-                    pos += 8
-            vr = _VR_NAMES.get(vr_bytes) if vr_bytes is not None and vr_bytes != b"UN" else None
+                pos += 8
+            if top and tag in _PIXEL_TAGS:
+                if not self.pixels_end_cleanly(pos, length):
+                    raise _GiveUp
+                return size
+            vr = _VR_NAMES.get(vr_bytes)  # None for implicit VR and for UN
             if vr is None:
                 vr = self._vr(vr_bytes, tag, group, element, pixel_rep, creators)
             label = column_label(tag)
@@ -130,7 +166,10 @@ class _Reader:
                 self._need(pos + length)
             value = data[pos : pos + length]
             pos += length
-            if group <= 0x0028:
+            if group & 1:  # private: never an excluded tag
+                if 0x0010 <= element <= 0x00FF:
+                    creators[tag] = value.decode(encoding, errors="replace").strip(" \x00")
+            elif group <= 0x0028:
                 if tag == 0x00080005:
                     fast = _FAST_CHARSETS.get(_single_charset(value))
                     if fast is None:
@@ -138,9 +177,7 @@ class _Reader:
                     encoding = fast
                 elif tag == 0x00280103 and length == 2:
                     pixel_rep = unpack_from("<H", value)[0]
-            if group & 1 and 0x0010 <= element <= 0x00FF:
-                creators[group << 16 | element] = value.decode(encoding, errors="replace").strip(" \x00")
-            if tag in EXCLUDED_TAGS or (group & 0xFF01) in (0x6000, 0x5000) and element == 0x3000:
+            elif group >= 0x5000 and (tag in EXCLUDED_TAGS or (group & 0xFF01) in (0x6000, 0x5000) and element == 0x3000):
                 continue
             text = raw_text(value, vr, True, encoding, max_binary)
             if text is not None:
@@ -198,12 +235,7 @@ class _Reader:
 
 @cache
 def _private_vr(tag: int, creator: str) -> str | None:
-    from pydicom.datadict import private_dictionary_VR
-
-    try:
-        return private_dictionary_VR(tag, creator)
-    except KeyError:
-        return None
+    return private_dictionary_vr(tag, creator)
 
 
 def _single_charset(value: bytes) -> str:

@@ -21,9 +21,11 @@ import json
 import struct
 from functools import cache
 from pathlib import Path
+from struct import unpack_from
 from typing import TYPE_CHECKING, Any
 
 from dicom_hub.contract.errors import ErrorCode, HubError
+from dicom_hub.contract.dicom.pydicom_tables import dictionary_vr, keyword_for_tag, tag_for_keyword
 
 if TYPE_CHECKING:
     from pydicom import Dataset
@@ -37,6 +39,9 @@ _TEXT_VRS = frozenset(["AE", "AS", "CS", "DA", "DS", "DT", "IS", "LO", "LT", "PN
 _SINGLE_VALUE_VRS = frozenset({"LT", "ST", "UT", "UR"})
 _CHARSET_VRS = frozenset({"SH", "LO", "ST", "LT", "UT", "PN", "UC"})
 _NUMBER_FORMATS = {"US": "H", "SS": "h", "UL": "L", "SL": "l", "FL": "f", "FD": "d", "UV": "Q", "SV": "q"}
+_NUMBER_SIZES = {fmt: struct.calcsize("<" + fmt) for fmt in _NUMBER_FORMATS.values()}
+# json.dumps(texts, ensure_ascii=False) without building an encoder for every value
+_TEXT_LIST = json.JSONEncoder(ensure_ascii=False).encode
 _FAST_CHARSETS = {"": "latin_1", "ISO_IR 6": "latin_1", "ISO_IR 100": "latin_1", "ISO_IR 192": "utf_8"}
 
 
@@ -136,8 +141,6 @@ def flatten(ds: Dataset, row: dict[str, str], prefix: str = "", encoding: str | 
 @cache
 def column_label(tag: int) -> str:
     """`Keyword (gggg,eeee)`, or `(gggg,eeee)` for tags without a keyword (private ones)."""
-    from pydicom.datadict import keyword_for_tag
-
     keyword = keyword_for_tag(tag)
     code = f"({tag >> 16:04X},{tag & 0xFFFF:04X})"
     return f"{keyword} {code}" if keyword else code
@@ -158,8 +161,6 @@ def sort_key(column: str) -> tuple[tuple[int, int], ...]:
 
 @cache
 def _segment_tag(name: str) -> int:
-    from pydicom.datadict import tag_for_keyword
-
     if "(" in name:
         code = name[name.index("(") + 1 : name.index(")")]
         group, element = code.split(",")
@@ -180,11 +181,8 @@ def raw_vr(stored: str | None, tag: int, pixel_rep: int) -> str | None:
 @cache
 def implicit_vr(tag: int, pixel_rep: int = 0) -> str:
     """The VR of an implicit-VR element from the dictionary ('UN' when unknown)."""
-    from pydicom.datadict import dictionary_VR
-
-    try:
-        vr = dictionary_VR(tag)
-    except KeyError:
+    vr = dictionary_vr(tag)
+    if vr is None:
         return "UN"
     if vr == "US or SS":
         return "SS" if pixel_rep == 1 else "US"
@@ -201,15 +199,17 @@ def raw_text(value: bytes | None, vr: str, little_endian: bool, encoding: str, m
         text = value.decode(encoding, errors="replace")
         if vr in _SINGLE_VALUE_VRS:
             return text.rstrip(" \x00")
-        parts = [p.strip(" \x00") for p in text.split("\\")]
-        return parts[0] if len(parts) == 1 else json.dumps(parts, ensure_ascii=False)
+        if "\\" not in text:
+            return text.strip(" \x00")
+        return _TEXT_LIST([part.strip(" \x00") for part in text.split("\\")])
     fmt = _NUMBER_FORMATS.get(vr)
     if fmt is not None:
+        size = _NUMBER_SIZES[fmt]
         order = "<" if little_endian else ">"
-        size = struct.calcsize(order + fmt)
+        if len(value) == size:
+            return str(unpack_from(order + fmt, value)[0])
         count = len(value) // size
-        numbers = struct.unpack(order + fmt * count, value[: count * size])
-        return _numbers_text(numbers)
+        return _numbers_text(struct.unpack(order + fmt * count, value[: count * size]))
     if vr == "AT":
         count = len(value) // 4
         words = struct.unpack(("<" if little_endian else ">") + "H" * (2 * count), value[: 4 * count])

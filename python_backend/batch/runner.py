@@ -348,6 +348,7 @@ class LocalExecutor:
 
     def __init__(self, workers: int = 1) -> None:
         self.workers = workers
+        self._tasks: Any = None  # the pool of `map_tasks`, started on first use
 
     def run(self, items: Iterable[tuple[Path, Path | None]], func: FileFunc, context: Any, verify: bool, total: int) -> Iterator[FileOutcome]:
         if self.workers <= 1 or total <= 1:
@@ -356,8 +357,54 @@ class LocalExecutor:
         else:
             yield from _parallel(items, func, context, min(self.workers, total), verify, total)
 
+    def map_tasks(self, function: Callable[[Any], Any], arguments: Iterable[Any], window: int | None = None) -> Iterator[Any]:
+        """`function(argument)` for each argument, results in order (as `DaskExecutor.map_tasks`):
+        in this process for one worker or one task, else on a pool kept for the executor's lifetime with a
+        bounded window in flight. A worker that dies raises `BrokenProcessPool` (and the pool is
+        replaced for the next call): the caller decides how to redo that work."""
+        arguments = list(arguments)
+        if self.workers <= 1 or len(arguments) <= 1:
+            yield from map(function, arguments)  # a pool costs more than it gives one task
+            return
+        from concurrent.futures.process import BrokenProcessPool
+
+        pool = self._task_pool()
+        pending: deque = deque()
+        window = window or self.workers * 2
+        try:
+            for argument in arguments:
+                pending.append(pool.submit(function, argument))
+                if len(pending) >= window:
+                    yield pending.popleft().result()
+            while pending:
+                yield pending.popleft().result()
+        except BrokenProcessPool:
+            self._close_task_pool(wait=False)
+            raise
+        finally:
+            for future in pending:
+                future.cancel()
+
+    def start(self) -> None:
+        """Fork the workers of `map_tasks` now, without waiting for them: a process that is still
+        small forks cheaply, and its workers do not carry copies of what it builds next."""
+        if self.workers > 1:
+            self._task_pool().submit(int)  # a process pool forks all its workers at the first task
+
+    def _task_pool(self) -> Any:
+        if self._tasks is None:
+            from concurrent.futures import ProcessPoolExecutor
+
+            self._tasks = ProcessPoolExecutor(max_workers=self.workers, initializer=_init_worker, initargs=(None, None, False, os.getpid()))
+        return self._tasks
+
+    def _close_task_pool(self, wait: bool) -> None:
+        pool, self._tasks = self._tasks, None
+        if pool is not None:
+            pool.shutdown(wait=wait, cancel_futures=True)
+
     def close(self) -> None:
-        pass
+        self._close_task_pool(wait=True)
 
 
 class _Pool:
@@ -465,7 +512,7 @@ _CONTEXT: Any = None
 _VERIFY = False
 
 
-def _init_worker(func: FileFunc, context: Any, verify: bool = False, parent_pid: int | None = None) -> None:
+def _init_worker(func: FileFunc | None, context: Any, verify: bool = False, parent_pid: int | None = None) -> None:
     global _FUNC, _CONTEXT, _VERIFY
     _FUNC, _CONTEXT, _VERIFY = func, context, verify
     # Ctrl-C is the parent's to handle; a worker interrupted mid-write could only leave temp files.

@@ -33,6 +33,7 @@ from dicom_hub.contract.errors import ErrorCode, HubError
 from .flatten import INCOMPLETE_COLUMN, PATH_COLUMN
 
 STATE_VERSION = 1
+_to_json = json.JSONEncoder(ensure_ascii=False).encode  # json.dumps(..., ensure_ascii=False), one encoder
 
 
 LOCK_WAIT_S = 2.0  # how long a new run waits for the lock of a run that is ending
@@ -116,11 +117,11 @@ class RunState:
     def save_run(self, run: dict[str, Any]) -> None:
         self._write(self.folder / "run.json", json.dumps({"version": STATE_VERSION, **run}))
 
-    def start(self, signature: dict[str, Any], files: list[str], skipped: int) -> dict[str, Any]:
-        """Forget any previous progress and save a new run description."""
+    def start(self, signature: dict[str, Any], files: list[str], skipped: int, **extra: Any) -> dict[str, Any]:
+        """Forget any previous progress and save a new run description (`extra`: more entries)."""
         for old in self.folder.glob("chunk-*"):
             old.unlink()
-        run = {"version": STATE_VERSION, "signature": signature, "files": files, "skipped": skipped}
+        run = {"version": STATE_VERSION, "signature": signature, "files": files, "skipped": skipped, **extra}
         self._write(self.folder / "run.json", json.dumps(run))
         return run
 
@@ -132,27 +133,27 @@ class RunState:
     def has_chunk(self, index: int) -> bool:
         return self.chunk_path(index).exists()
 
-    def save_chunk(self, index: int, rows: list[dict[str, str]], errors: list[dict[str, str]]) -> None:
+    def save_chunk(self, index: int, rows: Iterable[dict[str, str]] | ChunkRows, errors: list[dict[str, str]]) -> None:
         """Rows as JSON lists under the chunk's own column list (a header line), so reading them
         back needs no per-row keys, and the table's columns come from the headers alone."""
-        columns = list(dict.fromkeys(key for row in rows for key in row))
-        used = sorted({key for row in rows for key, value in row.items() if value != ""})
-        warnings = [incomplete_warning(row) for row in rows if INCOMPLETE_COLUMN in row]
-        header = {"errors": errors, "warnings": warnings, "rows": len(rows), "columns": columns, "used": used}
-        lines = [json.dumps(header, ensure_ascii=False)]
-        lines.extend(json.dumps([row.get(c) for c in columns], ensure_ascii=False) for row in rows)
-        self._write(self.chunk_path(index), "\n".join(lines) + "\n")
+        chunk = rows if isinstance(rows, ChunkRows) else ChunkRows(rows)
+        header = {"errors": errors, "warnings": chunk.warnings, "rows": len(chunk.lines), "columns": list(chunk.columns), "used": chunk.used()}
+        self._write(self.chunk_path(index), [_to_json(header), *chunk.lines])
 
     def chunk_header(self, index: int) -> dict[str, Any]:
         with open(self.chunk_path(index), encoding="utf-8") as f:
             return json.loads(f.readline())
 
     def chunk_rows(self, index: int) -> Iterator[list[str | None]]:
-        """The chunk's rows, one at a time, as lists in the order of its header's `columns`."""
+        """The chunk's rows, one at a time, as lists in the order of its header's `columns` (a row
+        saved before a column first appeared is shorter: the missing end is None)."""
         with open(self.chunk_path(index), encoding="utf-8") as f:
-            f.readline()
+            width = len(json.loads(f.readline())["columns"])
             for line in f:
-                yield json.loads(line)
+                values = json.loads(line)
+                if len(values) < width:
+                    values.extend([None] * (width - len(values)))
+                yield values
 
     # -- the journal of finished outputs (ops writing a folder) ----------------------------------
 
@@ -183,13 +184,55 @@ class RunState:
     def remove(self) -> None:
         shutil.rmtree(self.folder, ignore_errors=True)
 
-    def _write(self, path: Path, text: str) -> None:
+    def _write(self, path: Path, text: str | list[str]) -> None:
+        """`text`, or lines (each written with its newline, never all joined), into `path`:
+        a temp file, fsync, rename."""
         tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
         with open(tmp, "w", encoding="utf-8") as f:
-            f.write(text)
+            if isinstance(text, str):
+                f.write(text)
+            else:
+                for line in text:
+                    f.write(line)
+                    f.write("\n")
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
+
+
+class ChunkRows:
+    """A chunk's rows as they come, each kept as its JSON line (a row's text, not its dict, so a
+    worker's memory does not grow with the chunk): the values in the order in which the chunk's
+    columns first appeared, up to the last column known when the row came."""
+
+    def __init__(self, rows: Iterable[dict[str, str]] = ()) -> None:
+        self.columns: dict[str, int] = {}  # name -> position, in order of first appearance
+        self.lines: list[str] = []
+        self.warnings: list[dict[str, str]] = []
+        self._used: set[str] = set()
+        self._unused: dict[str, int] = {}  # columns empty in every row so far
+        for row in rows:
+            self.add(row)
+
+    def add(self, row: dict[str, str]) -> None:
+        columns = self.columns
+        if not row.keys() <= columns.keys():
+            for name in row:
+                if name not in columns:
+                    columns[name] = len(columns)
+                    self._unused[name] = columns[name]
+        values = list(map(row.get, columns))
+        if self._unused:  # most columns have a value in the first row: only the rest are checked
+            for name in [name for name, i in self._unused.items() if values[i]]:
+                del self._unused[name]
+                self._used.add(name)
+        if INCOMPLETE_COLUMN in row:
+            self.warnings.append(incomplete_warning(row))
+        self.lines.append(_to_json(values))
+
+    def used(self) -> list[str]:
+        """The columns with a non-empty value in some row, sorted."""
+        return sorted(self._used)
 
 
 def _claim_folder(folder: Path) -> None:

@@ -102,6 +102,7 @@ def test_ops_json_and_backends_json(capsys):
     rows = json.loads(capsys.readouterr().out)
     python = next(r for r in rows if r["name"] == "python")
     assert python["available"] and "info" in python["ops"]
+    assert python["version"].startswith("pydicom 3.")  # looked up when asked for, not at the probe
 
 
 def test_console_script_is_installed():

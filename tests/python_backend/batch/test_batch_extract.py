@@ -184,3 +184,96 @@ def test_a_file_cut_short_is_a_flagged_partial_row(tmp_path):
     flags = {Path(r["path"]).name: r["incomplete"] for r in rows}
     assert flags["whole.dcm"] == ""
     assert "byte" in flags["cut.dcm"] and "(300A,00B0)" in flags["rtplan_truncated.dcm"]
+
+
+CRASHING_CHILD = """
+import json, os, signal
+from dicom_hub.adapters.dispatch import dispatch
+from dicom_hub.python_backend.batch import extract
+real = extract.extract_one
+def crashing(source, target, options):
+    if source.parent.parent.name == {patient!r} and source.name == "004.dcm":
+        os.kill(os.getpid(), signal.SIGKILL)  # a crash in native code takes its process with it
+    return real(source, target, options)
+extract.extract_one = crashing
+print(dispatch(json.loads({request!r})).to_json())
+"""
+
+
+def test_a_file_that_kills_its_worker_costs_only_its_row(archive, tmp_path):
+    """Chunks are read by pool workers; the chunk whose worker died is read again file by file,
+    so the crashing file becomes its own `backend_error` and every other row is there."""
+    reference = tmp_path / "reference.csv"
+    _extract(str(archive), reference, chunk_files=10, workers=2)
+    output = tmp_path / "table.csv"
+    request = {"op": "extract_metadata", "input": str(archive), "output": str(output), "options": {"workers": 2, "chunk_files": 10}}
+    code = CRASHING_CHILD.format(patient="P0017", request=json.dumps(request))
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    data = json.loads(result.stdout)
+    assert data["ok"], data["error"]
+    crashed = str(archive / "P0017" / "S0" / "004.dcm")
+    assert [(e["path"], e["code"]) for e in data["metadata"]["errors"]] == [(crashed, "backend_error")]
+    columns, rows = _read_csv(output)
+    expected_columns, expected = _read_csv(reference)
+    assert columns == expected_columns and rows == [r for r in expected if r["path"] != crashed]
+
+
+NO_PYDICOM_CHILD = """
+import functools, json, os, sys
+from dicom_hub.adapters.dispatch import dispatch
+from dicom_hub.python_backend.batch import extract
+
+def heavy():
+    return sorted(m for m in sys.modules if m.split(".")[0] in ("pydicom", "numpy"))
+
+def reporting(task):  # in the forked workers too: what each process had imported after its task
+    @functools.wraps(task)  # sent to the workers by name, as the task itself is
+    def run(argument):
+        result = task(argument)
+        with open({log!r}, "a") as f:
+            f.write(json.dumps([os.getpid(), heavy()]) + "\\n")
+        return result
+    return run
+
+extract.extract_chunk = reporting(extract.extract_chunk)
+extract.csv_part = reporting(extract.csv_part)
+response = dispatch(json.loads({request!r}))
+assert response.ok, response.error
+print(json.dumps([os.getpid(), heavy()]))
+"""
+
+
+def test_a_plain_archive_is_read_without_pydicom(archive, tmp_path):
+    """The bytes-level reader and the dictionary serve plain little-endian files: no process of
+    the run imports pydicom (or numpy), which alone costs more than reading 1,000 headers."""
+    log = tmp_path / "imports.log"
+    request = {"op": "extract_metadata", "input": str(archive), "output": str(tmp_path / "t.csv"), "options": {"workers": 2, "chunk_files": 50}}
+    code = NO_PYDICOM_CHILD.format(log=str(log), request=json.dumps(request))
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, check=True)
+    reports = [json.loads(line) for line in [result.stdout, *log.read_text().splitlines()]]
+    assert len({pid for pid, _ in reports}) == 3, "the parent and two workers reported"
+    assert all(modules == [] for _, modules in reports), reports
+    assert len(_read_csv(tmp_path / "t.csv")[1]) == 400
+
+
+def test_a_chunk_keeps_rows_whose_columns_appear_later(tmp_path):
+    """Rows are saved as they come, each under the columns known so far: reading the chunk back
+    gives every row at the chunk's full width, None where a row has no such element."""
+    rows = [
+        {"path": "a", "PatientID (0010,0020)": "A", "StudyDescription (0008,1030)": ""},
+        {"path": "b", "PatientID (0010,0020)": "B", "Modality (0008,0060)": "CT", "incomplete": "cut"},
+        {"path": "c", "StudyDescription (0008,1030)": "head", "PatientID (0010,0020)": ""},
+    ]
+    with RunState(tmp_path / "t.csv") as state:
+        state.save_chunk(0, rows, [{"path": "d", "code": "not_dicom", "message": "x"}])
+        header = state.chunk_header(0)
+        assert header["columns"] == ["path", "PatientID (0010,0020)", "StudyDescription (0008,1030)", "Modality (0008,0060)", "incomplete"]
+        assert header["used"] == sorted(header["columns"]) and header["rows"] == 3
+        assert [w["path"] for w in header["warnings"]] == ["b"] and header["errors"][0]["path"] == "d"
+        assert list(state.chunk_rows(0)) == [
+            ["a", "A", "", None, None],
+            ["b", "B", None, "CT", "cut"],
+            ["c", "", "head", None, None],
+        ]
+        state.save_chunk(1, rows[:1], [])
+        assert state.chunk_header(1)["used"] == ["PatientID (0010,0020)", "path"], "a column empty in every row is not used"
