@@ -24,8 +24,8 @@ from pathlib import Path
 from struct import unpack_from
 from typing import TYPE_CHECKING, Any
 
-from dicom_hub.contract.errors import ErrorCode, HubError
 from dicom_hub.contract.dicom.pydicom_tables import dictionary_vr, keyword_for_tag, tag_for_keyword
+from dicom_hub.contract.errors import ErrorCode, HubError
 
 if TYPE_CHECKING:
     from pydicom import Dataset
