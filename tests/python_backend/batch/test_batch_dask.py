@@ -238,6 +238,35 @@ def test_keyed_anonymization_needs_no_shared_state(cluster, archive, tmp_path):
     assert halves and halves == {k: v for k, v in _tree(whole).items() if k.split("/")[0] in ("a", "more")}
 
 
+def test_interrupted_batch_on_dask_resumes_with_the_local_result(cluster, archive, tmp_path, monkeypatch):
+    """Ctrl-C in the middle of a streamed batch_anonymize on the cluster; the rerun passes the
+    journaled files through in their place and gives the local run's response and bytes."""
+    from dicom_hub.python_backend.batch import runner
+    from dicom_hub.python_backend.deid.ops import batch_anonymize
+
+    local = _run("batch_anonymize", archive, tmp_path / "local", {"key": KEY, "workers": 2})
+    output = tmp_path / "dask"
+    options = {"key": KEY, "executor": "dask", "scheduler": cluster.address}
+    real = runner._RunFiles.resumable
+
+    def interrupted(self, *args):
+        for done, outcome in enumerate(real(self, *args)):
+            if done == 12:
+                raise KeyboardInterrupt
+            yield outcome
+
+    monkeypatch.setattr(runner._RunFiles, "resumable", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        batch_anonymize(Job(op="batch_anonymize", inputs=(archive,), output=output, options=options, defaults=get_op("batch_anonymize").defaults))
+    monkeypatch.undo()
+    data = _run("batch_anonymize", archive, output, options)
+    meta = data["metadata"]
+    assert 5 <= meta.pop("files_resumed") < meta["files_processed"]
+    assert _comparable(meta, output) == _comparable(local["metadata"], tmp_path / "local")
+    assert [p.replace(str(output), "<out>") for p in data["output_files"]] == [p.replace(str(tmp_path / "local"), "<out>") for p in local["output_files"]]
+    assert _tree(output) == _tree(tmp_path / "local")
+
+
 # -- a worker killed in the middle of a job -------------------------------------------------------
 
 _MARKERS = "DICOM_HUB_TEST_MARKERS"
