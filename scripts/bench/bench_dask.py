@@ -19,8 +19,11 @@ Prints files/second for each, the CPU seconds per 1,000 files (the client and it
 the Dask scheduler and workers: a fairer measure than wall time on a shared machine), the
 overhead ratio dask/local with the same worker count (target <= 1.25 on one machine), the scaling
 from 1 to `workers` workers (target >= 1.6x for 2), and the client's peak memory (its own process
-only: neither the pool's nor the cluster's workers count) for each op on both sizes. Also the
-load average, as the machine may be shared.
+only: neither the pool's nor the cluster's workers count) for each op on both sizes. The
+client's peak includes the response, which for batch_anonymize lists every output file (a path
+per file, then its JSON): that part grows with the files by design; the client's working memory
+besides does not (tests/python_backend/batch/test_batch_dask.py measures it with tracemalloc).
+Also the load average, as the machine may be shared.
 """
 
 from __future__ import annotations
