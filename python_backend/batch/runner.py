@@ -515,7 +515,17 @@ class _Pool:
         self.pool = self._start()
 
     def submit(self, chunk: list[tuple[Path, Path | None]]) -> Any:
-        return self.pool.submit(_run_chunk, chunk)
+        """The chunk's future; when a worker died since the last chunk went out, the pool takes
+        no more work: a future that says so, handled where the dead worker's chunk is."""
+        from concurrent.futures import Future
+        from concurrent.futures.process import BrokenProcessPool
+
+        try:
+            return self.pool.submit(_run_chunk, chunk)
+        except BrokenProcessPool as err:
+            broken: Future = Future()
+            broken.set_exception(err)
+            return broken
 
     def close(self, wait: bool) -> None:
         self.pool.shutdown(wait=wait, cancel_futures=True)
