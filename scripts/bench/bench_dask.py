@@ -110,14 +110,14 @@ class Cluster:
     """A scheduler and `n` workers on 127.0.0.1, started and stopped here."""
 
     def __init__(self, folder: Path, workers: int) -> None:
-        dask = str(Path(sys.executable).parent / "dask")
+        dask = [sys.executable, "-m", "dask"]  # this interpreter (a script's shebang may name another)
         self.folder = folder
         folder.mkdir(parents=True, exist_ok=True)
         scheduler_file = folder / "scheduler.json"
         scheduler_file.unlink(missing_ok=True)
         self.processes = [
             subprocess.Popen(
-                [dask, "scheduler", "--host", "127.0.0.1", "--port", "0", "--no-dashboard", "--scheduler-file", str(scheduler_file)],
+                [*dask, "scheduler", "--host", "127.0.0.1", "--port", "0", "--no-dashboard", "--scheduler-file", str(scheduler_file)],
                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=folder,
             )
         ]  # fmt: skip
@@ -131,7 +131,7 @@ class Cluster:
         for i in range(workers):
             self.processes.append(
                 subprocess.Popen(
-                    [dask, "worker", self.address, "--host", "127.0.0.1", "--nthreads", "1", "--nworkers", "1", "--no-nanny",
+                    [*dask, "worker", self.address, "--host", "127.0.0.1", "--nthreads", "1", "--nworkers", "1", "--no-nanny",
                      "--no-dashboard", "--name", f"w{i}", "--local-directory", str(folder)],
                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=folder,
                 )

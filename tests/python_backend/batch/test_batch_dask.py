@@ -25,6 +25,9 @@ from dicom_hub.contract.catalog import get_op
 from dicom_hub.contract.job import Job
 
 KEY = "dask-parity-test-key-0123456789abcdef"
+# `python -m dask` with this interpreter: the `dask` script's shebang may name another environment
+# (a venv made by copying), whose workers would run another checkout's code.
+DASK = [sys.executable, "-m", "dask"]
 EXECUTOR_KEYS = ("executor", "dask_scheduler", "dask_workers", "dask_dashboard", "duration_s", "partitions")
 
 
@@ -37,7 +40,7 @@ class Cluster:
 
     def start_worker(self, name: str) -> subprocess.Popen:
         command = [
-            str(Path(sys.executable).parent / "dask"), "worker", self.address,
+            *DASK, "worker", self.address,
             "--host", "127.0.0.1", "--nthreads", "1", "--nworkers", "1", "--no-nanny", "--no-dashboard",
             "--name", name, "--death-timeout", "30", "--local-directory", str(self.folder),
         ]  # fmt: skip
@@ -73,7 +76,7 @@ def cluster(tmp_path_factory):
     folder = tmp_path_factory.mktemp("dask")
     scheduler_file = folder / "scheduler.json"
     command = [
-        str(Path(sys.executable).parent / "dask"), "scheduler", "--host", "127.0.0.1", "--port", "0",
+        *DASK, "scheduler", "--host", "127.0.0.1", "--port", "0",
         "--no-dashboard", "--scheduler-file", str(scheduler_file),
     ]  # fmt: skip
     with open(folder / "scheduler.log", "w") as log:
