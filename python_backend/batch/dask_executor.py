@@ -3,8 +3,9 @@
 Each task is a chunk of files run by `runner.run_files`, the very function the local pool runs,
 so results (values, `{path, code, message}` errors, bytes written) are the local executor's.
 The function and its context are scattered to every worker once. The client keeps a bounded
-window of chunks in flight and yields outcomes in input order, so its memory does not grow with
-the number of files.
+window of chunks in flight (`runner.ChunkWindow`, as the local pool) and yields outcomes in input
+order; the files come from a walk whose folder listings are tasks too (`list_folders`), so the
+client's memory does not grow with the number of files.
 
 A worker that dies mid-task has its task rerun elsewhere by the scheduler; outputs it already
 wrote are recognised as identical (`verify_existing`), so each file is counted once. A task that
@@ -23,11 +24,12 @@ from typing import Any
 
 from dicom_hub.contract.errors import ErrorCode, HubError
 
-from .runner import _WORKER_DIED, FileError, FileFunc, FileOutcome, _chunked, run_files
+from .runner import _WORKER_DIED, ChunkWindow, FileError, FileFunc, FileOutcome, WorkItem, run_files
 
 _MAX_CHUNK = 64
 _WINDOW_PER_WORKER = 4
 CONNECT_TIMEOUT_S = 15
+_LISTING_PRIORITY = 10
 
 
 class DaskExecutor:
@@ -82,30 +84,36 @@ class DaskExecutor:
 
     # -- running ---------------------------------------------------------------------------------
 
-    def run(self, items: Iterable[tuple[Path, Path | None]], func: FileFunc, context: Any, verify: bool, total: int) -> Iterator[FileOutcome]:
-        """Every file's outcome, in input order."""
+    def run(self, items: Iterable[WorkItem], func: FileFunc, context: Any, verify: bool, total: int | None = None) -> Iterator[FileOutcome]:
+        """Every file's outcome, in input order; `items` is read as chunks go out."""
         workers = max(1, self.worker_count())
-        size = max(1, min(_MAX_CHUNK, total // (workers * 8)))
         (payload,) = self.client.scatter([(func, context)], broadcast=True, hash=False)
-        pending: deque = deque()
+        window = ChunkWindow(lambda chunk: self._submit(payload, chunk, verify), workers, workers * _WINDOW_PER_WORKER, _MAX_CHUNK, total)
+
+        def finish(chunk: list[tuple[Path, Path | None]], future: Any) -> Iterator[FileOutcome]:
+            from distributed import KilledWorker
+
+            try:
+                results = future.result()
+            except KilledWorker:
+                results = self._isolate(chunk, payload)
+            for (source, target), (value, error, reused) in zip(chunk, results, strict=True):
+                yield FileOutcome(source, target, value, error, reused)
+
         try:
-            for chunk in _chunked(items, size):
-                pending.append((chunk, self._submit(payload, chunk, verify)))
-                if len(pending) >= workers * _WINDOW_PER_WORKER:
-                    yield from self._finished(pending, payload)
-            while pending:
-                yield from self._finished(pending, payload)
+            yield from window.run(items, finish)
         finally:
-            for _, future in pending:
+            for future in window.futures():
                 future.cancel()
 
-    def map_tasks(self, function: Any, arguments: Iterable[Any], window: int | None = None) -> Iterator[Any]:
-        """`function(argument)` as one task each, results in order, a bounded window in flight."""
+    def map_tasks(self, function: Any, arguments: Iterable[Any], window: int | None = None, priority: int = 0) -> Iterator[Any]:
+        """`function(argument)` as one task each, results in order, a bounded window in flight;
+        a higher `priority` runs before the tasks already waiting."""
         window = window or max(1, self.worker_count()) * 2
         pending: deque = deque()
         try:
             for argument in arguments:
-                pending.append(self.client.submit(function, argument, pure=False))
+                pending.append(self.client.submit(function, argument, pure=False, priority=priority))
                 if len(pending) >= window:
                     yield pending.popleft().result()
             while pending:
@@ -114,39 +122,23 @@ class DaskExecutor:
             for future in pending:
                 future.cancel()
 
-    def scan(self, paths: Iterable[Path], recursive: bool, include_raw: bool) -> Any:
-        """`discovery.scan` with one listing task per folder on the cluster."""
-        from .discovery import scan_with
-
-        return scan_with(lambda folders: self.list_folders(folders, include_raw), paths, recursive, self.walk_lookahead())
-
     def walk_lookahead(self) -> int:
         """Folders listed per round trip of a walk: enough to give every worker a few tasks."""
         return max(64, 32 * self.worker_count())
 
     def list_folders(self, folders: Iterable[str], include_raw: bool) -> Iterator[Any]:
         """`discovery.list_folder` for each folder, in order: a few folders per task (a task
-        costs more than listing a small folder), two tasks per worker in flight."""
+        costs more than listing a small folder), two tasks per worker in flight, run before the
+        file chunks already waiting (the walk feeds those chunks: it must not wait behind them)."""
         folders = list(folders)
         tasks = max(1, self.worker_count()) * 2
         size = max(1, -(-len(folders) // tasks))
         groups = [(folders[i : i + size], include_raw) for i in range(0, len(folders), size)]
-        for listings in self.map_tasks(list_folders_task, groups, window=len(groups)):
+        for listings in self.map_tasks(list_folders_task, groups, window=len(groups), priority=_LISTING_PRIORITY):
             yield from listings
 
     def _submit(self, payload: Any, chunk: list[tuple[Path, Path | None]], verify: bool) -> Any:
         return self.client.submit(run_chunk_task, payload, chunk, verify, pure=False)
-
-    def _finished(self, pending: deque, payload: Any) -> Iterator[FileOutcome]:
-        from distributed import KilledWorker
-
-        chunk, future = pending.popleft()
-        try:
-            results = future.result()
-        except KilledWorker:
-            results = self._isolate(chunk, payload)
-        for (source, target), (value, error, reused) in zip(chunk, results, strict=True):
-            yield FileOutcome(source, target, value, error, reused)
 
     def _isolate(self, chunk: list[tuple[Path, Path | None]], payload: Any) -> list[tuple[Any, FileError | None, bool]]:
         from distributed import KilledWorker

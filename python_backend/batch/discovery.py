@@ -21,13 +21,16 @@ Symlinks are followed, but every directory is entered once (by device and inode)
 loop or a second link to the same folder cannot repeat files.
 
 For archives too big for one list, `walk_tree(list_folders, paths, ...)` streams the same files
-folder by folder (each folder's files, sorted, then its subfolders, depth first), with the
-folder listings (`list_folder`, which also sniffs the first bytes) done by `list_folders`, e.g.
-as tasks on a Dask cluster; the client holds only the folders still to visit.
+in the same order, with the folder listings (`list_folder`, which also sniffs the first bytes)
+done by `list_folders`, e.g. as tasks on a Dask cluster, ahead of the walk; it holds the listings
+of the folders on its path and of a bounded number listed ahead, never the archive's file list.
+`Found(walk_tree(...))` is that stream as the batch ops take it (files, then `files_skipped`).
 """
 
 from __future__ import annotations
 
+import heapq
+import itertools
 import os
 import stat
 from collections.abc import Callable, Iterable, Iterator
@@ -48,11 +51,10 @@ class Discovery:
 
     files: list[Path] = field(default_factory=list)
     skipped: list[Path] = field(default_factory=list)
-    skipped_count: int | None = None  # when only the number is known (a distributed walk)
 
     @property
     def files_skipped(self) -> int:
-        return len(self.skipped) if self.skipped_count is None else self.skipped_count
+        return len(self.skipped)
 
 
 def find_dicom_files(paths: Iterable[Path | str] | Path | str, recursive: bool = True, include_raw: bool = False) -> list[Path]:
@@ -67,8 +69,9 @@ def scan(paths: Iterable[Path | str] | Path | str, recursive: bool = True, inclu
     taken: set[Path] = set()
     skipped: set[Path] = set()
     seen_dirs: set[tuple[int, int]] = set()
-    for raw in paths:
-        path = Path(raw)
+    # Folders in sorted order, as `walk_tree` visits them: a folder reached twice (through a link)
+    # is kept under the same path by both, whatever the order of `paths`.
+    for path in sorted((Path(p) for p in paths), key=_sort_key):
         if path.is_dir():
             for file in _walk(path, recursive, seen_dirs):
                 (taken if is_dicom_candidate(file, include_raw) else skipped).add(file)
@@ -184,53 +187,138 @@ def list_folder(folder: str, include_raw: bool = False) -> FolderListing:
     return listing
 
 
-def scan_with(
-    list_folders: Callable[[Iterable[str]], Iterator[FolderListing]], paths: Iterable[Path | str], recursive: bool = True, lookahead: int = 64
-) -> Discovery:
-    """`scan` with the folder listings done by `list_folders` (e.g. Dask tasks); same files,
-    same order."""
-    files: set[Path] = set()
-    skipped = 0
-    for file, left_out in walk_tree(list_folders, paths, recursive, lookahead):
-        skipped += left_out
-        if file is not None:
-            files.add(file)
-    return Discovery(sorted(files, key=_sort_key), skipped_count=skipped)
+class Found:
+    """The files of a walk, streamed (iterate once), and how many it left out once it is done:
+    what the batch ops run on, without holding the archive's file list."""
+
+    def __init__(self, walk: Iterable[tuple[Path | None, int]]) -> None:
+        self._walk = walk
+        self.files_skipped = 0
+
+    def __iter__(self) -> Iterator[Path]:
+        for file, left_out in self._walk:
+            self.files_skipped += left_out
+            if file is not None:
+                yield file
 
 
 def walk_tree(
-    list_folders: Callable[[Iterable[str]], Iterator[FolderListing]],
+    list_folders: Callable[[list[str]], Iterable[FolderListing]],
     paths: Iterable[Path | str],
     recursive: bool = True,
     lookahead: int = 64,
 ) -> Iterator[tuple[Path | None, int]]:
-    """`(file, 0)` for each DICOM candidate and `(None, n)` for n files left out, streamed.
+    """`scan`, streamed: `(file, 0)` for each DICOM candidate, in `scan`'s order, and `(None, n)`
+    for n files left out.
 
-    `list_folders(folders)` lists the given folders, results in order (e.g. one task each, all
-    in flight at once). The walk hands it up to `lookahead` folders of its depth-first frontier
-    at a time, so the order is fixed for a given tree.
+    `list_folders(folders)` lists the given folders, results in order (e.g. a few Dask tasks, all
+    in flight at once). The walk is depth first with each folder's files and subfolders merged by
+    name, which is the sorted order of the paths; it asks for the next folder it needs together
+    with up to `lookahead - 1` folders it will need after it, so the listings run ahead of the
+    files it yields. It holds the listings of the folders open on its path and of those listed
+    ahead: bounded by the tree's depth and `lookahead`, not by the number of files.
     """
-    explicit = [Path(p) for p in paths if not Path(p).is_dir() and Path(p).exists()]
-    for file in explicit:
-        yield file, 0
-    given = set(explicit)
-    frontier: list[str] = [str(p) for p in reversed([Path(p) for p in paths]) if Path(p).is_dir()]
-    seen: set[tuple[int, int]] = set()
-    while frontier:
-        # List the next folders of the depth-first order together; their subfolders go first.
-        batch = [frontier.pop() for _ in range(min(lookahead, len(frontier)))]
-        listings = list(list_folders(batch))
-        assert len(listings) == len(batch)
-        unvisited: list[str] = []
-        for listing in listings:
-            if listing.key is None or listing.key in seen:
-                continue
-            seen.add(listing.key)
-            for name in listing.files:
-                if Path(name) not in given:
-                    yield Path(name), 0
-            if listing.skipped:
-                yield None, listing.skipped
-            if recursive:
-                unvisited.extend(listing.subfolders)
-        frontier.extend(reversed(unvisited))
+    given = [Path(p) for p in paths]
+    folders = sorted({p for p in given if p.is_dir()}, key=_sort_key)
+    explicit = sorted({p for p in given if not p.is_dir() and p.exists()}, key=_sort_key)
+    walk = _SortedWalk(list_folders, recursive, lookahead, explicit)
+    streams = [walk.files(str(folder)) for folder in folders]
+    # Nested folders: recursively, a folder inside another is entered once, from the outer one,
+    # which sorts first; not recursively, each is one listing, merged into the sorted order.
+    found = itertools.chain(*streams) if recursive else heapq.merge(*streams, key=_sort_key)
+    previous: Path | None = None
+    for file in heapq.merge(explicit, found, key=_sort_key):
+        if walk.skipped:
+            yield None, walk.skipped
+            walk.skipped = 0
+        if file != previous:  # a file named explicitly and found in its folder too
+            yield file, 0
+        previous = file
+    if walk.skipped:
+        yield None, walk.skipped
+
+
+class _SortedWalk:
+    """The depth-first walk of `walk_tree`, with listings fetched ahead in batches."""
+
+    def __init__(self, list_folders: Callable[[list[str]], Iterable[FolderListing]], recursive: bool, lookahead: int, explicit: list[Path]) -> None:
+        self.list_folders, self.recursive, self.lookahead = list_folders, recursive, max(1, lookahead)
+        self.seen: set[tuple[int, int]] = set()
+        self.listed: dict[str, FolderListing] = {}  # listed ahead, not entered yet
+        self.skipped = 0
+        self.explicit: dict[str, list[str]] = {}
+        for path in explicit:
+            self.explicit.setdefault(str(path.parent), []).append(str(path))
+
+    def files(self, root: str) -> Iterator[Path]:
+        """The candidates under `root` (the root itself entered unless seen before)."""
+        path: list[_Open] = []  # the folders open on the way down, innermost last
+        self._enter(root, path)
+        while path:
+            entry, is_folder = path[-1].next_entry()
+            if entry is None:
+                path.pop()
+            elif is_folder:
+                self._enter(entry, path)
+            else:
+                yield Path(entry)
+
+    def _enter(self, folder: str, path: list[_Open]) -> None:
+        listing = self._listing(folder, path)
+        if listing.key is None or listing.key in self.seen:
+            return  # cannot be listed, or entered already (a link loop, a second link)
+        self.seen.add(listing.key)
+        self.skipped += listing.skipped - self._named_and_left_out(folder, listing)
+        path.append(_Open(listing.files, listing.subfolders if self.recursive else []))
+
+    def _named_and_left_out(self, folder: str, listing: FolderListing) -> int:
+        """Files of `folder` named in the request but not candidates: taken, so not skipped."""
+        named = self.explicit.get(folder)
+        if not named:
+            return 0
+        taken = set(listing.files)
+        return sum(1 for path in named if path not in taken and os.path.isfile(path))
+
+    def _listing(self, folder: str, path: list[_Open]) -> FolderListing:
+        if folder not in self.listed:
+            batch = [folder, *itertools.islice(self._upcoming(folder, path), self.lookahead - 1)]
+            listings = list(self.list_folders(batch))
+            assert len(listings) == len(batch)
+            self.listed.update(zip(batch, listings, strict=True))
+        return self.listed.pop(folder)
+
+    def _upcoming(self, exclude: str, path: list[_Open]) -> Iterator[str]:
+        """Folders not listed yet, in the order the walk will enter them: the rest of each open
+        folder's subfolders, innermost first, and below those already listed, their own."""
+        for folder in reversed(path):
+            yield from self._unlisted(folder.subfolders, folder.next_sub, exclude)
+
+    def _unlisted(self, subfolders: list[str], start: int, exclude: str) -> Iterator[str]:
+        for i in range(start, len(subfolders)):
+            sub = subfolders[i]
+            listing = self.listed.get(sub)
+            if listing is not None:
+                if self.recursive and listing.key is not None and listing.key not in self.seen:
+                    yield from self._unlisted(listing.subfolders, 0, exclude)
+            elif sub != exclude:
+                yield sub
+
+
+class _Open:
+    """A folder being walked: its files and subfolders, each sorted, merged by name."""
+
+    __slots__ = ("files", "next_file", "next_sub", "subfolders")
+
+    def __init__(self, files: list[str], subfolders: list[str]) -> None:
+        self.files, self.subfolders = files, subfolders
+        self.next_file = self.next_sub = 0
+
+    def next_entry(self) -> tuple[str | None, bool]:
+        file = self.files[self.next_file] if self.next_file < len(self.files) else None
+        sub = self.subfolders[self.next_sub] if self.next_sub < len(self.subfolders) else None
+        if sub is not None and (file is None or sub < file):
+            self.next_sub += 1
+            return sub, True
+        if file is not None:
+            self.next_file += 1
+        return file, False

@@ -20,6 +20,7 @@ import os
 import re
 import shutil
 import string
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -169,38 +170,56 @@ def organize(job: Job) -> Outcome:
     # there the leftover of a killed run (removed before its name is used again).
     with nullcontext() if dry_run else RunState(job.output, "organize") as state, executor_for(job) as executor:
         found = discover(job, executor)
-        headers = iter_results([(f, None) for f in found.files], read_fields, template_keywords(parts), progress=show_progress(job), describe="organize", executor=executor)
-        outcomes: list[FileOutcome] = []
-        plan: list[dict[str, str]] = []
-        planned: dict[Path, Path] = {}  # target -> the source placed there in this run
-        cleaned: set[Path] = set()
-        unchanged = 0
-        for item in headers:
-            if item.error is not None:
-                outcomes.append(item)
-                continue
-            target, same = _destination(job.output, render(parts, item.value), item.source, planned)
-            if same:
-                unchanged += 1
-                continue
-            planned[target] = item.source
-            plan.append({"source": str(item.source), "target": str(target)})
-            if dry_run:
-                outcomes.append(FileOutcome(item.source, None))
-                continue
-            if target.parent not in cleaned:
-                cleaned.add(target.parent)
-                _remove_stale_temporaries(target.parent)
-            outcomes.append(_place(item.source, target, mode))
-        outcome = summarize(outcomes, skipped=found.files_skipped)
+        headers = iter_results(((f, None) for f in found), read_fields, template_keywords(parts), progress=show_progress(job), describe="organize", executor=executor)
+        placing = _Placing(job.output, parts, mode, dry_run)
+        outcome = summarize(placing.place(headers), skipped=lambda: found.files_skipped)
         outcome.metadata.update(executor_metadata(executor))
         if state is not None:
             state.remove()
-    outcome.metadata.update(mode=mode, dry_run=dry_run, files_unchanged=unchanged, folders=len({p.parent for p in planned}))
+    outcome.metadata.update(mode=mode, dry_run=dry_run, files_unchanged=placing.unchanged, folders=len(placing.folders))
     if dry_run:
-        outcome.metadata["plan"] = plan
-        outcome.stdout = "".join(f"{step['source']} -> {step['target']}\n" for step in plan)
+        outcome.metadata["plan"] = placing.plan
+        outcome.stdout = "".join(f"{step['source']} -> {step['target']}\n" for step in placing.plan)
     return outcome
+
+
+class _Placing:
+    """Each file's destination, decided and acted on as its header values come in.
+
+    Destinations are told apart on disk: a file placed earlier in this run is there. Only what
+    is not on disk is remembered: the whole plan in a dry run (it is the response), else the
+    destinations whose placing failed (so a later file does not take their name either).
+    """
+
+    def __init__(self, output: Path, parts: list[tuple[str, str | None, str]], mode: str, dry_run: bool) -> None:
+        self.output, self.parts, self.mode, self.dry_run = output, parts, mode, dry_run
+        self.plan: list[dict[str, str]] = []
+        self.planned: dict[Path, Path] = {}  # target -> source, for targets not on disk
+        self.folders: set[Path] = set()
+        self.unchanged = 0
+
+    def place(self, headers: Iterable[FileOutcome]) -> Iterator[FileOutcome]:
+        for item in headers:
+            if item.error is not None:
+                yield item
+                continue
+            target, same = _destination(self.output, render(self.parts, item.value), item.source, self.planned)
+            if same:
+                self.unchanged += 1
+                continue
+            if target.parent not in self.folders:
+                self.folders.add(target.parent)
+                if not self.dry_run:
+                    _remove_stale_temporaries(target.parent)
+            if self.dry_run:
+                self.planned[target] = item.source
+                self.plan.append({"source": str(item.source), "target": str(target)})
+                yield FileOutcome(item.source, None)
+                continue
+            placed = _place(item.source, target, self.mode)
+            if placed.error is not None:
+                self.planned[target] = item.source
+            yield placed
 
 
 def _remove_stale_temporaries(folder: Path) -> None:

@@ -19,8 +19,10 @@ and call it from the op::
 `run_batch(job, func, *, context=None, extension=None, writes_output=True,
 describe="...")` does everything around the function:
 - finds the files (`job.inputs`: folders and/or files; options `recursive` (default true) and
-  `include_raw`) with `discovery.scan`;
-- maps each input file to its output path (`plan_targets`): `<output>/<relative folder if
+  `include_raw`) with `discovery.walk_tree`, streamed: files are planned and sent to the
+  executor as the walk finds them, outcomes folded into the response as they come back, so the
+  client never holds the file list (only what the response itself lists);
+- maps each input file to its output path (`TargetPlanner`): `<output>/<relative folder if
   options.preserve_tree (default true)>/<stem><options.suffix (each op's catalog default)><extension or the
   file's own DICOM extension>`; two inputs that would land on the same path get `_2`, `_3`, ...;
   `writes_output=False` (ops without output) passes `target=None`;
@@ -37,7 +39,8 @@ describe="...")` does everything around the function:
   the same request after an interruption skips them (`files_resumed`); an output that exists
   without a journal line is rewritten beside itself and kept when the bytes are the same (a
   killed worker's last file, a Dask task retried), else it is the file's `output_exists` error;
-  temp files a killed run left for this run's outputs are removed;
+  temp files a killed run left for this run's outputs are removed; the journal of a resumed run
+  is read into memory (one entry per finished file);
 - shows a tqdm bar on stderr only when stderr is a terminal and `options.progress` is not false;
 - returns an `Outcome`: `output_files` (targets that exist after success) and metadata
   `files_processed`, `files_skipped` (looked at, not DICOM), `files_failed`, `errors` (each
@@ -48,16 +51,19 @@ through `contract.files.atomic_output` / `contract.dicom.part10.write_dataset`, 
 
 Lower-level pieces, for ops that stream results themselves (e.g. `extract_metadata`):
 `iter_results(items, func, context, workers, progress, describe)` yields a `FileOutcome` per
-`(source, target)` pair, in input order, as soon as it is ready.
+`(source, target)` pair, in input order, as soon as it is ready. `ChunkWindow` is the bounded,
+ordered window of chunks both executors run files through.
 """
 
 from __future__ import annotations
 
+import contextlib
+import itertools
 import json
 import os
 import sys
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence, Sized
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -65,8 +71,8 @@ from typing import Any
 from dicom_hub.contract.errors import ErrorCode, HubError
 from dicom_hub.contract.job import Job, Outcome
 
-from .discovery import DICOM_EXTENSIONS, scan
-from .state import RunState, remove_own_temporaries
+from .discovery import DICOM_EXTENSIONS, FolderListing, Found, list_folder, walk_tree
+from .state import RunState, temporaries_by_name
 
 FileFunc = Callable[[Path, "Path | None", Any], Any]
 Executor = Any  # LocalExecutor or dask_executor.DaskExecutor: run(items, func, context, verify, total)
@@ -101,6 +107,11 @@ class FileOutcome:
     @property
     def ok(self) -> bool:
         return self.error is None
+
+
+# What an executor is given per file: `(source, target)` to run, or the outcome of a file done by
+# an interrupted run (passed through in its place).
+WorkItem = tuple[Path, "Path | None"] | FileOutcome
 
 
 def default_workers() -> int:
@@ -140,14 +151,15 @@ def run_batch(
         return outcome
 
 
-def discover(job: Job, executor: Any) -> Any:
-    """The job's files, found by the executor when it can walk a tree itself (Dask: one task
-    per folder), else here; the same files in the same order either way."""
+def discover(job: Job, executor: Any) -> Found:
+    """The job's files, streamed in sorted order (`discovery.walk_tree`), the folder listings done
+    by the executor (Dask: tasks on the cluster, listed ahead of the walk; local: here)."""
     recursive, include_raw = bool(job.option("recursive", True)), bool(job.option("include_raw"))
-    walk = getattr(executor, "scan", None)
-    if walk is not None:
-        return walk(job.inputs, recursive, include_raw)
-    return scan(job.inputs, recursive=recursive, include_raw=include_raw)
+
+    def list_folders(folders: list[str]) -> Iterable[FolderListing]:
+        return executor.list_folders(folders, include_raw)
+
+    return Found(walk_tree(list_folders, job.inputs, recursive, executor.walk_lookahead()))
 
 
 def executor_metadata(executor: Any) -> dict[str, Any]:
@@ -157,16 +169,17 @@ def executor_metadata(executor: Any) -> dict[str, Any]:
 
 
 def _run_batch(
-    job: Job, func: FileFunc, context: Any, executor: Any, found: Any, extension: str | None, writes_output: bool, describe: str | None
+    job: Job, func: FileFunc, context: Any, executor: Any, found: Found, extension: str | None, writes_output: bool, describe: str | None
 ) -> Outcome:
     run = _RunFiles(job, func, context, executor, show_progress(job), describe or job.op)
+    skipped = lambda: found.files_skipped  # noqa: E731 - known once the walk is done
     if not writes_output:
-        return summarize(run.outcomes([(f, None) for f in found.files]), skipped=found.files_skipped)
+        return summarize(run.outcomes((f, None) for f in found), skipped=skipped)
     if job.output is None:
         raise HubError(ErrorCode.INVALID_REQUEST, f"op {job.op!r} needs an output folder", "set 'output' to a folder")
     suffix = job.option("suffix")
     preserve_tree = bool(job.option("preserve_tree"))
-    targets = plan_targets(found.files, job.inputs, job.output, suffix=suffix, extension=extension, preserve_tree=preserve_tree)
+    targets = TargetPlanner(job.inputs, job.output, suffix=suffix, extension=extension, preserve_tree=preserve_tree, sorted_input=True)
     _make_folder(job.output)
     signature = {
         "op": job.op,
@@ -179,8 +192,11 @@ def _run_batch(
         "preserve_tree": preserve_tree,
         "context": fingerprint(context),
     }
+    leftovers = _Temporaries()
     with RunState(job.output, job.op) as state:
-        outcome = summarize(run.resumable(state, signature, list(zip(found.files, targets, strict=True))), skipped=found.files_skipped)
+        items = ((source, targets.target(source)) for source in found)
+        outcome = summarize(run.resumable(state, signature, items, leftovers), skipped=skipped)
+        leftovers.remove_after(outcome.output_files)  # left by a worker that died mid-write in this run
         state.remove()
     return outcome
 
@@ -192,11 +208,12 @@ class _RunFiles:
         self.job, self.func, self.context, self.executor = job, func, context, executor
         self.progress, self.describe = progress, describe
 
-    def outcomes(self, items: Sequence[tuple[Path, Path | None]], verify: bool = False) -> Iterator[FileOutcome]:
+    def outcomes(self, items: Iterable[WorkItem], verify: bool = False) -> Iterator[FileOutcome]:
         return iter_results(items, self.func, self.context, progress=self.progress, describe=self.describe, executor=self.executor, verify_existing=verify)
 
-    def resumable(self, state: RunState, signature: dict[str, Any], items: list[tuple[Path, Path]]) -> Iterator[FileOutcome]:
-        """Outputs journaled by an interrupted run of the same request are kept, not redone."""
+    def resumable(self, state: RunState, signature: dict[str, Any], items: Iterable[tuple[Path, Path]], leftovers: _Temporaries) -> Iterator[FileOutcome]:
+        """Outputs journaled by an interrupted run of the same request are kept, not redone: they
+        pass through the executor's window in their place, so the order is the input order."""
         saved = state.load_run()
         if saved is None or saved.get("signature") != signature:
             state.forget_journal()
@@ -204,29 +221,59 @@ class _RunFiles:
             done: dict[str, Any] = {}
         else:
             done = state.read_journal()
-        folders: dict[Path, list[str]] = {}
-        for _, target in items:
-            folders.setdefault(target.parent, []).append(target.name)
-        _remove_temporaries(folders)
-        fresh = [(s, t) for s, t in items if str(t) not in done or not t.is_file()]
-        new = self.outcomes(fresh, verify=not self.job.overwrite)
-        with open(state.journal_path, "a", encoding="utf-8") as journal:
+
+        def planned() -> Iterator[WorkItem]:
             for source, target in items:
+                leftovers.remove_before(target)
                 key = str(target)
-                if key in done and target.is_file():
-                    yield FileOutcome(source, target, done[key], reused=True)
-                    continue
-                outcome = next(new)
-                if outcome.error is None:
+                if key in done:
+                    if target.is_file():
+                        yield FileOutcome(source, target, done[key], reused=True)
+                        continue
+                    del done[key]  # journaled, but gone since: done again (and journaled again)
+                yield source, target
+
+        with open(state.journal_path, "a", encoding="utf-8") as journal:
+            for outcome in self.outcomes(planned(), verify=not self.job.overwrite):
+                key = str(outcome.target)
+                if outcome.error is not None:
+                    leftovers.failed.append(key)
+                elif key not in done:
                     journal.write(json.dumps({"t": key, "v": outcome.value}, default=str) + "\n")
                     journal.flush()
                 yield outcome
-        _remove_temporaries(folders)  # left by a worker that died mid-write during this run
 
 
-def _remove_temporaries(folders: dict[Path, list[str]]) -> None:
-    for folder, names in folders.items():
-        remove_own_temporaries(folder, names)
+class _Temporaries:
+    """Temp files a killed run (or a worker that died in this one) left beside this run's outputs.
+
+    Each output folder is looked at when its first target is planned: what is there then is a
+    former run's, removed just before the output it was for is written (names of other outputs
+    are left alone). After the run, the folders are looked at again, and temp files for this
+    run's outputs (written or failed) are removed. Holds the folders and the few temp files
+    found, not the outputs' names.
+    """
+
+    def __init__(self) -> None:
+        self.folders: dict[Path, dict[str, list[str]]] = {}
+        self.failed: list[str] = []  # targets of failed files (their temp files are ours too)
+
+    def remove_before(self, target: Path) -> None:
+        found = self.folders.get(target.parent)
+        if found is None:
+            found = self.folders[target.parent] = temporaries_by_name(target.parent)
+        for path in found.pop(target.name, ()):
+            with contextlib.suppress(OSError):
+                os.unlink(path)
+
+    def remove_after(self, written: Iterable[str]) -> None:
+        left = {str(folder / name): paths for folder in self.folders for name, paths in temporaries_by_name(folder).items()}
+        if not left:
+            return
+        for target in itertools.chain(written, self.failed):
+            for path in left.pop(target, ()):
+                with contextlib.suppress(OSError):
+                    os.unlink(path)
 
 
 def fingerprint(value: Any) -> str:
@@ -241,8 +288,9 @@ def fingerprint(value: Any) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
-def summarize(outcomes: Iterable[FileOutcome], skipped: int = 0) -> Outcome:
-    """Fold per-file outcomes into the batch response shape."""
+def summarize(outcomes: Iterable[FileOutcome], skipped: int | Callable[[], int] = 0) -> Outcome:
+    """Fold per-file outcomes into the batch response shape, as they come (`skipped` may be
+    asked for once they are all in: a streamed walk knows it only then)."""
     output_files: list[str] = []
     errors: list[dict[str, str]] = []
     results: list[dict[str, Any]] = []
@@ -259,7 +307,7 @@ def summarize(outcomes: Iterable[FileOutcome], skipped: int = 0) -> Outcome:
             results.append({"path": str(item.source), **(item.value if isinstance(item.value, dict) else {"value": item.value})})
     metadata: dict[str, Any] = {
         "files_processed": processed,
-        "files_skipped": skipped,
+        "files_skipped": skipped() if callable(skipped) else skipped,
         "files_failed": len(errors),
         "errors": errors,
     }
@@ -279,33 +327,54 @@ def plan_targets(
     extension: str | None = None,
     preserve_tree: bool = True,
 ) -> list[Path]:
-    """One output path per input file, all distinct, all inside `output`.
+    """One output path per input file, all distinct, all inside `output` (`TargetPlanner`)."""
+    planner = TargetPlanner(roots, output, suffix=suffix, extension=extension, preserve_tree=preserve_tree)
+    return [planner.target(file) for file in files]
+
+
+class TargetPlanner:
+    """Output paths for input files given one at a time, all distinct, all inside `output`.
 
     The relative folder comes from the input folder the file was found in (a file given by name
     has none). A DICOM extension is kept (`a.IMA` -> `a_suffix.IMA`); other names are kept whole
     (UID-named files such as `1.2.3.45` -> `1.2.3.45_suffix`), then `extension` replaces the
-    extension when given (`.png`).
+    extension when given (`.png`). Two files that would land on the same path get `_2`, `_3`, ...
+    in the order they come.
+
+    It remembers the names taken in each output folder. With `sorted_input` (files in sorted
+    order, as a walk gives them) from one input folder into a mirrored tree, an output folder
+    is forgotten once the files have left its input folder's subtree (they never come back), so
+    it holds the names of the folders on the current path only; otherwise it holds every name.
     """
-    taken: set[str] = set()
-    targets = []
-    for file in files:
-        root = next((r for r in roots if r in file.parents), file.parent)
-        relative = file.parent.relative_to(root) if preserve_tree else Path()
+
+    def __init__(
+        self, roots: Sequence[Path], output: Path, *, suffix: str = "", extension: str | None = None, preserve_tree: bool = True, sorted_input: bool = False
+    ) -> None:
+        self.roots, self.output, self.suffix, self.extension, self.preserve_tree = list(roots), output, suffix, extension, preserve_tree
+        self.taken: dict[Path, set[str]] = {}
+        self.forget = sorted_input and preserve_tree and len(self.roots) == 1 and self.roots[0].is_dir()
+        self.current: Path | None = None
+
+    def target(self, file: Path) -> Path:
+        root = next((r for r in self.roots if r in file.parents), file.parent)
+        folder = self.output / file.parent.relative_to(root) if self.preserve_tree else self.output
+        if self.forget and folder != self.current:
+            self.current = folder
+            for done in [f for f in self.taken if f != folder and f not in folder.parents]:
+                del self.taken[done]
+        taken = self.taken.setdefault(folder, set())
         own_ext = file.suffix if file.suffix.lower() in DICOM_EXTENSIONS else ""
         stem = file.name[: len(file.name) - len(own_ext)] if own_ext else file.name
-        ext = own_ext if extension is None else extension
-        candidate = output / relative / f"{stem}{suffix}{ext}"
-        n = 2
-        while str(candidate) in taken:
-            candidate = output / relative / f"{stem}{suffix}_{n}{ext}"
-            n += 1
-        taken.add(str(candidate))
-        targets.append(candidate)
-    return targets
+        ext = own_ext if self.extension is None else self.extension
+        name, n = f"{stem}{self.suffix}{ext}", 2
+        while name in taken:
+            name, n = f"{stem}{self.suffix}_{n}{ext}", n + 1
+        taken.add(name)
+        return folder / name
 
 
 def iter_results(
-    items: Iterable[tuple[Path, Path | None]],
+    items: Iterable[WorkItem],
     func: FileFunc,
     context: Any = None,
     workers: int = 1,
@@ -318,18 +387,19 @@ def iter_results(
 ) -> Iterator[FileOutcome]:
     """`func(source, target, context)` for each pair, in order; parallel when `workers` > 1.
 
+    `items` may be a stream (a walk's files): it is read as the work goes, never held whole; a
+    `FileOutcome` among them (a file done by an interrupted run) comes back in its place.
     `executor` runs the files elsewhere (`executors.executor_for`); default: a local process pool
     of `workers`. With `verify_existing`, a target that already exists is not an error when this
     run would write the very same bytes (a rerun after an interruption): see `_attempt`.
     """
-    if total is None:
-        items = list(items)
+    if total is None and isinstance(items, Sized):
         total = len(items)
     bar = _progress_bar(total, progress, describe)
     runner = executor or LocalExecutor(workers)
     try:
         # The bar moves before each yield: a consumer may stop asking after the last file.
-        for outcome in runner.run(items, func, context, verify_existing, total):
+        for outcome in runner.run(_counted(items, bar) if total is None else items, func, context, verify_existing, total):
             bar.update(1)
             yield outcome
     except MemoryError:
@@ -338,6 +408,13 @@ def iter_results(
         bar.close()
         if executor is None:
             runner.close()
+
+
+def _counted(items: Iterable[WorkItem], bar: Any) -> Iterator[WorkItem]:
+    """A stream of unknown length: the bar's total is the number of files found so far."""
+    for item in items:
+        bar.total += 1
+        yield item
 
 
 class LocalExecutor:
@@ -350,12 +427,22 @@ class LocalExecutor:
         self.workers = workers
         self._tasks: Any = None  # the pool of `map_tasks`, started on first use
 
-    def run(self, items: Iterable[tuple[Path, Path | None]], func: FileFunc, context: Any, verify: bool, total: int) -> Iterator[FileOutcome]:
-        if self.workers <= 1 or total <= 1:
-            for source, target in items:
-                yield _attempt(func, context, source, target, verify)
+    def run(self, items: Iterable[WorkItem], func: FileFunc, context: Any, verify: bool, total: int | None = None) -> Iterator[FileOutcome]:
+        items = iter(items)
+        head = list(itertools.islice(items, 2))
+        if self.workers <= 1 or len(head) <= 1:
+            for item in itertools.chain(head, items):
+                yield item if isinstance(item, FileOutcome) else _attempt(func, context, item[0], item[1], verify)
         else:
-            yield from _parallel(items, func, context, min(self.workers, total), verify, total)
+            workers = self.workers if total is None else min(self.workers, total)
+            yield from _parallel(itertools.chain(head, items), func, context, workers, verify, total)
+
+    def list_folders(self, folders: list[str], include_raw: bool) -> list[FolderListing]:
+        return [list_folder(folder, include_raw) for folder in folders]
+
+    def walk_lookahead(self) -> int:
+        """Folders are listed here, one when the walk needs it."""
+        return 1
 
     def map_tasks(self, function: Callable[[Any], Any], arguments: Iterable[Any], window: int | None = None) -> Iterator[Any]:
         """`function(argument)` for each argument, results in order (as `DaskExecutor.map_tasks`):
@@ -407,6 +494,56 @@ class LocalExecutor:
         self._close_task_pool(wait=True)
 
 
+class ChunkWindow:
+    """The client side of every executor: files sent in chunks (a chunk's size grows with the
+    files seen, up to `max_chunk`), at most `window` chunks in flight, outcomes yielded in input
+    order as their chunks finish. A `FileOutcome` among the items (a resumed file) takes its
+    place in the window and passes through. Memory is bounded by the window, whatever the number
+    of files."""
+
+    def __init__(self, submit: Callable[[list[tuple[Path, Path | None]]], Any], workers: int, window: int, max_chunk: int, total: int | None) -> None:
+        self.submit, self.workers, self.window, self.max_chunk, self.total = submit, workers, window, max_chunk, total
+        self.pending: deque = deque()  # (chunk, future) or a FileOutcome, in input order
+
+    def run(self, items: Iterable[WorkItem], finish: Callable[[list[tuple[Path, Path | None]], Any], Iterator[FileOutcome]]) -> Iterator[FileOutcome]:
+        chunk: list[tuple[Path, Path | None]] = []
+        seen = 0
+        for item in items:
+            if isinstance(item, FileOutcome):
+                if chunk:
+                    self._send(chunk)
+                    chunk = []
+                self.pending.append(item)
+            else:
+                chunk.append(item)
+                seen += 1
+                if len(chunk) >= self._size(seen):
+                    self._send(chunk)
+                    chunk = []
+            while len(self.pending) >= self.window:
+                yield from self._next(finish)
+        if chunk:
+            self._send(chunk)
+        while self.pending:
+            yield from self._next(finish)
+
+    def futures(self) -> list[Any]:
+        return [entry[1] for entry in self.pending if not isinstance(entry, FileOutcome)]
+
+    def _size(self, seen: int) -> int:
+        return max(1, min(self.max_chunk, (self.total or seen) // (self.workers * 8)))
+
+    def _send(self, chunk: list[tuple[Path, Path | None]]) -> None:
+        self.pending.append((chunk, self.submit(chunk)))
+
+    def _next(self, finish: Callable[[list[tuple[Path, Path | None]], Any], Iterator[FileOutcome]]) -> Iterator[FileOutcome]:
+        head = self.pending.popleft()
+        if isinstance(head, FileOutcome):
+            yield head
+        else:
+            yield from finish(*head)
+
+
 class _Pool:
     """A process pool whose workers die with this process; replaced when a worker crashes."""
 
@@ -425,21 +562,29 @@ class _Pool:
         self.pool = self._start()
 
     def submit(self, chunk: list[tuple[Path, Path | None]]) -> Any:
-        return self.pool.submit(_run_chunk, chunk)
+        """The chunk's future; when a worker died since the last chunk went out, the pool takes
+        no more work: a future that says so, handled where the dead worker's chunk is."""
+        from concurrent.futures import Future
+        from concurrent.futures.process import BrokenProcessPool
+
+        try:
+            return self.pool.submit(_run_chunk, chunk)
+        except BrokenProcessPool as err:
+            broken: Future = Future()
+            broken.set_exception(err)
+            return broken
 
     def close(self, wait: bool) -> None:
         self.pool.shutdown(wait=wait, cancel_futures=True)
 
 
-def _parallel(items: Iterable[tuple[Path, Path | None]], func: FileFunc, context: Any, workers: int, verify: bool, total: int) -> Iterator[FileOutcome]:
+def _parallel(items: Iterable[WorkItem], func: FileFunc, context: Any, workers: int, verify: bool, total: int | None) -> Iterator[FileOutcome]:
     from concurrent.futures.process import BrokenProcessPool
 
-    size = max(1, min(_MAX_CHUNK, total // (workers * 8)))
     pool = _Pool(workers, func, context, verify)
-    pending: deque = deque()
+    window = ChunkWindow(pool.submit, workers, workers * _WINDOW_PER_WORKER, _MAX_CHUNK, total)
 
-    def finished() -> Iterator[FileOutcome]:
-        chunk, future = pending.popleft()
+    def finish(chunk: list[tuple[Path, Path | None]], future: Any) -> Iterator[FileOutcome]:
         try:
             results = future.result()
         except BrokenProcessPool:
@@ -448,32 +593,17 @@ def _parallel(items: Iterable[tuple[Path, Path | None]], func: FileFunc, context
             # flight are run again; what they already wrote is recognised (verify_existing).
             yield from _isolate(chunk, func, context)
             pool.restart()
-            for i, (other, _) in enumerate(pending):
-                pending[i] = (other, pool.submit(other))
+            for i, entry in enumerate(window.pending):
+                if not isinstance(entry, FileOutcome):
+                    window.pending[i] = (entry[0], pool.submit(entry[0]))
             return
         for (source, target), (value, error, reused) in zip(chunk, results, strict=True):
             yield FileOutcome(source, target, value, error, reused)
 
     try:
-        for chunk in _chunked(items, size):
-            pending.append((chunk, pool.submit(chunk)))
-            if len(pending) >= workers * _WINDOW_PER_WORKER:
-                yield from finished()
-        while pending:
-            yield from finished()
+        yield from window.run(items, finish)
     finally:
-        pool.close(wait=not pending)
-
-
-def _chunked(items: Iterable[tuple[Path, Path | None]], size: int) -> Iterator[list[tuple[Path, Path | None]]]:
-    chunk: list[tuple[Path, Path | None]] = []
-    for item in items:
-        chunk.append(item)
-        if len(chunk) >= size:
-            yield chunk
-            chunk = []
-    if chunk:
-        yield chunk
+        pool.close(wait=not window.futures())
 
 
 def _isolate(chunk: list[tuple[Path, Path | None]], func: FileFunc, context: Any) -> Iterator[FileOutcome]:
@@ -612,6 +742,8 @@ def _make_folder(path: Path) -> None:
 
 
 class _NoBar:
+    total = 0
+
     def update(self, n: int = 1) -> None:
         pass
 
@@ -619,9 +751,10 @@ class _NoBar:
         pass
 
 
-def _progress_bar(total: int, enabled: bool, describe: str) -> Any:
+def _progress_bar(total: int | None, enabled: bool, describe: str) -> Any:
+    """A bar on stderr; `total` None: it grows as a stream finds files."""
     if not enabled or total == 0:
         return _NoBar()
     from tqdm import tqdm
 
-    return tqdm(total=total, desc=describe, unit="file", file=sys.stderr, dynamic_ncols=True)
+    return tqdm(total=total or 0, desc=describe, unit="file", file=sys.stderr, dynamic_ncols=True)

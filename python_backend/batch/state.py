@@ -260,19 +260,28 @@ def remove_own_temporaries(folder: Path, names: Iterable[str]) -> int:
     if not wanted:
         return 0
     removed = 0
+    for name, paths in temporaries_by_name(folder).items():
+        if name in wanted:
+            for path in paths:
+                with contextlib.suppress(OSError):
+                    os.unlink(path)
+                    removed += 1
+    return removed
+
+
+def temporaries_by_name(folder: Path) -> dict[str, list[str]]:
+    """Our temp files in `folder` (see `remove_own_temporaries`), by the output name they are for;
+    usually empty: only a killed run or a dead worker leaves any."""
+    found: dict[str, list[str]] = {}
     try:
         entries = list(os.scandir(folder))
     except OSError:
-        return 0
+        return found
     for entry in entries:
         match = _TEMPORARY.match(entry.name)
-        if match and match.group(1) in wanted and entry.is_file(follow_symlinks=False):
-            try:
-                os.unlink(entry.path)
-                removed += 1
-            except OSError:
-                pass
-    return removed
+        if match and entry.is_file(follow_symlinks=False):
+            found.setdefault(match.group(1), []).append(entry.path)
+    return found
 
 
 # `.name.XXXX.part`, `.name.XXXX.verify.ext`, `..name.XXXX.verify.ext.YYYY.part`

@@ -3,7 +3,7 @@
 on this machine (`options.executor = "dask"`), for `extract_metadata` and `batch_anonymize`.
 
     .venv/bin/python scripts/bench/make_archive.py /tmp/archive --files 20000
-    .venv/bin/python scripts/bench/bench_dask.py /tmp/archive [--workers 2] [--skip-anonymize]
+    .venv/bin/python scripts/bench/bench_dask.py /tmp/archive [--workers 2] [--files N] [--skip-anonymize]
 
 Runs, each a separate `dicom-hub run` client process on the same archive (read once beforehand so
 every run starts from a warm page cache):
@@ -11,11 +11,19 @@ every run starts from a warm page cache):
 - dask, 1 worker and `workers` workers: a `dask scheduler` and `dask worker` processes (one
   thread each, no nanny) started here on 127.0.0.1 and stopped after; the client connects with
   `options.scheduler`, so the cluster's start-up is not counted (a real cluster is long-lived);
-- dask again on half the archive, to show the client's memory does not grow with the file count.
-Prints files/second for each, the overhead ratio dask/local with the same worker count (target
-<= 1.25 on one machine), the scaling from 1 to `workers` workers (target >= 1.6x for 2), and the
-client's peak memory (its own process only: the workers are not its children). Also `uptime`, as
-the machine may be shared.
+- local and dask again on a smaller input (half the folders, or `--small`), to show the client's memory does not grow
+  with the file count (every batch op streams its walk; the client holds a bounded window).
+`--files N` runs on the first top-level folders holding about N files instead of all of them;
+`--small ARCHIVE` makes the memory comparison on that archive instead of half the folders.
+Prints files/second for each, the CPU seconds per 1,000 files (the client and its children, plus
+the Dask scheduler and workers: a fairer measure than wall time on a shared machine), the
+overhead ratio dask/local with the same worker count (target <= 1.25 on one machine), the scaling
+from 1 to `workers` workers (target >= 1.6x for 2), and the client's peak memory (its own process
+only: neither the pool's nor the cluster's workers count) for each op on both sizes. The
+client's peak includes the response, which for batch_anonymize lists every output file (a path
+per file, then its JSON): that part grows with the files by design; the client's working memory
+besides does not (tests/python_backend/batch/test_batch_dask.py measures it with tracemalloc).
+Also the load average, as the machine may be shared.
 """
 
 from __future__ import annotations
@@ -42,6 +50,7 @@ class Run:
     files: int
     wall: float
     client_peak_mb: float
+    cpu: float  # seconds: the client, its children, and the cluster's processes during the run
 
     @property
     def rate(self) -> float:
@@ -59,8 +68,20 @@ def rss_mb(pid: int) -> float:
     return 0.0
 
 
-def run_client(label: str, request: dict) -> tuple[Run, dict]:
-    """One `dicom-hub run` client: wall time, its own peak RSS, its response."""
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a running process so far."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return 0.0
+
+
+def run_client(label: str, request: dict, cluster: Cluster | None = None) -> tuple[Run, dict]:
+    """One `dicom-hub run` client: wall time, its own peak RSS, CPU time, its response."""
+    others = cluster.pids() if cluster is not None else []
+    before = sum(cpu_seconds(pid) for pid in others)
     with tempfile.TemporaryFile() as out:
         start = time.perf_counter()
         proc = subprocess.Popen([sys.executable, "-m", "dicom_hub.interface", "run"], stdin=subprocess.PIPE, stdout=out, stderr=subprocess.DEVNULL)
@@ -68,30 +89,35 @@ def run_client(label: str, request: dict) -> tuple[Run, dict]:
         proc.stdin.write(json.dumps(request).encode())
         proc.stdin.close()
         peak = 0.0
-        while proc.poll() is None:
+        while True:
+            pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+            if pid:
+                break
             peak = max(peak, rss_mb(proc.pid))
             time.sleep(0.05)
+        proc.returncode = os.waitstatus_to_exitcode(status)
         wall = time.perf_counter() - start
         out.seek(0)
         response = json.loads(out.read() or b"{}")
+    cpu = usage.ru_utime + usage.ru_stime + sum(cpu_seconds(pid) for pid in others) - before
     if not response.get("ok"):
         sys.exit(f"{label} failed: {response.get('error')}")
     meta = response["metadata"]
-    return Run(label, meta.get("files_processed", 0) + meta.get("files_failed", 0), wall, peak), meta
+    return Run(label, meta.get("files_processed", 0) + meta.get("files_failed", 0), wall, peak, cpu), meta
 
 
 class Cluster:
     """A scheduler and `n` workers on 127.0.0.1, started and stopped here."""
 
     def __init__(self, folder: Path, workers: int) -> None:
-        dask = str(Path(sys.executable).parent / "dask")
+        dask = [sys.executable, "-m", "dask"]  # this interpreter (a script's shebang may name another)
         self.folder = folder
         folder.mkdir(parents=True, exist_ok=True)
         scheduler_file = folder / "scheduler.json"
         scheduler_file.unlink(missing_ok=True)
         self.processes = [
             subprocess.Popen(
-                [dask, "scheduler", "--host", "127.0.0.1", "--port", "0", "--no-dashboard", "--scheduler-file", str(scheduler_file)],
+                [*dask, "scheduler", "--host", "127.0.0.1", "--port", "0", "--no-dashboard", "--scheduler-file", str(scheduler_file)],
                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=folder,
             )
         ]  # fmt: skip
@@ -105,7 +131,7 @@ class Cluster:
         for i in range(workers):
             self.processes.append(
                 subprocess.Popen(
-                    [dask, "worker", self.address, "--host", "127.0.0.1", "--nthreads", "1", "--nworkers", "1", "--no-nanny",
+                    [*dask, "worker", self.address, "--host", "127.0.0.1", "--nthreads", "1", "--nworkers", "1", "--no-nanny",
                      "--no-dashboard", "--name", f"w{i}", "--local-directory", str(folder)],
                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=folder,
                 )
@@ -114,6 +140,9 @@ class Cluster:
 
         with Client(self.address, timeout=60, set_as_default=False) as client:
             client.wait_for_workers(workers, timeout=120)
+
+    def pids(self) -> list[int]:
+        return [proc.pid for proc in self.processes]
 
     def stop(self) -> None:
         for proc in self.processes:
@@ -126,32 +155,54 @@ class Cluster:
                 proc.kill()
 
 
-def warm(archive: Path) -> int:
+def warm(folders: list[Path]) -> int:
+    """Read every file once (a warm page cache for every run); the number of files."""
     count = 0
-    for folder, _, names in os.walk(archive):
-        for name in names:
-            with open(os.path.join(folder, name), "rb") as f:
-                while f.read(1 << 20):
-                    pass
-            count += 1
+    for top in folders:
+        for folder, _, names in os.walk(top):
+            for name in names:
+                with open(os.path.join(folder, name), "rb") as f:
+                    while f.read(1 << 20):
+                        pass
+                count += 1
     return count
 
 
-def request(op: str, source: Path, output: Path, options: dict) -> dict:
-    return {"op": op, "input": str(source), "output": str(output), "options": {"progress": False, **options}}
+def first_folders(archive: Path, files: int | None) -> list[Path]:
+    """The archive's top-level folders, or the first of them holding about `files` files."""
+    folders = sorted(p for p in archive.iterdir() if p.is_dir())
+    if files is None:
+        return folders
+    chosen, count = [], 0
+    for folder in folders:
+        if count >= files:
+            break
+        chosen.append(folder)
+        count += sum(len(names) for _, _, names in os.walk(folder))
+    return chosen
+
+
+def request(op: str, folders: list[Path], output: Path, options: dict) -> dict:
+    source: str | list[str] = [str(p) for p in folders] if len(folders) > 1 else str(folders[0])
+    return {"op": op, "input": source, "output": str(output), "options": {"progress": False, **options}}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("archive", type=Path)
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--files", type=int, default=None, help="use only the first top-level folders holding about this many files")
+    parser.add_argument("--small", type=Path, default=None, help="a smaller archive for the client memory comparison (default: half the folders)")
     parser.add_argument("--skip-anonymize", action="store_true")
     parser.add_argument("--chunk-files", type=int, default=1000)
     args = parser.parse_args()
     archive = args.archive.resolve()
-    total = warm(archive)
-    half = sorted(p for p in archive.iterdir() if p.is_dir())
-    half = half[: len(half) // 2]
+    tops = first_folders(archive, args.files)
+    folders = [archive] if args.files is None else tops
+    # The memory comparison: another (smaller) archive, one folder like the full run, else half
+    # of the top-level folders (several input folders: the client then keeps every output name).
+    half = [args.small.resolve()] if args.small else tops[: len(tops) // 2]
+    total = warm(folders) + (warm(half) if args.small else 0)
     print(f"archive: {archive} ({total} files); load before: {os.getloadavg()}", flush=True)
 
     work = Path(tempfile.mkdtemp(prefix="bench_dask_"))
@@ -159,45 +210,48 @@ def main() -> None:
     ops = [("extract_metadata", ".csv", {"chunk_files": args.chunk_files})]
     if not args.skip_anonymize:
         ops.append(("batch_anonymize", "", {"key": KEY}))
+
+    def measure(op: str, kind: str, parts: list[Path], ext: str, options: dict, cluster: Cluster | None = None) -> None:
+        out = work / f"{op}-{kind}{ext}"
+        runs[(op, kind)], _ = run_client(f"{op} {kind}", request(op, parts, out, options), cluster)
+        print(f"  {op} {kind}: {runs[(op, kind)].wall:.1f} s", flush=True)
+        _clean(out)
+
     try:
         for op, ext, options in ops:
-            out = work / f"{op}-local{ext}"
-            runs[(op, "local")], _ = run_client(f"{op} local", request(op, archive, out, {**options, "workers": args.workers}))
-            _clean(out)
+            local = {**options, "workers": args.workers}
+            measure(op, "local", folders, ext, local)
+            if half:
+                measure(op, "local-half", half, ext, local)
             for n in sorted({1, args.workers}):
                 cluster = Cluster(work / f"cluster{n}", n)
                 try:
                     dask_options = {**options, "executor": "dask", "scheduler": cluster.address}
-                    out = work / f"{op}-dask{n}{ext}"
-                    runs[(op, f"dask{n}")], _ = run_client(f"{op} dask {n}", request(op, archive, out, dask_options))
-                    _clean(out)
-                    if n == args.workers and op == "extract_metadata" and half:
-                        # Client memory against the file count: the same run on half the patients.
-                        parts = [str(p) for p in half]
-                        req = request(op, archive, work / f"half{ext}", dask_options)
-                        req["input"] = parts
-                        runs[(op, "dask-half")], _ = run_client(f"{op} dask half", req)
-                        _clean(work / f"half{ext}")
+                    measure(op, f"dask{n}", folders, ext, dask_options, cluster)
+                    if n == args.workers and half:
+                        measure(op, "dask-half", half, ext, dask_options, cluster)
                 finally:
                     cluster.stop()
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
     print()
-    print(f"{'run':32s} {'files':>7s} {'wall s':>8s} {'files/s':>9s} {'client MB':>10s}")
+    print(f"{'run':32s} {'files':>7s} {'wall s':>8s} {'files/s':>9s} {'CPU s/1k':>9s} {'client MB':>10s}")
     for (op, kind), run in runs.items():
-        print(f"{op + ' ' + kind:32s} {run.files:7d} {run.wall:8.2f} {run.rate:9.1f} {run.client_peak_mb:10.1f}")
+        per_k = 1000 * run.cpu / run.files if run.files else 0.0
+        print(f"{op + ' ' + kind:32s} {run.files:7d} {run.wall:8.2f} {run.rate:9.1f} {per_k:9.1f} {run.client_peak_mb:10.1f}")
     print()
     for op, _, _ in ops:
         local, dask_n, dask_1 = runs[(op, "local")], runs[(op, f"dask{args.workers}")], runs.get((op, "dask1"))
         overhead = dask_n.wall / local.wall
-        print(f"{op}: overhead dask/local with {args.workers} workers = {overhead:.2f} (target <= 1.25)")
+        print(f"{op}: overhead dask/local with {args.workers} workers = {overhead:.2f} wall, {dask_n.cpu / local.cpu:.2f} CPU (target <= 1.25)")
         if dask_1 is not None and args.workers > 1:
             print(f"{op}: scaling 1 -> {args.workers} workers = {dask_1.wall / dask_n.wall:.2f}x (target >= 1.6x for 2)")
-    half_run = runs.get(("extract_metadata", "dask-half"))
-    if half_run is not None:
-        full = runs[("extract_metadata", f"dask{args.workers}")]
-        print(f"client memory: {half_run.client_peak_mb:.0f} MB for {half_run.files} files, {full.client_peak_mb:.0f} MB for {full.files} files")
+        for kind in ("local", f"dask{args.workers}"):
+            half_run = runs.get((op, "dask-half" if kind.startswith("dask") else "local-half"))
+            full = runs[(op, kind)]
+            if half_run is not None:
+                print(f"{op}: client memory ({kind}) {half_run.client_peak_mb:.0f} MB for {half_run.files} files, {full.client_peak_mb:.0f} MB for {full.files} files")
     print(f"load after: {os.getloadavg()}; uptime: {subprocess.run(['uptime'], capture_output=True, text=True).stdout.strip()}")
 
 

@@ -312,25 +312,45 @@ def test_run_batch_in_process_still_works_without_a_state_for_reading_ops(archiv
 # -- the pieces the dask executor builds on --------------------------------------------------------
 
 
-def test_a_walk_by_folder_listings_finds_what_scan_finds(tmp_path):
-    """The distributed walk (one listing per folder) on the messy tree: same files, same
-    skipped count, symlink loop included; listings are asked for in bounded batches."""
-    from batch_trees import build_tree
-    from dicom_hub.python_backend.batch.discovery import list_folder, scan, scan_with
+@pytest.mark.parametrize("lookahead", [1, 3, 64])
+@pytest.mark.parametrize("recursive", [True, False])
+def test_a_walk_by_folder_listings_finds_what_scan_finds(tmp_path, lookahead, recursive):
+    """The streamed walk (one listing per folder, asked for ahead in bounded batches) on the
+    messy tree: scan's files in scan's order and scan's skipped count, symlink loop included,
+    for folders given in any order, nested, reached through a link, or with files named too."""
+    from batch_trees import build_tree, synthetic_archive
+    from dicom_hub.python_backend.batch.discovery import Found, list_folder, scan, walk_tree
 
     tree = build_tree(tmp_path / "tree")
+    root = tree.root
+    synthetic_archive(root / "more", patients=2, slices=2)
+    (root / "a.b").mkdir()  # sorts after the folder a's files, before b
+    (root / "a.b" / "x.dcm").write_bytes((root / "a" / "CT_small.dcm").read_bytes())
+    (root / "link").symlink_to(root / "more", target_is_directory=True)
     asked: list[int] = []
 
     def list_folders(folders):
-        folders = list(folders)
         asked.append(len(folders))
-        return iter([list_folder(f, False) for f in folders])
+        return [list_folder(f, False) for f in folders]
 
-    walked = scan_with(list_folders, [tree.root, tree.root / "a" / "CT_small.dcm"], recursive=True)
-    local = scan([tree.root, tree.root / "a" / "CT_small.dcm"])
-    assert walked.files == local.files == tree.taken
-    assert walked.files_skipped == local.files_skipped == len(tree.clutter) + 1  # + the raw file
-    assert max(asked) <= 64 and len(asked) > 1
+    cases = [
+        [root],
+        [root, root / "a" / "CT_small.dcm", root / "notes.txt"],  # named files: taken, not skipped
+        [root / "a", root],  # nested
+        [root / "more", root / "a"],  # given out of order
+        [root / "link", root / "more"],  # one folder through a link too
+    ]
+    for paths in cases:
+        found = Found(walk_tree(list_folders, paths, recursive, lookahead))
+        walked = list(found)
+        local = scan(paths, recursive=recursive)
+        assert walked == local.files, paths
+        assert found.files_skipped == local.files_skipped, paths
+        if recursive and paths == [root]:
+            assert set(tree.taken) < set(walked) and (root / "a.b" / "x.dcm") in walked
+            assert not any("loop" in p.parts for p in walked), "the link loop is entered once"
+            assert not any("more" in p.parts for p in walked), "a folder reached twice is kept once (under link, sorted first)"
+    assert max(asked) <= lookahead and len(asked) > 1
 
 
 def test_a_torn_journal_line_is_ignored(tmp_path):
