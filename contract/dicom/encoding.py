@@ -49,12 +49,12 @@ class FileMeta(NamedTuple):
     data_set_start: int  # the offset of the first element after the meta group (the file's size if there is none)
 
 
-def is_part10(data: bytes) -> bool:
+def is_part10(data: bytes | memoryview) -> bool:
     """Whether `data` (a file's first bytes) has the Part 10 preamble and `DICM` marker."""
     return len(data) >= _SHORTEST and data[PREAMBLE:META_START] == b"DICM"
 
 
-def read_file_meta(data: bytes, whole: bool = True) -> FileMeta:
+def read_file_meta(data: bytes | memoryview, whole: bool = True) -> FileMeta:
     """The file meta group (group 0002, always Explicit VR Little Endian) at the start of `data`.
 
     `whole` says `data` is the whole file; otherwise a meta group that reaches the end of `data`
