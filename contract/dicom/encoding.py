@@ -13,7 +13,6 @@ only: the fast paths exist to avoid importing pydicom.
 from __future__ import annotations
 
 from struct import Struct
-from typing import NamedTuple
 
 IMPLICIT_VR_LE = "1.2.840.10008.1.2"
 EXPLICIT_VR_LE = "1.2.840.10008.1.2.1"
@@ -43,10 +42,15 @@ class MetaPastData(NotPart10):
     """The file meta group runs past the bytes given: with more of the file it may be read."""
 
 
-class FileMeta(NamedTuple):
-    elements: dict[int, tuple[bytes, bytes]]  # tag -> (VR, value) of every meta element, in file order (a repeated tag: its last value)
-    transfer_syntax: str  # the Transfer Syntax UID without its trailing padding
-    data_set_start: int  # the offset of the first element after the meta group (the file's size if there is none)
+class FileMeta:
+    """What the file meta group says (a plain class: a NamedTuple costs the fast paths' start-up)."""
+
+    __slots__ = ("elements", "transfer_syntax", "data_set_start")
+
+    def __init__(self, elements: dict[int, tuple[bytes, bytes]], transfer_syntax: str, data_set_start: int) -> None:
+        self.elements = elements  # tag -> (VR, value) of every meta element, in file order (a repeated tag: its last value)
+        self.transfer_syntax = transfer_syntax  # the Transfer Syntax UID without its trailing padding
+        self.data_set_start = data_set_start  # the offset of the first element after the meta group (the file's size if there is none)
 
 
 def is_part10(data: bytes | memoryview) -> bool:
