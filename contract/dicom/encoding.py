@@ -13,6 +13,7 @@ only: the fast paths exist to avoid importing pydicom.
 from __future__ import annotations
 
 from struct import Struct
+from typing import Any
 
 IMPLICIT_VR_LE = "1.2.840.10008.1.2"
 EXPLICIT_VR_LE = "1.2.840.10008.1.2.1"
@@ -72,7 +73,7 @@ def read_file_meta(data: bytes | memoryview, whole: bool = True) -> FileMeta:
         raise NotPart10("no DICM marker after a 128-byte preamble")
     head, long_length = _EXPLICIT_HEAD.unpack_from, _LONG_LENGTH.unpack_from
     end, pos = len(data), META_START
-    elements: dict[int, tuple[bytes, bytes]] = {}
+    found: dict[int, tuple[bytes, Any]] = {}  # values: slices of `data`
     while pos + 8 <= end:
         group, element, vr, length = head(data, pos)
         if group != 0x0002:
@@ -90,13 +91,14 @@ def read_file_meta(data: bytes | memoryview, whole: bool = True) -> FileMeta:
             raise NotPart10(f"meta element (0002,{element:04X}) has an undefined length")
         if pos + length > end:
             raise (NotPart10 if whole else MetaPastData)(f"meta element (0002,{element:04X}) runs past the end of the file")
-        elements[0x00020000 | element] = (vr, bytes(data[pos : pos + length]))
+        found[0x00020000 | element] = (vr, data[pos : pos + length])
         pos += length
     else:
         if not whole:
             raise MetaPastData("the file meta group may go on past the bytes read")
-    found = elements.get(TRANSFER_SYNTAX_UID)
-    syntax = found[1].rstrip(b"\0 ").decode("ascii", "replace") if found else ""
+    elements: dict[int, tuple[bytes, bytes]] = {tag: (vr, bytes(value)) for tag, (vr, value) in found.items()} if isinstance(data, memoryview) else found
+    syntax_element = elements.get(TRANSFER_SYNTAX_UID)
+    syntax = syntax_element[1].rstrip(b"\0 ").decode("ascii", "replace") if syntax_element else ""
     if not syntax:
         raise NotPart10("the file meta group has no Transfer Syntax UID")
     return FileMeta(elements, syntax, pos)
