@@ -18,12 +18,20 @@ import struct
 from dataclasses import dataclass
 from pathlib import Path
 
+from dicom_hub.contract.dicom.encoding import (
+    DEFLATED_EXPLICIT_VR_LE,
+    IMPLICIT_VR_LE,
+    ITEM,
+    ITEM_END,
+    LONG_VRS,
+    SEQUENCE_END,
+    UNDEFINED_LENGTH,
+    NotPart10,
+    read_file_meta,
+)
 from dicom_hub.contract.errors import ErrorCode, HubError
 
 MAX_DEPTH = 200  # sequences and items both count: 100 levels of nested sequences
-_UNDEFINED = 0xFFFFFFFF
-_ITEM, _ITEM_END, _SEQUENCE_END = 0xFFFEE000, 0xFFFEE00D, 0xFFFEE0DD
-_LONG_VRS = frozenset(b"OB OD OF OL OV OW SQ UC UN UR UT SV UV".split())
 _EXPLICIT_LE = ("1.2.840.10008.1.2.1", "1.2.840.10008.1.2.4", "1.2.840.10008.1.2.5")  # prefixes: every compressed syntax is explicit LE
 _DEFLATED = 1 << 62  # added to the start offset of a deflated data set
 _STEPS = 2_000_000  # elements walked at most: bounds the time on any input
@@ -105,10 +113,10 @@ def _walk(data: bytes, stop_at: int) -> _Walk | None:
             return _Walk(deepest)
         group, element, length = struct.unpack_from("<HHI", data, pos)
         tag = group << 16 | element
-        if tag in (_ITEM, _ITEM_END, _SEQUENCE_END):
+        if tag in (ITEM, ITEM_END, SEQUENCE_END):
             pos += 8
-            if tag == _ITEM:
-                ends.append(None if length == _UNDEFINED else pos + length)
+            if tag == ITEM:
+                ends.append(None if length == UNDEFINED_LENGTH else pos + length)
             elif ends:
                 ends.pop()
             deepest = max(deepest, len(ends))
@@ -119,13 +127,13 @@ def _walk(data: bytes, stop_at: int) -> _Walk | None:
         if vr is None:
             cut = f"the file ends inside the header of element ({group:04X},{element:04X})" if pos + 12 > len(data) else None
             return _Walk(deepest, cut, tag)
-        if tag == 0x7FE00010 and length == _UNDEFINED:
+        if tag == 0x7FE00010 and length == UNDEFINED_LENGTH:
             pos = _after_fragments(data, pos)  # encapsulated pixel data: fragments, not data sets
             continue
-        if length != _UNDEFINED and length > len(data):  # a length beyond the whole file, not a cut-short value the tools report themselves
+        if length != UNDEFINED_LENGTH and length > len(data):  # a length beyond the whole file, not a cut-short value the tools report themselves
             raise _PastTheEnd(f"element ({group:04X},{element:04X}) declares {length} bytes but only {len(data) - pos} remain")
-        if vr == b"SQ" or length == _UNDEFINED:
-            ends.append(None if length == _UNDEFINED else pos + length)
+        if vr == b"SQ" or length == UNDEFINED_LENGTH:
+            ends.append(None if length == UNDEFINED_LENGTH else pos + length)
             deepest = max(deepest, len(ends))
             if deepest > stop_at:
                 return _Walk(deepest)
@@ -163,25 +171,14 @@ def _after_fragments(data: bytes, pos: int) -> int:
 
 def _dataset_start(data: bytes) -> tuple[int | None, bool]:
     """Where the data set after the meta group starts, and whether it is explicit VR."""
-    if data[128:132] != b"DICM":
+    try:
+        meta = read_file_meta(data)
+    except NotPart10:
         return None, False
-    pos, syntax = 132, ""
-    while pos + 8 <= len(data) and data[pos : pos + 2] == b"\x02\x00":
-        (element,) = struct.unpack_from("<H", data, pos + 2)
-        if data[pos + 4 : pos + 6] in _LONG_VRS:
-            if pos + 12 > len(data):
-                return None, False
-            (length,) = struct.unpack_from("<I", data, pos + 8)
-            value = pos + 12
-        else:
-            (length,) = struct.unpack_from("<H", data, pos + 6)
-            value = pos + 8
-        if element == 0x0010:
-            syntax = data[value : value + length].rstrip(b"\0 ").decode("ascii", "replace")
-        pos = value + length
-    if syntax == "1.2.840.10008.1.2":
+    syntax, pos = meta.transfer_syntax, meta.data_set_start
+    if syntax == IMPLICIT_VR_LE:
         return pos, False
-    if syntax == "1.2.840.10008.1.2.1.99":
+    if syntax == DEFLATED_EXPLICIT_VR_LE:
         return _DEFLATED + pos, True  # the offset of the deflate stream, marked
     if syntax.startswith(_EXPLICIT_LE):
         return pos, True
@@ -194,7 +191,7 @@ def _element_header(data: bytes, pos: int, explicit: bool) -> tuple[bytes | None
         (length,) = struct.unpack_from("<I", data, pos + 4)
         return b"", pos + 8, length
     vr = data[pos + 4 : pos + 6]
-    if vr in _LONG_VRS:
+    if vr in LONG_VRS:
         if pos + 12 > len(data):
             return None, pos, 0
         (length,) = struct.unpack_from("<I", data, pos + 8)

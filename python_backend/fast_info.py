@@ -29,25 +29,31 @@ from pathlib import Path
 from struct import Struct, unpack_from
 from typing import Any
 
+from dicom_hub.contract.dicom.encoding import (
+    EXPLICIT_VR_LE,
+    IMPLICIT_VR_LE,
+    ITEM,
+    ITEM_END,
+    LONG_VRS,
+    SEQUENCE_END,
+    UNDEFINED_LENGTH,
+    VRS,
+    NotPart10,
+    read_file_meta,
+)
 from dicom_hub.contract.dicom.pydicom_tables import TablesUnavailable, dictionary, tags_by_keyword, uid_name
 from dicom_hub.contract.info import arrange_info, info_fields
 
-IMPLICIT_LE = "1.2.840.10008.1.2"
-EXPLICIT_LE = "1.2.840.10008.1.2.1"
 HEAD = 16384  # bytes read first; enough for the header of nearly every file
 MAX_VALUE = 4096  # a longer summary value is odd: pydicom reads it
 _CHARSET_TAG = 0x00080005
-_VRS = frozenset(b"AE AS AT CS DA DS DT FD FL IS LO LT OB OD OF OL OV OW PN SH SL SQ SS ST SV TM UC UI UL UN UR US UT UV".split())
-_LONG_VRS = frozenset({b"OB", b"OD", b"OF", b"OL", b"OV", b"OW", b"SQ", b"UC", b"UN", b"UR", b"UT", b"SV", b"UV"})
-_VR_TEXT = {vr: vr.decode("ascii") for vr in _VRS}
+_VR_TEXT = {vr: vr.decode("ascii") for vr in VRS}
 # Specific Character Set -> the Python codec pydicom decodes text with (pydicom.charset)
 _CHARSETS = {"": "iso8859", "ISO_IR 6": "iso8859", "ISO_IR 100": "latin_1", "ISO_IR 192": "UTF8"}
 _DEFAULT_ENCODING = "iso8859"  # pydicom.charset.default_encoding: also every non-text string VR
 _DS = re.compile(r"\s*[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?\s*", re.ASCII)
 _IS = re.compile(r"\s*[+-]?\d+\s*", re.ASCII)
 _ESC = b"\x1b"
-_UNDEFINED = 0xFFFFFFFF
-_ITEM, _ITEM_END, _SEQUENCE_END = 0xFFFEE000, 0xFFFEE00D, 0xFFFEE0DD
 _MAX_DEPTH = 16  # nested sequences deeper than this are odd: pydicom reads them
 _IMPLICIT_HEAD = Struct("<HHL")  # group, element, length
 _EXPLICIT_HEAD = Struct("<HH2sH")  # group, element, VR, length (of a short VR)
@@ -75,20 +81,19 @@ def fast_info(path: Path) -> dict[str, Any] | None:
 def _summary_raws(data: bytes, size: int, fd: int) -> tuple[dict[int, tuple[str, bytes]], str]:
     """tag -> (VR, value bytes) of each summary element (and the character set), and the
     transfer syntax UID."""
-    if len(data) < 144 or data[128:132] != b"DICM":
-        raise _GiveUp
-    meta: dict[int, tuple[str, bytes]] = {}
-    pos = _walk(data, size, fd, 132, False, meta, meta_only=True)
-    ts_raw = meta.get(0x00020010)
-    ts = ts_raw[1].decode("ascii", errors="replace").rstrip("\0 ") if ts_raw else ""
-    if ts not in (IMPLICIT_LE, EXPLICIT_LE):
+    try:
+        meta = read_file_meta(data, whole=len(data) >= size)
+    except NotPart10:
+        raise _GiveUp from None  # no preamble, an odd meta group, or one longer than HEAD
+    ts = meta.transfer_syntax
+    if ts not in (IMPLICIT_VR_LE, EXPLICIT_VR_LE):
         raise _GiveUp
     body: dict[int, tuple[str, bytes]] = {}
-    _walk(data, size, fd, pos, ts == IMPLICIT_LE, body)
+    _walk(data, size, fd, meta.data_set_start, ts == IMPLICIT_VR_LE, body)
     return body, ts
 
 
-def _walk(data: bytes, size: int, fd: int, pos: int, implicit: bool, found: dict[int, tuple[str, bytes]], meta_only: bool = False, depth: int = 0) -> int:
+def _walk(data: bytes, size: int, fd: int, pos: int, implicit: bool, found: dict[int, tuple[str, bytes]], depth: int = 0) -> int:
     """Walk the elements of a data set from `pos` (values are skipped, not read: a truncated or
     malformed file makes the walk give up, as pydicom would complain), keeping the wanted ones of
     the top level; return where the walk stopped: the end of the file, or, in a sequence item of
@@ -112,10 +117,8 @@ def _walk(data: bytes, size: int, fd: int, pos: int, implicit: bool, found: dict
         else:
             group, element, vr_bytes, length = unpack(head, at)
         tag = group << 16 | element
-        if meta_only and group != 0x0002:
-            return pos
         if group == 0xFFFE:  # only the end of an item is expected here
-            if depth and tag == _ITEM_END and _IMPLICIT_HEAD.unpack_from(head, at)[2] == 0:
+            if depth and tag == ITEM_END and _IMPLICIT_HEAD.unpack_from(head, at)[2] == 0:
                 return pos + 8
             raise _GiveUp
         if tag <= previous:
@@ -123,23 +126,23 @@ def _walk(data: bytes, size: int, fd: int, pos: int, implicit: bool, found: dict
         previous = tag
         if implicit:
             pos += 8
-        elif vr_bytes in _LONG_VRS:  # 2 reserved bytes, then a 4-byte length
+        elif vr_bytes in LONG_VRS:  # 2 reserved bytes, then a 4-byte length
             if len(head) - at < 12:
                 raise _GiveUp
             length = long_length(head, at + 8)[0]
             pos += 12
-        elif vr_bytes in _VRS:
+        elif vr_bytes in VRS:
             pos += 8
         else:  # not a VR: e.g. an implicit VR dataset under an explicit transfer syntax
             raise _GiveUp
-        if length == _UNDEFINED:  # a sequence to walk through; anything else (encapsulated data) is pydicom's
+        if length == UNDEFINED_LENGTH:  # a sequence to walk through; anything else (encapsulated data) is pydicom's
             if depth >= _MAX_DEPTH or (_dictionary_vr(tag) if implicit else _VR_TEXT[vr_bytes]) != "SQ":
                 raise _GiveUp
             pos = _skip_sequence(data, size, fd, pos, implicit, depth + 1)
             continue
         if pos + length > size:
             raise _GiveUp  # a truncated file
-        if tag in wanted or meta_only:
+        if tag in wanted:
             if pos + length > read or length > MAX_VALUE:
                 raise _GiveUp  # beyond the bytes read, or too large to keep in the cache
             found[tag] = (_vr(tag, None if implicit else _VR_TEXT[vr_bytes]), data[pos : pos + length])
@@ -159,13 +162,13 @@ def _skip_sequence(data: bytes, size: int, fd: int, pos: int, implicit: bool, de
         group, element, length = _IMPLICIT_HEAD.unpack_from(head)  # item tags are the same in every VR encoding
         tag = group << 16 | element
         pos += 8
-        if tag == _SEQUENCE_END:
+        if tag == SEQUENCE_END:
             if length:
                 raise _GiveUp
             return pos
-        if tag != _ITEM:
+        if tag != ITEM:
             raise _GiveUp
-        if length == _UNDEFINED:
+        if length == UNDEFINED_LENGTH:
             pos = _walk(data, size, fd, pos, implicit, {}, depth=depth)
         elif pos + length > size:
             raise _GiveUp

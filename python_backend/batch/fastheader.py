@@ -18,19 +18,29 @@ from pathlib import Path
 from struct import unpack_from
 from typing import Any
 
+from dicom_hub.contract.dicom.encoding import (
+    DEFLATED_EXPLICIT_VR_LE,
+    EXPLICIT_VR_BE,
+    IMPLICIT_VR_LE,
+    ITEM,
+    ITEM_END,
+    LONG_VRS,
+    SEQUENCE_END,
+    UNDEFINED_LENGTH,
+    VRS,
+    MetaPastData,
+    NotPart10,
+    read_file_meta,
+)
 from dicom_hub.contract.dicom.pydicom_tables import private_dictionary_vr
 
 from .flatten import _FAST_CHARSETS, EXCLUDED_TAGS, column_label, implicit_vr, raw_text
 
-IMPLICIT_LE = "1.2.840.10008.1.2"
-NOT_HANDLED = frozenset({"1.2.840.10008.1.2.2", "1.2.840.10008.1.2.1.99"})  # big endian, deflated
-_LONG_VRS = frozenset({b"OB", b"OD", b"OF", b"OL", b"OV", b"OW", b"SQ", b"UC", b"UN", b"UR", b"UT", b"SV", b"UV"})
+NOT_HANDLED = frozenset({EXPLICIT_VR_BE, DEFLATED_EXPLICIT_VR_LE})
 # Explicit VRs read as they are (UN is looked up: `_Reader._vr`).
-_VR_NAMES: dict[bytes | None, str] = {vr: vr.decode() for vr in (b"AE AS AT CS DA DS DT FD FL IS LO LT OB OD OF OL OV OW PN SH SL SQ SS ST SV TM UC UI UL UR US UT UV").split()}
+_VR_NAMES: dict[bytes | None, str] = {vr: vr.decode() for vr in VRS if vr != b"UN"}
 _PIXEL_TAGS = frozenset({0x7FE00008, 0x7FE00009, 0x7FE00010})
-_ITEM, _ITEM_END, _SEQ_END = 0xFFFEE000, 0xFFFEE00D, 0xFFFEE0DD
 _SEQ_END_BYTES = b"\xfe\xff\xdd\xe0\x00\x00\x00\x00"  # (FFFE,E0DD), length 0
-UNDEFINED = 0xFFFFFFFF
 
 
 class _GiveUp(Exception):
@@ -71,25 +81,40 @@ def row_from_bytes(
     and `ending` is the file's size and its last 8 bytes. `path` (the file) is walked to the end
     when elements follow the pixel data (`_Reader.pixels_end_cleanly`).
     """
-    if len(data) < 144 or data[128:132] != b"DICM":
+    try:
+        meta = read_file_meta(data, whole=complete)
+    except MetaPastData:
+        raise _NeedMore from None
+    except NotPart10:
+        return None
+    if meta.transfer_syntax in NOT_HANDLED:
         return None
     if complete:
         ending = (len(data), data[-len(_SEQ_END_BYTES) :])
     reader = _Reader(data, max_binary, complete, ending, path)
-    meta: dict[str, str] = {}
     body: dict[str, str] = {}
     try:
-        pos = reader.dataset(132, len(data), False, "", meta, "latin_1", 0, meta_only=True)
-        ts = meta.get("TransferSyntaxUID (0002,0010)", "")
-        if not ts or ts in NOT_HANDLED:
-            return None
-        reader.dataset(pos, len(data), ts == IMPLICIT_LE, "", body, "latin_1", 0, top=True)
+        meta_row = _meta_row(meta.elements, max_binary)
+        reader.dataset(meta.data_set_start, len(data), meta.transfer_syntax == IMPLICIT_VR_LE, "", body, "latin_1", 0, top=True)
     except _GiveUp:
         return None
     if include_file_meta:
-        row.update(meta)
+        row.update(meta_row)
     row.update(body)
     return True
+
+
+def _meta_row(elements: dict[int, tuple[bytes, bytes]], max_binary: int) -> dict[str, str]:
+    """The file meta elements' columns, converted as the data set's are."""
+    row: dict[str, str] = {}
+    for tag, (vr_bytes, value) in elements.items():
+        vr = _VR_NAMES.get(vr_bytes) or implicit_vr(tag)  # stored as UN: the dictionary's VR, as pydicom decodes it
+        if vr == "SQ":
+            raise _GiveUp  # no sequence belongs in the file meta: let pydicom judge the file
+        text = raw_text(value, vr, True, "latin_1", max_binary)
+        if text is not None:
+            row[column_label(tag)] = text
+    return row
 
 
 class _Reader:
@@ -108,9 +133,9 @@ class _Reader:
         if self.ending is None:
             return False
         size, last = self.ending
-        if length != UNDEFINED and length > size:
+        if length != UNDEFINED_LENGTH and length > size:
             return False
-        if last == _SEQ_END_BYTES if length == UNDEFINED else pos + length >= size:
+        if last == _SEQ_END_BYTES if length == UNDEFINED_LENGTH else pos + length >= size:
             return True  # nothing after the pixel data (encapsulated: its delimiter ends the file)
         if self.path is None:
             return False
@@ -124,7 +149,7 @@ class _Reader:
                 raise _GiveUp  # truncated: pydicom decides how to report it
             raise _NeedMore
 
-    def dataset(self, pos: int, end: int, implicit: bool, prefix: str, row: dict[str, str], encoding: str, pixel_rep: int, *, top: bool = False, meta_only: bool = False) -> int:
+    def dataset(self, pos: int, end: int, implicit: bool, prefix: str, row: dict[str, str], encoding: str, pixel_rep: int, *, top: bool = False) -> int:
         """Parse elements from `pos` to `end` (or an item delimiter); return the position after."""
         data, size, max_binary = self.data, len(self.data), self.max_binary
         creators: dict[int, str] = {}
@@ -136,14 +161,12 @@ class _Reader:
                 vr_bytes = None
             else:  # a delimiter's 4-byte length reads as a VR here: it is caught below before use
                 group, element, vr_bytes, length = unpack_from("<HH2sH", data, pos)
-            if meta_only and group != 0x0002:
-                return pos
             tag = group << 16 | element
             if group == 0xFFFE:
-                if tag == _ITEM_END:
+                if tag == ITEM_END:
                     return pos + 8
                 raise _GiveUp  # an item or sequence delimiter where an element should be
-            if vr_bytes in _LONG_VRS:
+            if vr_bytes in LONG_VRS:
                 self._need(pos + 12)
                 length = unpack_from("<L", data, pos + 8)[0]
                 pos += 12
@@ -157,7 +180,7 @@ class _Reader:
             if vr is None:
                 vr = self._vr(vr_bytes, tag, group, element, pixel_rep, creators)
             label = column_label(tag)
-            if vr == "SQ" or length == UNDEFINED:
+            if vr == "SQ" or length == UNDEFINED_LENGTH:
                 if vr not in ("SQ", "UN"):
                     raise _GiveUp  # undefined length outside a sequence (e.g. nested encapsulated data)
                 pos = self.sequence(pos, length, implicit or vr == "UN", prefix, label, row, encoding, pixel_rep)
@@ -206,8 +229,8 @@ class _Reader:
 
     def sequence(self, pos: int, length: int, implicit: bool, prefix: str, label: str, row: dict[str, str], encoding: str, pixel_rep: int) -> int:
         data = self.data
-        end = len(data) + 1 if length == UNDEFINED else pos + length
-        if length != UNDEFINED:
+        end = len(data) + 1 if length == UNDEFINED_LENGTH else pos + length
+        if length != UNDEFINED_LENGTH:
             self._need(end)
         name = label.split(" ")[0] if " " in label else label
         index = 0
@@ -216,12 +239,12 @@ class _Reader:
             tag, item_length = unpack_from("<LL", data, pos)
             tag = (tag & 0xFFFF) << 16 | tag >> 16  # group and element swapped by the 32-bit read
             pos += 8
-            if tag == _SEQ_END:
+            if tag == SEQUENCE_END:
                 break
-            if tag != _ITEM:
+            if tag != ITEM:
                 raise _GiveUp
             item_prefix = f"{prefix}{name}[{index}]."
-            if item_length == UNDEFINED:
+            if item_length == UNDEFINED_LENGTH:
                 pos = self.dataset(pos, len(data) + 1, implicit, item_prefix, row, encoding, pixel_rep)
             else:
                 self._need(pos + item_length)

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import re
 from functools import cache
-from struct import Struct, unpack_from
+from struct import Struct
 from struct import error as struct_error
 from typing import Any
 
@@ -29,20 +29,29 @@ from dicom_hub.contract.dicom.deid.dummies import BINARY_DUMMY, DUMMY_BY_VR
 from dicom_hub.contract.dicom.deid.profile import Profile
 from dicom_hub.contract.dicom.deid.pseudonyms import Pseudonymizer
 from dicom_hub.contract.dicom.deid.rules import BURNED_IN_SOP_CLASSES, decide, overlay_leftovers, public_vr
+from dicom_hub.contract.dicom.encoding import (
+    EXPLICIT_VR_LE,
+    IMPLICIT_VR_LE,
+    ITEM,
+    LONG_VRS,
+    SEQUENCE_END,
+    TRANSFER_SYNTAX_UID,
+    UNDEFINED_LENGTH,
+    VRS,
+    NotPart10,
+    read_file_meta,
+)
 from dicom_hub.contract.dicom.pydicom_tables import IMPLEMENTATION_UID, pydicom_version
 
 from .writer import file_meta_bytes
 
 Element = tuple[int, "str | None", Any]  # (tag, stored VR or None (implicit), bytes or items)
 
-IMPLICIT_LE = "1.2.840.10008.1.2"
-EXPLICIT_LE = "1.2.840.10008.1.2.1"
 # Little-endian syntaxes whose data set is Explicit VR LE (encapsulated pixel data).
 _ENCAPSULATED = frozenset(
     {"1.2.840.10008.1.2.4.50", "1.2.840.10008.1.2.4.51", "1.2.840.10008.1.2.4.57", "1.2.840.10008.1.2.4.70", "1.2.840.10008.1.2.4.80", "1.2.840.10008.1.2.4.81", "1.2.840.10008.1.2.4.90", "1.2.840.10008.1.2.4.91", "1.2.840.10008.1.2.4.201", "1.2.840.10008.1.2.4.202", "1.2.840.10008.1.2.4.203", "1.2.840.10008.1.2.5"}
 )
-_VRS = {vr.encode(): vr for vr in ["AE", "AS", "AT", "CS", "DA", "DS", "DT", "FD", "FL", "IS", "LO", "LT", "OB", "OD", "OF", "OL", "OV", "OW", "PN", "SH", "SL", "SQ", "SS", "ST", "SV", "TM", "UC", "UI", "UL", "UN", "UR", "US", "UT", "UV"]}
-_LONG_VRS = frozenset({"OB", "OD", "OF", "OL", "OV", "OW", "SQ", "SV", "UC", "UN", "UR", "UT", "UV"})
+_VR_NAMES = {vr: vr.decode() for vr in VRS}
 _TEXT_VRS = frozenset({"AE", "AS", "CS", "DA", "DS", "DT", "IS", "LO", "LT", "PN", "SH", "ST", "TM", "UC", "UI", "UR", "UT"})
 # Character sets in which ASCII text is encoded as ASCII (what the engine writes is ASCII).
 _CHARSETS = frozenset({"", "ISO_IR 6", "ISO_IR 100", "ISO_IR 101", "ISO_IR 109", "ISO_IR 110", "ISO_IR 144", "ISO_IR 148", "ISO_IR 192"})
@@ -52,9 +61,7 @@ _HEADER = Struct("<HHL")
 _TAG = Struct("<HH")
 _LENGTH2, _LENGTH4 = Struct("<H"), Struct("<L")
 _EXPLICIT = Struct("<HH2sH")
-_UNDEFINED = 0xFFFFFFFF
-_ITEM, _ITEM_END, _SEQ_END = 0xFFFEE000, 0xFFFEE00D, 0xFFFEE0DD
-_ITEM_START = _HEADER.pack(0xFFFE, 0xE000, _UNDEFINED)
+_ITEM_START = _HEADER.pack(0xFFFE, 0xE000, UNDEFINED_LENGTH)
 _ITEM_CLOSE = _HEADER.pack(0xFFFE, 0xE00D, 0)
 _SEQ_CLOSE = _HEADER.pack(0xFFFE, 0xE0DD, 0)
 PIXEL_DATA = 0x7FE00010
@@ -109,12 +116,19 @@ class _Run:
 
     def file(self, data: bytes | memoryview, allow_burned_in: bool) -> tuple[list[Any], dict[str, Any]]:
         view = memoryview(data)
-        syntax, pos = _file_meta_syntax(view)
-        if syntax == IMPLICIT_LE:
+        try:
+            meta = read_file_meta(view)
+        except NotPart10:
+            raise _GiveUp from None
+        syntax = _canonical(meta.elements[TRANSFER_SYNTAX_UID][1], b"\0")  # as the writer will copy it
+        if syntax is None:
+            raise _GiveUp
+        pos = meta.data_set_start
+        if syntax == IMPLICIT_VR_LE:
             self.implicit = True
-            if bytes(view[pos + 4 : pos + 6]) in _VRS:  # pydicom would read it as explicit VR
+            if bytes(view[pos + 4 : pos + 6]) in VRS:  # pydicom would read it as explicit VR
                 raise _GiveUp
-        elif syntax != EXPLICIT_LE and syntax not in _ENCAPSULATED:
+        elif syntax != EXPLICIT_VR_LE and syntax not in _ENCAPSULATED:
             raise _GiveUp
         elements, _ = self.parse(view, pos, len(view), in_item=False)
         if not elements:
@@ -216,10 +230,10 @@ class _Run:
                     if number == 0xE00D and in_item and vr_bytes == b"\0\0" and length == 0:
                         return elements, pos + 8
                     raise _GiveUp
-                vr = _VRS.get(vr_bytes)
+                vr = _VR_NAMES.get(vr_bytes)
                 if vr is None:
                     raise _GiveUp
-                if vr in _LONG_VRS:
+                if vr_bytes in LONG_VRS:
                     if pos + 12 > end:
                         raise _GiveUp
                     (length,) = long_length(data, pos + 8)
@@ -231,7 +245,7 @@ class _Run:
                 raise _GiveUp  # out of order or repeated: pydicom's data set would differ
             last = tag
             sequence = vr == "SQ" or (vr is None and not group & 1 and public_vr(tag) == "SQ")
-            if length == _UNDEFINED:
+            if length == UNDEFINED_LENGTH:
                 if sequence:
                     items, pos = self.items(data, pos, end, None)
                     append((tag, vr, items))
@@ -264,11 +278,11 @@ class _Run:
             group, number, length = _HEADER.unpack_from(data, pos)
             tag = group << 16 | number
             pos += 8
-            if tag == _SEQ_END and defined_end is None and length == 0:
+            if tag == SEQUENCE_END and defined_end is None and length == 0:
                 return items, pos
-            if tag != _ITEM:
+            if tag != ITEM:
                 raise _GiveUp
-            if length == _UNDEFINED:
+            if length == UNDEFINED_LENGTH:
                 elements, pos = self.parse(data, pos, end, in_item=True)
             else:
                 if pos + length > end:
@@ -417,12 +431,13 @@ class _Run:
             return _RAW_UNDEFINED, _EXPLICIT.pack(group, element, vr.encode(), 0) + b"\xff\xff\xff\xff"  # type: ignore[union-attr]
         if self.implicit:
             return _RAW, (_TAG.pack(group, element), _LENGTH4)
-        if vr in _LONG_VRS:
-            return _RAW, (_EXPLICIT.pack(group, element, vr.encode(), 0), _LENGTH4)
-        return _RAW, (_TAG.pack(group, element) + vr.encode(), _LENGTH2)  # type: ignore[union-attr]
+        vr_bytes = vr.encode()  # type: ignore[union-attr]
+        if vr_bytes in LONG_VRS:
+            return _RAW, (_EXPLICIT.pack(group, element, vr_bytes, 0), _LENGTH4)
+        return _RAW, (_TAG.pack(group, element) + vr_bytes, _LENGTH2)
 
     def sequence(self, tag: int, items: list[list[Element]], path: tuple[int, ...], out: list[Any]) -> None:
-        out.append(_HEADER.pack(tag >> 16, tag & 0xFFFF, _UNDEFINED) if self.implicit else _EXPLICIT.pack(tag >> 16, tag & 0xFFFF, b"SQ", 0) + b"\xff\xff\xff\xff")
+        out.append(_HEADER.pack(tag >> 16, tag & 0xFFFF, UNDEFINED_LENGTH) if self.implicit else _EXPLICIT.pack(tag >> 16, tag & 0xFFFF, b"SQ", 0) + b"\xff\xff\xff\xff")
         for item in items:
             out.append(_ITEM_START)
             self.clean(item, path, out)
@@ -434,12 +449,15 @@ class _Run:
         length = len(value)
         if self.implicit:
             out.append(_HEADER.pack(tag >> 16, tag & 0xFFFF, length))
-        elif vr in _LONG_VRS:
-            out.append(_EXPLICIT.pack(tag >> 16, tag & 0xFFFF, vr.encode(), 0) + length.to_bytes(4, "little"))
+            out.append(value)
+            return
+        vr_bytes = vr.encode()  # type: ignore[union-attr]
+        if vr_bytes in LONG_VRS:
+            out.append(_EXPLICIT.pack(tag >> 16, tag & 0xFFFF, vr_bytes, 0) + length.to_bytes(4, "little"))
         else:
             if length > 0xFFFF:
                 raise _GiveUp
-            out.append(_EXPLICIT.pack(tag >> 16, tag & 0xFFFF, vr.encode(), length))  # type: ignore[union-attr]
+            out.append(_EXPLICIT.pack(tag >> 16, tag & 0xFFFF, vr_bytes, length))
         out.append(value)
 
 
@@ -449,43 +467,14 @@ def _plans(profile: Profile, iod: iods.IodAttributes, implicit: bool) -> dict[tu
     return {}
 
 
-def _file_meta_syntax(data: memoryview) -> tuple[str, int]:
-    """The Transfer Syntax UID and where the data set starts."""
-    if len(data) < 144 or data[128:132] != b"DICM":
-        raise _GiveUp
-    pos, syntax = 132, None
-    while pos + 8 <= len(data):
-        group, number, vr_bytes, length = _EXPLICIT.unpack_from(data, pos)
-        if group != 0x0002:
-            break
-        vr = _VRS.get(vr_bytes)
-        if vr is None:
-            raise _GiveUp
-        if vr in _LONG_VRS:
-            if pos + 12 > len(data):
-                raise _GiveUp
-            (length,) = unpack_from("<L", data, pos + 8)
-            pos += 12
-        else:
-            pos += 8
-        if length == _UNDEFINED or pos + length > len(data):
-            raise _GiveUp
-        if number == 0x0010:
-            syntax = _canonical(bytes(data[pos : pos + length]), b"\0")
-        pos += length
-    if syntax is None:
-        raise _GiveUp
-    return syntax, pos
-
-
 def _fragments_end(data: memoryview, pos: int, end: int) -> int:
     """Where the Sequence Delimiter after encapsulated fragments starts (items walked one by one)."""
     while pos + 8 <= end:
         group, number, length = _HEADER.unpack_from(data, pos)
         tag = group << 16 | number
-        if tag == _SEQ_END and length == 0:
+        if tag == SEQUENCE_END and length == 0:
             return pos
-        if tag != _ITEM or length == _UNDEFINED or pos + 8 + length > end:
+        if tag != ITEM or length == UNDEFINED_LENGTH or pos + 8 + length > end:
             break
         pos += 8 + length
     raise _GiveUp
@@ -545,7 +534,7 @@ def _marks(profile: Profile, implicit: bool) -> list[tuple[int, list[Any]]]:
         for tag, vr, item_value in ((0x00080100, "SH", value), (0x00080102, "SH", "DCM"), (0x00080104, "LO", meaning)):
             codes += text(tag, vr, item_value)[1]
         codes.append(_ITEM_CLOSE)
-    header = _HEADER.pack(0x0012, 0x0064, _UNDEFINED) if implicit else _EXPLICIT.pack(0x0012, 0x0064, b"SQ", 0) + b"\xff\xff\xff\xff"
+    header = _HEADER.pack(0x0012, 0x0064, UNDEFINED_LENGTH) if implicit else _EXPLICIT.pack(0x0012, 0x0064, b"SQ", 0) + b"\xff\xff\xff\xff"
     return [
         text(0x00120062, "CS", "YES"),
         text(0x00120063, "LO", "\\".join(profile.method_values())),

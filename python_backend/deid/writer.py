@@ -15,6 +15,7 @@ import struct
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from dicom_hub.contract.dicom.encoding import LONG_VRS
 from dicom_hub.contract.dicom.part10 import write_dataset
 from dicom_hub.contract.errors import ErrorCode, HubError
 from dicom_hub.contract.files import atomic_output
@@ -22,8 +23,7 @@ from dicom_hub.contract.files import atomic_output
 if TYPE_CHECKING:
     from pydicom import Dataset
 
-# VRs with a 2-byte reserved field and a 4-byte length in Explicit VR (PS3.5 Table 7.1-1).
-_LONG_VRS = frozenset({"OB", "OD", "OF", "OL", "OV", "OW", "SQ", "SV", "UC", "UN", "UR", "UT", "UV"})
+_LONG_VRS = frozenset(vr.decode() for vr in LONG_VRS)  # pydicom's VRs are str
 _UNDEFINED_LENGTH = 0xFFFFFFFF
 _TAG = struct.Struct("<HH")
 _IMPLICIT_LENGTH = struct.Struct("<L")
