@@ -119,7 +119,7 @@ class DicomRsAdapter(RsNetworkOps, SubprocessAdapter):
             "store": supports(*CONNECTION, "dimse_timeout", "recursive", handler=network, note="dicom-storescu (transcodes when the peer refuses the file's syntax)"),
             "find": supports(
                 *CONNECTION, "dimse_timeout", "level", "query", "model", handler=network,
-                note="dicom-findscu with the Python backend's query identifier; DS/IS values come back as text; no max_results",
+                note="dicom-findscu with the shared query identifier (contract/dicom/network/query.py); DS/IS values come back as text; no max_results",
             ),
             "move": supports(
                 "host", "port", "called_aet", "calling_aet", "destination", "level", "query", "model", handler=network,

@@ -1,6 +1,6 @@
 """Reading a file for de-identification: header parsed, values left raw, pixels never decoded.
 
-`_dataset.read_dataset` converts every element to check the parse; here only the elements the
+`contract.dicom.part10.read_dataset` converts every element to check the parse; here only the elements the
 profile changes get converted (by the engine), and the rest are written back byte for byte.
 Errors map to the same contract codes as `read_dataset`.
 """
