@@ -81,6 +81,7 @@ def cpu_seconds(pid: int) -> float:
 def run_client(label: str, request: dict, cluster: Cluster | None = None) -> tuple[Run, dict]:
     """One `dicom-hub run` client: wall time, its own peak RSS, CPU time, its response."""
     others = cluster.pids() if cluster is not None else []
+    os.sync()  # no dirty pages of the previous run: it would throttle this one's writes
     before = sum(cpu_seconds(pid) for pid in others)
     with tempfile.TemporaryFile() as out:
         start = time.perf_counter()
