@@ -7,7 +7,7 @@ and the structure check before toolkits run (`python_backend/fast_info.py`,
 `contract/structure.py`) each walk elements their own way (collect a few, collect all, rewrite,
 count levels), but the encoding they walk is one: which VRs carry a 4-byte length, the delimiter
 tags, the preamble, and the file meta group that says how the rest is encoded. Standard library
-only: the fast paths exist to avoid importing pydicom.
+and the contract only: the fast paths exist to avoid importing pydicom.
 """
 
 from __future__ import annotations
@@ -15,10 +15,13 @@ from __future__ import annotations
 from struct import Struct
 from typing import Any
 
-IMPLICIT_VR_LE = "1.2.840.10008.1.2"
-EXPLICIT_VR_LE = "1.2.840.10008.1.2.1"
-DEFLATED_EXPLICIT_VR_LE = "1.2.840.10008.1.2.1.99"
-EXPLICIT_VR_BE = "1.2.840.10008.1.2.2"
+from dicom_hub.contract import transfer_syntaxes
+
+# The encodings the byte readers branch on, by their aliases in the one transfer-syntax table.
+IMPLICIT_VR_LE = transfer_syntaxes.uid("implicit")
+EXPLICIT_VR_LE = transfer_syntaxes.uid("explicit")
+DEFLATED_EXPLICIT_VR_LE = transfer_syntaxes.uid("deflated")
+EXPLICIT_VR_BE = transfer_syntaxes.uid("big_endian")
 
 VRS = frozenset(b"AE AS AT CS DA DS DT FD FL IS LO LT OB OD OF OL OV OW PN SH SL SQ SS ST SV TM UC UI UL UN UR US UT UV".split())
 # Explicit VRs whose element header has 2 reserved bytes and a 4-byte length (12 bytes, not 8).
