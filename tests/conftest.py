@@ -94,3 +94,19 @@ def shared_ct_series() -> Path:
     if not path.is_dir():
         pytest.skip("../shared/data/cerebrix-ct is not present (optional reference data)")
     return path
+
+
+@pytest.fixture
+def register_adapter(monkeypatch: pytest.MonkeyPatch) -> Any:
+    """`register_adapter(name, "module:Class")` puts a test adapter in the registry, as an entry point
+    would, and returns it loaded (the registry's checks run); the registry cache is cleared on both
+    ends so no test sees another's adapters."""
+    from dicom_hub.adapters import registry
+
+    def register(name: str, target: str, hint: str = "none") -> Any:
+        monkeypatch.setitem(registry.KNOWN_ADAPTERS, name, registry.KnownAdapter(target, hint))
+        registry.get_adapter.cache_clear()
+        return registry.get_adapter(name)
+
+    yield register
+    registry.get_adapter.cache_clear()

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 from conftest import expect_error, expect_ok, run_request
-from dicom_hub.adapters import registry
 from dicom_hub.adapters.base import Adapter, Availability, Unsupported, supports
 from dicom_hub.contract.catalog import load_catalog
 from dicom_hub.contract.errors import ErrorCode, HubError
@@ -43,12 +42,8 @@ class FakeAdapter(Adapter):
 
 
 @pytest.fixture
-def fake(monkeypatch):
-    monkeypatch.setitem(registry.KNOWN_ADAPTERS, "fake", registry.KnownAdapter(f"{__name__}:FakeAdapter", "install fake"))
-    registry.get_adapter.cache_clear()
-    adapter = registry.get_adapter("fake")
-    yield adapter
-    registry.get_adapter.cache_clear()
+def fake(register_adapter):
+    return register_adapter("fake", f"{__name__}:FakeAdapter", "install fake")
 
 
 def test_auto_prefers_python():

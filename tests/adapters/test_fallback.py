@@ -87,13 +87,10 @@ class FakeWriter(Adapter):
 
 
 @pytest.fixture
-def fake_first(monkeypatch):
+def fake_first(monkeypatch, register_adapter):
     """A backend tried before every built-in one under `auto`."""
-    monkeypatch.setitem(registry.KNOWN_ADAPTERS, "fake", registry.KnownAdapter(f"{__name__}:FakeWriter", "none"))
     monkeypatch.setattr(registry, "PREFERENCE", ("fake", *registry.PREFERENCE))
-    registry.get_adapter.cache_clear()
-    yield registry.get_adapter("fake")
-    registry.get_adapter.cache_clear()
+    return register_adapter("fake", f"{__name__}:FakeWriter")
 
 
 def test_an_answer_other_than_unavailable_ends_the_search_and_names_the_attempts(fake_first, tmp_path):

@@ -89,18 +89,15 @@ class TableAdapter(Adapter):
 
 
 @pytest.fixture
-def load_table(monkeypatch):
+def load_table(monkeypatch, register_adapter):
     """Load TableAdapter through the registry with the given changes to its table."""
 
     def load(changes=None, dropped=()):
         monkeypatch.setattr(TableAdapter, "changes", changes or {})
         monkeypatch.setattr(TableAdapter, "dropped", dropped)
-        monkeypatch.setitem(registry.KNOWN_ADAPTERS, "table", registry.KnownAdapter(f"{__name__}:TableAdapter", "none"))
-        registry.get_adapter.cache_clear()
-        return registry.get_adapter("table")
+        return register_adapter("table", f"{__name__}:TableAdapter")
 
-    yield load
-    registry.get_adapter.cache_clear()
+    return load
 
 
 def test_a_complete_table_loads_and_its_handler_serves(load_table):

@@ -13,7 +13,6 @@ from pathlib import Path
 
 import pytest
 from conftest import backend_request, expect_error, expect_ok
-from dicom_hub.adapters import registry
 from dicom_hub.adapters.base import Adapter, Availability, Unsupported, supports
 from dicom_hub.adapters.verify import fragments_problem, verify_file
 from dicom_hub.contract.catalog import load_catalog
@@ -134,12 +133,8 @@ class BrokenWriter(Adapter):
 
 
 @pytest.fixture
-def broken(monkeypatch):
-    monkeypatch.setitem(registry.KNOWN_ADAPTERS, "broken", registry.KnownAdapter(f"{__name__}:BrokenWriter", "none"))
-    registry.get_adapter.cache_clear()
-    adapter = registry.get_adapter("broken")
-    yield adapter
-    registry.get_adapter.cache_clear()
+def broken(register_adapter):
+    return register_adapter("broken", f"{__name__}:BrokenWriter")
 
 
 @pytest.mark.parametrize(
