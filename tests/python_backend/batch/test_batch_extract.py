@@ -251,7 +251,8 @@ def test_a_plain_archive_is_read_without_pydicom(archive, tmp_path):
     code = NO_PYDICOM_CHILD.format(log=str(log), request=json.dumps(request))
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, check=True)
     reports = [json.loads(line) for line in [result.stdout, *log.read_text().splitlines()]]
-    assert len({pid for pid, _ in reports}) == 3, "the parent and two workers reported"
+    # The parent and at least one worker (on a loaded machine one worker may take every task).
+    assert len({pid for pid, _ in reports}) >= 2, "the parent and the workers reported"
     assert all(modules == [] for _, modules in reports), reports
     assert len(_read_csv(tmp_path / "t.csv")[1]) == 400
 
