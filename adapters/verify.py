@@ -1,7 +1,7 @@
 """Verify the DICOM files an op wrote before its answer says ok.
 
 Every backend's output goes through the same checks; the dispatcher calls `verify_outcome`
-after the backend returns, and batch ops call `verify_file` per file.
+after the backend returns; `batch_decompress` calls `verify_file` per file.
 
 - `structure` (always): the file parses completely (every element, every sequence item); its
   transfer syntax is the one asked for; native Pixel Data is as long as Rows x Columns x

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from dicom_hub.contract.dicom.part10 import read_dataset, write_dataset
+from dicom_hub.contract.errors import ErrorCode, HubError
 from dicom_hub.contract.job import Job, Outcome
 
 from .runner import run_batch
@@ -40,7 +41,6 @@ def call_op(source: Path, target: Path | None, call: OpCall) -> dict[str, Any]:
 
 def require_op(op: str) -> None:
     """Fail the whole batch up front when the per-file op is not available here."""
-    from dicom_hub.contract.errors import ErrorCode, HubError
     from dicom_hub.python_backend import op_function
 
     try:
@@ -99,22 +99,34 @@ def batch_validate(job: Job) -> Outcome:
 
 
 def decompress_one(source: Path, target: Path | None, overwrite: bool) -> None:
-    """Decode the pixel data with pydicom's plugins and write Explicit VR Little Endian.
+    """Decode the pixel data with pydicom's plugins and write Explicit VR Little Endian, as the
+    op promises (implicit VR and deflated inputs too), then check the written file as the
+    dispatcher checks a single `transcode`: a file that fails is removed and becomes this file's
+    `backend_error`.
 
     The same decoding as `transcode` (`pixels.transcode.to_native_little_endian`): the SOP
     Instance UID is kept, so the same input always gives the same bytes — which a rerun after an
     interruption and a Dask worker's retry rely on to recognise a finished output.
     """
-    from pydicom.uid import UID
+    from dicom_hub.adapters.verify import verify_file
+    from dicom_hub.contract.dicom.pixels.decode import known_transfer_syntax
+    from pydicom.uid import ExplicitVRLittleEndian
 
     from ..pixels.transcode import to_native_little_endian
 
     assert target is not None
     ds = read_dataset(source)
-    syntax = UID(str(ds.file_meta.get("TransferSyntaxUID", "")))
-    if syntax.is_transfer_syntax:
-        to_native_little_endian(ds, source.name, syntax)
+    to_native_little_endian(ds, source.name, known_transfer_syntax(ds, source.name))
+    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
     write_dataset(ds, target, overwrite=overwrite)
+    problem = verify_file(target, source=source, transfer_syntax=ExplicitVRLittleEndian)
+    if problem:
+        target.unlink(missing_ok=True)
+        raise HubError(
+            ErrorCode.BACKEND_ERROR,
+            f"the decompressed copy of {source.name} fails verification: {problem}; it was removed",
+            "this is a defect of the python backend's decoder for this file; report it with the file, or decompress it with another backend (`dicom-hub ops transcode`)",
+        )
 
 
 def batch_decompress(job: Job) -> Outcome:

@@ -76,6 +76,48 @@ def test_batch_decompress(tree, tmp_path):
     assert not list(out.glob("fake*")) and not list(out.glob("truncated*"))
 
 
+# pydicom's files in every native encoding the op must turn into Explicit VR Little Endian.
+NATIVE_INPUTS = ("MR_small_implicit.dcm", "MR_small_bigendian.dcm", "ExplVR_BigEndNoMeta.dcm", "ExplVR_LitEndNoMeta.dcm", "rtstruct.dcm")
+
+
+def test_batch_decompress_writes_explicit_little_endian_from_every_native_encoding(tmp_path):
+    """Implicit VR, big endian, deflated and raw data sets without a file meta all come out as
+    the op promises: Explicit VR Little Endian, same SOP Instance UID, same pixel values."""
+    from pydicom.data import get_testdata_file
+    from pydicom.uid import DeflatedExplicitVRLittleEndian, ExplicitVRLittleEndian
+
+    source = tmp_path / "in"
+    source.mkdir()
+    for name in NATIVE_INPUTS:
+        (source / name).write_bytes(Path(get_testdata_file(name)).read_bytes())
+    deflated = dcmread(get_testdata_file("CT_small.dcm"))
+    deflated.file_meta.TransferSyntaxUID = DeflatedExplicitVRLittleEndian
+    deflated.save_as(source / "deflated.dcm", enforce_file_format=True)
+    out = tmp_path / "out"
+    data = expect_ok({"op": "batch_decompress", "input": str(source), "output": str(out), "options": {"workers": 1, "suffix": ""}})
+    assert data["metadata"]["files_failed"] == 0, data["metadata"]["errors"]
+    assert sorted(Path(p).name for p in data["output_files"]) == sorted([*NATIVE_INPUTS, "deflated.dcm"])
+    for written in map(Path, data["output_files"]):
+        result, original = dcmread(written), dcmread(source / written.name, force=True)
+        assert result.file_meta.TransferSyntaxUID == ExplicitVRLittleEndian, written.name
+        assert result.SOPInstanceUID == original.SOPInstanceUID
+        if "PixelData" in original:
+            assert np.array_equal(result.pixel_array, original.pixel_array), written.name
+
+
+def test_batch_decompress_output_that_fails_verification_is_removed(tree, tmp_path, monkeypatch):
+    """A written file the checks refuse is that file's backend_error, and nothing of it stays."""
+    from dicom_hub.adapters import verify
+
+    monkeypatch.setattr(verify, "verify_file", lambda path, **_: f"{path.name} is a stand-in for a broken output")
+    out = tmp_path / "out"
+    data = expect_ok({"op": "batch_decompress", "input": str(tree.root / "series"), "output": str(out), "options": {"workers": 1}})
+    assert data["metadata"]["files_processed"] == 0 and data["output_files"] == []
+    assert {e["code"] for e in data["metadata"]["errors"]} == {"backend_error"}
+    assert all("fails verification" in e["message"] and "it was removed" in e["message"] for e in data["metadata"]["errors"])
+    assert not [p for p in out.rglob("*") if p.is_file()]
+
+
 def test_batch_decompress_flat_and_never_overwrites(tree, tmp_path):
     out = tmp_path / "flat"
     request = {"op": "batch_decompress", "input": str(tree.root / "series"), "output": str(out), "options": {"preserve_tree": False, "suffix": "", "workers": 1}}
