@@ -11,10 +11,12 @@ import json
 import time
 import traceback
 from collections.abc import Sequence
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
 from dicom_hub.adapters.base import Adapter
+from dicom_hub.adapters.previous_output import previous_output_kept
 from dicom_hub.adapters.registry import candidates, get_adapter
 from dicom_hub.adapters.verify import DEFAULT_LEVEL, verify_outcome
 from dicom_hub.contract import CONTRACT_VERSION
@@ -44,21 +46,22 @@ def dispatch(raw: Request | dict[str, Any] | str | bytes) -> Response:
         failed: list[tuple[str, HubError]] = []  # backends that answered codec/backend_unavailable, in order
         may_fall_back = _may_fall_back(request.backend, spec)
         before = _output_state(job.output) if may_fall_back else None
-        while True:
-            adapter = _next_adapter(request.backend, spec, job, failed)
-            backend_name = adapter.name
-            try:
-                outcome = adapter.handle(job)
-                break
-            except HubError as err:
-                if not (may_fall_back and err.code in FALLBACK_CODES):
-                    raise _after_attempts(err, failed) from None
-                _check_untouched(job.output, before, adapter.name, err)
-                failed.append((adapter.name, err))
-        if failed:
-            outcome.metadata["attempts"] = [_attempt(name, err) for name, err in failed]
-        if spec.writes_dicom:
-            verify_outcome(job, outcome, adapter.name, request.options.get("verify", DEFAULT_LEVEL))
+        with previous_output_kept(job) if spec.writes_dicom else nullcontext():
+            while True:
+                adapter = _next_adapter(request.backend, spec, job, failed)
+                backend_name = adapter.name
+                try:
+                    outcome = adapter.handle(job)
+                    break
+                except HubError as err:
+                    if not (may_fall_back and err.code in FALLBACK_CODES):
+                        raise _after_attempts(err, failed) from None
+                    _check_untouched(job.output, before, adapter.name, err)
+                    failed.append((adapter.name, err))
+            if failed:
+                outcome.metadata["attempts"] = [_attempt(name, err) for name, err in failed]
+            if spec.writes_dicom:
+                verify_outcome(job, outcome, adapter.name, request.options.get("verify", DEFAULT_LEVEL))
         return _checked(_success(request, adapter, outcome, start))
     except HubError as err:
         return _checked(_failure(echo, backend_name, err, start))

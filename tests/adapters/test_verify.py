@@ -157,6 +157,30 @@ def test_a_broken_output_is_refused_and_removed(broken, tmp_path, behaviour, sam
     assert not out.exists()
 
 
+@pytest.mark.parametrize("behaviour", ["truncated", "new-uid"])
+def test_a_refused_overwrite_puts_the_previous_file_back(broken, tmp_path, behaviour):
+    """With overwrite: true the old output is replaced before it can be checked; a refused
+    answer must not have cost the user that file."""
+    broken.behaviour = behaviour
+    out = tmp_path / "out.dcm"
+    previous = b"the file the user had before" * 100
+    out.write_bytes(previous)
+    out.chmod(0o640)
+    data = expect_error(backend_request("broken", "transcode", "sample:CT_small.dcm", out, transfer_syntax="implicit", overwrite=True), "backend_error")
+    assert "fails verification" in data["error"]["message"]
+    assert out.read_bytes() == previous and out.stat().st_mode & 0o777 == 0o640
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.dcm"], "no copy is left beside it"
+
+
+def test_an_accepted_overwrite_replaces_the_file_and_leaves_no_copy(broken, tmp_path):
+    broken.behaviour = "faithful"
+    out = tmp_path / "out.dcm"
+    out.write_bytes(b"old")
+    expect_ok(backend_request("broken", "transcode", "sample:CT_small.dcm", out, transfer_syntax="implicit", overwrite=True))
+    assert dcmread(out).file_meta.TransferSyntaxUID == ImplicitVRLittleEndian
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.dcm"]
+
+
 def test_bad_fragments_are_refused(broken, tmp_path):
     broken.behaviour = "bad-fragments"
     out = tmp_path / "out.dcm"
