@@ -9,7 +9,6 @@ from __future__ import annotations
 import errno
 import json
 import time
-import traceback
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -74,6 +73,8 @@ def dispatch(raw: Request | dict[str, Any] | str | bytes) -> Response:
 
 def _internal(exc: Exception) -> HubError:
     if DEBUG:
+        import traceback
+
         traceback.print_exc()
     return HubError(
         ErrorCode.INTERNAL_ERROR,
