@@ -14,7 +14,6 @@ most protective choice.
 
 from __future__ import annotations
 
-import gzip
 import json
 import os
 from dataclasses import dataclass
@@ -93,6 +92,8 @@ def _build(name: str, modules: list[str]) -> IodAttributes:
 
 @cache
 def _table() -> dict[str, Any]:
+    import gzip  # when the tables are first needed, not on import
+
     return json.loads(gzip.decompress((data_dir() / TABLE_NAME).read_bytes()))
 
 
