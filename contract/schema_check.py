@@ -159,7 +159,9 @@ def _read_entry(path: Path) -> tuple[str, CodeType] | None:
 
 
 def _own(status: os.stat_result) -> bool:
-    """Owned by this user, and writable by no one else."""
+    """Owned by this user, and writable by no one else (where the system has POSIX owners)."""
+    if not hasattr(os, "getuid"):
+        return True  # Windows: the user's cache folder is private by its ACL
     return status.st_uid == os.getuid() and not status.st_mode & 0o022
 
 

@@ -76,6 +76,7 @@ def test_a_batch_run_on_an_empty_folder_loads_only_what_it_needs(tmp_path):
 import io, json, sys
 from dicom_hub.interface.cli import main
 from dicom_hub.contract.dicom.deid import iods
+from dicom_hub.contract import catalog, schema_check
 buffer = io.BytesIO()
 sys.stdout = wrapper = io.TextIOWrapper(buffer)  # the response is written to sys.stdout.buffer
 code = main(["run", "--op", "batch_anonymize", "--input", {str(tmp_path / "in")!r}, "--output", {str(tmp_path / "out")!r},
@@ -85,6 +86,7 @@ sys.stdout = sys.__stdout__
 response = json.loads(buffer.getvalue())
 print(json.dumps({{"code": code, "ok": response["ok"], "processed": response["metadata"]["files_processed"],
     "tables_loaded": iods._table.cache_info().currsize,
+    "checks": [schema_check.published_check.cache_info().currsize, catalog._options_check.cache_info().currsize],
     "modules": sorted(m for m in sys.modules if m.startswith("dicom_hub.interface.commands.") or m == "dicom_hub.python_backend.fast_info")}}))
 """
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
@@ -92,6 +94,7 @@ print(json.dumps({{"code": code, "ok": response["ok"], "processed": response["me
     seen = json.loads(result.stdout.splitlines()[-1])
     assert seen["code"] == 0 and seen["ok"] and seen["processed"] == 0
     assert seen["tables_loaded"] == 0, "the IOD tables are loaded for a file to de-identify, or before a fork"
+    assert seen["checks"] == [2, 1], "the request's, the response's and this op's options' checks, no other"
     assert seen["modules"] == ["dicom_hub.interface.commands.fast_lane", "dicom_hub.interface.commands.run"]
 
 
