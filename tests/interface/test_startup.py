@@ -116,3 +116,10 @@ print(before, iods._table.cache_info().currsize, iods._tags_by_keyword.cache_inf
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env={**os.environ})
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["0", "1", "1", "0"]
+
+
+def test_no_top_level_option_takes_a_value():
+    """`_command_named` takes the first word that is not an option for the command: true only while
+    every top-level option is a flag (an option with a value, e.g. `--log run`, would be misread)."""
+    options = [a for a in cli.build_parser()._actions if a.option_strings]
+    assert options and all(a.nargs == 0 for a in options), [(a.option_strings, a.nargs) for a in options]
