@@ -9,7 +9,6 @@ from __future__ import annotations
 import errno
 import json
 import time
-import traceback
 from collections.abc import Sequence
 from contextlib import nullcontext
 from pathlib import Path
@@ -18,7 +17,6 @@ from typing import Any
 from dicom_hub.adapters.base import Adapter
 from dicom_hub.adapters.previous_output import previous_output_kept
 from dicom_hub.adapters.registry import candidates, get_adapter
-from dicom_hub.adapters.verify import DEFAULT_LEVEL, verify_outcome
 from dicom_hub.contract import CONTRACT_VERSION
 from dicom_hub.contract.catalog import DISPATCHER_OPTIONS, OpSpec, get_op
 from dicom_hub.contract.errors import ErrorCode, HubError, exit_code_for
@@ -61,6 +59,8 @@ def dispatch(raw: Request | dict[str, Any] | str | bytes) -> Response:
             if failed:
                 outcome.metadata["attempts"] = [_attempt(name, err) for name, err in failed]
             if spec.writes_dicom:
+                from dicom_hub.adapters.verify import DEFAULT_LEVEL, verify_outcome  # ops that write DICOM only
+
                 verify_outcome(job, outcome, adapter.name, request.options.get("verify", DEFAULT_LEVEL))
         return _checked(_success(request, adapter, outcome, start))
     except HubError as err:
@@ -77,6 +77,8 @@ def dispatch(raw: Request | dict[str, Any] | str | bytes) -> Response:
 
 def _internal(exc: Exception) -> HubError:
     if DEBUG:
+        import traceback
+
         traceback.print_exc()
     return HubError(
         ErrorCode.INTERNAL_ERROR,

@@ -1,5 +1,7 @@
-"""`dicom-hub`: the argparse root. Subcommands live in `commands/`; each module is imported to declare
-its arguments and keeps its heavy imports inside the command it runs."""
+"""`dicom-hub`: the argparse root. Subcommands live in `commands/`; each module declares its arguments
+and keeps its heavy imports inside the command it runs. Only the command being run is imported and
+given its arguments: the others are listed by name and one-line help (all the top-level help shows),
+which spares every `dicom-hub run` the import and the parser of six commands it does not use."""
 
 from __future__ import annotations
 
@@ -27,7 +29,8 @@ EPILOG = """examples:
 """
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The parser of `dicom-hub`, with the arguments of `command` (of every command when None)."""
     parser = argparse.ArgumentParser(
         prog="dicom-hub",
         description="One JSON contract for DICOM work, served by pydicom and by external toolkits.",
@@ -39,8 +42,17 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, (module, help_text) in COMMANDS.items():
         cmd = sub.add_parser(name, help=help_text, description=help_text)
-        _command_module(module).add_arguments(cmd)
+        if command in (None, name):
+            _command_module(module).add_arguments(cmd)
     return parser
+
+
+def _command_named(argv: list[str]) -> str | None:
+    """The command `argv` runs, known before parsing: the top-level options take no value, so the
+    first word that is not an option names it. None when that word is no command, so that argparse
+    (with every command declared) answers in its usual words."""
+    word = next((arg for arg in argv if not arg.startswith("-")), None)
+    return word if word in COMMANDS else None
 
 
 def _command_module(module: str):
@@ -48,7 +60,8 @@ def _command_module(module: str):
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
+    command = _command_named(sys.argv[1:] if argv is None else argv)
+    parser = build_parser(command)
     args = parser.parse_args(argv)
     if args.version:
         from importlib.metadata import version

@@ -22,9 +22,6 @@ import time
 from typing import Any
 
 from dicom_hub.contract import CONTRACT_VERSION
-from dicom_hub.contract.files import resolve_inputs
-from dicom_hub.contract.messages import Response
-from dicom_hub.python_backend.fast_info import fast_info
 
 _FIELDS = frozenset({"contract", "id", "op", "input", "output", "options", "backend"})  # request.schema.json
 _CONTRACT = re.compile(r"[0-9]+\.[0-9]+")
@@ -38,6 +35,11 @@ def answer(request: Any, indent: int | None = None) -> str | None:
     start = time.perf_counter()
     if not _plain_info(request):
         return None
+    # Imported for a plain info request only: every other request (a batch op) pays nothing here.
+    from dicom_hub.contract.files import resolve_inputs
+    from dicom_hub.contract.messages import Response
+    from dicom_hub.python_backend.fast_info import fast_info
+
     try:
         (path,) = resolve_inputs(request["input"], "file", "info")
         metadata = fast_info(path)  # it reads only files with the DICM marker: check_dicom_start passes them
