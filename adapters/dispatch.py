@@ -58,8 +58,8 @@ def dispatch(raw: Request | dict[str, Any] | str | bytes) -> Response:
                     failed.append((adapter.name, err))
             if failed:
                 outcome.metadata["attempts"] = [_attempt(name, err) for name, err in failed]
-            if spec.writes_dicom:
-                from dicom_hub.adapters.verify import DEFAULT_LEVEL, verify_outcome  # ops that write DICOM only
+            if spec.writes_dicom:  # the checks are imported for ops that write DICOM only
+                from dicom_hub.adapters.verify import DEFAULT_LEVEL, verify_outcome
 
                 verify_outcome(job, outcome, adapter.name, request.options.get("verify", DEFAULT_LEVEL))
         return _checked(_success(request, adapter, outcome, start))
