@@ -9,7 +9,7 @@ cd "$(dirname "$0")/../.."
 out="${DICOM_HUB_CSHARP_BUILD:-${XDG_DATA_HOME:-$HOME/.local/share}/dicom-hub/csharp}"
 exe="${out}/DicomHubGdcm.exe"
 sources=(adapters/csharp/*.cs)
-resources=(contract/info_fields.json contract/data/ps3.15-annex-e-2024b*.tsv contract/data/deid-dummy-items.tsv contract/data/ps3.3-iods-*.json.gz contract/dicom/deid/iods.py)
+resources=(contract/info_fields.json contract/data/ps3.15-annex-e-2024b*.tsv contract/data/deid-dummy-items.tsv contract/data/ps3.3-iods-*.bin.gz contract/dicom/deid/iods.py)
 python=.venv/bin/python
 
 if [ -f "${exe}" ] && [ -z "$(find "${sources[@]}" "${resources[@]}" -newer "${exe}" -print -quit)" ]; then
