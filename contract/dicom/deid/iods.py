@@ -149,7 +149,6 @@ class _Table:
 
 
 @cache
-@_without_gc
 def _table() -> _Table:
     """The file is gzip of a JSON header line then the arrays it lists (scripts/gen_iod_table.py)."""
     import zlib  # when the tables are first needed, not on import
