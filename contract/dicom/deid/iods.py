@@ -111,10 +111,10 @@ def _build(name: str, modules: list[str]) -> IodAttributes:
     strongest: dict[int, int] = {}  # node -> kind code (lower is stronger), in first-seen order
     for module in modules:
         rows = table.modules[module]
-        for node, code in zip(table.row_nodes[rows.start : rows.stop], table.row_kinds[rows.start : rows.stop], strict=True):
-            known = strongest.get(node)
-            if known is None or code < known:
-                strongest[node] = code
+        codes = dict(zip(table.row_nodes[rows.start : rows.stop], table.row_kinds[rows.start : rows.stop], strict=True))
+        for node in codes.keys() & strongest.keys():  # a module lists a path once; modules seldom share one
+            codes[node] = min(codes[node], strongest[node])
+        strongest.update(codes)  # a path already seen keeps its place
     paths = table.paths(strongest)
     types = {paths[node]: KINDS[code] for node, code in strongest.items()}
     parents = table.parents
