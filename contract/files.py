@@ -310,7 +310,8 @@ def write_file_atomically(path: Path, data: bytes | Sequence[Any], overwrite: bo
     replacing an existing file unless `overwrite` (RENAME_NOREPLACE where the system has it, else
     a hard link as `atomic_output` does); the same errors and codes as `atomic_output`."""
     pieces = [data] if isinstance(data, bytes | bytearray | memoryview) else list(data)
-    _refuse_special_output(path)
+    if overwrite:  # else a path that exists, whatever it is, fails the rename (and is looked at then)
+        _refuse_special_output(path)
     tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.part")
     moved = False
     try:
@@ -333,6 +334,10 @@ def write_file_atomically(path: Path, data: bytes | Sequence[Any], overwrite: bo
             if not moved:
                 _move_into_place(tmp, path, overwrite)
                 moved = overwrite  # a hard link leaves the temporary name to remove
+        except HubError as err:
+            if err.code is ErrorCode.OUTPUT_EXISTS:
+                _refuse_special_output(path)  # a device or FIFO is refused as such
+            raise
         except OSError as err:
             raise output_error(path, err) from None
     finally:
@@ -342,6 +347,12 @@ def write_file_atomically(path: Path, data: bytes | Sequence[Any], overwrite: bo
 
 
 _AT_FDCWD, _RENAME_NOREPLACE = -100, 1
+
+
+def prepare_atomic_writes() -> None:
+    """Load what `write_file_atomically` needs (the C library's renameat2, through ctypes) now:
+    before batch workers fork, so they share it instead of each loading it."""
+    _renameat2()
 
 
 @cache

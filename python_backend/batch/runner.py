@@ -80,6 +80,9 @@ Executor = Any  # LocalExecutor or dask_executor.DaskExecutor: run(items, func, 
 # Chunks in flight per worker: enough to keep every core busy, few enough to bound memory.
 _WINDOW_PER_WORKER = 3
 _MAX_CHUNK = 32
+# The smallest chunk of the local pool: a chunk costs the parent and a worker ~1 ms of pickling,
+# pipes and thread wake-ups, as much as a file; 4 files keep that small and the workers even.
+_MIN_CHUNK = 4
 
 
 @dataclass(frozen=True)
@@ -234,14 +237,46 @@ class _RunFiles:
                 yield source, target
 
         with open(state.journal_path, "a", encoding="utf-8") as journal:
-            for outcome in self.outcomes(planned(), verify=not self.job.overwrite):
-                key = str(outcome.target)
-                if outcome.error is not None:
-                    leftovers.failed.append(key)
-                elif key not in done:
-                    journal.write(json.dumps({"t": key, "v": outcome.value}, default=str) + "\n")
-                    journal.flush()
-                yield outcome
+            lines = _JournalLines(journal)
+            try:
+                for outcome in self.outcomes(planned(), verify=not self.job.overwrite):
+                    key = str(outcome.target)
+                    if outcome.error is not None:
+                        leftovers.failed.append(key)
+                    elif key not in done:
+                        lines.add(json.dumps({"t": key, "v": outcome.value}, default=str))
+                    yield outcome
+            finally:  # Ctrl-C included: what is done is journaled
+                lines.flush()
+
+
+class _JournalLines:
+    """The journal's lines, written in batches (a few per system call, at most `_JOURNAL_DELAY_S`
+    late): a line lost to a kill only costs its output a check on resume, since an output without a
+    journal line is rewritten beside itself and compared."""
+
+    def __init__(self, journal: Any) -> None:
+        import time
+
+        self.journal, self.clock = journal, time.monotonic
+        self.lines: list[str] = []
+        self.since = self.clock()
+
+    def add(self, line: str) -> None:
+        self.lines.append(line)
+        if len(self.lines) >= _JOURNAL_BATCH or self.clock() - self.since >= _JOURNAL_DELAY_S:
+            self.flush()
+
+    def flush(self) -> None:
+        if self.lines:
+            self.journal.write("\n".join(self.lines) + "\n")
+            self.journal.flush()
+            self.lines.clear()
+        self.since = self.clock()
+
+
+_JOURNAL_BATCH = 64
+_JOURNAL_DELAY_S = 0.2
 
 
 class _Temporaries:
@@ -354,15 +389,14 @@ class TargetPlanner:
         self.taken: dict[Path, set[str]] = {}
         self.forget = sorted_input and preserve_tree and len(self.roots) == 1 and self.roots[0].is_dir()
         self.current: Path | None = None
+        # The output folder of the last input folder (a walk gives a folder's files one after another).
+        self._last: tuple[str, Path, set[str]] | None = None
 
     def target(self, file: Path) -> Path:
-        root = next((r for r in self.roots if r in file.parents), file.parent)
-        folder = self.output / file.parent.relative_to(root) if self.preserve_tree else self.output
-        if self.forget and folder != self.current:
-            self.current = folder
-            for done in [f for f in self.taken if f != folder and f not in folder.parents]:
-                del self.taken[done]
-        taken = self.taken.setdefault(folder, set())
+        parent = os.path.dirname(file)
+        if self._last is None or self._last[0] != parent:
+            self._last = (parent, *self._folder(file))
+        _, folder, taken = self._last
         own_ext = file.suffix if file.suffix.lower() in DICOM_EXTENSIONS else ""
         stem = file.name[: len(file.name) - len(own_ext)] if own_ext else file.name
         ext = own_ext if self.extension is None else self.extension
@@ -371,6 +405,16 @@ class TargetPlanner:
             name, n = f"{stem}{self.suffix}_{n}{ext}", n + 1
         taken.add(name)
         return folder / name
+
+    def _folder(self, file: Path) -> tuple[Path, set[str]]:
+        """The output folder of `file`'s folder, and the names taken in it."""
+        root = next((r for r in self.roots if r in file.parents), file.parent)
+        folder = self.output / file.parent.relative_to(root) if self.preserve_tree else self.output
+        if self.forget and folder != self.current:
+            self.current = folder
+            for done in [f for f in self.taken if f != folder and f not in folder.parents]:
+                del self.taken[done]
+        return folder, self.taken.setdefault(folder, set())
 
 
 def iter_results(
@@ -476,13 +520,11 @@ class LocalExecutor:
         """Fork the workers of `map_tasks` now, without waiting for them: a process that is still
         small forks cheaply, and its workers do not carry copies of what it builds next."""
         if self.workers > 1:
-            self._task_pool().submit(int)  # a process pool forks all its workers at the first task
+            self._task_pool()
 
     def _task_pool(self) -> Any:
         if self._tasks is None:
-            from concurrent.futures import ProcessPoolExecutor
-
-            self._tasks = ProcessPoolExecutor(max_workers=self.workers, initializer=_init_worker, initargs=(None, None, False, os.getpid()))
+            self._tasks = _process_pool(self.workers, (None, None, False, os.getpid()))
         return self._tasks
 
     def _close_task_pool(self, wait: bool) -> None:
@@ -501,8 +543,11 @@ class ChunkWindow:
     place in the window and passes through. Memory is bounded by the window, whatever the number
     of files."""
 
-    def __init__(self, submit: Callable[[list[tuple[Path, Path | None]]], Any], workers: int, window: int, max_chunk: int, total: int | None) -> None:
+    def __init__(
+        self, submit: Callable[[list[tuple[Path, Path | None]]], Any], workers: int, window: int, max_chunk: int, total: int | None, min_chunk: int = 1
+    ) -> None:
         self.submit, self.workers, self.window, self.max_chunk, self.total = submit, workers, window, max_chunk, total
+        self.min_chunk = min_chunk
         self.pending: deque = deque()  # (chunk, future) or a FileOutcome, in input order
 
     def run(self, items: Iterable[WorkItem], finish: Callable[[list[tuple[Path, Path | None]], Any], Iterator[FileOutcome]]) -> Iterator[FileOutcome]:
@@ -531,7 +576,7 @@ class ChunkWindow:
         return [entry[1] for entry in self.pending if not isinstance(entry, FileOutcome)]
 
     def _size(self, seen: int) -> int:
-        return max(1, min(self.max_chunk, (self.total or seen) // (self.workers * 8)))
+        return max(self.min_chunk, min(self.max_chunk, (self.total or seen) // (self.workers * 8)))
 
     def _send(self, chunk: list[tuple[Path, Path | None]]) -> None:
         self.pending.append((chunk, self.submit(chunk)))
@@ -552,10 +597,8 @@ class _Pool:
         self.pool = self._start()
 
     def _start(self) -> Any:
-        from concurrent.futures import ProcessPoolExecutor
-
         workers, func, context, verify = self.args
-        return ProcessPoolExecutor(max_workers=workers, initializer=_init_worker, initargs=(func, context, verify, os.getpid()))
+        return _process_pool(workers, (func, context, verify, os.getpid()))
 
     def restart(self) -> None:
         self.pool.shutdown(wait=False, cancel_futures=True)
@@ -578,11 +621,28 @@ class _Pool:
         self.pool.shutdown(wait=wait, cancel_futures=True)
 
 
+def _process_pool(workers: int, initargs: tuple[Any, ...]) -> Any:
+    """A process pool whose workers are forked now, with the garbage collector's view of this
+    process frozen: a forked worker shares the parent's memory until it writes to it, and a
+    collection in the worker would write to every object it visits (copying ~10 MB of pages,
+    ~50 ms of CPU per worker on a busy parent). Unfrozen again once the workers exist."""
+    import gc
+    from concurrent.futures import ProcessPoolExecutor
+
+    pool = ProcessPoolExecutor(max_workers=workers, initializer=_init_worker, initargs=initargs)
+    gc.freeze()
+    try:
+        pool.submit(int)  # a process pool forks all its workers at the first task
+    finally:
+        gc.unfreeze()
+    return pool
+
+
 def _parallel(items: Iterable[WorkItem], func: FileFunc, context: Any, workers: int, verify: bool, total: int | None) -> Iterator[FileOutcome]:
     from concurrent.futures.process import BrokenProcessPool
 
     pool = _Pool(workers, func, context, verify)
-    window = ChunkWindow(pool.submit, workers, workers * _WINDOW_PER_WORKER, _MAX_CHUNK, total)
+    window = ChunkWindow(pool.submit, workers, workers * _WINDOW_PER_WORKER, _MAX_CHUNK, total, _MIN_CHUNK)
 
     def finish(chunk: list[tuple[Path, Path | None]], future: Any) -> Iterator[FileOutcome]:
         try:

@@ -187,13 +187,18 @@ def _warm_up(settings: Settings) -> None:
     """Load the tables before the runner forks its workers, so they share them. pydicom is not
     imported here (~0.3 s): the bytes engine does without it, and a worker that meets a file it
     declines imports pydicom itself, on its own core."""
+    from dicom_hub.contract.dicom.deid.profile import load_repeating, load_table
     from dicom_hub.contract.dicom.pydicom_tables import pydicom_version
+    from dicom_hub.contract.files import prepare_atomic_writes
 
-    from . import bytes_engine  # noqa: F401
+    from . import bytes_engine, reading  # noqa: F401
 
     profile_for(settings.profile_options)
+    load_table()  # the profile's rows, read at the first tag it is asked about
+    load_repeating()
     iods.warm_up()
     pydicom_version()
+    prepare_atomic_writes()
 
 
 def _describe(settings: Settings, key_source: str) -> dict[str, Any]:
