@@ -220,7 +220,7 @@ class _RunFiles:
         saved = state.load_run()
         if saved is None or saved.get("signature") != signature:
             state.forget_journal()
-            state.save_run({"signature": signature})
+            state.save_run({"signature": signature}, durable=False)
             done: dict[str, Any] = {}
         else:
             done = state.read_journal()
