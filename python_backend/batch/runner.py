@@ -638,14 +638,75 @@ def _process_pool(workers: int, initargs: tuple[Any, ...]) -> Any:
     return pool
 
 
+def runs_in_parent(func: FileFunc) -> FileFunc:
+    """Mark a per-file function that cannot take its process down (pure Python: no native
+    decoder, memory bounded by one file), so the local pool lets the parent run part of the files
+    itself, with one worker fewer: one fork, one warm-up and half the hand-overs saved, while
+    the parent would otherwise only wait."""
+    func.runs_in_parent = True  # type: ignore[attr-defined]
+    return func
+
+
+class _InParent:
+    """A chunk the parent runs itself: when its outcomes are due, or earlier, while it waits for
+    a worker (`_Shares.work_while_waiting`). Future-like, as `ChunkWindow` expects."""
+
+    def __init__(self, chunk: list[tuple[Path, Path | None]], func: FileFunc, context: Any, verify: bool) -> None:
+        self.chunk, self.func, self.context, self.verify = chunk, func, context, verify
+        self.results: list[tuple[Any, FileError | None, bool]] | None = None
+
+    def done(self) -> bool:
+        return self.results is not None
+
+    def result(self) -> list[tuple[Any, FileError | None, bool]]:
+        if self.results is None:
+            self.results = run_files(self.func, self.context, self.chunk, self.verify)
+        return self.results
+
+
+class _Shares:
+    """Who runs each chunk when the parent takes part: the workers get a chunk whenever fewer
+    than `_QUEUED_PER_WORKER` of theirs are waiting (so none runs dry), the parent the others."""
+
+    def __init__(self, pool: _Pool, func: FileFunc, context: Any, verify: bool, workers: int) -> None:
+        self.pool, self.func, self.context, self.verify = pool, func, context, verify
+        self.queued = workers * _QUEUED_PER_WORKER
+        self.window: ChunkWindow | None = None
+
+    def submit(self, chunk: list[tuple[Path, Path | None]]) -> Any:
+        assert self.window is not None
+        in_pool = sum(1 for entry in self.window.pending if not isinstance(entry, FileOutcome) and not isinstance(entry[1], _InParent) and not entry[1].done())
+        if in_pool < self.queued:
+            return self.pool.submit(chunk)
+        return _InParent(chunk, self.func, self.context, self.verify)
+
+    def work_while_waiting(self, future: Any) -> None:
+        """Before blocking on a worker's chunk, run the parent's next chunks, in order."""
+        assert self.window is not None
+        for entry in self.window.pending:
+            if future.done():
+                return
+            if not isinstance(entry, FileOutcome) and isinstance(entry[1], _InParent) and not entry[1].done():
+                entry[1].result()
+
+
+_QUEUED_PER_WORKER = 2
+
+
 def _parallel(items: Iterable[WorkItem], func: FileFunc, context: Any, workers: int, verify: bool, total: int | None) -> Iterator[FileOutcome]:
     from concurrent.futures.process import BrokenProcessPool
 
-    pool = _Pool(workers, func, context, verify)
-    window = ChunkWindow(pool.submit, workers, workers * _WINDOW_PER_WORKER, _MAX_CHUNK, total, _MIN_CHUNK)
+    in_parent = getattr(func, "runs_in_parent", False)
+    pool = _Pool(workers - 1 if in_parent else workers, func, context, verify)
+    shares = _Shares(pool, func, context, verify, workers - 1) if in_parent else None
+    window = ChunkWindow(pool.submit if shares is None else shares.submit, workers, workers * _WINDOW_PER_WORKER, _MAX_CHUNK, total, _MIN_CHUNK)
+    if shares is not None:
+        shares.window = window
 
     def finish(chunk: list[tuple[Path, Path | None]], future: Any) -> Iterator[FileOutcome]:
         try:
+            if shares is not None and not isinstance(future, _InParent):
+                shares.work_while_waiting(future)
             results = future.result()
         except BrokenProcessPool:
             # A worker died (a crash in native code, the OOM killer): find the file that did it
@@ -654,7 +715,7 @@ def _parallel(items: Iterable[WorkItem], func: FileFunc, context: Any, workers: 
             yield from _isolate(chunk, func, context)
             pool.restart()
             for i, entry in enumerate(window.pending):
-                if not isinstance(entry, FileOutcome):
+                if not isinstance(entry, FileOutcome) and not isinstance(entry[1], _InParent):
                     window.pending[i] = (entry[0], pool.submit(entry[0]))
             return
         for (source, target), (value, error, reused) in zip(chunk, results, strict=True):

@@ -169,11 +169,13 @@ def anonymize(job: Job) -> Outcome:
 
 def batch_anonymize(job: Job) -> Outcome:
     """The `batch_anonymize` op: `anonymize_file` over a tree with the batch runner."""
-    from ..batch.runner import run_batch
+    from ..batch.runner import run_batch, runs_in_parent
 
     settings, key_source = settings_from(job)
     _warm_up(settings)
-    outcome = run_batch(job, anonymize_file, context=settings, describe="anonymize")
+    # Pure Python on one file's bytes (pydicom never decodes the pixels here): the parent may take
+    # part of the files, with one worker fewer.
+    outcome = run_batch(job, runs_in_parent(anonymize_file), context=settings, describe="anonymize")
     entries = outcome.metadata.pop("results", [])
     outcome.metadata.update(_describe(settings, key_source))
     if settings.collect_mapping and outcome.metadata["files_processed"]:
