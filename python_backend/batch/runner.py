@@ -29,14 +29,16 @@ describe="...")` does everything around the function:
 - runs `func(source, target, context)` for each file on `options.executor` (`executors.py`):
   `local`, `options.workers` processes (default: all cores; 1 runs in-process) that die with
   this process (`lifetime.py`), or `dask`, tasks on a Dask cluster; in bounded windows so memory
-  does not grow with the file count;
+  does not grow with the file count; a function marked `runs_in_parent` (pure Python, cannot
+  crash its process) has the parent run part of the files itself, with one worker fewer;
 - catches every per-file exception, `BaseException`s such as a Rust panic included: `HubError`
   keeps its code, `OSError` becomes `input_not_found` / `output_error`, anything else
   `internal_error`; a worker process that dies (a crash in native code, the OOM killer) costs
   only the file it was on (`backend_error`); the batch goes on;
 - aborts on `MemoryError` with a `backend_error` that says to lower `options.workers`;
-- resumes: the run state next to the output (`state.py`) journals every finished output, so
-  the same request after an interruption skips them (`files_resumed`); an output that exists
+- resumes: the run state next to the output (`state.py`) journals every finished output (a few
+  lines per write, at most 0.2 s late), so the same request after an interruption skips them
+  (`files_resumed`); an output that exists
   without a journal line is rewritten beside itself and kept when the bytes are the same (a
   killed worker's last file, a Dask task retried), else it is the file's `output_exists` error;
   temp files a killed run left for this run's outputs are removed; the journal of a resumed run
