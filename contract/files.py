@@ -18,7 +18,6 @@ import os
 import re
 import secrets
 import stat
-import tempfile
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
 from functools import cache
@@ -269,6 +268,8 @@ def atomic_output(path: Path, overwrite: bool = False, *, private: bool = False)
 
 def _temp_beside(path: Path, private: bool) -> Path:
     """An empty temporary file in the output's folder, created with its final mode."""
+    import tempfile  # here: it imports `random` and `shutil`, which start-up does not need
+
     make_output_dir(path.parent)
     try:
         fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
