@@ -592,35 +592,30 @@ class ChunkWindow:
 
 
 class _Pool:
-    """A process pool whose workers die with this process; replaced when a worker crashes."""
+    """Worker processes for chunks (`forked.ForkedWorkers`) that die with this process; replaced
+    when a worker crashes."""
 
     def __init__(self, workers: int, func: FileFunc, context: Any, verify: bool) -> None:
         self.args = (workers, func, context, verify)
         self.pool = self._start()
 
     def _start(self) -> Any:
+        from .forked import ForkedWorkers
+
         workers, func, context, verify = self.args
-        return _process_pool(workers, (func, context, verify, os.getpid()))
+        return ForkedWorkers(workers, _run_chunk, _init_worker, (func, context, verify, os.getpid()))
 
     def restart(self) -> None:
-        self.pool.shutdown(wait=False, cancel_futures=True)
+        self.pool.close(wait=False)
         self.pool = self._start()
 
     def submit(self, chunk: list[tuple[Path, Path | None]]) -> Any:
         """The chunk's future; when a worker died since the last chunk went out, the pool takes
-        no more work: a future that says so, handled where the dead worker's chunk is."""
-        from concurrent.futures import Future
-        from concurrent.futures.process import BrokenProcessPool
-
-        try:
-            return self.pool.submit(_run_chunk, chunk)
-        except BrokenProcessPool as err:
-            broken: Future = Future()
-            broken.set_exception(err)
-            return broken
+        no more work: a future that says so (`WorkerDied`), handled where the dead worker's chunk is."""
+        return self.pool.submit(chunk)
 
     def close(self, wait: bool) -> None:
-        self.pool.shutdown(wait=wait, cancel_futures=True)
+        self.pool.close(wait)
 
 
 def _process_pool(workers: int, initargs: tuple[Any, ...]) -> Any:
@@ -696,7 +691,7 @@ _QUEUED_PER_WORKER = 2
 
 
 def _parallel(items: Iterable[WorkItem], func: FileFunc, context: Any, workers: int, verify: bool, total: int | None) -> Iterator[FileOutcome]:
-    from concurrent.futures.process import BrokenProcessPool
+    from .forked import WorkerDied
 
     in_parent = getattr(func, "runs_in_parent", False)
     pool = _Pool(workers - 1 if in_parent else workers, func, context, verify)
@@ -710,7 +705,7 @@ def _parallel(items: Iterable[WorkItem], func: FileFunc, context: Any, workers: 
             if shares is not None and not isinstance(future, _InParent):
                 shares.work_while_waiting(future)
             results = future.result()
-        except BrokenProcessPool:
+        except WorkerDied:
             # A worker died (a crash in native code, the OOM killer): find the file that did it
             # by running the chunk's files one by one, then go on with a fresh pool. Chunks in
             # flight are run again; what they already wrote is recognised (verify_existing).
@@ -732,14 +727,14 @@ def _parallel(items: Iterable[WorkItem], func: FileFunc, context: Any, workers: 
 def _isolate(chunk: list[tuple[Path, Path | None]], func: FileFunc, context: Any) -> Iterator[FileOutcome]:
     """Each file of a chunk whose worker died, alone in a one-worker pool: a file that kills its
     worker again becomes that file's error; the others complete."""
-    from concurrent.futures.process import BrokenProcessPool
+    from .forked import WorkerDied
 
     for source, target in chunk:
         pool = _Pool(1, func, context, True)
         try:
             ((value, error, reused),) = pool.submit([(source, target)]).result()
             yield FileOutcome(source, target, value, error, reused)
-        except BrokenProcessPool:
+        except WorkerDied:
             yield FileOutcome(source, target, None, FileError(str(source), ErrorCode.BACKEND_ERROR.value, _WORKER_DIED))
         finally:
             pool.close(wait=True)
