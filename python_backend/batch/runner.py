@@ -246,7 +246,7 @@ class _RunFiles:
                     if outcome.error is not None:
                         leftovers.failed.append(key)
                     elif key not in done:
-                        lines.add(json.dumps({"t": key, "v": outcome.value}, default=str))
+                        lines.add(_journal_line({"t": key, "v": outcome.value}))
                     yield outcome
             finally:  # Ctrl-C included: what is done is journaled
                 lines.flush()
@@ -277,6 +277,7 @@ class _JournalLines:
         self.since = self.clock()
 
 
+_journal_line = json.JSONEncoder(default=str).encode  # json.dumps(..., default=str), one encoder for the run
 _JOURNAL_BATCH = 64
 _JOURNAL_DELAY_S = 0.2
 
