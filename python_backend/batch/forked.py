@@ -68,6 +68,9 @@ class ForkedWorkers:
         try:
             for _ in range(workers):
                 self.workers.append(_Worker.fork(serve, initializer, initargs))
+        except BaseException:
+            self.close(wait=False)  # the system refused a fork (EAGAIN): no worker left behind
+            raise
         finally:
             gc.unfreeze()
 

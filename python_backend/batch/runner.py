@@ -82,8 +82,8 @@ Executor = Any  # LocalExecutor or dask_executor.DaskExecutor: run(items, func, 
 # Chunks in flight per worker: enough to keep every core busy, few enough to bound memory.
 _WINDOW_PER_WORKER = 3
 _MAX_CHUNK = 32
-# The smallest chunk of the local pool: a chunk costs the parent and a worker ~1 ms of pickling,
-# pipes and thread wake-ups, as much as a file; 4 files keep that small and the workers even.
+# The smallest chunk of the local pool: a chunk costs the parent and a worker pickling, pipe
+# writes and wake-ups (as much as a small file); 4 files keep that small and the workers even.
 _MIN_CHUNK = 4
 
 
