@@ -19,7 +19,9 @@ slower runs measure the neighbours). CPU is user+system time of the whole proces
 system part is mostly the kernel creating and filling the output files, the same work for both
 tools, and it varies from run to run: on an ext4 without a journal (this machine's), each new
 inode is found by stepping over every inode deleted in the last ~30 s of its block group, so a
-run right after a large delete (the previous run's outputs) pays up to ~1 ms a file more.
+run right after a large delete pays up to ~1 ms a file more. So no output is deleted before
+every run is done (a few hundred MB in the temporary folder); what other processes delete on a
+shared machine still weighs on whichever run comes next.
 Target: ours / gdcmanon files/s >= 1.0 on both.
 """
 
@@ -115,7 +117,6 @@ def bench(label: str, folder: Path, work: Path, cert: Path, repeat: int, workers
         path.read_bytes()
     n = len(files)
     run_ours(folder, work / f"{label}-warm-up", workers, n)  # untimed: bytecode cache, page cache
-    shutil.rmtree(work / f"{label}-warm-up")
     gdcm_runs, our_runs = [], []
     for i in range(repeat):
         # Each tool starts with no dirty pages left by the other: without the sync, whichever runs
@@ -127,8 +128,8 @@ def bench(label: str, folder: Path, work: Path, cert: Path, repeat: int, workers
                 gdcm_runs.append(run_gdcmanon(folder, work / f"{label}-gdcm{i}", cert, n))
             else:
                 our_runs.append(run_ours(folder, work / f"{label}-ours{i}", workers, n))
-        shutil.rmtree(work / f"{label}-gdcm{i}")
-        shutil.rmtree(work / f"{label}-ours{i}")
+        # Outputs are kept until the end: deleting them here would make the next run pay for it
+        # (see the module docstring), whichever tool that is.
     gdcm, ours = min(gdcm_runs, key=lambda r: r.wall), min(our_runs, key=lambda r: r.wall)
     gdcm_rate, our_rate = n / gdcm.wall, n / ours.wall
     ratio = our_rate / gdcm_rate
