@@ -18,7 +18,6 @@ import os
 import re
 import secrets
 import stat
-import tempfile
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
 from functools import cache
@@ -269,6 +268,8 @@ def atomic_output(path: Path, overwrite: bool = False, *, private: bool = False)
 
 def _temp_beside(path: Path, private: bool) -> Path:
     """An empty temporary file in the output's folder, created with its final mode."""
+    import tempfile  # here: it imports `random` and `shutil`, which start-up does not need
+
     make_output_dir(path.parent)
     try:
         fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
@@ -310,7 +311,8 @@ def write_file_atomically(path: Path, data: bytes | Sequence[Any], overwrite: bo
     replacing an existing file unless `overwrite` (RENAME_NOREPLACE where the system has it, else
     a hard link as `atomic_output` does); the same errors and codes as `atomic_output`."""
     pieces = [data] if isinstance(data, bytes | bytearray | memoryview) else list(data)
-    _refuse_special_output(path)
+    if overwrite:  # else a path that exists, whatever it is, fails the rename (and is looked at then)
+        _refuse_special_output(path)
     tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.part")
     moved = False
     try:
@@ -333,6 +335,10 @@ def write_file_atomically(path: Path, data: bytes | Sequence[Any], overwrite: bo
             if not moved:
                 _move_into_place(tmp, path, overwrite)
                 moved = overwrite  # a hard link leaves the temporary name to remove
+        except HubError as err:
+            if err.code is ErrorCode.OUTPUT_EXISTS:
+                _refuse_special_output(path)  # a device or FIFO is refused as such
+            raise
         except OSError as err:
             raise output_error(path, err) from None
     finally:
@@ -342,6 +348,12 @@ def write_file_atomically(path: Path, data: bytes | Sequence[Any], overwrite: bo
 
 
 _AT_FDCWD, _RENAME_NOREPLACE = -100, 1
+
+
+def prepare_atomic_writes() -> None:
+    """Load what `write_file_atomically` needs (the C library's renameat2, through ctypes) now:
+    before batch workers fork, so they share it instead of each loading it."""
+    _renameat2()
 
 
 @cache

@@ -180,11 +180,18 @@ def list_folder(folder: str, include_raw: bool = False) -> FolderListing:
         return FolderListing(None)
     listing = FolderListing((st.st_dev, st.st_ino), subfolders=subfolders)
     for path in files:
-        if is_dicom_candidate(Path(path), include_raw):
+        if _suffix(path).lower() in DICOM_EXTENSIONS or is_dicom_candidate(Path(path), include_raw):
             listing.files.append(path)
         else:
             listing.skipped += 1
     return listing
+
+
+def _suffix(path: str) -> str:
+    """`Path(path).suffix` without building the Path (a folder of thousands of `.dcm` files)."""
+    name = os.path.basename(path)
+    dot = name.rfind(".")
+    return name[dot:] if 0 < dot < len(name) - 1 else ""
 
 
 class Found:

@@ -77,8 +77,10 @@ class RunState:
                 "wait for it to finish, or write to another output file",
             ) from None
         RunState.held.add(self._lock_fd)
-        for stale in self.folder.glob(".*.tmp"):  # half-written by a run that was killed
-            stale.unlink(missing_ok=True)
+        for entry in os.scandir(self.folder):
+            if entry.name.startswith(".") and entry.name.endswith(".tmp"):  # half-written by a run that was killed
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(entry.path)
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -114,8 +116,11 @@ class RunState:
             return None
         return saved if isinstance(saved, dict) and saved.get("version") == STATE_VERSION else None
 
-    def save_run(self, run: dict[str, Any]) -> None:
-        self._write(self.folder / "run.json", json.dumps({"version": STATE_VERSION, **run}))
+    def save_run(self, run: dict[str, Any], durable: bool = True) -> None:
+        """`durable`: synced to disk before it is renamed into place; a batch's run description
+        needs no sync (its journal and outputs are not synced either, and an unreadable description
+        only starts the run over)."""
+        self._write(self.folder / "run.json", json.dumps({"version": STATE_VERSION, **run}), durable)
 
     def start(self, signature: dict[str, Any], files: list[str], skipped: int, **extra: Any) -> dict[str, Any]:
         """Forget any previous progress and save a new run description (`extra`: more entries)."""
@@ -184,9 +189,9 @@ class RunState:
     def remove(self) -> None:
         shutil.rmtree(self.folder, ignore_errors=True)
 
-    def _write(self, path: Path, text: str | list[str]) -> None:
+    def _write(self, path: Path, text: str | list[str], durable: bool = True) -> None:
         """`text`, or lines (each written with its newline, never all joined), into `path`:
-        a temp file, fsync, rename."""
+        a temp file, fsync (when `durable`), rename."""
         tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
         with open(tmp, "w", encoding="utf-8") as f:
             if isinstance(text, str):
@@ -196,7 +201,8 @@ class RunState:
                     f.write(line)
                     f.write("\n")
             f.flush()
-            os.fsync(f.fileno())
+            if durable:
+                os.fsync(f.fileno())
         os.replace(tmp, path)
 
 

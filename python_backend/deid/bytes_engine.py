@@ -70,13 +70,17 @@ SPECIFIC_CHARACTER_SET = 0x00080005
 PATIENT_NAME, PATIENT_ID = 0x00100010, 0x00100020
 BURNED_IN_ANNOTATION = 0x00280301
 MARK_TAGS = (0x00120062, 0x00120063, 0x00120064, 0x00280303)
+# The top-level elements whose values (or presence) the engine reads.
+_READ_TAGS = frozenset({SOP_CLASS_UID, SOP_INSTANCE_UID, SPECIFIC_CHARACTER_SET, PATIENT_NAME, PATIENT_ID, BURNED_IN_ANNOTATION})
 
 
 # What to do with an element (`_Run.plan`).
 _DROP, _RAW, _RAW_UNDEFINED, _SEQUENCE, _CONSTANT, _TEXT_EMPTIED, _UIDS, _PATIENT, _CHARSET, _GIVE_UP = range(10)
 
 
-_LARGE = 4096  # values from this size on are written from the input's buffer, not copied
+# Values from this size on (pixel data) are written from the input's buffer, not copied; smaller
+# ones are joined with the pieces around them (a copy costs less than writing them apart).
+_LARGE = 1 << 16
 
 
 class _SetAside:
@@ -133,7 +137,7 @@ class _Run:
         elements, _ = self.parse(view, pos, len(view), in_item=False)
         if not elements:
             raise _GiveUp
-        top = {tag: (vr, value) for tag, vr, value in elements}
+        top = {tag: (vr, value) for tag, vr, value in elements if tag in _READ_TAGS}
         sop_class = self.read_text(top, SOP_CLASS_UID, "UI")
         sop_instance = self.read_text(top, SOP_INSTANCE_UID, "UI")
         if not sop_class or not sop_instance or self.read_text(top, SPECIFIC_CHARACTER_SET, "CS", "") not in _CHARSETS:
@@ -294,12 +298,19 @@ class _Run:
     # -- cleaning (as Engine._clean / _apply, without clean_text) ------------------------------
 
     def clean_top(self, elements: list[Element]) -> dict[int, list[Any]]:
+        """The data set's elements, each as its output pieces (copy and drop inline, as `clean`)."""
         kept: dict[int, list[Any]] = {}
+        plans = self.plans
         for tag, vr, value in elements:
-            chunks: list[Any] = []
-            self.element(tag, vr, value, (), chunks)
-            if chunks:
-                kept[tag] = chunks
+            step = plans.get(((), tag, vr, type(value)))
+            if step is not None and step[0] == _RAW and len(value) < _LARGE:
+                prefix, length = step[1]
+                kept[tag] = [prefix + length.pack(len(value)), value]
+            elif step is None or step[0] != _DROP:
+                chunks: list[Any] = []
+                self.element(tag, vr, value, (), chunks)
+                if chunks:
+                    kept[tag] = chunks
         return kept
 
     def clean(self, elements: list[Element], parent: tuple[int, ...], out: list[Any]) -> None:

@@ -169,11 +169,13 @@ def anonymize(job: Job) -> Outcome:
 
 def batch_anonymize(job: Job) -> Outcome:
     """The `batch_anonymize` op: `anonymize_file` over a tree with the batch runner."""
-    from ..batch.runner import run_batch
+    from ..batch.runner import run_batch, runs_in_parent
 
     settings, key_source = settings_from(job)
     _warm_up(settings)
-    outcome = run_batch(job, anonymize_file, context=settings, describe="anonymize")
+    # Pure Python on one file's bytes (pydicom never decodes the pixels here): the parent may take
+    # part of the files, with one worker fewer.
+    outcome = run_batch(job, runs_in_parent(anonymize_file), context=settings, describe="anonymize")
     entries = outcome.metadata.pop("results", [])
     outcome.metadata.update(_describe(settings, key_source))
     if settings.collect_mapping and outcome.metadata["files_processed"]:
@@ -187,13 +189,18 @@ def _warm_up(settings: Settings) -> None:
     """Load the tables before the runner forks its workers, so they share them. pydicom is not
     imported here (~0.3 s): the bytes engine does without it, and a worker that meets a file it
     declines imports pydicom itself, on its own core."""
+    from dicom_hub.contract.dicom.deid.profile import load_repeating, load_table
     from dicom_hub.contract.dicom.pydicom_tables import pydicom_version
+    from dicom_hub.contract.files import prepare_atomic_writes
 
-    from . import bytes_engine  # noqa: F401
+    from . import bytes_engine, reading  # noqa: F401
 
     profile_for(settings.profile_options)
+    load_table()  # the profile's rows, read at the first tag it is asked about
+    load_repeating()
     iods.warm_up()
     pydicom_version()
+    prepare_atomic_writes()
 
 
 def _describe(settings: Settings, key_source: str) -> dict[str, Any]:

@@ -17,7 +17,7 @@ from batch_trees import synthetic_archive
 from conftest import expect_error, expect_ok, missing
 from dicom_hub.contract.catalog import get_op
 from dicom_hub.contract.job import Job
-from dicom_hub.python_backend.batch.runner import iter_results, run_batch
+from dicom_hub.python_backend.batch.runner import iter_results, run_batch, runs_in_parent
 from dicom_hub.python_backend.batch.state import RunState
 from factories import ct_slice, save
 from peers import process_alive
@@ -51,8 +51,10 @@ dispatch(json.loads({request!r}))
 """
 
 BATCH = "dicom_hub.python_backend.batch."
+# batch_anonymize's parent runs files too (`runner.runs_in_parent`): 3 workers are the parent and
+# the 2 forked workers the kill must take down with it.
 WRITING_OPS = {
-    "batch_anonymize": ("dicom_hub.python_backend.deid.ops", "anonymize_file", {"key": KEY}),
+    "batch_anonymize": ("dicom_hub.python_backend.deid.ops", "anonymize_file", {"key": KEY, "workers": 3}),
     "batch_decompress": (BATCH + "ops", "decompress_one", {}),
     "batch_convert": (BATCH + "ops", "call_op", {}),
     "organize": (BATCH + "organize", "read_fields", {"by": "{PatientID}/{SeriesInstanceUID}"}),
@@ -111,12 +113,12 @@ def _assert_workers_die(workers: set[int]) -> None:
 def test_killed_writing_op_leaves_no_worker_and_the_rerun_completes(archive, tmp_path, op):
     module, name, options = WRITING_OPS[op]
     reference = tmp_path / "reference"
-    expect_ok({"op": op, "input": str(archive), "output": str(reference), "options": {**options, "workers": 2}})
+    expect_ok({"op": op, "input": str(archive), "output": str(reference), "options": {"workers": 2, **options}})
     expected = _files(reference)
     assert len(expected) == 60
 
     output = tmp_path / "out"
-    request = {"op": op, "input": str(archive), "output": str(output), "options": {**options, "workers": 2}}
+    request = {"op": op, "input": str(archive), "output": str(output), "options": {"workers": 2, **options}}
     workers, _ = _kill_mid_run(request, module, name, lambda: len(_files(output)) >= 4)
     _assert_workers_die(workers)
     written = _files(output)
@@ -172,6 +174,29 @@ def test_a_panic_is_a_per_file_error(tmp_path, workers):
     assert [o.ok for o in outcomes] == [True, False, True]
     assert outcomes[1].error.code == "internal_error" and "FakePanic" in outcomes[1].error.message
     assert outcomes[2].value == {"size": 5}
+
+
+_TEST_PROCESS = os.getpid()
+
+
+@runs_in_parent
+def _crash_in_a_worker(source: Path, target: Path | None, context: object) -> dict:
+    """Files run in the parent too; `crash.dcm` takes down the worker it runs in."""
+    if source.name == "crash.dcm" and os.getpid() != _TEST_PROCESS:
+        os.kill(os.getpid(), signal.SIGKILL)
+    return {"pid": os.getpid()}
+
+
+def test_a_crashing_worker_costs_only_its_file_when_the_parent_takes_part(tmp_path):
+    """The first chunk always goes to a worker; the parent runs others, never a crashing one here."""
+    names = ["crash.dcm"] + [f"{i:02d}.dcm" for i in range(30)]
+    for name in names:
+        (tmp_path / name).write_text(name)
+    outcomes = list(iter_results([(tmp_path / n, None) for n in names], _crash_in_a_worker, workers=2))
+    assert [o.source.name for o in outcomes] == names, "every file once, in order"
+    assert [(o.source.name, o.error.code) for o in outcomes if not o.ok] == [("crash.dcm", "backend_error")]
+    pids = {o.value["pid"] for o in outcomes if o.ok}
+    assert _TEST_PROCESS in pids and len(pids) >= 2, "the parent and a worker both ran files"
 
 
 def test_a_crashing_worker_costs_only_its_file(tmp_path):

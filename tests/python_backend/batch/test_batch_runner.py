@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -9,7 +10,13 @@ from dicom_hub.contract.catalog import get_op
 from dicom_hub.contract.errors import ErrorCode, HubError
 from dicom_hub.contract.files import atomic_output
 from dicom_hub.contract.job import Job
-from dicom_hub.python_backend.batch.runner import iter_results, plan_targets, run_batch, summarize
+from dicom_hub.python_backend.batch.runner import (
+    iter_results,
+    plan_targets,
+    run_batch,
+    runs_in_parent,
+    summarize,
+)
 
 BATCH_DEFAULTS = get_op("batch_convert").defaults  # what the dispatcher gives every job
 
@@ -100,6 +107,57 @@ def test_parallel_results_come_in_input_order(tmp_path):
     parallel = summarize(iter_results(parallel_items, _write_or_fail, False, workers=2))
     assert serial.metadata["results"] == parallel.metadata["results"]
     assert [Path(p).name for p in parallel.output_files] == sorted(names)
+
+
+@runs_in_parent
+def _write_where_run(source: Path, target: Path | None, context: object) -> dict:
+    _write_or_fail(source, target, False)
+    return {"pid": os.getpid()}
+
+
+def test_the_parent_runs_files_too_when_the_function_allows_it(tmp_path):
+    """`runs_in_parent`: with 2 workers, the parent and one forked worker share the files; every
+    file is done once, the outcomes come in input order, the outputs are the serial run's."""
+    names = {f"{i:03d}.dcm": "x" * (i + 1) for i in range(60)}
+    _make(tmp_path, names)
+    items = [(tmp_path / n, tmp_path / "o" / n) for n in sorted(names)]
+    outcomes = list(iter_results(items, _write_where_run, workers=2))
+    assert [o.source.name for o in outcomes] == sorted(names) and all(o.ok for o in outcomes)
+    pids = [o.value["pid"] for o in outcomes]
+    assert os.getpid() in pids, "the parent ran files"
+    assert len(set(pids)) == 2, "and one worker (not two) ran the others"
+    assert {p.name: p.read_text() for p in (tmp_path / "o").iterdir()} == {n: t.upper() for n, t in names.items()}
+
+
+def _large_result(source: Path, target: Path | None, context: object) -> dict:
+    return {"name": source.name, "data": source.name * 20_000}  # ~140 KB: more than a pipe holds
+
+
+def _children() -> set[int]:
+    """Processes whose parent is this one (read from /proc)."""
+    found = set()
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) == os.getpid():
+                found.add(int(entry.name))
+    return found
+
+
+def test_large_results_neither_block_the_workers_nor_outlive_the_run(tmp_path):
+    """Workers whose results fill their pipe while the parent is sending them more work: the
+    parent reads as it sends, every result arrives whole and in order, and no worker is left
+    (not even a zombie) once the run is over."""
+    names = [f"{i:03d}.dcm" for i in range(48)]
+    _make(tmp_path, dict.fromkeys(names, "x"))
+    before = _children()
+    outcomes = list(iter_results([(tmp_path / n, None) for n in names], _large_result, workers=2))
+    assert [o.value["name"] for o in outcomes] == names
+    assert all(o.value["data"] == o.value["name"] * 20_000 for o in outcomes)
+    assert _children() - before == set()
 
 
 def test_no_progress_output_when_stderr_is_not_a_terminal(tmp_path, capsys):

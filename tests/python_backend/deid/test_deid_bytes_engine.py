@@ -161,6 +161,19 @@ def test_write_file_atomically_writes_pieces_in_order_and_never_replaces(tmp_pat
     assert sorted(p.name for p in tmp_path.rglob("*")) == ["a.dcm", "file", "sub"]  # no temp file left
 
 
+@pytest.mark.parametrize("overwrite", [False, True])
+def test_write_file_atomically_refuses_a_fifo_in_place_of_the_output(tmp_path: Path, overwrite: bool) -> None:
+    """A FIFO where the output goes is refused as such (not replaced, not reported as a mere
+    existing output), and nothing is left beside it."""
+    fifo = tmp_path / "a.dcm"
+    os.mkfifo(fifo)
+    with pytest.raises(HubError) as caught:
+        write_file_atomically(fifo, [b"data"], overwrite=overwrite)
+    assert caught.value.code.value == "invalid_request" and "FIFO" in caught.value.message
+    assert stat.S_ISFIFO(fifo.lstat().st_mode)
+    assert [p.name for p in tmp_path.iterdir()] == ["a.dcm"]
+
+
 def test_bytes_engine_on_damaged_files_declines_or_writes_what_pydicom_writes(tmp_path: Path) -> None:
     """Bytes flipped, cut, inserted: the bytes engine never fails, and a file it takes is one the
     pydicom engine takes too, with the same output."""
