@@ -20,7 +20,7 @@ from dicom_hub.contract.job import Job
 from dicom_hub.python_backend.batch.runner import iter_results, run_batch, runs_in_parent
 from dicom_hub.python_backend.batch.state import RunState
 from factories import ct_slice, save
-from peers import process_alive
+from peers import children_of, process_alive
 
 BATCH_DEFAULTS = get_op("batch_convert").defaults  # what the dispatcher gives every job
 
@@ -66,20 +66,6 @@ READING_OPS = {
 }
 
 
-def _children(pid: int) -> set[int]:
-    """Direct children of `pid`, read from /proc."""
-    found = set()
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            if int(fields[1]) == pid:
-                found.add(int(entry.name))
-    return found
-
-
 def _files(folder: Path) -> dict[str, bytes]:
     return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file() and not p.is_symlink()} if folder.exists() else {}
 
@@ -94,7 +80,7 @@ def _kill_mid_run(request: dict, module: str, name: str, started) -> tuple[set[i
     while not (started() and len(workers) >= 2):
         assert child.poll() is None, "the run ended before it could be interrupted"
         assert time.monotonic() < deadline, "the run did not start in time"
-        workers |= _children(child.pid)
+        workers |= children_of(child.pid)
         time.sleep(0.01)
     time.sleep(0.2)  # the workers are busy with their first files
     os.kill(child.pid, signal.SIGKILL)

@@ -17,6 +17,7 @@ from dicom_hub.python_backend.batch.runner import (
     runs_in_parent,
     summarize,
 )
+from peers import children_of
 
 BATCH_DEFAULTS = get_op("batch_convert").defaults  # what the dispatcher gives every job
 
@@ -133,31 +134,17 @@ def _large_result(source: Path, target: Path | None, context: object) -> dict:
     return {"name": source.name, "data": source.name * 20_000}  # ~140 KB: more than a pipe holds
 
 
-def _children() -> set[int]:
-    """Processes whose parent is this one (read from /proc)."""
-    found = set()
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            if int(fields[1]) == os.getpid():
-                found.add(int(entry.name))
-    return found
-
-
 def test_large_results_neither_block_the_workers_nor_outlive_the_run(tmp_path):
     """Workers whose results fill their pipe while the parent is sending them more work: the
     parent reads as it sends, every result arrives whole and in order, and no worker is left
     (not even a zombie) once the run is over."""
     names = [f"{i:03d}.dcm" for i in range(48)]
     _make(tmp_path, dict.fromkeys(names, "x"))
-    before = _children()
+    before = children_of(os.getpid())
     outcomes = list(iter_results([(tmp_path / n, None) for n in names], _large_result, workers=2))
     assert [o.value["name"] for o in outcomes] == names
     assert all(o.value["data"] == o.value["name"] * 20_000 for o in outcomes)
-    assert _children() - before == set()
+    assert children_of(os.getpid()) - before == set()
 
 
 def test_no_progress_output_when_stderr_is_not_a_terminal(tmp_path, capsys):
