@@ -501,8 +501,11 @@ class ChunkWindow:
     place in the window and passes through. Memory is bounded by the window, whatever the number
     of files."""
 
-    def __init__(self, submit: Callable[[list[tuple[Path, Path | None]]], Any], workers: int, window: int, max_chunk: int, total: int | None) -> None:
+    def __init__(
+        self, submit: Callable[[list[tuple[Path, Path | None]]], Any], workers: int, window: int, max_chunk: int, total: int | None, min_chunk: int = 1
+    ) -> None:
         self.submit, self.workers, self.window, self.max_chunk, self.total = submit, workers, window, max_chunk, total
+        self.min_chunk = min(min_chunk, max_chunk)  # an executor whose every chunk costs a round trip sends none smaller
         self.pending: deque = deque()  # (chunk, future) or a FileOutcome, in input order
 
     def run(self, items: Iterable[WorkItem], finish: Callable[[list[tuple[Path, Path | None]], Any], Iterator[FileOutcome]]) -> Iterator[FileOutcome]:
@@ -531,7 +534,7 @@ class ChunkWindow:
         return [entry[1] for entry in self.pending if not isinstance(entry, FileOutcome)]
 
     def _size(self, seen: int) -> int:
-        return max(1, min(self.max_chunk, (self.total or seen) // (self.workers * 8)))
+        return max(self.min_chunk, min(self.max_chunk, (self.total or seen) // (self.workers * 8)))
 
     def _send(self, chunk: list[tuple[Path, Path | None]]) -> None:
         self.pending.append((chunk, self.submit(chunk)))

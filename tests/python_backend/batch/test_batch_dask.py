@@ -243,8 +243,9 @@ def test_keyed_anonymization_needs_no_shared_state(cluster, archive, tmp_path):
 
 def test_interrupted_batch_on_dask_resumes_with_the_local_result(cluster, archive, tmp_path, monkeypatch):
     """Ctrl-C in the middle of a streamed batch_anonymize on the cluster; the rerun passes the
-    journaled files through in their place and gives the local run's response and bytes."""
-    from dicom_hub.python_backend.batch import runner
+    journaled files through in their place and gives the local run's response and bytes. Chunks
+    start at one file, so the interruption comes while most files are still to do."""
+    from dicom_hub.python_backend.batch import dask_executor, runner
     from dicom_hub.python_backend.deid.ops import batch_anonymize
 
     local = _run("batch_anonymize", archive, tmp_path / "local", {"key": KEY, "workers": 2})
@@ -259,6 +260,7 @@ def test_interrupted_batch_on_dask_resumes_with_the_local_result(cluster, archiv
             yield outcome
 
     monkeypatch.setattr(runner._RunFiles, "resumable", interrupted)
+    monkeypatch.setattr(dask_executor, "_MIN_CHUNK", 1)
     with pytest.raises(KeyboardInterrupt):
         batch_anonymize(Job(op="batch_anonymize", inputs=(archive,), output=output, options=options, defaults=get_op("batch_anonymize").defaults))
     monkeypatch.undo()
@@ -285,12 +287,15 @@ def slow_anonymize(source: Path, target: Path | None, settings: Any) -> Any:
     return anonymize_file(source, target, settings[0])
 
 
-def test_a_worker_killed_mid_job_loses_and_duplicates_nothing(cluster, archive, tmp_path):
+def test_a_worker_killed_mid_job_loses_and_duplicates_nothing(cluster, archive, tmp_path, monkeypatch):
+    """Chunks start at one file here, so that the extra worker surely gets some to die on."""
     import cloudpickle
+    from dicom_hub.python_backend.batch import dask_executor
     from dicom_hub.python_backend.batch.runner import run_batch
     from dicom_hub.python_backend.deid.ops import settings_from
 
     cloudpickle.register_pickle_by_value(sys.modules[__name__])  # the workers cannot import tests
+    monkeypatch.setattr(dask_executor, "_MIN_CHUNK", 1)
     spec = get_op("batch_anonymize")
     local_out, dask_out, markers = tmp_path / "local", tmp_path / "dask", tmp_path / "markers"
     markers.mkdir()
@@ -400,3 +405,12 @@ def test_client_memory_is_flat_in_the_number_of_files(cluster, tmp_path, executo
     assert len(large.output_files) == 400 and not large.metadata["errors"]
     grown = large_work - small_work
     assert grown < 300 * 250, f"working memory grew by {grown} bytes for 300 more files ({small_work} -> {large_work})"
+
+
+def test_a_chunk_travels_as_one_string_and_comes_back_the_same():
+    """Odd names (spaces, a newline, non-ASCII) and a file without target survive the packing."""
+    from dicom_hub.python_backend.batch.dask_executor import pack_chunk, unpack_chunk
+
+    chunk = [(Path("/a b/c.dcm"), Path("/out/c.dcm")), (Path("/x/line\nbreak"), None), (Path("/ü/1.2.3"), Path("/o/1.2.3_anon"))]
+    assert unpack_chunk(pack_chunk(chunk)) == chunk
+    assert unpack_chunk(pack_chunk([])) == []
