@@ -414,3 +414,29 @@ def test_a_chunk_travels_as_one_string_and_comes_back_the_same():
     chunk = [(Path("/a b/c.dcm"), Path("/out/c.dcm")), (Path("/x/line\nbreak"), None), (Path("/ü/1.2.3"), Path("/o/1.2.3_anon"))]
     assert unpack_chunk(pack_chunk(chunk)) == chunk
     assert unpack_chunk(pack_chunk([])) == []
+
+
+@pytest.mark.parametrize(
+    ("chunk_files", "workers", "expected_sizes"),
+    [(3, 2, [3] * 16 + [2]), (1, 2, [1] * 50), (7, 2, [4] * 12 + [2]), (100, 1, [7] * 7 + [1])],
+)
+def test_extract_partitions_are_the_walk_cut_in_order(tmp_path, chunk_files, workers, expected_sizes):
+    """Discovery cuts the walk's files into partitions, in order, none lost or repeated: a run
+    with more than `chunk_files` x workers x 8 files streams partitions of `chunk_files` as it
+    goes; a smaller run is held, then cut finer like the local run (`extract.chunk_size`: 50
+    files, 2 workers, so 16 partitions wanted: 4 files each)."""
+    from dicom_hub.python_backend.batch.discovery import find_dicom_files
+    from dicom_hub.python_backend.batch.extract_dask import _discover, _partition_files
+    from dicom_hub.python_backend.batch.runner import LocalExecutor
+    from dicom_hub.python_backend.batch.state import RunState
+
+    root = tmp_path / "archive"
+    synthetic_archive(root, patients=5, slices=10)
+    expected = [str(p) for p in find_dicom_files(root)]
+    assert len(expected) == 50
+    signature = {"recursive": True, "include_raw": False, "chunk_files": chunk_files}
+    with RunState(tmp_path / "table.csv") as state:
+        run = _discover(state, signature, LocalExecutor(1), [root], chunk_files, workers)
+        parts = [_partition_files(state, k) for k in range(run["partitions"])]
+    assert [len(p) for p in parts] == expected_sizes
+    assert [f for part in parts for f in part] == expected and run["files"] == 50
