@@ -33,6 +33,7 @@ _MAX_CHUNK = 256
 _WINDOW_PER_WORKER = 4
 CONNECT_TIMEOUT_S = 15
 _LISTING_PRIORITY = 10
+PRELOAD = "dicom_hub.python_backend.batch.dask_preload"  # for `dask worker --preload`
 
 
 class DaskExecutor:
@@ -197,7 +198,8 @@ def list_folders_task(argument: tuple[list[str], bool]) -> list[Any]:
 
 def _local_cluster(distributed: Any, workers: int | None) -> Any:
     """A cluster on this machine for one run: 127.0.0.1 only (scheduler, workers and dashboard,
-    on free ports), one thread per worker process (the per-file work is CPU-bound Python)."""
+    on free ports), one thread per worker process (the per-file work is CPU-bound Python), the
+    workers preloaded (`dask_preload`: the ops' modules loaded, no sampling profiler)."""
     import logging
 
     from .runner import default_workers
@@ -210,6 +212,7 @@ def _local_cluster(distributed: Any, workers: int | None) -> Any:
         host="127.0.0.1",
         dashboard_address=dashboard,
         silence_logs=logging.ERROR,
+        preload=[PRELOAD],
     )
 
 

@@ -9,8 +9,11 @@ Runs, each a separate `dicom-hub run` client process on the same archive (read o
 every run starts from a warm page cache):
 - local: `workers` processes (the default executor);
 - dask, 1 worker and `workers` workers: a `dask scheduler` and `dask worker` processes (one
-  thread each, no nanny) started here on 127.0.0.1 and stopped after; the client connects with
-  `options.scheduler`, so the cluster's start-up is not counted (a real cluster is long-lived);
+  thread each, no nanny, `--preload dicom_hub.python_backend.batch.dask_preload` as the README
+  advises) started here on 127.0.0.1 and stopped after; the client connects with
+  `options.scheduler`, so the cluster's start-up is not counted (a real cluster is long-lived),
+  and each cluster first runs the op once untimed on one folder (a long-lived cluster's workers
+  have run jobs before: their first-task costs are paid);
 - local and dask again on a smaller input (half the folders, or `--small`), to show the client's memory does not grow
   with the file count (every batch op streams its walk; the client holds a bounded window).
 `--files N` runs on the first top-level folders holding about N files instead of all of them;
@@ -42,6 +45,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 KEY = "bench-dask-key-0123456789abcdef"
+PRELOAD = "dicom_hub.python_backend.batch.dask_preload"
 
 
 @dataclass
@@ -133,7 +137,7 @@ class Cluster:
             self.processes.append(
                 subprocess.Popen(
                     [*dask, "worker", self.address, "--host", "127.0.0.1", "--nthreads", "1", "--nworkers", "1", "--no-nanny",
-                     "--no-dashboard", "--name", f"w{i}", "--local-directory", str(folder)],
+                     "--no-dashboard", "--name", f"w{i}", "--local-directory", str(folder), "--preload", PRELOAD],
                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=folder,
                 )
             )  # fmt: skip
@@ -228,6 +232,9 @@ def main() -> None:
                 cluster = Cluster(work / f"cluster{n}", n)
                 try:
                     dask_options = {**options, "executor": "dask", "scheduler": cluster.address}
+                    warm_up = work / f"{op}-warm-up{ext}"
+                    run_client(f"{op} warm-up", request(op, tops[:1], warm_up, dask_options))
+                    _clean(warm_up)
                     measure(op, f"dask{n}", folders, ext, dask_options, cluster)
                     if n == args.workers and half:
                         measure(op, "dask-half", half, ext, dask_options, cluster)

@@ -28,6 +28,7 @@ KEY = "dask-parity-test-key-0123456789abcdef"
 # `python -m dask` with this interpreter: the `dask` script's shebang may name another environment
 # (a venv made by copying), whose workers would run another checkout's code.
 DASK = [sys.executable, "-m", "dask"]
+PRELOAD = "dicom_hub.python_backend.batch.dask_preload"
 EXECUTOR_KEYS = ("executor", "dask_scheduler", "dask_workers", "dask_dashboard", "duration_s", "partitions")
 
 
@@ -38,12 +39,14 @@ class Cluster:
     processes: list[subprocess.Popen] = field(default_factory=list)
     workers: dict[str, subprocess.Popen] = field(default_factory=dict)
 
-    def start_worker(self, name: str) -> subprocess.Popen:
+    def start_worker(self, name: str, preload: bool = False) -> subprocess.Popen:
         command = [
             *DASK, "worker", self.address,
             "--host", "127.0.0.1", "--nthreads", "1", "--nworkers", "1", "--no-nanny", "--no-dashboard",
             "--name", name, "--death-timeout", "30", "--local-directory", str(self.folder),
         ]  # fmt: skip
+        if preload:
+            command += ["--preload", PRELOAD]
         with open(self.folder / f"{name}.log", "w") as log:
             process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=log, cwd=self.folder)
         self.processes.append(process)
@@ -90,7 +93,7 @@ def cluster(tmp_path_factory):
             time.sleep(0.1)
         running.address = json.loads(scheduler_file.read_text())["address"]
         assert running.address.startswith("tcp://127.0.0.1:")
-        running.start_worker("w1")
+        running.start_worker("w1", preload=True)  # as the README advises; w2 as a plain worker
         running.start_worker("w2")
         running.wait_for_workers(2)
         yield running
@@ -440,3 +443,22 @@ def test_extract_partitions_are_the_walk_cut_in_order(tmp_path, chunk_files, wor
         parts = [_partition_files(state, k) for k in range(run["partitions"])]
     assert [len(p) for p in parts] == expected_sizes
     assert [f for part in parts for f in part] == expected and run["files"] == 50
+
+
+def _worker_state(dask_worker: Any) -> tuple[bool, bool]:
+    return "profile" in dask_worker.periodic_callbacks, "dicom_hub.python_backend.deid.ops" in sys.modules
+
+
+def test_the_preload_loads_the_ops_and_stops_the_profiler(cluster):
+    """w1 started with `--preload dicom_hub.python_backend.batch.dask_preload`, w2 without: w1
+    has the ops' modules loaded (whatever ran before) and no sampling profiler; w2 has one."""
+    import cloudpickle
+    from distributed import Client
+
+    cloudpickle.register_pickle_by_value(sys.modules[__name__])  # the workers cannot import tests
+
+    with Client(cluster.address, timeout=30, set_as_default=False) as client:
+        names = {info["name"]: address for address, info in client.scheduler_info(n_workers=-1)["workers"].items()}
+        states = client.run(_worker_state, workers=[names["w1"], names["w2"]])
+    assert states[names["w1"]] == (False, True)
+    assert states[names["w2"]][0] is True, "a plain worker keeps its profiler"
