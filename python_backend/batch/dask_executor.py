@@ -31,6 +31,9 @@ from .runner import _WORKER_DIED, ChunkWindow, FileError, FileFunc, FileOutcome,
 _MIN_CHUNK = 16
 _MAX_CHUNK = 256
 _WINDOW_PER_WORKER = 4
+# `map_tasks` tasks in flight per worker: a round trip takes longer than a small task (a CSV part
+# of a few hundred rows), so several wait at each worker.
+_TASKS_PER_WORKER = 8
 CONNECT_TIMEOUT_S = 15
 _LISTING_PRIORITY = 10
 PRELOAD = "dicom_hub.python_backend.batch.dask_preload"  # for `dask worker --preload`
@@ -113,7 +116,7 @@ class DaskExecutor:
     def map_tasks(self, function: Any, arguments: Iterable[Any], window: int | None = None, priority: int = 0) -> Iterator[Any]:
         """`function(argument)` as one task each, results in order, a bounded window in flight;
         a higher `priority` runs before the tasks already waiting."""
-        window = window or max(1, self.worker_count()) * 2
+        window = window or max(1, self.worker_count()) * _TASKS_PER_WORKER
         pending: deque = deque()
         try:
             for argument in arguments:
