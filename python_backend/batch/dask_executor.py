@@ -4,8 +4,9 @@ Each task is a chunk of files run by `runner.run_files`, the very function the l
 so results (values, `{path, code, message}` errors, bytes written) are the local executor's.
 The function and its context are scattered to every worker once. The client keeps a bounded
 window of chunks in flight (`runner.ChunkWindow`, as the local pool) and yields outcomes in input
-order; the files come from a walk whose folder listings are tasks too (`list_folders`), so the
-client's memory does not grow with the number of files.
+order. A task costs a round trip through the scheduler, so a chunk holds 16-256 files and
+travels as one string (`pack_chunk`). The files come from a walk whose folder listings are
+tasks too (`list_folders`), so the client's memory does not grow with the number of files.
 
 A worker that dies mid-task has its task rerun elsewhere by the scheduler; outputs it already
 wrote are recognised as identical (`verify_existing`), so each file is counted once. A task that
