@@ -10,9 +10,9 @@
    only the chunk's header (row count, errors).
 3. The table: CSV parts are formatted by tasks and joined in order by the client
    (`extract.write_csv_table`, as the local run); Parquet becomes a dataset folder at the output
-   path, one `part-NNNNNN.parquet` per partition written by a task, every part with the same schema (all the table's columns, as strings), so
-   pyarrow, pandas, polars and DuckDB read the folder as one table. The folder is built under a
-   temp name and renamed into place.
+   path, one `part-NNNNNN.parquet` per partition written by a task, every part with the same
+   schema (all the table's columns, as strings), so pyarrow, pandas, polars and DuckDB read the
+   folder as one table. The folder is built under a temp name and renamed into place.
 An interrupted run resumes at partition granularity: discovery once complete, and every saved
 chunk, are kept.
 """
