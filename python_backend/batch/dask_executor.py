@@ -131,8 +131,9 @@ class DaskExecutor:
                 future.cancel()
 
     def walk_lookahead(self) -> int:
-        """Folders listed per round trip of a walk: enough to give every worker a few tasks."""
-        return max(64, 32 * self.worker_count())
+        """Folders listed per round trip of a walk: enough to give every worker a few tasks, and
+        few round trips (each waits for a worker); the listings held are bounded by this."""
+        return max(256, 64 * self.worker_count())
 
     def list_folders(self, folders: Iterable[str], include_raw: bool) -> Iterator[Any]:
         """`discovery.list_folder` for each folder, in order: a few folders per task (a task
