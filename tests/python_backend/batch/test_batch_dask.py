@@ -446,12 +446,14 @@ def test_extract_partitions_are_the_walk_cut_in_order(tmp_path, chunk_files, wor
 
 
 def _worker_state(dask_worker: Any) -> tuple[bool, bool]:
-    return "profile" in dask_worker.periodic_callbacks, "dicom_hub.python_backend.deid.ops" in sys.modules
+    callbacks = dask_worker.periodic_callbacks
+    return "profile" in callbacks or "tick" in callbacks, "dicom_hub.python_backend.deid.ops" in sys.modules
 
 
-def test_the_preload_loads_the_ops_and_stops_the_profiler(cluster):
+def test_the_preload_loads_the_ops_and_stops_the_profiler_and_tick(cluster):
     """w1 started with `--preload dicom_hub.python_backend.batch.dask_preload`, w2 without: w1
-    has the ops' modules loaded (whatever ran before) and no sampling profiler; w2 has one."""
+    has the ops' modules loaded (whatever ran before), no sampling profiler and no latency tick;
+    w2 has them."""
     import cloudpickle
     from distributed import Client
 
@@ -461,4 +463,4 @@ def test_the_preload_loads_the_ops_and_stops_the_profiler(cluster):
         names = {info["name"]: address for address, info in client.scheduler_info(n_workers=-1)["workers"].items()}
         states = client.run(_worker_state, workers=[names["w1"], names["w2"]])
     assert states[names["w1"]] == (False, True)
-    assert states[names["w2"]][0] is True, "a plain worker keeps its profiler"
+    assert states[names["w2"]][0] is True, "a plain worker keeps its callbacks"
