@@ -96,7 +96,7 @@ class DaskExecutor:
         """Every file's outcome, in input order; `items` is read as chunks go out."""
         workers = max(1, self.worker_count())
         (payload,) = self.client.scatter([(func, context)], broadcast=True, hash=False)
-        window = ChunkWindow(lambda chunk: self._submit(payload, chunk, verify), workers, workers * _WINDOW_PER_WORKER, _MAX_CHUNK, total, min_chunk=_MIN_CHUNK)
+        window = ChunkWindow(lambda chunk: self._submit(payload, chunk, verify), workers, workers * _WINDOW_PER_WORKER, _MAX_CHUNK, total, min_chunk=min(_MIN_CHUNK, _MAX_CHUNK))
 
         def finish(chunk: list[tuple[Path, Path | None]], future: Any) -> Iterator[FileOutcome]:
             from distributed import KilledWorker

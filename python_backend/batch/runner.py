@@ -505,7 +505,7 @@ class ChunkWindow:
         self, submit: Callable[[list[tuple[Path, Path | None]]], Any], workers: int, window: int, max_chunk: int, total: int | None, min_chunk: int = 1
     ) -> None:
         self.submit, self.workers, self.window, self.max_chunk, self.total = submit, workers, window, max_chunk, total
-        self.min_chunk = min(min_chunk, max_chunk)  # an executor whose every chunk costs a round trip sends none smaller
+        self.min_chunk = min_chunk
         self.pending: deque = deque()  # (chunk, future) or a FileOutcome, in input order
 
     def run(self, items: Iterable[WorkItem], finish: Callable[[list[tuple[Path, Path | None]], Any], Iterator[FileOutcome]]) -> Iterator[FileOutcome]:
