@@ -4,8 +4,9 @@ Each task is a chunk of files run by `runner.run_files`, the very function the l
 so results (values, `{path, code, message}` errors, bytes written) are the local executor's.
 The function and its context are scattered to every worker once. The client keeps a bounded
 window of chunks in flight (`runner.ChunkWindow`, as the local pool) and yields outcomes in input
-order; the files come from a walk whose folder listings are tasks too (`list_folders`), so the
-client's memory does not grow with the number of files.
+order. A task costs a round trip through the scheduler, so a chunk holds 16-256 files and
+travels as one string (`pack_chunk`). The files come from a walk whose folder listings are
+tasks too (`list_folders`), so the client's memory does not grow with the number of files.
 
 A worker that dies mid-task has its task rerun elsewhere by the scheduler; outputs it already
 wrote are recognised as identical (`verify_existing`), so each file is counted once. A task that
@@ -26,10 +27,17 @@ from dicom_hub.contract.errors import ErrorCode, HubError
 
 from .runner import _WORKER_DIED, ChunkWindow, FileError, FileFunc, FileOutcome, WorkItem, run_files
 
-_MAX_CHUNK = 64
+# A task costs the client, the scheduler and the worker ~10 ms of CPU between them (messages,
+# bookkeeping), the work of 10-50 files: chunks are bigger than the local pool's, and never tiny.
+_MIN_CHUNK = 16
+_MAX_CHUNK = 256
 _WINDOW_PER_WORKER = 4
+# `map_tasks` tasks in flight per worker: a round trip takes longer than a small task (a CSV part
+# of a few hundred rows), so several wait at each worker.
+_TASKS_PER_WORKER = 8
 CONNECT_TIMEOUT_S = 15
 _LISTING_PRIORITY = 10
+PRELOAD = "dicom_hub.python_backend.batch.dask_preload"  # for `dask worker --preload`
 
 
 class DaskExecutor:
@@ -88,7 +96,7 @@ class DaskExecutor:
         """Every file's outcome, in input order; `items` is read as chunks go out."""
         workers = max(1, self.worker_count())
         (payload,) = self.client.scatter([(func, context)], broadcast=True, hash=False)
-        window = ChunkWindow(lambda chunk: self._submit(payload, chunk, verify), workers, workers * _WINDOW_PER_WORKER, _MAX_CHUNK, total)
+        window = ChunkWindow(lambda chunk: self._submit(payload, chunk, verify), workers, workers * _WINDOW_PER_WORKER, _MAX_CHUNK, total, min_chunk=min(_MIN_CHUNK, _MAX_CHUNK))
 
         def finish(chunk: list[tuple[Path, Path | None]], future: Any) -> Iterator[FileOutcome]:
             from distributed import KilledWorker
@@ -109,7 +117,7 @@ class DaskExecutor:
     def map_tasks(self, function: Any, arguments: Iterable[Any], window: int | None = None, priority: int = 0) -> Iterator[Any]:
         """`function(argument)` as one task each, results in order, a bounded window in flight;
         a higher `priority` runs before the tasks already waiting."""
-        window = window or max(1, self.worker_count()) * 2
+        window = window or max(1, self.worker_count()) * _TASKS_PER_WORKER
         pending: deque = deque()
         try:
             for argument in arguments:
@@ -123,8 +131,9 @@ class DaskExecutor:
                 future.cancel()
 
     def walk_lookahead(self) -> int:
-        """Folders listed per round trip of a walk: enough to give every worker a few tasks."""
-        return max(64, 32 * self.worker_count())
+        """Folders listed per round trip of a walk: enough to give every worker a few tasks, and
+        few round trips (each waits for a worker); the listings held are bounded by this."""
+        return max(256, 64 * self.worker_count())
 
     def list_folders(self, folders: Iterable[str], include_raw: bool) -> Iterator[Any]:
         """`discovery.list_folder` for each folder, in order: a few folders per task (a task
@@ -138,7 +147,7 @@ class DaskExecutor:
             yield from listings
 
     def _submit(self, payload: Any, chunk: list[tuple[Path, Path | None]], verify: bool) -> Any:
-        return self.client.submit(run_chunk_task, payload, chunk, verify, pure=False)
+        return self.client.submit(run_chunk_task, payload, pack_chunk(chunk), verify, pure=False)
 
     def _isolate(self, chunk: list[tuple[Path, Path | None]], payload: Any) -> list[tuple[Any, FileError | None, bool]]:
         from distributed import KilledWorker
@@ -164,10 +173,24 @@ class DaskExecutor:
             self.cluster = None
 
 
-def run_chunk_task(payload: tuple[FileFunc, Any], chunk: list[tuple[Path, Path | None]], verify: bool) -> list[tuple[Any, FileError | None, bool]]:
+def run_chunk_task(payload: tuple[FileFunc, Any], chunk: str, verify: bool) -> list[tuple[Any, FileError | None, bool]]:
     """The task: one chunk of files on a worker (values and errors, as the local pool returns)."""
     func, context = payload
-    return run_files(func, context, chunk, verify)
+    return run_files(func, context, unpack_chunk(chunk), verify)
+
+
+def pack_chunk(chunk: list[tuple[Path, Path | None]]) -> str:
+    """A chunk as one string, `source NUL target NUL ...` (no target: empty; a path holds no NUL).
+    Dask looks into a list argument item by item, and pickles `Path`s the slow way: one string
+    costs the client, the scheduler and the worker the least."""
+    return "\0".join(f"{source}\0{'' if target is None else target}" for source, target in chunk)
+
+
+def unpack_chunk(text: str) -> list[tuple[Path, Path | None]]:
+    if not text:
+        return []
+    parts = text.split("\0")
+    return [(Path(parts[i]), Path(parts[i + 1]) if parts[i + 1] else None) for i in range(0, len(parts), 2)]
 
 
 def list_folders_task(argument: tuple[list[str], bool]) -> list[Any]:
@@ -180,7 +203,8 @@ def list_folders_task(argument: tuple[list[str], bool]) -> list[Any]:
 
 def _local_cluster(distributed: Any, workers: int | None) -> Any:
     """A cluster on this machine for one run: 127.0.0.1 only (scheduler, workers and dashboard,
-    on free ports), one thread per worker process (the per-file work is CPU-bound Python)."""
+    on free ports), one thread per worker process (the per-file work is CPU-bound Python), the
+    workers preloaded (`dask_preload`: the ops' modules loaded, no sampling profiler)."""
     import logging
 
     from .runner import default_workers
@@ -193,6 +217,7 @@ def _local_cluster(distributed: Any, workers: int | None) -> Any:
         host="127.0.0.1",
         dashboard_address=dashboard,
         silence_logs=logging.ERROR,
+        preload=[PRELOAD],
     )
 
 

@@ -2,15 +2,17 @@
 
 1. Discovery runs as one listing task per folder (`discovery.walk_tree`), streamed into
    partitions of `chunk_files` files, each saved in the run state (`files-NNNNNN.json`) as soon
-   as it is full: the client never holds the archive's file list.
-2. One task per partition reads its files (`flatten.read_row`, as the local run) and saves the
-   partition's rows as a state chunk on the shared file system; the client receives only the
-   chunk's header (row count, errors, columns).
-3. The table: CSV is streamed by the client from the chunks into one file (as the local run);
-   Parquet becomes a dataset folder at the output path, one `part-NNNNNN.parquet` per partition
-   written by a task, every part with the same schema (all the table's columns, as strings), so
-   pyarrow, pandas, polars and DuckDB read the folder as one table. The folder is built under a
-   temp name and renamed into place.
+   as it is full: the client never holds the archive's file list. A run too small to give every
+   worker several partitions is cut finer once its walk is done (`extract.chunk_size`, as the
+   local run), so that no worker waits for another's last partition.
+2. One task per partition reads its files and saves the partition's rows as a state chunk on
+   the shared file system (`extract.extract_chunk`, the local run's task); the client receives
+   only the chunk's header (row count, errors).
+3. The table: CSV parts are formatted by tasks and joined in order by the client
+   (`extract.write_csv_table`, as the local run); Parquet becomes a dataset folder at the output
+   path, one `part-NNNNNN.parquet` per partition written by a task, every part with the same
+   schema (all the table's columns, as strings), so pyarrow, pandas, polars and DuckDB read the
+   folder as one table. The folder is built under a temp name and renamed into place.
 An interrupted run resumes at partition granularity: discovery once complete, and every saved
 chunk, are kept.
 """
@@ -30,8 +32,17 @@ from dicom_hub.contract.files import atomic_output
 from dicom_hub.contract.job import Job, Outcome
 
 from .discovery import FolderListing, walk_tree
-from .extract import RowOptions, _row_lists, _write_csv, extract_one, run_settings, table_columns
-from .runner import _progress_bar, executor_metadata, run_files, show_progress
+from .extract import (
+    CHUNKS_PER_WORKER,
+    RowOptions,
+    _row_lists,
+    chunk_size,
+    extract_chunk,
+    run_settings,
+    table_columns,
+    write_csv_table,
+)
+from .runner import _progress_bar, executor_metadata, show_progress
 from .state import RunState, remove_own_temporaries
 
 PART_NAME = "part-{:06d}.parquet"
@@ -55,7 +66,7 @@ def extract_metadata_dask(job: Job) -> Outcome:
         run = state.load(signature) if job.option("resume") else None
         resumed = run is not None
         if run is None or not run.get("discovered"):
-            run = _discover(state, signature, executor, job.inputs, size)
+            run = _discover(state, signature, executor, job.inputs, size, executor.worker_count())
         count = run["partitions"]
         todo = [k for k in range(count) if not state.has_chunk(k)]
         bar = _progress_bar(run["files"], progress, "extract_metadata")
@@ -71,7 +82,7 @@ def extract_metadata_dask(job: Job) -> Outcome:
         else:
             remove_own_temporaries(output.parent, [output.name])
             with atomic_output(output, job.overwrite) as tmp:
-                _write_csv(tmp, columns, _row_lists(state, range(count), columns), bool(job.option("escape_formulas")))
+                write_csv_table(tmp, state, count, columns, bool(job.option("escape_formulas")), executor)
         metadata: dict[str, Any] = {
             "rows": rows,
             "columns": len(columns),
@@ -97,15 +108,27 @@ def extract_metadata_dask(job: Job) -> Outcome:
 # -- discovery, streamed into partitions ------------------------------------------------------------
 
 
-def _discover(state: RunState, signature: dict[str, Any], executor: Any, inputs: Iterable[Path], size: int) -> dict[str, Any]:
+# Files held before the first partition is saved, at most: a run smaller than this is cut once
+# it is all found (bounded, so the client's memory stays flat in the number of files).
+_SMALL_RUN_CAP = 50_000
+
+
+def _discover(state: RunState, signature: dict[str, Any], executor: Any, inputs: Iterable[Path], size: int, workers: int) -> dict[str, Any]:
     state.start(signature, [], 0)
     for old in state.folder.glob("files-*.json"):
         old.unlink()
     partitions = files = skipped = 0
     batch: list[str] = []
+    # Until this many files are found, the run may be small: they are held, then cut finer.
+    small = min(size * max(1, workers) * CHUNKS_PER_WORKER, _SMALL_RUN_CAP)
 
     def list_folders(folders: Iterable[str]) -> Iterator[FolderListing]:
         return executor.list_folders(folders, signature["include_raw"])
+
+    def save(part: list[str]) -> None:
+        nonlocal partitions
+        state._write(_files_path(state, partitions), json.dumps(part))
+        partitions += 1
 
     for file, left_out in walk_tree(list_folders, inputs, signature["recursive"], executor.walk_lookahead()):
         skipped += left_out
@@ -113,12 +136,13 @@ def _discover(state: RunState, signature: dict[str, Any], executor: Any, inputs:
             continue
         batch.append(str(file))
         files += 1
-        if len(batch) >= size:
-            state._write(_files_path(state, partitions), json.dumps(batch))
-            partitions, batch = partitions + 1, []
-    if batch:
-        state._write(_files_path(state, partitions), json.dumps(batch))
-        partitions += 1
+        if files > small and len(batch) >= size:
+            for i in range(0, len(batch) - size + 1, size):
+                save(batch[i : i + size])
+            batch = batch[len(batch) - len(batch) % size :]
+    cut = size if files > small else chunk_size(files, size, max(1, workers))
+    for i in range(0, len(batch), cut):
+        save(batch[i : i + cut])
     run = {"signature": signature, "discovered": True, "partitions": partitions, "files": files, "skipped": skipped}
     state.save_run(run)
     return run
@@ -136,19 +160,10 @@ def _partition_files(state: RunState, index: int) -> list[str]:
 
 
 def extract_partition(argument: tuple[str, int, RowOptions]) -> dict[str, Any]:
-    """Read one partition's files and save its rows as a state chunk; return the chunk header."""
+    """Read one partition's files and save its rows as a state chunk (the local run's task);
+    return the chunk header."""
     folder, index, options = argument
-    state = RunState.at(Path(folder))
-    files = [Path(p) for p in _partition_files(state, index)]
-    rows: list[dict[str, str]] = []
-    errors: list[dict[str, str]] = []
-    for value, error, _ in run_files(extract_one, options, [(f, None) for f in files], False):
-        if error is not None:
-            errors.append(error.as_dict())
-        else:
-            rows.append(value)
-    state.save_chunk(index, rows, errors)
-    return {"rows": len(rows), "errors": errors}
+    return extract_chunk((folder, index, _partition_files(RunState.at(Path(folder)), index), options))
 
 
 def write_part(argument: tuple[str, int, list[str], str]) -> str:

@@ -28,6 +28,7 @@ KEY = "dask-parity-test-key-0123456789abcdef"
 # `python -m dask` with this interpreter: the `dask` script's shebang may name another environment
 # (a venv made by copying), whose workers would run another checkout's code.
 DASK = [sys.executable, "-m", "dask"]
+PRELOAD = "dicom_hub.python_backend.batch.dask_preload"
 EXECUTOR_KEYS = ("executor", "dask_scheduler", "dask_workers", "dask_dashboard", "duration_s", "partitions")
 
 
@@ -38,12 +39,14 @@ class Cluster:
     processes: list[subprocess.Popen] = field(default_factory=list)
     workers: dict[str, subprocess.Popen] = field(default_factory=dict)
 
-    def start_worker(self, name: str) -> subprocess.Popen:
+    def start_worker(self, name: str, preload: bool = False) -> subprocess.Popen:
         command = [
             *DASK, "worker", self.address,
             "--host", "127.0.0.1", "--nthreads", "1", "--nworkers", "1", "--no-nanny", "--no-dashboard",
             "--name", name, "--death-timeout", "30", "--local-directory", str(self.folder),
         ]  # fmt: skip
+        if preload:
+            command += ["--preload", PRELOAD]
         with open(self.folder / f"{name}.log", "w") as log:
             process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=log, cwd=self.folder)
         self.processes.append(process)
@@ -90,7 +93,7 @@ def cluster(tmp_path_factory):
             time.sleep(0.1)
         running.address = json.loads(scheduler_file.read_text())["address"]
         assert running.address.startswith("tcp://127.0.0.1:")
-        running.start_worker("w1")
+        running.start_worker("w1", preload=True)  # as the README advises; w2 as a plain worker
         running.start_worker("w2")
         running.wait_for_workers(2)
         yield running
@@ -243,8 +246,9 @@ def test_keyed_anonymization_needs_no_shared_state(cluster, archive, tmp_path):
 
 def test_interrupted_batch_on_dask_resumes_with_the_local_result(cluster, archive, tmp_path, monkeypatch):
     """Ctrl-C in the middle of a streamed batch_anonymize on the cluster; the rerun passes the
-    journaled files through in their place and gives the local run's response and bytes."""
-    from dicom_hub.python_backend.batch import runner
+    journaled files through in their place and gives the local run's response and bytes. Chunks
+    start at one file, so the interruption comes while most files are still to do."""
+    from dicom_hub.python_backend.batch import dask_executor, runner
     from dicom_hub.python_backend.deid.ops import batch_anonymize
 
     local = _run("batch_anonymize", archive, tmp_path / "local", {"key": KEY, "workers": 2})
@@ -259,6 +263,7 @@ def test_interrupted_batch_on_dask_resumes_with_the_local_result(cluster, archiv
             yield outcome
 
     monkeypatch.setattr(runner._RunFiles, "resumable", interrupted)
+    monkeypatch.setattr(dask_executor, "_MIN_CHUNK", 1)
     with pytest.raises(KeyboardInterrupt):
         batch_anonymize(Job(op="batch_anonymize", inputs=(archive,), output=output, options=options, defaults=get_op("batch_anonymize").defaults))
     monkeypatch.undo()
@@ -285,12 +290,15 @@ def slow_anonymize(source: Path, target: Path | None, settings: Any) -> Any:
     return anonymize_file(source, target, settings[0])
 
 
-def test_a_worker_killed_mid_job_loses_and_duplicates_nothing(cluster, archive, tmp_path):
+def test_a_worker_killed_mid_job_loses_and_duplicates_nothing(cluster, archive, tmp_path, monkeypatch):
+    """Chunks start at one file here, so that the extra worker surely gets some to die on."""
     import cloudpickle
+    from dicom_hub.python_backend.batch import dask_executor
     from dicom_hub.python_backend.batch.runner import run_batch
     from dicom_hub.python_backend.deid.ops import settings_from
 
     cloudpickle.register_pickle_by_value(sys.modules[__name__])  # the workers cannot import tests
+    monkeypatch.setattr(dask_executor, "_MIN_CHUNK", 1)
     spec = get_op("batch_anonymize")
     local_out, dask_out, markers = tmp_path / "local", tmp_path / "dask", tmp_path / "markers"
     markers.mkdir()
@@ -400,3 +408,59 @@ def test_client_memory_is_flat_in_the_number_of_files(cluster, tmp_path, executo
     assert len(large.output_files) == 400 and not large.metadata["errors"]
     grown = large_work - small_work
     assert grown < 300 * 250, f"working memory grew by {grown} bytes for 300 more files ({small_work} -> {large_work})"
+
+
+def test_a_chunk_travels_as_one_string_and_comes_back_the_same():
+    """Odd names (spaces, a newline, non-ASCII) and a file without target survive the packing."""
+    from dicom_hub.python_backend.batch.dask_executor import pack_chunk, unpack_chunk
+
+    chunk = [(Path("/a b/c.dcm"), Path("/out/c.dcm")), (Path("/x/line\nbreak"), None), (Path("/ü/1.2.3"), Path("/o/1.2.3_anon"))]
+    assert unpack_chunk(pack_chunk(chunk)) == chunk
+    assert unpack_chunk(pack_chunk([])) == []
+
+
+@pytest.mark.parametrize(
+    ("chunk_files", "workers", "expected_sizes"),
+    [(3, 2, [3] * 16 + [2]), (1, 2, [1] * 50), (7, 2, [4] * 12 + [2]), (100, 1, [7] * 7 + [1])],
+)
+def test_extract_partitions_are_the_walk_cut_in_order(tmp_path, chunk_files, workers, expected_sizes):
+    """Discovery cuts the walk's files into partitions, in order, none lost or repeated: a run
+    with more than `chunk_files` x workers x 8 files streams partitions of `chunk_files` as it
+    goes; a smaller run is held, then cut finer like the local run (`extract.chunk_size`: 50
+    files, 2 workers, so 16 partitions wanted: 4 files each)."""
+    from dicom_hub.python_backend.batch.discovery import find_dicom_files
+    from dicom_hub.python_backend.batch.extract_dask import _discover, _partition_files
+    from dicom_hub.python_backend.batch.runner import LocalExecutor
+    from dicom_hub.python_backend.batch.state import RunState
+
+    root = tmp_path / "archive"
+    synthetic_archive(root, patients=5, slices=10)
+    expected = [str(p) for p in find_dicom_files(root)]
+    assert len(expected) == 50
+    signature = {"recursive": True, "include_raw": False, "chunk_files": chunk_files}
+    with RunState(tmp_path / "table.csv") as state:
+        run = _discover(state, signature, LocalExecutor(1), [root], chunk_files, workers)
+        parts = [_partition_files(state, k) for k in range(run["partitions"])]
+    assert [len(p) for p in parts] == expected_sizes
+    assert [f for part in parts for f in part] == expected and run["files"] == 50
+
+
+def _worker_state(dask_worker: Any) -> tuple[bool, bool]:
+    callbacks = dask_worker.periodic_callbacks
+    return "profile" in callbacks or "tick" in callbacks, "dicom_hub.python_backend.deid.ops" in sys.modules
+
+
+def test_the_preload_loads_the_ops_and_stops_the_profiler_and_tick(cluster):
+    """w1 started with `--preload dicom_hub.python_backend.batch.dask_preload`, w2 without: w1
+    has the ops' modules loaded (whatever ran before), no sampling profiler and no latency tick;
+    w2 has them."""
+    import cloudpickle
+    from distributed import Client
+
+    cloudpickle.register_pickle_by_value(sys.modules[__name__])  # the workers cannot import tests
+
+    with Client(cluster.address, timeout=30, set_as_default=False) as client:
+        names = {info["name"]: address for address, info in client.scheduler_info(n_workers=-1)["workers"].items()}
+        states = client.run(_worker_state, workers=[names["w1"], names["w2"]])
+    assert states[names["w1"]] == (False, True)
+    assert states[names["w2"]][0] is True, "a plain worker keeps its callbacks"

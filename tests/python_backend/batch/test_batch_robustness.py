@@ -379,7 +379,7 @@ def test_a_task_that_kills_every_worker_costs_only_its_file(tmp_path):
 
     if find_spec("distributed") is None:
         missing("dask.distributed (pip install 'dicom-hub[distributed]')")
-    from dicom_hub.python_backend.batch.dask_executor import DaskExecutor
+    from dicom_hub.python_backend.batch.dask_executor import DaskExecutor, unpack_chunk
     from distributed import KilledWorker
 
     class Future:
@@ -399,7 +399,7 @@ def test_a_task_that_kills_every_worker_costs_only_its_file(tmp_path):
             return data
 
         def submit(self, _function, _payload, chunk, _verify, **_):
-            return Future(chunk)
+            return Future(unpack_chunk(chunk))  # a chunk travels as one string
 
         def scheduler_info(self):
             return {"workers": {"a": {}, "b": {}}}

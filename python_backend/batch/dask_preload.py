@@ -1,0 +1,38 @@
+"""A `dask worker --preload` module: the batch ops' code and tables loaded when a worker starts.
+
+    dask worker tcp://scheduler:8786 --preload dicom_hub.python_backend.batch.dask_preload
+
+Without it, each worker process loads them during its first task of the first job (~0.3-0.5 s
+of CPU per worker), which a long-lived cluster pays once anyway; with it, no job pays it. Two
+of the worker's periodic callbacks are stopped too, CPU taken from the per-file work for views
+the batch ops do not need: the sampling profiler (it reads the running task's stack 100 times a
+second) and the event-loop latency tick (50 times a second). Measured on an idle worker: 45 ms
+of CPU per second with both, 10 without.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+# Periodic callbacks of a worker that the batch ops can do without (`Worker.periodic_callbacks`).
+STOPPED = ("profile", "tick")
+
+
+def dask_setup(worker: Any) -> None:
+    """Called by the worker once it has loaded this module, before its periodic callbacks start."""
+    warm_up()
+    for name in STOPPED:
+        callback = worker.periodic_callbacks.pop(name, None)
+        if callback is not None:
+            callback.stop()
+
+
+def warm_up() -> None:
+    """Import what the per-file functions use and build the tables they read."""
+    from dicom_hub.contract.dicom.deid import iods
+    from dicom_hub.contract.dicom.deid.profile import profile_for
+    from dicom_hub.python_backend.batch import extract, flatten, runner  # noqa: F401
+    from dicom_hub.python_backend.deid import bytes_engine, ops  # noqa: F401
+
+    profile_for(())
+    iods.warm_up()
