@@ -35,4 +35,4 @@ def warm_up() -> None:
     from dicom_hub.python_backend.deid import bytes_engine, ops  # noqa: F401
 
     profile_for(())
-    iods.warm_up()
+    iods.load()

@@ -198,13 +198,18 @@ def warm_up() -> None:
 _LOAD_BEFORE_FORK = False
 
 
+def load() -> None:
+    """Load the tables now (a long-lived process that forks no worker: a Dask worker's preload)."""
+    _table()
+
+
 def _load_before_fork() -> None:
     # Nothing may escape a fork hook (Python would only print it): a table that does not load here
     # fails again, with its error, where a worker first uses it.
     from contextlib import suppress
 
     with suppress(Exception):
-        _table()
+        load()
 
 
 def write_tsv(path: str) -> None:

@@ -445,9 +445,12 @@ def test_extract_partitions_are_the_walk_cut_in_order(tmp_path, chunk_files, wor
     assert [f for part in parts for f in part] == expected and run["files"] == 50
 
 
-def _worker_state(dask_worker: Any) -> tuple[bool, bool]:
+def _worker_state(dask_worker: Any) -> tuple[bool, bool, bool]:
+    from dicom_hub.contract.dicom.deid import iods
+
     callbacks = dask_worker.periodic_callbacks
-    return "profile" in callbacks or "tick" in callbacks, "dicom_hub.python_backend.deid.ops" in sys.modules
+    loaded = "dicom_hub.python_backend.deid.ops" in sys.modules
+    return "profile" in callbacks or "tick" in callbacks, loaded, iods._table.cache_info().currsize == 1
 
 
 def test_the_preload_loads_the_ops_and_stops_the_profiler_and_tick(cluster):
@@ -462,5 +465,5 @@ def test_the_preload_loads_the_ops_and_stops_the_profiler_and_tick(cluster):
     with Client(cluster.address, timeout=30, set_as_default=False) as client:
         names = {info["name"]: address for address, info in client.scheduler_info(n_workers=-1)["workers"].items()}
         states = client.run(_worker_state, workers=[names["w1"], names["w2"]])
-    assert states[names["w1"]] == (False, True)
+    assert states[names["w1"]] == (False, True, True), "w1: no callbacks, the ops and the IOD tables loaded"
     assert states[names["w2"]][0] is True, "a plain worker keeps its callbacks"
