@@ -1,5 +1,5 @@
 """Writing a received instance to its place (`dicom_hub.contract.dicom.network.storage` says
-where), atomically. Shared by the storage SCP and by `get`.
+where), atomically, once it is checked to be sound. Shared by the storage SCP and by `get`.
 """
 
 from __future__ import annotations
@@ -63,11 +63,23 @@ def save_received(event: Event, root: Path, overwrite: bool) -> StoredInstance:
                 shutil.copyfile(received, tmp)
             else:
                 tmp.write_bytes(event.encoded_dataset(include_meta=True))
+            _refuse_unsound(tmp)
     except HubError as err:
         raise RejectedInstance(OUT_OF_RESOURCES, err.message) from None
     except OSError as err:
         raise RejectedInstance(OUT_OF_RESOURCES, f"cannot write {path}: {err}") from None
     return StoredInstance(path, str(sop), str(request.AffectedSOPClassUID), str(event.context.transfer_syntax))
+
+
+def _refuse_unsound(written: Path) -> None:
+    """A stored instance is one a reader can use: every element and sequence item parses, and
+    Pixel Data holds at least what the image attributes call for (`adapters.verify`, the check
+    every written file gets). Else the sender hears "cannot understand" and nothing is kept."""
+    from dicom_hub.adapters.verify import verify_file
+
+    problem = verify_file(written)
+    if problem:
+        raise RejectedInstance(CANNOT_UNDERSTAND, f"the data set is not sound: {problem}")
 
 
 def _received_file(event: Event) -> Path | None:

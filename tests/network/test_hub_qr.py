@@ -146,6 +146,30 @@ def test_get_sends_back_what_was_stored_to_us_dcmtk_and_getscu(loaded, tmp_path)
     assert [dcmread(p).SOPInstanceUID for p in (tmp_path / "dcmtk").rglob("*") if p.is_file()] == [dose.SOPInstanceUID]
 
 
+def test_get_refuses_an_instance_that_is_not_sound(loaded, tmp_path):
+    # The archive holds a second CT instance of the study whose stored file was damaged (its Rows
+    # doubled: Pixel Data too short for the image). `get` keeps the sound one and refuses the other
+    # (C-STORE "cannot understand"), listing it; nothing of it is written.
+    from pydicom.uid import generate_uid
+
+    ct = dcmread(sample("CT_small.dcm"))
+    ct.SOPInstanceUID = generate_uid()
+    extra = tmp_path / "extra.dcm"
+    ct.save_as(extra)
+    c_store_files(loaded.host, loaded.port, loaded.aet, [extra])
+    stored = next(loaded.output.rglob(f"{ct.SOPInstanceUID}.dcm"))
+    damaged = dcmread(stored)
+    damaged.Rows *= 2
+    damaged.save_as(stored)
+    data = expect_ok({"op": "get", "output": str(tmp_path / "got"), "options": opts(loaded, level="STUDY", query={"StudyInstanceUID": ct.StudyInstanceUID})})
+    meta = data["metadata"]
+    assert (meta["completed"], meta["failed"], meta["received"]) == (1, 1, 1)
+    assert [r["sop_instance_uid"] for r in meta["refused"]] == [ct.SOPInstanceUID]
+    assert "Pixel Data holds" in meta["refused"][0]["reason"]
+    assert [dcmread(p).SOPInstanceUID for p in data["output_files"]] == [dcmread(sample("CT_small.dcm")).SOPInstanceUID]
+    assert sorted(p.name for p in (tmp_path / "got").rglob("*") if p.is_file()) == [Path(data["output_files"][0]).name]
+
+
 def test_move_to_a_configured_destination_and_refuse_an_unknown_one(hub_scp_factory, tmp_path):
     receiver = hub_scp_factory(aet="RECEIVER")
     scp = hub_scp_factory(aet="HUBQR", move=[f"RECEIVER={receiver.host}:{receiver.port}", f"MOVESCU=127.0.0.1:{free_port()}"])

@@ -94,6 +94,42 @@ def test_malicious_uids_never_leave_the_output_folder(hub_scp, tmp_path):
     assert "3 refused" in hub_scp.log_text() and "is not a valid UID" in hub_scp.log_text()
 
 
+def test_an_unsound_instance_is_refused_not_stored(hub_scp, tmp_path):
+    # Sent as raw bytes (pynetdicom's chunked send, as `store` does): a file cut inside its Pixel
+    # Data, and one whose Pixel Data is shorter than its Rows call for. Both used to be stored
+    # with success (only their UIDs were read); no reader could use them.
+    from pynetdicom import AE, _config
+
+    good = ct_slice()
+    whole = tmp_path / "whole.dcm"
+    good.save_as(whole, enforce_file_format=True)
+    cut = tmp_path / "cut.dcm"
+    cut.write_bytes(whole.read_bytes()[:-100])
+    short = ct_slice()
+    short.Rows *= 2
+    short_file = tmp_path / "short.dcm"
+    short.save_as(short_file, enforce_file_format=True)
+    ae = AE("SENDER")
+    ae.add_requested_context(good.SOPClassUID, [good.file_meta.TransferSyntaxUID])
+    previous, _config.STORE_SEND_CHUNKED_DATASET = _config.STORE_SEND_CHUNKED_DATASET, True
+    try:
+        assoc = ae.associate(hub_scp.host, hub_scp.port, ae_title=hub_scp.aet)
+        assert assoc.is_established
+        statuses = [assoc.send_c_store(path).Status for path in (cut, short_file, whole)]
+        assoc.release()
+    finally:
+        _config.STORE_SEND_CHUNKED_DATASET = previous
+    assert statuses == [0xC000, 0xC000, 0x0000]
+    stored = list(hub_scp.output.rglob("*.dcm"))
+    assert [p.stem for p in stored] == [good.SOPInstanceUID]
+    assert dcmread(stored[0]).PixelData == good.PixelData
+    assert not [p for p in hub_scp.output.rglob("*") if p.is_file() and p.suffix != ".dcm" and not p.name.startswith(".dicom-hub-index")]
+    assert hub_scp.stop() == 0
+    log = hub_scp.log_text()
+    assert "2 refused" in log
+    assert "declares 512 bytes but only 412 remain" in log  # the first reason is logged
+
+
 def test_allow_list_refuses_other_calling_ae_titles(hub_scp_factory):
     scp = hub_scp_factory(allow=["FRIEND"])
     data = expect_error({"op": "echo", "options": scp_options(scp, calling_aet="STRANGER")}, "network_error")
