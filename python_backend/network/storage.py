@@ -23,6 +23,9 @@ if TYPE_CHECKING:
     from pynetdicom.events import Event
 
 
+UNSOUND = "the data set is not sound"  # how a refusal by `refuse_unsound` begins
+
+
 @dataclass(frozen=True)
 class StoredInstance:
     path: Path
@@ -63,7 +66,7 @@ def save_received(event: Event, root: Path, overwrite: bool) -> StoredInstance:
                 shutil.copyfile(received, tmp)
             else:
                 tmp.write_bytes(event.encoded_dataset(include_meta=True))
-            _refuse_unsound(tmp)
+            refuse_unsound(tmp)
     except HubError as err:
         raise RejectedInstance(OUT_OF_RESOURCES, err.message) from None
     except OSError as err:
@@ -71,7 +74,7 @@ def save_received(event: Event, root: Path, overwrite: bool) -> StoredInstance:
     return StoredInstance(path, str(sop), str(request.AffectedSOPClassUID), str(event.context.transfer_syntax))
 
 
-def _refuse_unsound(written: Path) -> None:
+def refuse_unsound(written: Path) -> None:
     """A stored instance is one a reader can use: every element and sequence item parses, and
     Pixel Data holds at least what the image attributes call for (`adapters.verify`, the check
     every written file gets). Else the sender hears "cannot understand" and nothing is kept."""
@@ -79,7 +82,7 @@ def _refuse_unsound(written: Path) -> None:
 
     problem = verify_file(written)
     if problem:
-        raise RejectedInstance(CANNOT_UNDERSTAND, f"the data set is not sound: {problem}")
+        raise RejectedInstance(CANNOT_UNDERSTAND, f"{UNSOUND}: {problem}")
 
 
 def _received_file(event: Event) -> Path | None:

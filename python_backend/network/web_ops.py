@@ -18,6 +18,7 @@ from dicom_hub.contract.errors import ErrorCode, HubError
 from dicom_hub.contract.files import atomic_output
 from dicom_hub.contract.job import Job, Outcome
 
+from .storage import UNSOUND, refuse_unsound
 from .store import FileToSend, collect_files, failure, scan, store_outcome
 from .web_client import WebPeer, http_failure
 
@@ -101,18 +102,29 @@ def wado(job: Job) -> Outcome:
             reason = err.message if isinstance(err, HubError) else str(err)
             refused.append({"sop_instance_uid": str(ds.get("SOPInstanceUID", ""))[:80], "reason": reason})
     if refused and not written:
-        code = ErrorCode.OUTPUT_EXISTS if all(r["reason"].startswith("output exists") for r in refused) else ErrorCode.OUTPUT_ERROR
-        raise HubError(code, f"no instance written to {root}: {refused[0]['reason']}", "set options.overwrite to true" if code is ErrorCode.OUTPUT_EXISTS else "see the reason")
+        raise _nothing_written(root, refused)
     metadata = {"level": level, "received": len(datasets), "completed": len(written), "failed": len(refused), "refused": refused}
     stderr = "".join(f"refused {r['sop_instance_uid']}: {r['reason']}\n" for r in refused)
     return Outcome(metadata=metadata, output_files=[str(p) for p in written], stderr=stderr)
 
 
+def _nothing_written(root: Path, refused: list[dict[str, str]]) -> HubError:
+    """Every retrieved instance refused: already there, unusable as sent, or not writable."""
+    reason = refused[0]["reason"]
+    if all(r["reason"].startswith("output exists") for r in refused):
+        return HubError(ErrorCode.OUTPUT_EXISTS, f"no instance written to {root}: {reason}", "set options.overwrite to true")
+    if all(r["reason"].startswith(UNSOUND) for r in refused):
+        return HubError(ErrorCode.DECODE_ERROR, f"no instance written to {root}: {reason}", "the server holds damaged data: ask its administrator, or retrieve the instances one by one to see which")
+    return HubError(ErrorCode.OUTPUT_ERROR, f"no instance written to {root}: {reason}", "see the reason")
+
+
 def save_dataset(ds: Dataset, root: Path, overwrite: bool) -> Path:
-    """Write a retrieved instance to its place under `root` (the UIDs checked, atomically)."""
+    """Write a retrieved instance to its place under `root` (the UIDs checked, atomically),
+    only if it is sound (`storage.refuse_unsound`, as the SCP and `get`)."""
     path = instance_path(root, ds.get("StudyInstanceUID"), ds.get("SeriesInstanceUID"), ds.get("SOPInstanceUID"))
     with atomic_output(path, overwrite) as tmp:
         ds.save_as(tmp, enforce_file_format=True)
+        refuse_unsound(tmp)
     return path
 
 

@@ -101,6 +101,36 @@ def test_wado_retrieves_what_was_stored(web, credentials, tmp_path):
     assert "HTTP 404" in data["error"]["message"]
 
 
+def test_wado_keeps_only_sound_instances(web, credentials, tmp_path):
+    # A study of two instances on the server, one damaged (Rows doubled: its Pixel Data is too
+    # short for the image). The sound one is written, the other refused with the reason; asked
+    # for alone, nothing is written and the answer is decode_error.
+    from pydicom.uid import generate_uid
+
+    study = generate_uid()
+    files = []
+    for name, damaged in (("sound.dcm", False), ("damaged.dcm", True)):
+        ds = dcmread(sample("CT_small.dcm"))
+        ds.StudyInstanceUID, ds.SOPInstanceUID = study, generate_uid()
+        if damaged:
+            ds.Rows *= 2
+        ds.save_as(tmp_path / name)
+        files.append(ds)
+    c_store_files(web.host, web.port, web.aet, [tmp_path / "sound.dcm", tmp_path / "damaged.dcm"])
+    sound, damaged = files
+    data = expect_ok({"op": "wado", "output": str(tmp_path / "study"), "options": {**credentials, "query": {"StudyInstanceUID": study}}})
+    meta = data["metadata"]
+    assert (meta["received"], meta["completed"], meta["failed"]) == (2, 1, 1)
+    assert [r["sop_instance_uid"] for r in meta["refused"]] == [damaged.SOPInstanceUID]
+    assert "Pixel Data holds" in meta["refused"][0]["reason"]
+    assert [dcmread(f).SOPInstanceUID for f in data["output_files"]] == [sound.SOPInstanceUID]
+    assert [p.name for p in (tmp_path / "study").rglob("*") if p.is_file()] == [f"{sound.SOPInstanceUID}.dcm"]
+    query = {"StudyInstanceUID": study, "SeriesInstanceUID": damaged.SeriesInstanceUID, "SOPInstanceUID": damaged.SOPInstanceUID}
+    error = expect_error({"op": "wado", "output": str(tmp_path / "one"), "options": {**credentials, "level": "IMAGE", "query": query}}, "decode_error")
+    assert "Pixel Data holds" in error["error"]["message"]
+    assert not [p for p in (tmp_path / "one").rglob("*") if p.is_file()]
+
+
 def test_wado_needs_the_uids_of_its_level(web, credentials, tmp_path):
     data = expect_error({"op": "wado", "output": str(tmp_path / "x"), "options": {**credentials, "level": "SERIES", "query": {"StudyInstanceUID": "1.2"}}}, "invalid_request")
     assert "SeriesInstanceUID" in data["error"]["message"]
