@@ -100,6 +100,8 @@ def first_problem(check: Check, data: Any, name: str) -> SchemaProblem | None:
     except JsonSchemaValueException as err:
         # fastjsonschema names the document `data` in err.path and at the start of err.message.
         where = ".".join(str(p) for p in err.path[1:]) or name
+        if err.rule == "const" and isinstance(err.definition, dict) and err.definition.get("description"):
+            return SchemaProblem(where, f"must be {json.dumps(err.definition['const'])}: {err.definition['description']}")  # why it must
         return SchemaProblem(where, err.message.removeprefix(err.name or "").strip())
     return None
 

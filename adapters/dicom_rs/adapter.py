@@ -257,8 +257,6 @@ def check_options(job: Job) -> None:
                 "dicom-toimage cannot skip the modality LUT and still apply the VOI LUT (--no-modality-lut implies --no-voi-lut)",
                 "add disable_voi_lut: true, or use backend python or dcmtk",
             )
-        if job.option("force_8bit") and job.option("force_16bit"):
-            raise HubError(ErrorCode.INVALID_REQUEST, "force_8bit and force_16bit exclude each other", "give one of them")
         if job.option("force_16bit") and image_format(job) not in ("png", "tiff"):
             raise HubError(ErrorCode.UNSUPPORTED_OPTION, f"16-bit output needs png or tiff, not {image_format(job)}", "write a .png or .tiff")
     if job.op == "transcode":

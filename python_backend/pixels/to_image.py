@@ -25,11 +25,9 @@ def output_format(job: Job) -> str:
 
 def render_options(job: Job, fmt: str) -> RenderOptions:
     """Check the option combinations the schema cannot express, and gather the render settings."""
-    center, width = job.options.get("window_center"), job.options.get("window_width")  # both or neither, width > 0: the schema
+    center, width = job.options.get("window_center"), job.options.get("window_width")  # both or neither, width > 0, one depth: the schema
     if center is not None and job.option("normalize"):
         raise HubError(ErrorCode.INVALID_REQUEST, "normalize and a manual window exclude each other", "drop normalize, or drop window_center/window_width")
-    if job.option("force_8bit") and job.option("force_16bit"):
-        raise HubError(ErrorCode.INVALID_REQUEST, "force_8bit and force_16bit exclude each other", "choose one output depth")
     if "quality" in job.options and fmt != "jpeg":
         raise HubError(ErrorCode.INVALID_REQUEST, f"quality applies to JPEG output only, not {fmt.upper()}", "drop quality, or set format jpeg (or a .jpg output)")
     bits = 16 if job.option("force_16bit") else 8

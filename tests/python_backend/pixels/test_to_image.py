@@ -134,6 +134,18 @@ def test_bad_option_combinations_are_rejected(tmp_path, options):
     assert data["error"]["hint"]
 
 
+@pytest.mark.parametrize("backend", ["python", "dcmtk", "gdcm", "dicom-rs", "pixelmed", "csharp"])
+@pytest.mark.parametrize("op", ["to_image", "batch_convert"])
+def test_both_depths_are_refused_by_the_schema_for_every_backend(tmp_path, backend, op):
+    # The op's schema says force_8bit and force_16bit exclude each other: the same answer from
+    # every backend, before any of them runs.
+    output = str(tmp_path / ("x.png" if op == "to_image" else "out"))
+    request = {"op": op, "backend": backend, "input": str(sample("CT_small.dcm")), "output": output, "options": {"force_8bit": True, "force_16bit": True}}
+    data = expect_error(request, "invalid_request")
+    assert "force_8bit and force_16bit exclude each other" in data["error"]["message"]
+    assert not list(tmp_path.iterdir())
+
+
 def test_corrupt_pixel_data_is_a_decode_error_without_output(tmp_path):
     ds = ct_slice(rows=32, cols=32)
     ds.PixelData = ds.PixelData[:100]
