@@ -146,8 +146,14 @@ def _interpret(adapter: SubprocessAdapter, job: Job, run: ToolRun, responses: Pa
     metadata = {"level": job.option("level"), **counts, **base}
     if job.op == "move":
         return Outcome(metadata={**metadata, "destination": job.option("destination")}, stderr=run.stderr)
-    files = _place_received(job, responses)
-    return Outcome(metadata={**metadata, "received": len(files)}, output_files=[str(p) for p in files], stderr=run.stderr)
+    files, refused = _place_received(job, responses)
+    if refused and not files:
+        raise adapter.fail(run, f"getscu from {peer}: no instance kept, {len(refused)} refused ({refused[0]['reason']})", ErrorCode.NETWORK_ERROR, "the peer holds damaged data: ask its administrator")
+    if refused:  # getscu answered success for them; we did not keep them (as the python backend's C-STORE refusal)
+        metadata.update(completed=max(0, metadata["completed"] - len(refused)), failed=metadata["failed"] + len(refused))
+    metadata = {**metadata, "received": len(files), "refused": refused}
+    stderr = run.stderr + "".join(f"refused {r['sop_instance_uid']}: {r['reason']}\n" for r in refused)
+    return Outcome(metadata=metadata, output_files=[str(p) for p in files], stderr=stderr)
 
 
 _TLS_TROUBLE = re.compile(r"^.*(?:TLS|SSL|certificate|Association Request Failed).*$", re.M | re.I)
@@ -182,21 +188,28 @@ def _counts(log: str) -> dict[str, int]:
     return counts
 
 
-def _place_received(job: Job, received: Path) -> list[Path]:
-    """getscu names files <Modality>.<SOPInstanceUID>; the contract wants <Study>/<Series>/<SOP>.dcm."""
-    from dicom_hub.contract.dicom.network.storage import check_root, instance_path
+def _place_received(job: Job, received: Path) -> tuple[list[Path], list[dict[str, str]]]:
+    """getscu names files <Modality>.<SOPInstanceUID>; the contract wants <Study>/<Series>/<SOP>.dcm.
+    getscu keeps whatever it is sent; an instance that is not sound is refused here instead, as
+    the python backend refuses it (`verify_file`), and listed with the reason."""
+    from dicom_hub.adapters.verify import verify_file
+    from dicom_hub.contract.dicom.network.storage import UNSOUND, check_root, instance_path
     from pydicom import dcmread
 
     assert job.output is not None
     root = check_root(job.output)
-    placed = []
+    placed, refused = [], []
     for path in sorted(p for p in received.iterdir() if p.is_file()):
         ds = dcmread(path, stop_before_pixels=True, specific_tags=["StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID"])
+        problem = verify_file(path)
+        if problem:
+            refused.append({"sop_instance_uid": str(ds.get("SOPInstanceUID", ""))[:80], "reason": f"{UNSOUND}: {problem}"})
+            continue
         target = instance_path(root, ds.get("StudyInstanceUID"), ds.get("SeriesInstanceUID"), ds.get("SOPInstanceUID"))
         with atomic_output(target, job.overwrite) as tmp:
             shutil.copyfile(path, tmp)
         placed.append(target)
-    return placed
+    return placed, refused
 
 
 _SENDING = re.compile(r"Sending file: (?P<path>.+)$")

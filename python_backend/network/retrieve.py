@@ -129,6 +129,8 @@ def get(job: Job) -> Outcome:
     except HubError as err:
         if refused and not received and all(r["reason"].startswith("output exists") for r in refused):
             raise HubError(ErrorCode.OUTPUT_EXISTS, f"every instance is already in {root}: {refused[0]['reason']}", "set options.overwrite to true") from None
+        if refused and not received:
+            err.message += f"; we refused {len(refused)} instance(s): {refused[0]['reason']}"
         raise err
     stderr = "".join(f"refused {r['sop_instance_uid']}: {r['reason']}\n" for r in refused)
     return Outcome(

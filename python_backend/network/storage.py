@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 from dicom_hub.contract.dicom.network.storage import (
     CANNOT_UNDERSTAND,
     OUT_OF_RESOURCES,
+    UNSOUND,
     RejectedInstance,
     instance_path,
 )
@@ -21,9 +22,6 @@ from dicom_hub.contract.files import atomic_output
 if TYPE_CHECKING:
     from pydicom import Dataset
     from pynetdicom.events import Event
-
-
-UNSOUND = "the data set is not sound"  # how a refusal by `refuse_unsound` begins
 
 
 @dataclass(frozen=True)

@@ -13,12 +13,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from dicom_hub.contract.dicom.network.query import LEVEL_KEYS, PARENT_KEYS
-from dicom_hub.contract.dicom.network.storage import RejectedInstance, check_root, instance_path
+from dicom_hub.contract.dicom.network.storage import UNSOUND, RejectedInstance, check_root, instance_path
 from dicom_hub.contract.errors import ErrorCode, HubError
 from dicom_hub.contract.files import atomic_output
 from dicom_hub.contract.job import Job, Outcome
 
-from .storage import UNSOUND, refuse_unsound
+from .storage import refuse_unsound
 from .store import FileToSend, collect_files, failure, scan, store_outcome
 from .web_client import WebPeer, http_failure
 

@@ -168,6 +168,17 @@ def test_get_refuses_an_instance_that_is_not_sound(loaded, tmp_path):
     assert "Pixel Data holds" in meta["refused"][0]["reason"]
     assert [dcmread(p).SOPInstanceUID for p in data["output_files"]] == [dcmread(sample("CT_small.dcm")).SOPInstanceUID]
     assert sorted(p.name for p in (tmp_path / "got").rglob("*") if p.is_file()) == [Path(data["output_files"][0]).name]
+    # DCMTK's getscu keeps whatever it is sent: the dcmtk backend refuses it the same way.
+    dcmtk = expect_ok(backend_request("dcmtk", "get", output=str(tmp_path / "dcmtk"), **opts(loaded, level="STUDY", query={"StudyInstanceUID": ct.StudyInstanceUID})))
+    assert {k: dcmtk["metadata"][k] for k in ("completed", "failed", "received")} == {"completed": 1, "failed": 1, "received": 1}
+    assert dcmtk["metadata"]["refused"] == meta["refused"]
+    assert [dcmread(p).SOPInstanceUID for p in dcmtk["output_files"]] == [dcmread(sample("CT_small.dcm")).SOPInstanceUID]
+    # Only the damaged instance asked for: nothing kept, the same code from both backends.
+    query = {"StudyInstanceUID": ct.StudyInstanceUID, "SeriesInstanceUID": ct.SeriesInstanceUID, "SOPInstanceUID": ct.SOPInstanceUID}
+    ours = expect_error({"op": "get", "output": str(tmp_path / "alone"), "options": opts(loaded, level="IMAGE", query=query)}, "network_error")
+    theirs = expect_error(backend_request("dcmtk", "get", output=str(tmp_path / "alone-dcmtk"), **opts(loaded, level="IMAGE", query=query)), "network_error")
+    assert all("Pixel Data holds" in data["error"]["message"] for data in (ours, theirs))
+    assert not [p for p in tmp_path.glob("alone*/**/*") if p.is_file()]
 
 
 def test_move_to_a_configured_destination_and_refuse_an_unknown_one(hub_scp_factory, tmp_path):

@@ -20,6 +20,11 @@ CANNOT_UNDERSTAND = 0xC000
 _UID = re.compile(r"(0|[1-9][0-9]*)(\.(0|[1-9][0-9]*))*")  # PS3.5 section 9.1
 
 
+# How the refusal of a received instance that is not sound begins (it does not parse completely,
+# or its Pixel Data is too short: `adapters.verify.verify_file`); every receiving path says it so.
+UNSOUND = "the data set is not sound"
+
+
 class RejectedInstance(ValueError):
     """The instance cannot be stored: `status` is the C-STORE status to answer with."""
 
