@@ -95,8 +95,7 @@ def query_dataset(job: Job) -> Dataset:
         return query.worklist_query(job)
     if job.op in ("move", "get"):
         return query.retrieve_query(job)[1]
-    level = job.option("level")
-    return query.build_query(level, query.LEVEL_KEYS[level] + query.PARENT_KEYS[level], job.option("query") or {})
+    return query.find_query(job)
 
 
 def run(adapter: SubprocessAdapter, job: Job) -> Outcome:

@@ -15,14 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from dicom_hub.adapters.dicom_rs.dump import command_sets, to_json_model
 from dicom_hub.adapters.toolkit.store_inputs import expand_inputs, sop_instance_uid
-from dicom_hub.contract.dicom.network.query import (
-    LEVEL_KEYS,
-    PARENT_KEYS,
-    build_query,
-    query_model,
-    retrieve_query,
-    worklist_query,
-)
+from dicom_hub.contract.dicom.network.query import find_query, query_model, retrieve_query, worklist_query
 from dicom_hub.contract.dicom.network.status import status_info
 from dicom_hub.contract.errors import ErrorCode, HubError
 from dicom_hub.contract.job import Job, Outcome
@@ -158,8 +151,7 @@ def query_identifier(job: Job) -> tuple[str | None, Dataset]:
         return None, worklist_query(job)
     if job.op == "move":
         return retrieve_query(job)
-    level = job.option("level")
-    return level, build_query(level, LEVEL_KEYS[level] + PARENT_KEYS[level], job.option("query") or {})
+    return job.option("level"), find_query(job)
 
 
 def save_query(query: Dataset, path: Path) -> None:

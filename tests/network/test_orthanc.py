@@ -10,7 +10,7 @@ import uuid
 from pathlib import Path
 
 import pytest
-from conftest import expect_error, expect_ok
+from conftest import backend_request, expect_error, expect_ok
 from factories import series
 from pydicom import dcmread
 
@@ -104,6 +104,14 @@ def test_find_in_the_patient_root_model(orthanc, study):
     options = peer_options(orthanc, level="SERIES", model="patient", query={"PatientID": ids["patient"], "StudyInstanceUID": ids["study"]})
     results = expect_ok({"op": "find", "options": options})["metadata"]["results"]
     assert [json_value(r, "0020000E") for r in results] == [ids["series"]]
+    # Every backend sends the same identifier (PatientID, a unique key of the patient root, is
+    # asked for even when the query leaves it out), so each answer has the same keys and values.
+    options["query"] = {"StudyInstanceUID": ids["study"]}
+    results = expect_ok({"op": "find", "options": options})["metadata"]["results"]
+    for backend in ("dcmtk", "dicom-rs"):
+        theirs = expect_ok(backend_request(backend, "find", **options))["metadata"]["results"]
+        assert [sorted(r) for r in theirs] == [sorted(r) for r in results], backend
+        assert [json_value(r, "00100020") for r in theirs] == [json_value(r, "00100020") for r in results] == [ids["patient"]]
 
 
 def test_find_with_wildcards_and_date_range(orthanc, study):
