@@ -45,8 +45,6 @@ from dicom_hub.contract.dicom.pydicom_tables import IMPLEMENTATION_UID, pydicom_
 
 from .writer import file_meta_bytes
 
-Element = tuple[int, "str | None", Any]  # (tag, stored VR or None (implicit), bytes or items)
-
 # Little-endian syntaxes whose data set is Explicit VR LE (encapsulated pixel data).
 _ENCAPSULATED = frozenset(
     {"1.2.840.10008.1.2.4.50", "1.2.840.10008.1.2.4.51", "1.2.840.10008.1.2.4.57", "1.2.840.10008.1.2.4.70", "1.2.840.10008.1.2.4.80", "1.2.840.10008.1.2.4.81", "1.2.840.10008.1.2.4.90", "1.2.840.10008.1.2.4.91", "1.2.840.10008.1.2.4.201", "1.2.840.10008.1.2.4.202", "1.2.840.10008.1.2.4.203", "1.2.840.10008.1.2.5"}
@@ -58,6 +56,7 @@ _TEXT_VRS = frozenset({"AE", "AS", "CS", "DA", "DS", "DT", "IS", "LO", "LT", "PN
 _CHARSETS = frozenset({"", "ISO_IR 6", "ISO_IR 100", "ISO_IR 101", "ISO_IR 109", "ISO_IR 110", "ISO_IR 144", "ISO_IR 148", "ISO_IR 192"})
 
 _PRINTABLE = re.compile(rb"[\x20-\x7e]*")
+_UNSPACED = re.compile(rb"[\x21-\x7e]*")
 _HEADER = Struct("<HHL")
 _TAG = Struct("<HH")
 _LENGTH2, _LENGTH4 = Struct("<H"), Struct("<L")
@@ -108,6 +107,8 @@ class _Run:
         self.implicit = False
         self.iod: iods.IodAttributes | None = None
         self.plans: dict[tuple[Any, ...], tuple[int, Any]] = {}
+        self.fasts: dict[tuple[int, ...], dict[int, Any]] = {}
+        self.marks: list[tuple[int, list[Any]]] = []
         self.top: dict[int, tuple[str | None, Any]] = {}  # the top-level elements the engine reads (_READ_TAGS)
         self.patient_slots: list[tuple[int, int, str]] = []  # (where in the output, tag, VR) of a pseudonym to frame
         self.overlays: list[tuple[int, int, int]] = []  # (tag, first piece, end) of each overlay element written
@@ -133,6 +134,8 @@ class _Run:
         sop_class = self.read_text({SOP_CLASS_UID: self.sop_class_element(view, pos)}, SOP_CLASS_UID, "UI")
         self.iod = iods.for_sop_class(sop_class)  # what every step depends on: known before the first
         self.plans = _plans(self.profile, self.iod, self.implicit)
+        self.fasts = _fast_steps(self.profile, self.iod, self.implicit)
+        self.marks = _marks(self.profile, self.implicit)
         body: list[Any] = []
         self.walk(view, pos, len(view), (), False, body)
         top = self.top
@@ -207,10 +210,10 @@ class _Run:
 
     # -- parsing -------------------------------------------------------------------------------
 
-    def parse(self, data: memoryview, pos: int, end: int, in_item: bool) -> tuple[list[Element], int]:
-        """The elements from `pos` to `end` (or to the item delimiter when `in_item`)."""
-        elements: list[Element] = []
-        append = elements.append
+    def skip(self, data: memoryview, pos: int, end: int, in_item: bool) -> int:
+        """Where the elements from `pos` to `end` (or to the item delimiter when `in_item`) end,
+        checked as `walk` reads them (for a sequence that is not walked: dropped, emptied or
+        declining the file, it still declines what the walk would)."""
         last = -1
         implicit = self.implicit
         header, explicit, long_length = _HEADER.unpack_from, _EXPLICIT.unpack_from, _LENGTH4.unpack_from
@@ -221,7 +224,7 @@ class _Run:
                 group, number, length = header(data, pos)
                 if group == 0xFFFE:  # only an item's delimiter may end a list of elements
                     if number == 0xE00D and in_item and length == 0:
-                        return elements, pos + 8
+                        return pos + 8
                     raise _GiveUp
                 vr = None
                 pos += 8
@@ -229,7 +232,7 @@ class _Run:
                 group, number, vr_bytes, length = explicit(data, pos)
                 if group == 0xFFFE:  # (no VR: the 4-byte length sits where the VR would be)
                     if number == 0xE00D and in_item and vr_bytes == b"\0\0" and length == 0:
-                        return elements, pos + 8
+                        return pos + 8
                     raise _GiveUp
                 vr = _VR_NAMES.get(vr_bytes)
                 if vr is None:
@@ -246,24 +249,24 @@ class _Run:
                 raise _GiveUp  # out of order or repeated: pydicom's data set would differ
             last = tag
             if length == UNDEFINED_LENGTH or vr == "SQ" or (vr is None and not group & 1 and public_vr(tag) == "SQ"):
-                value, pos = self.value_at(data, tag, vr, length, pos, end)
-                append((tag, vr, value))
+                pos = self.value_at(data, tag, vr, length, pos, end)[1]
                 continue
             if pos + length > end:
                 raise _GiveUp  # truncated
-            append((tag, vr, data[pos : pos + length]))
             pos += length
         if in_item:
             raise _GiveUp  # no item delimiter
-        return elements, pos
+        return pos
 
     def value_at(self, data: memoryview, tag: int, vr: str | None, length: int, pos: int, end: int) -> tuple[Any, int]:
         """The value at `pos` of an element whose header was read, and where the next one starts:
-        a view of the bytes, a sequence's items (lists), or undefined-length pixel data (a tuple)."""
+        a view of the bytes, undefined-length pixel data (a tuple of a view), or for a sequence an
+        empty list (its items checked by `skip_items`, not kept: a sequence whose items are
+        cleaned is walked instead)."""
         sequence = vr == "SQ" or (vr is None and not tag & 0x10000 and public_vr(tag) == "SQ")
         if length == UNDEFINED_LENGTH:
             if sequence:
-                return self.items(data, pos, end, None)
+                return [], self.skip_items(data, pos, end, None)
             if tag == PIXEL_DATA and vr in ("OB", "OW"):
                 stop = _fragments_end(data, pos, end)
                 return (data[pos:stop],), stop + 8  # a tuple: undefined length
@@ -271,7 +274,7 @@ class _Run:
         if pos + length > end:
             raise _GiveUp  # truncated
         if sequence:
-            return self.items(data, pos, pos + length, pos + length)[0], pos + length
+            return [], self.skip_items(data, pos, pos + length, pos + length)
         return data[pos : pos + length], pos + length
 
     def header(self, data: memoryview, pos: int) -> tuple[int, str | None, int, int]:
@@ -307,28 +310,27 @@ class _Run:
                 return vr, value
         raise _GiveUp  # no SOP Class UID: left to pydicom
 
-    def items(self, data: memoryview, pos: int, end: int, defined_end: int | None) -> tuple[list[list[Element]], int]:
-        items: list[list[Element]] = []
+    def skip_items(self, data: memoryview, pos: int, end: int, defined_end: int | None) -> int:
+        """Where a sequence's items end, checked as `sequence_walk` reads them."""
         while True:
             if defined_end is not None and pos == defined_end:
-                return items, pos
+                return pos
             if pos + 8 > end:
                 raise _GiveUp
             group, number, length = _HEADER.unpack_from(data, pos)
             tag = group << 16 | number
             pos += 8
             if tag == SEQUENCE_END and defined_end is None and length == 0:
-                return items, pos
+                return pos
             if tag != ITEM:
                 raise _GiveUp
             if length == UNDEFINED_LENGTH:
-                elements, pos = self.parse(data, pos, end, in_item=True)
+                pos = self.skip(data, pos, end, in_item=True)
             else:
                 if pos + length > end:
                     raise _GiveUp
-                elements, _ = self.parse(data, pos, pos + length, in_item=False)
+                self.skip(data, pos, pos + length, in_item=False)
                 pos += length
-            items.append(elements)
 
     # -- cleaning (as Engine._clean / _apply, without clean_text) ------------------------------
 
@@ -345,8 +347,10 @@ class _Run:
         At the top level the marks are written in tag order as the walk passes them.
         """
         append = out.append
-        fast = _fast_steps(self.profile, self._iod(), self.implicit).setdefault(parent, {})
-        marks = [] if parent else _marks(self.profile, self.implicit)
+        fast = self.fasts.get(parent)
+        if fast is None:
+            fast = self.fasts[parent] = {}
+        marks = () if parent else self.marks
         next_mark, marked = marks[0][0] if marks else _NO_TAG, 0
         implicit = self.implicit
         head, explicit, long_length, long_vrs = _HEADER.unpack_from, _EXPLICIT16.unpack_from, _LENGTH4.unpack_from, _LONG_VR16
@@ -667,9 +671,11 @@ def _canonical(raw: bytes, pad: bytes) -> str | None:
     """The text of `raw` when pydicom's conversion and `writer` would give back exactly `raw`:
     printable ASCII, at most one padding byte, no spaces around any value; else None."""
     text = raw[:-1] if raw.endswith(pad) and len(raw) % 2 == 0 and raw else raw
-    if text.endswith((b" ", b"\0")) or len(text) + (len(text) % 2) != len(raw):
+    if len(text) + (len(text) % 2) != len(raw):
         return None
-    if not _PRINTABLE.fullmatch(text):
+    if _UNSPACED.fullmatch(text):  # the common case (UIDs, codes): no space to look at
+        return text.decode("ascii")
+    if text.endswith((b" ", b"\0")) or not _PRINTABLE.fullmatch(text):
         return None
     decoded = text.decode("ascii")
     if any(part != part.strip() for part in decoded.split("\\")):
