@@ -367,7 +367,7 @@ class _Run:
             else:
                 group, number, vr, length = explicit(data, pos)
                 tag = group << 16 | number
-                key = tag << 16 | vr
+                key = vr << 32 | tag  # (the tag in the low bits, which the dictionary's hash uses)
                 if vr in long_vrs:
                     if length:  # reserved bytes not zero: framed again, not copied as they are
                         key = -1
@@ -397,6 +397,11 @@ class _Run:
             if step.__class__ is bytes and length != UNDEFINED_LENGTH:
                 if step:
                     append(step)
+                pos += length
+            elif step is _PSEUDONYMS and length != UNDEFINED_LENGTH:
+                if pos + length > end:
+                    raise _GiveUp  # truncated
+                self.uids(tag, data[pos : pos + length], out)
                 pos += length
             elif group == 0xFFFE:  # only an item's delimiter may end a list of elements
                 if in_item and number == 0xE00D and head(data, start)[2] == 0:
@@ -502,10 +507,7 @@ class _Run:
         elif kind == _CONSTANT:
             out.append(payload)
         elif kind == _UIDS:
-            text = _canonical(bytes(value), b"\0")
-            if text is None:
-                raise _GiveUp
-            self.frame(tag, "UI", _padded("\\".join(self.pseudonyms.uid(v) for v in text.split("\\")), b"\0"), out)
+            self.uids(tag, value, out)
         elif kind == _RAW_UNDEFINED:
             out.append(payload)
             out.append(value[0])
@@ -520,6 +522,15 @@ class _Run:
             self.frame(tag, vr, value, out)
         else:
             raise _GiveUp
+
+    def uids(self, tag: int, value: Any, out: list[Any]) -> None:
+        """A UI element with each UID replaced by its pseudonym."""
+        text = _canonical(bytes(value), b"\0")
+        if text is None:
+            raise _GiveUp
+        new = _padded("\\".join(map(self.pseudonyms.uid, text.split("\\"))), b"\0")
+        out.append(_HEADER.pack(tag >> 16, tag & 0xFFFF, len(new)) if self.implicit else _EXPLICIT.pack(tag >> 16, tag & 0xFFFF, b"UI", len(new)))
+        out.append(new)
 
     def plan(self, tag: int, vr: str | None, shape: type, parent: tuple[int, ...]) -> tuple[int, Any]:
         """What `Engine._clean` / `_apply` do to such an element (as far as the value does not
@@ -623,16 +634,16 @@ def _assembled(head: bytes, pieces: list[Any]) -> list[Any]:
 
 
 # A header's step in `_Run.walk`: copy the element as it is, a bytes object (what to write in its
-# place: b"" drops it), or look at the value (`_Run.slow`).
-_COPY, _LOOK = object(), object()
+# place: b"" drops it), replace its UIDs (`_Run.uids`), or look at the value (`_Run.slow`).
+_COPY, _PSEUDONYMS, _LOOK = object(), object(), object()
 _NO_TAG = 1 << 32  # after every tag
 
 
 @cache
 def _fast_steps(profile: Profile, iod: iods.IodAttributes, implicit: bool) -> dict[tuple[int, ...], dict[int, Any]]:
     """By place (the tags of the sequences above, as `decide` takes it): the steps the header
-    alone decides, by tag (implicit VR) or tag and VR (explicit: `tag << 16 | VR as a
-    little-endian number`), learnt from the first element of each kind: shared by every file of
+    alone decides, by tag (implicit VR) or tag and VR (explicit: `VR as a little-endian
+    number << 32 | tag`), learnt from the first element of each kind: shared by every file of
     a run."""
     return {}
 
@@ -651,6 +662,8 @@ def _fast_step(tag: int, step: tuple[int, Any], top: bool) -> Any:
         return _COPY
     if kind == _CONSTANT:
         return payload
+    if kind == _UIDS:
+        return _PSEUDONYMS
     return _LOOK
 
 
