@@ -361,8 +361,9 @@ def _write_unnamed(path: Path, pieces: list[Any]) -> bool:
         return False
     if not any(len(piece) for piece in pieces) and not _allow_empty(path):
         raise HubError(ErrorCode.OUTPUT_ERROR, f"nothing was written for {path}", "see stderr for the backend's messages")
+    folder = os.path.dirname(path)  # (a string: cheaper than a Path, file after file)
     try:
-        fd = _open_unnamed(path.parent)
+        fd = _open_unnamed(folder)
     except OSError as err:
         if err.errno in _NO_UNNAMED_FILES:
             return False
@@ -382,7 +383,7 @@ def _write_unnamed(path: Path, pieces: list[Any]) -> bool:
             _refuse_special_output(path)  # a device or FIFO is refused as such
             raise HubError(ErrorCode.OUTPUT_EXISTS, f"output exists: {path}", "set options.overwrite to true") from None
         except FileNotFoundError:
-            if os.path.isdir(path.parent):  # no /proc (a bare container): the named temporary file then
+            if os.path.isdir(folder):  # no /proc (a bare container): the named temporary file then
                 _unnamed_files = False
                 return False
             raise output_error(path, OSError(errno.ENOENT, os.strerror(errno.ENOENT))) from None
@@ -393,12 +394,12 @@ def _write_unnamed(path: Path, pieces: list[Any]) -> bool:
     return True
 
 
-def _open_unnamed(folder: Path) -> int:
+def _open_unnamed(folder: str) -> int:
     flags = os.O_WRONLY | os.O_TMPFILE | os.O_CLOEXEC
     try:
         return os.open(folder, flags, 0o666)
     except FileNotFoundError:  # the folder is not there yet
-        make_output_dir(folder)
+        make_output_dir(Path(folder))
         return os.open(folder, flags, 0o666)
 
 
@@ -409,10 +410,12 @@ _NO_UNNAMED_FILES = frozenset({errno.EOPNOTSUPP, errno.EISDIR, errno.EINVAL})
 _AT_FDCWD, _RENAME_NOREPLACE = -100, 1
 
 
-def prepare_atomic_writes() -> None:
-    """Load what `write_file_atomically` needs (the C library's renameat2, through ctypes) now:
-    before batch workers fork, so they share it instead of each loading it."""
-    _renameat2()
+def prepare_atomic_writes(overwrite: bool = False) -> None:
+    """Load what `write_file_atomically` needs now (the C library's renameat2, through ctypes,
+    ~3 ms, where no unnamed file can be written and no output is replaced): before batch workers
+    fork, so they share it instead of each loading it."""
+    if not overwrite and not _unnamed_files:
+        _renameat2()
 
 
 @cache

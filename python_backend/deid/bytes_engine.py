@@ -356,14 +356,16 @@ class _Run:
         head, explicit, long_length, long_vrs = _HEADER.unpack_from, _EXPLICIT16.unpack_from, _LENGTH4.unpack_from, _LONG_VR16
         run = pos  # where the elements copied as they are, not written yet, start
         last = -1
+        # A header cut by `end` needs no check of its own: its element then ends past `end`,
+        # which declines the file (below, or in `slow`), as any element running past it.
         while pos < end:
             start = pos
-            if pos + 8 > end:
-                raise _GiveUp
             if implicit:
                 group, number, length = head(data, pos)
                 tag = key = group << 16 | number
                 pos += 8
+                if length == UNDEFINED_LENGTH:
+                    key = -1  # a sequence or encapsulated pixel data: looked at
             else:
                 group, number, vr, length = explicit(data, pos)
                 tag = group << 16 | number
@@ -371,10 +373,10 @@ class _Run:
                 if vr in long_vrs:
                     if length:  # reserved bytes not zero: framed again, not copied as they are
                         key = -1
-                    if pos + 12 > end:
-                        raise _GiveUp
                     (length,) = long_length(data, pos + 8)
                     pos += 12
+                    if length == UNDEFINED_LENGTH:
+                        key = -1
                 else:
                     pos += 8
             if tag <= last:
@@ -388,17 +390,17 @@ class _Run:
                     out += marks[marked][1]
                     marked += 1
                     next_mark = marks[marked][0] if marked < len(marks) else _NO_TAG
-            step = fast.get(key)
-            if step is _COPY and length != UNDEFINED_LENGTH:
+            step = fast.get(key)  # (none for key -1)
+            if step is _COPY:
                 pos += length
                 continue
             if run < start:
                 append(data[run:start])
-            if step.__class__ is bytes and length != UNDEFINED_LENGTH:
+            if step.__class__ is bytes:
                 if step:
                     append(step)
                 pos += length
-            elif step is _PSEUDONYMS and length != UNDEFINED_LENGTH:
+            elif step is _PSEUDONYMS:
                 if pos + length > end:
                     raise _GiveUp  # truncated
                 self.uids(tag, data[pos : pos + length], out)
@@ -621,6 +623,9 @@ def _plans(profile: Profile, iod: iods.IodAttributes, implicit: bool) -> dict[tu
 def _assembled(head: bytes, pieces: list[Any]) -> list[Any]:
     """The output as few buffers: the small pieces joined (a copy costs less than writing them
     apart), each large one (pixel data) left a view of the input, written without a copy."""
+    if max(map(len, pieces), default=0) < _LARGE:
+        pieces.insert(0, head)
+        return [b"".join(pieces)]
     out: list[Any] = []
     small: list[Any] = [head]
     for piece in pieces:

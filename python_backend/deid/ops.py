@@ -19,9 +19,12 @@ from dicom_hub.contract.dicom.deid.profile import EDITION, profile_for
 from dicom_hub.contract.dicom.deid.pseudonyms import Pseudonymizer
 from dicom_hub.contract.dicom.deid.side_files import check_side_files
 from dicom_hub.contract.errors import ErrorCode, HubError
+from dicom_hub.contract.files import write_file_atomically
 from dicom_hub.contract.job import Job, Outcome
 
+from .bytes_engine import anonymize_bytes
 from .mapping import check_mapping, write_mapping
+from .reading import read_file_bytes
 
 
 @dataclass(frozen=True)
@@ -64,11 +67,6 @@ def anonymize_file(source: Path, target: Path | None, settings: Settings) -> dic
     """De-identify `source` into `target`; return this file's mapping entries when asked."""
     if target is None:
         raise HubError(ErrorCode.INVALID_REQUEST, "anonymize needs an output path", "set 'output'")
-    from dicom_hub.contract.files import write_file_atomically
-
-    from .bytes_engine import anonymize_bytes
-    from .reading import read_file_bytes
-
     pseudonyms = _run_pseudonymizer(settings)
     profile = profile_for(settings.profile_options)
     done = anonymize_bytes(read_file_bytes(source), profile, pseudonyms, settings.allow_burned_in)
@@ -87,8 +85,7 @@ def _run_pseudonymizer(settings: Settings) -> Pseudonymizer:
         return Pseudonymizer(settings.key, settings.patient_prefix)
     pseudonyms = _shared_pseudonymizer(settings)
     if len(pseudonyms.uids) > _MAX_REMEMBERED:  # memory stays flat over any number of files
-        pseudonyms.uids.clear()
-        pseudonyms.patient_ids.clear()
+        pseudonyms.forget()
     return pseudonyms
 
 
@@ -193,14 +190,12 @@ def _warm_up(settings: Settings) -> None:
     from dicom_hub.contract.dicom.pydicom_tables import pydicom_version
     from dicom_hub.contract.files import prepare_atomic_writes
 
-    from . import bytes_engine, reading  # noqa: F401
-
     profile_for(settings.profile_options)
     load_table()  # the profile's rows, read at the first tag it is asked about
     load_repeating()
     iods.warm_up()
     pydicom_version()
-    prepare_atomic_writes()
+    prepare_atomic_writes(settings.overwrite)
 
 
 def _describe(settings: Settings, key_source: str) -> dict[str, Any]:
