@@ -16,7 +16,6 @@ from __future__ import annotations
 import errno
 import os
 import re
-import secrets
 import stat
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
@@ -319,6 +318,8 @@ def write_file_atomically(path: Path, data: bytes | Sequence[Any], overwrite: bo
         return
     if overwrite:  # else a path that exists, whatever it is, fails the rename (and is looked at then)
         _refuse_special_output(path)
+    import secrets  # here: only this fallback names a temporary file (start-up does without it)
+
     tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.part")
     moved = False
     try:
