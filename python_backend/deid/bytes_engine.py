@@ -365,7 +365,7 @@ class _Run:
                 tag = key = group << 16 | number
                 pos += 8
                 if length == UNDEFINED_LENGTH:
-                    key = -1  # a sequence or encapsulated pixel data: looked at
+                    key |= _UNDEFINED_KEY
             else:
                 group, number, vr, length = explicit(data, pos)
                 tag = group << 16 | number
@@ -376,7 +376,7 @@ class _Run:
                     (length,) = long_length(data, pos + 8)
                     pos += 12
                     if length == UNDEFINED_LENGTH:
-                        key = -1
+                        key |= _UNDEFINED_KEY  # (-1 stays -1)
                 else:
                     pos += 8
             if tag <= last:
@@ -390,7 +390,7 @@ class _Run:
                     out += marks[marked][1]
                     marked += 1
                     next_mark = marks[marked][0] if marked < len(marks) else _NO_TAG
-            step = fast.get(key)  # (none for key -1)
+            step = fast.get(key)  # (none for key -1; an undefined length's key: none but `_Items`)
             if step is _COPY:
                 pos += length
                 continue
@@ -405,6 +405,8 @@ class _Run:
                     raise _GiveUp  # truncated
                 self.uids(tag, data[pos : pos + length], out)
                 pos += length
+            elif step.__class__ is _Items:  # a sequence whose items are cleaned
+                pos = self.sequence_at(data, tag, pos, length, end, step.path, out)
             elif group == 0xFFFE:  # only an item's delimiter may end a list of elements
                 if in_item and number == 0xE00D and head(data, start)[2] == 0:
                     return start + 8
@@ -419,6 +421,15 @@ class _Run:
         for _, chunks in marks[marked:]:
             out += chunks
         return end
+
+    def sequence_at(self, data: memoryview, tag: int, pos: int, length: int, end: int, path: tuple[int, ...], out: list[Any]) -> int:
+        """The sequence whose value (of `length`) starts at `pos`, its items cleaned; returns
+        where it ends."""
+        if length == UNDEFINED_LENGTH:
+            return self.sequence_walk(data, tag, pos, end, None, path, out)
+        if pos + length > end:
+            raise _GiveUp  # truncated
+        return self.sequence_walk(data, tag, pos, pos + length, pos + length, path, out)
 
     def sequence_walk(self, data: memoryview, tag: int, pos: int, end: int, defined_end: int | None, path: tuple[int, ...], out: list[Any]) -> int:
         """A sequence's items cleaned and written with undefined lengths (as `items` parses them);
@@ -462,14 +473,11 @@ class _Run:
             if step[0] == _SEQUENCE:
                 if top and tag in _READ_TAGS:
                     self.top[tag] = (vr, [])  # a sequence: no value the engine can read
-                if length == UNDEFINED_LENGTH:
-                    pos = self.sequence_walk(data, tag, pos, end, None, step[1], out)
-                elif pos + length > end:
-                    raise _GiveUp  # truncated
-                else:
-                    pos = self.sequence_walk(data, tag, pos, pos + length, pos + length, step[1], out)
+                pos = self.sequence_at(data, tag, pos, length, end, step[1], out)
                 if top and tag >> 24 == 0x60 and len(out) > first:
                     self.overlays.append((tag, first, len(out)))
+                elif key != -1 and key not in fast and not (top and (tag in _READ_TAGS or tag in MARK_TAGS)):
+                    fast[key] = _Items(step[1])
                 return pos
         value, pos = self.value_at(data, tag, vr, length, pos, end)
         step = self.step(parent, tag, vr, type(value))
@@ -642,14 +650,24 @@ def _assembled(head: bytes, pieces: list[Any]) -> list[Any]:
 # place: b"" drops it), replace its UIDs (`_Run.uids`), or look at the value (`_Run.slow`).
 _COPY, _PSEUDONYMS, _LOOK = object(), object(), object()
 _NO_TAG = 1 << 32  # after every tag
+_UNDEFINED_KEY = 1 << 48  # in a key: the element's length is undefined
+
+
+class _Items:
+    """A header's step in `_Run.walk`: a sequence whose items are cleaned (`_Run.sequence_at`)."""
+
+    __slots__ = ("path",)
+
+    def __init__(self, path: tuple[int, ...]) -> None:
+        self.path = path  # the tags of the sequences down to its items, as `decide` takes them
 
 
 @cache
 def _fast_steps(profile: Profile, iod: iods.IodAttributes, implicit: bool) -> dict[tuple[int, ...], dict[int, Any]]:
     """By place (the tags of the sequences above, as `decide` takes it): the steps the header
     alone decides, by tag (implicit VR) or tag and VR (explicit: `VR as a little-endian
-    number << 32 | tag`), learnt from the first element of each kind: shared by every file of
-    a run."""
+    number << 32 | tag`), `_UNDEFINED_KEY` added for an undefined length, learnt from the
+    first element of each kind: shared by every file of a run."""
     return {}
 
 
