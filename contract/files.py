@@ -356,7 +356,8 @@ def write_file_atomically(path: Path, data: bytes | Sequence[Any], overwrite: bo
 
 def _write_unnamed(path: Path, pieces: list[Any]) -> bool:
     """`write_file_atomically` through an unnamed file linked as `path`; False (nothing written,
-    nothing left) where the system cannot: no O_TMPFILE on this file system, no /proc."""
+    nothing left) where the system cannot (no O_TMPFILE on this file system, no /proc) or the
+    link failed for another reason than an existing `path`."""
     global _unnamed_files
     if not _unnamed_files:
         return False
@@ -383,13 +384,12 @@ def _write_unnamed(path: Path, pieces: list[Any]) -> bool:
         except FileExistsError:
             _refuse_special_output(path)  # a device or FIFO is refused as such
             raise HubError(ErrorCode.OUTPUT_EXISTS, f"output exists: {path}", "set options.overwrite to true") from None
-        except FileNotFoundError:
-            if os.path.isdir(folder):  # no /proc (a bare container): the named temporary file then
-                _unnamed_files = False
-                return False
-            raise output_error(path, OSError(errno.ENOENT, os.strerror(errno.ENOENT))) from None
         except OSError as err:
-            raise output_error(path, err) from None
+            if err.errno in _NO_LINK_FROM_PROC or (err.errno == errno.ENOENT and os.path.isdir(folder)):
+                _unnamed_files = False  # no /proc (a bare container), or a kernel that will not link it
+            # The named temporary file's way: it reports a real failure (no space, a folder gone,
+            # a read-only file system) as `output_error`, with the OS reason.
+            return False
     finally:
         os.close(fd)
     return True
@@ -407,6 +407,8 @@ def _open_unnamed(folder: str) -> int:
 _unnamed_files = hasattr(os, "O_TMPFILE")  # off for the process once /proc turns out missing
 # O_TMPFILE refused: a file system without it (EOPNOTSUPP), a kernel without it (EISDIR, EINVAL).
 _NO_UNNAMED_FILES = frozenset({errno.EOPNOTSUPP, errno.EISDIR, errno.EINVAL})
+# linkat of /proc/self/fd/N refused by the system, whatever the output.
+_NO_LINK_FROM_PROC = frozenset({errno.EPERM, errno.EXDEV, errno.EINVAL, errno.EOPNOTSUPP})
 
 _AT_FDCWD, _RENAME_NOREPLACE = -100, 1
 

@@ -148,3 +148,26 @@ def test_the_warm_up_file_is_a_visible_regular_file_found_without_a_walk(tmp_pat
     (tmp_path / "empty" / "deeper").mkdir(parents=True)
     assert _sample_file((tmp_path / "empty",)) is None
     assert _sample_file((tmp_path / "missing",)) is None
+
+
+def test_an_unnamed_file_the_system_will_not_link_is_written_by_name(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """linkat of /proc/self/fd/N refused (a kernel or policy that forbids it): the output is
+    written the named way, still whole and alone, and later outputs go that way at once."""
+    import errno
+
+    real_link = os.link
+    refused: list[str] = []
+
+    def link(src: Any, dst: Any, **kwargs: Any) -> None:
+        if str(src).startswith("/proc/self/fd/"):
+            refused.append(str(dst))
+            raise PermissionError(errno.EPERM, os.strerror(errno.EPERM), str(src))
+        real_link(src, dst, **kwargs)
+
+    monkeypatch.setattr(files, "_unnamed_files", True)
+    monkeypatch.setattr(files.os, "link", link)
+    files.write_file_atomically(tmp_path / "a.dcm", [b"first"])
+    files.write_file_atomically(tmp_path / "b.dcm", [b"second"])
+    assert refused == [str(tmp_path / "a.dcm")]  # the second went the named way at once
+    assert (tmp_path / "a.dcm").read_bytes() == b"first" and (tmp_path / "b.dcm").read_bytes() == b"second"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.dcm", "b.dcm"]
