@@ -110,7 +110,7 @@ class _Run:
         self.fasts: dict[tuple[int, ...], dict[int, Any]] = {}
         self.marks: list[tuple[int, list[Any]]] = []
         self.top: dict[int, tuple[str | None, Any]] = {}  # the top-level elements the engine reads (_READ_TAGS)
-        self.patient_slots: list[tuple[int, int, str]] = []  # (where in the output, tag, VR) of a pseudonym to frame
+        self.patient_slots: list[tuple[int, int, str | None]] = []  # (where in the output, tag, VR) of a pseudonym to frame
         self.overlays: list[tuple[int, int, int]] = []  # (tag, first piece, end) of each overlay element written
 
     # -- the file ------------------------------------------------------------------------------
@@ -394,6 +394,23 @@ class _Run:
             if step is _COPY:
                 pos += length
                 continue
+            if step.__class__ is _Read:  # a value the engine reads (top level)
+                if pos + length > end:
+                    raise _GiveUp  # truncated
+                value = data[pos : pos + length]
+                self.top[tag] = (step.vr, value)
+                pos += length
+                if step.kind == _RAW:
+                    continue  # copied with its neighbours
+                if run < start:
+                    append(data[run:start])
+                if step.kind == _PATIENT:
+                    self.patient_slots.append((len(out), tag, step.vr))
+                    append(b"")  # framed once the Patient ID is read
+                else:
+                    self.uids(tag, value, out)
+                run = pos
+                continue
             if run < start:
                 append(data[run:start])
             if step.__class__ is bytes:
@@ -482,7 +499,7 @@ class _Run:
         value, pos = self.value_at(data, tag, vr, length, pos, end)
         step = self.step(parent, tag, vr, type(value))
         if key >= 0 and key not in fast and type(value) is memoryview:
-            fast[key] = _fast_step(tag, step, top)
+            fast[key] = _fast_step(tag, vr, step, top)
         if not top:
             self.element(tag, vr, value, parent, out)
             return pos
@@ -653,6 +670,17 @@ _NO_TAG = 1 << 32  # after every tag
 _UNDEFINED_KEY = 1 << 48  # in a key: the element's length is undefined
 
 
+class _Read:
+    """A header's step in `_Run.walk`: a top-level value the engine reads (`_Run.top`), then
+    copied with its neighbours (`_RAW`), a pseudonym's place (`_PATIENT`) or its UIDs replaced
+    (`_UIDS`)."""
+
+    __slots__ = ("vr", "kind")
+
+    def __init__(self, vr: str | None, kind: int) -> None:
+        self.vr, self.kind = vr, kind
+
+
 class _Items:
     """A header's step in `_Run.walk`: a sequence whose items are cleaned (`_Run.sequence_at`)."""
 
@@ -671,11 +699,15 @@ def _fast_steps(profile: Profile, iod: iods.IodAttributes, implicit: bool) -> di
     return {}
 
 
-def _fast_step(tag: int, step: tuple[int, Any], top: bool) -> Any:
+def _fast_step(tag: int, vr: str | None, step: tuple[int, Any], top: bool) -> Any:
     """What `_Run.walk` may do with an element from its header, given its planned step (for a
     value of defined length that is no sequence)."""
     kind, payload = step
-    if top and (tag in _READ_TAGS or tag in MARK_TAGS):
+    if top and tag in _READ_TAGS:
+        if kind == _PATIENT:
+            return _Read(payload, kind)  # (framed with the VR the plan settled)
+        return _Read(vr, kind) if kind in (_RAW, _UIDS) else _LOOK
+    if top and tag in MARK_TAGS:
         return _LOOK
     if kind == _DROP:
         return b""
