@@ -16,7 +16,6 @@ from __future__ import annotations
 import errno
 import os
 import re
-import secrets
 import stat
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
@@ -305,14 +304,22 @@ def _allow_empty(path: Path) -> bool:
 
 def write_file_atomically(path: Path, data: bytes | Sequence[Any], overwrite: bool = False) -> None:
     """`atomic_output` for bytes already in memory (one buffer, or pieces written in order), in
-    half of its system calls (batch outputs, thousands a run): the temporary
-    `.<name>.<random>.part` beside `path` is created with O_EXCL and mode 0666 (the kernel takes
-    the umask off, as `new_file_mode` does), written, closed and renamed into place, without
-    replacing an existing file unless `overwrite` (RENAME_NOREPLACE where the system has it, else
-    a hard link as `atomic_output` does); the same errors and codes as `atomic_output`."""
+    a third of its system calls (batch outputs, thousands a run), with the same errors and codes.
+
+    Without `overwrite`, where Linux allows: the bytes go to an unnamed file in `path`'s folder
+    (O_TMPFILE, mode 0666 less the umask, as `new_file_mode`), which is then linked as `path`
+    (linkat, which fails rather than replace anything there): the name appears only with every
+    byte behind it, and a process killed mid-write leaves nothing at all. Otherwise, a temporary
+    `.<name>.<random>.part` beside `path` is created with O_EXCL, written, closed and renamed
+    into place (RENAME_NOREPLACE where the system has it, else a hard link as `atomic_output`
+    does; `os.replace` with `overwrite`)."""
     pieces = [data] if isinstance(data, bytes | bytearray | memoryview) else list(data)
+    if not overwrite and _write_unnamed(path, pieces):
+        return
     if overwrite:  # else a path that exists, whatever it is, fails the rename (and is looked at then)
         _refuse_special_output(path)
+    import secrets  # here: only this fallback names a temporary file (start-up does without it)
+
     tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.part")
     moved = False
     try:
@@ -347,13 +354,71 @@ def write_file_atomically(path: Path, data: bytes | Sequence[Any], overwrite: bo
                 tmp.unlink(missing_ok=True)
 
 
+def _write_unnamed(path: Path, pieces: list[Any]) -> bool:
+    """`write_file_atomically` through an unnamed file linked as `path`; False (nothing written,
+    nothing left) where the system cannot (no O_TMPFILE on this file system, no /proc) or the
+    link failed for another reason than an existing `path`."""
+    global _unnamed_files
+    if not _unnamed_files:
+        return False
+    if not any(len(piece) for piece in pieces) and not _allow_empty(path):
+        raise HubError(ErrorCode.OUTPUT_ERROR, f"nothing was written for {path}", "see stderr for the backend's messages")
+    folder = os.path.dirname(path)  # (a string: cheaper than a Path, file after file)
+    try:
+        fd = _open_unnamed(folder)
+    except OSError as err:
+        if err.errno in _NO_UNNAMED_FILES:
+            return False
+        raise output_error(path, err) from None
+    try:
+        try:
+            _write_all(fd, pieces)
+        except OSError as err:
+            if err.errno not in OUTPUT_ERRNOS:
+                raise
+            raise output_error(path, err) from None
+        try:
+            # /proc/self/fd/N names the unnamed file; `src_dir_fd` (ignored for an absolute path)
+            # makes Python call linkat, which can follow that link, rather than link, which cannot.
+            os.link(f"/proc/self/fd/{fd}", path, src_dir_fd=fd, follow_symlinks=True)
+        except FileExistsError:
+            _refuse_special_output(path)  # a device or FIFO is refused as such
+            raise HubError(ErrorCode.OUTPUT_EXISTS, f"output exists: {path}", "set options.overwrite to true") from None
+        except OSError as err:
+            if err.errno in _NO_LINK_FROM_PROC or (err.errno == errno.ENOENT and os.path.isdir(folder)):
+                _unnamed_files = False  # no /proc (a bare container), or a kernel that will not link it
+            # The named temporary file's way: it reports a real failure (no space, a folder gone,
+            # a read-only file system) as `output_error`, with the OS reason.
+            return False
+    finally:
+        os.close(fd)
+    return True
+
+
+def _open_unnamed(folder: str) -> int:
+    flags = os.O_WRONLY | os.O_TMPFILE | os.O_CLOEXEC
+    try:
+        return os.open(folder, flags, 0o666)
+    except FileNotFoundError:  # the folder is not there yet
+        make_output_dir(Path(folder))
+        return os.open(folder, flags, 0o666)
+
+
+_unnamed_files = hasattr(os, "O_TMPFILE")  # off for the process once /proc turns out missing
+# O_TMPFILE refused: a file system without it (EOPNOTSUPP), a kernel without it (EISDIR, EINVAL).
+_NO_UNNAMED_FILES = frozenset({errno.EOPNOTSUPP, errno.EISDIR, errno.EINVAL})
+# linkat of /proc/self/fd/N refused by the system, whatever the output.
+_NO_LINK_FROM_PROC = frozenset({errno.EPERM, errno.EXDEV, errno.EINVAL, errno.EOPNOTSUPP})
+
 _AT_FDCWD, _RENAME_NOREPLACE = -100, 1
 
 
-def prepare_atomic_writes() -> None:
-    """Load what `write_file_atomically` needs (the C library's renameat2, through ctypes) now:
-    before batch workers fork, so they share it instead of each loading it."""
-    _renameat2()
+def prepare_atomic_writes(overwrite: bool = False) -> None:
+    """Load what `write_file_atomically` needs now (the C library's renameat2, through ctypes,
+    ~3 ms, where no unnamed file can be written and no output is replaced): before batch workers
+    fork, so they share it instead of each loading it."""
+    if not overwrite and not _unnamed_files:
+        _renameat2()
 
 
 @cache

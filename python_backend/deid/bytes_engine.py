@@ -5,7 +5,10 @@ Why: building a pydicom Dataset and writing it back costs ~2.5 ms a file, and `i
 same decisions as `engine.Engine` (both ask `rules.decide`, with the same IOD, pseudonyms and
 dummies) and returns the very bytes `writer.encode` writes for the pydicom data set: unchanged
 elements copied, sequences rewritten item by item with undefined lengths, elements sorted, the
-file meta rebuilt, the de-identification marks added.
+file meta rebuilt, the de-identification marks added. It does so in one walk over the elements
+(`_Run.walk`, which takes them in the order the file holds them: strictly ascending, or it gives
+up): each element's step is learnt once per run from its header, a run of consecutive unchanged
+elements is copied as one slice of the input, and only the values it must read are looked at.
 
 It covers the common case only: a Part 10 file in Implicit or Explicit VR Little Endian
 (encapsulated syntaxes included), plain ASCII values wherever the engine reads a value (SOP
@@ -45,22 +48,23 @@ from dicom_hub.contract.dicom.pydicom_tables import IMPLEMENTATION_UID, pydicom_
 
 from .writer import file_meta_bytes
 
-Element = tuple[int, "str | None", Any]  # (tag, stored VR or None (implicit), bytes or items)
-
 # Little-endian syntaxes whose data set is Explicit VR LE (encapsulated pixel data).
 _ENCAPSULATED = frozenset(
     {"1.2.840.10008.1.2.4.50", "1.2.840.10008.1.2.4.51", "1.2.840.10008.1.2.4.57", "1.2.840.10008.1.2.4.70", "1.2.840.10008.1.2.4.80", "1.2.840.10008.1.2.4.81", "1.2.840.10008.1.2.4.90", "1.2.840.10008.1.2.4.91", "1.2.840.10008.1.2.4.201", "1.2.840.10008.1.2.4.202", "1.2.840.10008.1.2.4.203", "1.2.840.10008.1.2.5"}
 )
 _VR_NAMES = {vr: vr.decode() for vr in VRS}
+_LONG_VR16 = frozenset(int.from_bytes(vr, "little") for vr in LONG_VRS)
 _TEXT_VRS = frozenset({"AE", "AS", "CS", "DA", "DS", "DT", "IS", "LO", "LT", "PN", "SH", "ST", "TM", "UC", "UI", "UR", "UT"})
 # Character sets in which ASCII text is encoded as ASCII (what the engine writes is ASCII).
 _CHARSETS = frozenset({"", "ISO_IR 6", "ISO_IR 100", "ISO_IR 101", "ISO_IR 109", "ISO_IR 110", "ISO_IR 144", "ISO_IR 148", "ISO_IR 192"})
 
 _PRINTABLE = re.compile(rb"[\x20-\x7e]*")
+_UNSPACED = re.compile(rb"[\x21-\x7e]*")
 _HEADER = Struct("<HHL")
 _TAG = Struct("<HH")
 _LENGTH2, _LENGTH4 = Struct("<H"), Struct("<L")
 _EXPLICIT = Struct("<HH2sH")
+_EXPLICIT16 = Struct("<HHHH")  # the VR as a number (a cheap dictionary key)
 _ITEM_START = _HEADER.pack(0xFFFE, 0xE000, UNDEFINED_LENGTH)
 _ITEM_CLOSE = _HEADER.pack(0xFFFE, 0xE00D, 0)
 _SEQ_CLOSE = _HEADER.pack(0xFFFE, 0xE0DD, 0)
@@ -78,16 +82,9 @@ _READ_TAGS = frozenset({SOP_CLASS_UID, SOP_INSTANCE_UID, SPECIFIC_CHARACTER_SET,
 _DROP, _RAW, _RAW_UNDEFINED, _SEQUENCE, _CONSTANT, _TEXT_EMPTIED, _UIDS, _PATIENT, _CHARSET, _GIVE_UP = range(10)
 
 
-# Values from this size on (pixel data) are written from the input's buffer, not copied; smaller
+# Pieces from this size on (pixel data) are written from the input's buffer, not copied; smaller
 # ones are joined with the pieces around them (a copy costs less than writing them apart).
 _LARGE = 1 << 16
-
-
-class _SetAside:
-    """Where a large value goes in the output (compared by identity only)."""
-
-
-_SET_ASIDE = _SetAside()
 
 
 class _GiveUp(Exception):
@@ -112,9 +109,12 @@ class _Run:
         self.profile, self.pseudonyms = profile, pseudonyms
         self.implicit = False
         self.iod: iods.IodAttributes | None = None
-        self.patient: dict[int, bytes] = {}
         self.plans: dict[tuple[Any, ...], tuple[int, Any]] = {}
-        self.large: list[Any] = []  # values set aside (`value`), in output order
+        self.fasts: dict[tuple[int, ...], dict[int, Any]] = {}
+        self.marks: list[tuple[int, list[Any]]] = []
+        self.top: dict[int, tuple[str | None, Any]] = {}  # the top-level elements the engine reads (_READ_TAGS)
+        self.patient_slots: list[tuple[int, int, str | None]] = []  # (where in the output, tag, VR) of a pseudonym to frame
+        self.overlays: list[tuple[int, int, int]] = []  # (tag, first piece, end) of each overlay element written
 
     # -- the file ------------------------------------------------------------------------------
 
@@ -134,20 +134,21 @@ class _Run:
                 raise _GiveUp
         elif syntax != EXPLICIT_VR_LE and syntax not in _ENCAPSULATED:
             raise _GiveUp
-        elements, _ = self.parse(view, pos, len(view), in_item=False)
-        if not elements:
-            raise _GiveUp
-        top = {tag: (vr, value) for tag, vr, value in elements if tag in _READ_TAGS}
-        sop_class = self.read_text(top, SOP_CLASS_UID, "UI")
+        sop_class = self.read_text({SOP_CLASS_UID: self.sop_class_element(view, pos)}, SOP_CLASS_UID, "UI")
+        self.iod = iods.for_sop_class(sop_class)  # what every step depends on: known before the first
+        self.plans = _plans(self.profile, self.iod, self.implicit)
+        self.fasts = _fast_steps(self.profile, self.iod, self.implicit)
+        self.marks = _marks(self.profile, self.implicit)
+        body: list[Any] = []
+        self.walk(view, pos, len(view), (), False, body)
+        top = self.top
         sop_instance = self.read_text(top, SOP_INSTANCE_UID, "UI")
-        if not sop_class or not sop_instance or self.read_text(top, SPECIFIC_CHARACTER_SET, "CS", "") not in _CHARSETS:
+        if not sop_instance or self.read_text(top, SPECIFIC_CHARACTER_SET, "CS", "") not in _CHARSETS:
             raise _GiveUp
         if not allow_burned_in:
             flag = self.read_text(top, BURNED_IN_ANNOTATION, "CS", "").upper()
             if flag == "YES" or (sop_class in BURNED_IN_SOP_CLASSES and flag != "NO"):
                 raise _GiveUp  # refused: the pydicom engine says why
-        self.iod = iods.for_sop_class(sop_class)
-        self.plans = _plans(self.profile, self.iod, self.implicit)
         for tag in (SOP_CLASS_UID, SPECIFIC_CHARACTER_SET):  # read again by the writer and the file meta
             if tag in top and decide(self.profile, self.iod, (), tag) not in (None, "K"):
                 raise _GiveUp
@@ -158,21 +159,23 @@ class _Run:
         new_name = self.pseudonyms.patient_name(original_patient)
         if not (new_id.isascii() and new_name.isascii()) or "\\" in new_id + new_name:
             raise _GiveUp
-        self.patient = {PATIENT_ID: _padded(new_id, b" "), PATIENT_NAME: _padded(new_name, b" ")}
-        kept = self.clean_top(elements)
-        gone = set(overlay_leftovers(kept)) | set(MARK_TAGS)
-        body = [(tag, chunks) for tag, chunks in kept.items() if tag not in gone]
-        body += _marks(self.profile, self.implicit)
-        body.sort(key=lambda pair: pair[0])
+        patient = {PATIENT_ID: _padded(new_id, b" "), PATIENT_NAME: _padded(new_name, b" ")}
+        for at, tag, vr in self.patient_slots:  # the pseudonyms, now that the Patient ID is read
+            framed: list[Any] = []
+            self.frame(tag, vr, patient[tag], framed)
+            body[at] = b"".join(framed)
+        if self.overlays:
+            gone = set(overlay_leftovers(tag for tag, _, _ in self.overlays))
+            for tag, first, stop in self.overlays:
+                if tag in gone:
+                    body[first:stop] = [b""] * (stop - first)
         new_instance = self._final_instance(sop_instance)
-        out = [b"\0" * 128, b"DICM", file_meta_bytes(sop_class, new_instance, syntax, IMPLEMENTATION_UID, pydicom_version())]
-        for _, chunks in body:
-            out += chunks
+        head = b"\0" * 128 + b"DICM" + file_meta_bytes(sop_class, new_instance, syntax, IMPLEMENTATION_UID, pydicom_version())
         mapping = {
             "patients": {original_patient: {"patient_id": self._final_patient(top, PATIENT_ID, new_id), "patient_name": self._final_patient(top, PATIENT_NAME, new_name), "date_offset_days": None}},
             "uids": self.pseudonyms.uids,
         }
-        return self.assembled(out), mapping
+        return _assembled(head, body), mapping
 
     def read_text(self, top: dict[int, Any], tag: int, vr: str, missing: str | None = None) -> str:
         """A top-level value the engine reads (so pydicom converts it): canonical ASCII only."""
@@ -210,10 +213,10 @@ class _Run:
 
     # -- parsing -------------------------------------------------------------------------------
 
-    def parse(self, data: memoryview, pos: int, end: int, in_item: bool) -> tuple[list[Element], int]:
-        """The elements from `pos` to `end` (or to the item delimiter when `in_item`)."""
-        elements: list[Element] = []
-        append = elements.append
+    def skip(self, data: memoryview, pos: int, end: int, in_item: bool) -> int:
+        """Where the elements from `pos` to `end` (or to the item delimiter when `in_item`) end,
+        checked as `walk` reads them (for a sequence that is not walked: dropped, emptied or
+        declining the file, it still declines what the walk would)."""
         last = -1
         implicit = self.implicit
         header, explicit, long_length = _HEADER.unpack_from, _EXPLICIT.unpack_from, _LENGTH4.unpack_from
@@ -224,7 +227,7 @@ class _Run:
                 group, number, length = header(data, pos)
                 if group == 0xFFFE:  # only an item's delimiter may end a list of elements
                     if number == 0xE00D and in_item and length == 0:
-                        return elements, pos + 8
+                        return pos + 8
                     raise _GiveUp
                 vr = None
                 pos += 8
@@ -232,7 +235,7 @@ class _Run:
                 group, number, vr_bytes, length = explicit(data, pos)
                 if group == 0xFFFE:  # (no VR: the 4-byte length sits where the VR would be)
                     if number == 0xE00D and in_item and vr_bytes == b"\0\0" and length == 0:
-                        return elements, pos + 8
+                        return pos + 8
                     raise _GiveUp
                 vr = _VR_NAMES.get(vr_bytes)
                 if vr is None:
@@ -248,110 +251,296 @@ class _Run:
             if tag <= last:
                 raise _GiveUp  # out of order or repeated: pydicom's data set would differ
             last = tag
-            sequence = vr == "SQ" or (vr is None and not group & 1 and public_vr(tag) == "SQ")
-            if length == UNDEFINED_LENGTH:
-                if sequence:
-                    items, pos = self.items(data, pos, end, None)
-                    append((tag, vr, items))
-                elif tag == PIXEL_DATA and vr in ("OB", "OW"):
-                    stop = _fragments_end(data, pos, end)
-                    append((tag, vr, (data[pos:stop],)))  # a tuple: undefined length
-                    pos = stop + 8
-                else:
-                    raise _GiveUp
+            if length == UNDEFINED_LENGTH or vr == "SQ" or (vr is None and not group & 1 and public_vr(tag) == "SQ"):
+                pos = self.value_at(data, tag, vr, length, pos, end)[1]
                 continue
             if pos + length > end:
                 raise _GiveUp  # truncated
-            if sequence:
-                items, _ = self.items(data, pos, pos + length, pos + length)
-                append((tag, vr, items))
-            else:
-                append((tag, vr, data[pos : pos + length]))
             pos += length
         if in_item:
             raise _GiveUp  # no item delimiter
-        return elements, pos
+        return pos
 
-    def items(self, data: memoryview, pos: int, end: int, defined_end: int | None) -> tuple[list[list[Element]], int]:
-        items: list[list[Element]] = []
+    def value_at(self, data: memoryview, tag: int, vr: str | None, length: int, pos: int, end: int) -> tuple[Any, int]:
+        """The value at `pos` of an element whose header was read, and where the next one starts:
+        a view of the bytes, undefined-length pixel data (a tuple of a view), or for a sequence an
+        empty list (its items checked by `skip_items`, not kept: a sequence whose items are
+        cleaned is walked instead)."""
+        sequence = vr == "SQ" or (vr is None and not tag & 0x10000 and public_vr(tag) == "SQ")
+        if length == UNDEFINED_LENGTH:
+            if sequence:
+                return [], self.skip_items(data, pos, end, None)
+            if tag == PIXEL_DATA and vr in ("OB", "OW"):
+                stop = _fragments_end(data, pos, end)
+                return (data[pos:stop],), stop + 8  # a tuple: undefined length
+            raise _GiveUp
+        if pos + length > end:
+            raise _GiveUp  # truncated
+        if sequence:
+            return [], self.skip_items(data, pos, pos + length, pos + length)
+        return data[pos : pos + length], pos + length
+
+    def header(self, data: memoryview, pos: int) -> tuple[int, str | None, int, int]:
+        """Tag, stored VR (None: implicit), length and value offset of the top-level element at
+        `pos` (a delimiter there ends nothing: not a case for this engine)."""
+        if self.implicit:
+            group, number, length = _HEADER.unpack_from(data, pos)
+            vr, pos = None, pos + 8
+        else:
+            group, number, vr_bytes, length = _EXPLICIT.unpack_from(data, pos)
+            vr = _VR_NAMES.get(vr_bytes)
+            if vr is None or group == 0xFFFE:
+                raise _GiveUp
+            if vr_bytes in LONG_VRS:
+                (length,) = _LENGTH4.unpack_from(data, pos + 8)
+                pos += 12
+            else:
+                pos += 8
+        if group == 0xFFFE:
+            raise _GiveUp
+        return group << 16 | number, vr, length, pos
+
+    def sop_class_element(self, data: memoryview, pos: int) -> tuple[str | None, Any]:
+        """The SOP Class UID's stored VR and value, which say the IOD every step depends on; found
+        before the data set is cleaned (it comes early: only (0008,0000-0015) before it)."""
+        end = len(data)
+        while pos < end:
+            tag, vr, length, pos = self.header(data, pos)
+            if tag > SOP_CLASS_UID:
+                break
+            value, pos = self.value_at(data, tag, vr, length, pos, end)
+            if tag == SOP_CLASS_UID:
+                return vr, value
+        raise _GiveUp  # no SOP Class UID: left to pydicom
+
+    def skip_items(self, data: memoryview, pos: int, end: int, defined_end: int | None) -> int:
+        """Where a sequence's items end, checked as `sequence_walk` reads them."""
         while True:
             if defined_end is not None and pos == defined_end:
-                return items, pos
+                return pos
             if pos + 8 > end:
                 raise _GiveUp
             group, number, length = _HEADER.unpack_from(data, pos)
             tag = group << 16 | number
             pos += 8
             if tag == SEQUENCE_END and defined_end is None and length == 0:
-                return items, pos
+                return pos
             if tag != ITEM:
                 raise _GiveUp
             if length == UNDEFINED_LENGTH:
-                elements, pos = self.parse(data, pos, end, in_item=True)
+                pos = self.skip(data, pos, end, in_item=True)
             else:
                 if pos + length > end:
                     raise _GiveUp
-                elements, _ = self.parse(data, pos, pos + length, in_item=False)
+                self.skip(data, pos, pos + length, in_item=False)
                 pos += length
-            items.append(elements)
 
     # -- cleaning (as Engine._clean / _apply, without clean_text) ------------------------------
 
-    def clean_top(self, elements: list[Element]) -> dict[int, list[Any]]:
-        """The data set's elements, each as its output pieces (copy and drop inline, as `clean`)."""
-        kept: dict[int, list[Any]] = {}
-        plans = self.plans
-        for tag, vr, value in elements:
-            step = plans.get(((), tag, vr, type(value)))
-            if step is not None and step[0] == _RAW and len(value) < _LARGE:
-                prefix, length = step[1]
-                kept[tag] = [prefix + length.pack(len(value)), value]
-            elif step is None or step[0] != _DROP:
-                chunks: list[Any] = []
-                self.element(tag, vr, value, (), chunks)
-                if chunks:
-                    kept[tag] = chunks
-        return kept
+    def walk(self, data: memoryview, pos: int, end: int, parent: tuple[int, ...], in_item: bool, out: list[Any]) -> int:
+        """The elements from `pos` to `end` (or to the item delimiter when `in_item`: the top level
+        when `parent` is empty) parsed and cleaned in one pass, as output pieces; returns where
+        the walk ended (after the item delimiter).
 
-    def clean(self, elements: list[Element], parent: tuple[int, ...], out: list[Any]) -> None:
-        """An item's elements: the two commonest steps (copy, drop) inline, the rest by `element`."""
-        plans, append = self.plans, out.append
-        for tag, vr, value in elements:
-            step = plans.get((parent, tag, vr, type(value)))
-            if step is not None and step[0] == _RAW and len(value) < _LARGE:
-                prefix, length = step[1]
-                append(prefix + length.pack(len(value)))
-                append(value)
-            elif step is None or step[0] != _DROP:
-                self.element(tag, vr, value, parent, out)
+        Each element's step is looked up by its header (`_fast_steps`): a run of consecutive
+        elements copied as they are is written as one slice of the input (framed again, each
+        header would be the same bytes: implicit VR, or explicit VR with zero reserved bytes);
+        an element dropped or replaced by a constant takes no parsing; the rest (values the
+        engine reads, sequences, UIDs, pseudonyms, overlays, anything odd) goes through `slow`.
+        At the top level the marks are written in tag order as the walk passes them.
+        """
+        append = out.append
+        fast = self.fasts.get(parent)
+        if fast is None:
+            fast = self.fasts[parent] = {}
+        marks = () if parent else self.marks
+        next_mark, marked = marks[0][0] if marks else _NO_TAG, 0
+        implicit = self.implicit
+        head, explicit, long_length, long_vrs = _HEADER.unpack_from, _EXPLICIT16.unpack_from, _LENGTH4.unpack_from, _LONG_VR16
+        run = pos  # where the elements copied as they are, not written yet, start
+        last = -1
+        # A header cut by `end` needs no check of its own: its element then ends past `end`,
+        # which declines the file (below, or in `slow`), as any element running past it.
+        while pos < end:
+            start = pos
+            if implicit:
+                group, number, length = head(data, pos)
+                tag = key = group << 16 | number
+                pos += 8
+                if length == UNDEFINED_LENGTH:
+                    key |= _UNDEFINED_KEY
+            else:
+                group, number, vr, length = explicit(data, pos)
+                tag = group << 16 | number
+                key = vr << 32 | tag  # (the tag in the low bits, which the dictionary's hash uses)
+                if vr in long_vrs:
+                    if length:  # reserved bytes not zero: framed again, not copied as they are
+                        key = -1
+                    (length,) = long_length(data, pos + 8)
+                    pos += 12
+                    if length == UNDEFINED_LENGTH:
+                        key |= _UNDEFINED_KEY  # (-1 stays -1)
+                else:
+                    pos += 8
+            if tag <= last:
+                raise _GiveUp  # out of order or repeated: pydicom's data set would differ
+            last = tag
+            if tag >= next_mark:  # the marks before this element (one with a mark's tag is replaced)
+                if run < start:
+                    append(data[run:start])
+                run = start
+                while tag >= next_mark:
+                    out += marks[marked][1]
+                    marked += 1
+                    next_mark = marks[marked][0] if marked < len(marks) else _NO_TAG
+            step = fast.get(key)  # (none for key -1; an undefined length's key: none but `_Items`)
+            if step is _COPY:
+                pos += length
+                continue
+            if step.__class__ is _Read:  # a value the engine reads (top level)
+                if pos + length > end:
+                    raise _GiveUp  # truncated
+                value = data[pos : pos + length]
+                self.top[tag] = (step.vr, value)
+                pos += length
+                if step.kind == _RAW:
+                    continue  # copied with its neighbours
+                if run < start:
+                    append(data[run:start])
+                if step.kind == _PATIENT:
+                    self.patient_slots.append((len(out), tag, step.vr))
+                    append(b"")  # framed once the Patient ID is read
+                else:
+                    self.uids(tag, value, out)
+                run = pos
+                continue
+            if run < start:
+                append(data[run:start])
+            if step.__class__ is bytes:
+                if step:
+                    append(step)
+                pos += length
+            elif step is _PSEUDONYMS:
+                if pos + length > end:
+                    raise _GiveUp  # truncated
+                self.uids(tag, data[pos : pos + length], out)
+                pos += length
+            elif step.__class__ is _Items:  # a sequence whose items are cleaned
+                pos = self.sequence_at(data, tag, pos, length, end, step.path, out)
+            elif group == 0xFFFE:  # only an item's delimiter may end a list of elements
+                if in_item and number == 0xE00D and head(data, start)[2] == 0:
+                    return start + 8
+                raise _GiveUp
+            else:
+                pos = self.slow(data, start, end, parent, key, fast, out)
+            run = pos
+        if pos > end or in_item:
+            raise _GiveUp  # truncated, or no item delimiter
+        if run < end:
+            append(data[run:end])
+        for _, chunks in marks[marked:]:
+            out += chunks
+        return end
+
+    def sequence_at(self, data: memoryview, tag: int, pos: int, length: int, end: int, path: tuple[int, ...], out: list[Any]) -> int:
+        """The sequence whose value (of `length`) starts at `pos`, its items cleaned; returns
+        where it ends."""
+        if length == UNDEFINED_LENGTH:
+            return self.sequence_walk(data, tag, pos, end, None, path, out)
+        if pos + length > end:
+            raise _GiveUp  # truncated
+        return self.sequence_walk(data, tag, pos, pos + length, pos + length, path, out)
+
+    def sequence_walk(self, data: memoryview, tag: int, pos: int, end: int, defined_end: int | None, path: tuple[int, ...], out: list[Any]) -> int:
+        """A sequence's items cleaned and written with undefined lengths (as `items` parses them);
+        returns where the sequence ends."""
+        out.append(_HEADER.pack(tag >> 16, tag & 0xFFFF, UNDEFINED_LENGTH) if self.implicit else _EXPLICIT.pack(tag >> 16, tag & 0xFFFF, b"SQ", 0) + b"\xff\xff\xff\xff")
+        while True:
+            if defined_end is not None and pos == defined_end:
+                break
+            if pos + 8 > end:
+                raise _GiveUp
+            group, number, length = _HEADER.unpack_from(data, pos)
+            item = group << 16 | number
+            pos += 8
+            if item == SEQUENCE_END and defined_end is None and length == 0:
+                break
+            if item != ITEM:
+                raise _GiveUp
+            out.append(_ITEM_START)
+            if length == UNDEFINED_LENGTH:
+                pos = self.walk(data, pos, end, path, True, out)
+            else:
+                if pos + length > end:
+                    raise _GiveUp
+                pos = self.walk(data, pos, pos + length, path, False, out)
+            out.append(_ITEM_CLOSE)
+        out.append(_SEQ_CLOSE)
+        return pos
+
+    def slow(self, data: memoryview, pos: int, end: int, parent: tuple[int, ...], key: int, fast: dict[int, Any], out: list[Any]) -> int:
+        """The element at `pos` parsed and cleaned by its planned step (`element`), its step
+        remembered in `fast` when the header alone decides it; at the top level, noting what
+        the engine reads, where the pseudonyms go and which overlay elements are written.
+        Returns where the next element starts."""
+        tag, vr, length, pos = self.header(data, pos)
+        top = not parent
+        first = len(out)
+        if top and tag in MARK_TAGS:
+            out = []  # cleaned as any element (it may decline the file), then replaced by the mark
+        if vr == "SQ" or (vr is None and not tag & 0x10000 and public_vr(tag) == "SQ"):
+            step = self.step(parent, tag, vr, list)
+            if step[0] == _SEQUENCE:
+                if top and tag in _READ_TAGS:
+                    self.top[tag] = (vr, [])  # a sequence: no value the engine can read
+                pos = self.sequence_at(data, tag, pos, length, end, step[1], out)
+                if top and tag >> 24 == 0x60 and len(out) > first:
+                    self.overlays.append((tag, first, len(out)))
+                elif key != -1 and key not in fast and not (top and (tag in _READ_TAGS or tag in MARK_TAGS)):
+                    fast[key] = _Items(step[1])
+                return pos
+        value, pos = self.value_at(data, tag, vr, length, pos, end)
+        step = self.step(parent, tag, vr, type(value))
+        if key >= 0 and key not in fast and type(value) is memoryview:
+            fast[key] = _fast_step(tag, vr, step, top)
+        if not top:
+            self.element(tag, vr, value, parent, out)
+            return pos
+        if tag in _READ_TAGS:
+            self.top[tag] = (vr, value)
+        if step[0] == _PATIENT:
+            self.patient_slots.append((len(out), tag, step[1]))
+            out.append(b"")  # framed once the Patient ID is read
+            return pos
+        self.element(tag, vr, value, (), out)
+        if tag >> 24 == 0x60 and len(out) > first:
+            self.overlays.append((tag, first, len(out)))
+        return pos
+
+    def step(self, parent: tuple[int, ...], tag: int, vr: str | None, shape: type) -> tuple[int, Any]:
+        """The step planned for such an element (planned at its first sight in the run)."""
+        key = (parent, tag, vr, shape)
+        step = self.plans.get(key)
+        if step is None:
+            step = self.plans[key] = self.plan(tag, vr, shape, parent)
+        return step
 
     def element(self, tag: int, vr: str | None, value: Any, parent: tuple[int, ...], out: list[Any]) -> None:
         """One element, by the step planned for its (place, tag, stored VR, kind of value)."""
-        key = (parent, tag, vr, type(value))
-        step = self.plans.get(key)
-        if step is None:
-            step = self.plans[key] = self.plan(tag, vr, type(value), parent)
-        kind, payload = step
+        kind, payload = self.step(parent, tag, vr, type(value))
         if kind == _RAW:
             prefix, length = payload
             out.append(prefix + length.pack(len(value)))
-            self.value(value, out)
+            out.append(value)
         elif kind == _DROP:
             return
-        elif kind == _SEQUENCE:
-            self.sequence(tag, value, payload, out)
         elif kind == _CONSTANT:
             out.append(payload)
         elif kind == _UIDS:
-            text = _canonical(bytes(value), b"\0")
-            if text is None:
-                raise _GiveUp
-            self.frame(tag, "UI", _padded("\\".join(self.pseudonyms.uid(v) for v in text.split("\\")), b"\0"), out)
-        elif kind == _PATIENT:
-            self.frame(tag, payload, self.patient[tag], out)
+            self.uids(tag, value, out)
         elif kind == _RAW_UNDEFINED:
             out.append(payload)
-            self.value(value[0], out)
+            out.append(value[0])
             out.append(_SEQ_CLOSE)
         elif kind == _TEXT_EMPTIED:
             if not bytes(value).isascii():
@@ -364,25 +553,14 @@ class _Run:
         else:
             raise _GiveUp
 
-    def value(self, value: Any, out: list[Any]) -> None:
-        """A copied value; a large one (pixel data) is set aside, to be written from the input's
-        buffer without a copy (see `assembled`)."""
-        if len(value) < _LARGE:
-            out.append(value)
-        else:
-            out.append(_SET_ASIDE)
-            self.large.append(value)
-
-    def assembled(self, out: list[Any]) -> list[Any]:
-        """The output as few buffers: the small pieces joined between the large values."""
-        pieces: list[Any] = []
-        start = 0
-        for large in self.large:
-            at = out.index(_SET_ASIDE, start)
-            pieces += (b"".join(out[start:at]), large)
-            start = at + 1
-        pieces.append(b"".join(out[start:]))
-        return pieces
+    def uids(self, tag: int, value: Any, out: list[Any]) -> None:
+        """A UI element with each UID replaced by its pseudonym."""
+        text = _canonical(bytes(value), b"\0")
+        if text is None:
+            raise _GiveUp
+        new = _padded("\\".join(map(self.pseudonyms.uid, text.split("\\"))), b"\0")
+        out.append(_HEADER.pack(tag >> 16, tag & 0xFFFF, len(new)) if self.implicit else _EXPLICIT.pack(tag >> 16, tag & 0xFFFF, b"UI", len(new)))
+        out.append(new)
 
     def plan(self, tag: int, vr: str | None, shape: type, parent: tuple[int, ...]) -> tuple[int, Any]:
         """What `Engine._clean` / `_apply` do to such an element (as far as the value does not
@@ -405,7 +583,7 @@ class _Run:
             if action == "D":
                 return _GIVE_UP, None  # a dummy item (dummies.item_for): left to pydicom
             out: list[Any] = []
-            self.sequence(tag, [], (), out)
+            self.sequence_walk(memoryview(b""), tag, 0, 0, 0, (), out)  # no items
             return _CONSTANT, b"".join(out)
         stored = vr or public_vr(tag) or ""
         if stored in ("SQ", "UN") or " or " in stored or not stored:
@@ -447,14 +625,6 @@ class _Run:
             return _RAW, (_EXPLICIT.pack(group, element, vr_bytes, 0), _LENGTH4)
         return _RAW, (_TAG.pack(group, element) + vr_bytes, _LENGTH2)
 
-    def sequence(self, tag: int, items: list[list[Element]], path: tuple[int, ...], out: list[Any]) -> None:
-        out.append(_HEADER.pack(tag >> 16, tag & 0xFFFF, UNDEFINED_LENGTH) if self.implicit else _EXPLICIT.pack(tag >> 16, tag & 0xFFFF, b"SQ", 0) + b"\xff\xff\xff\xff")
-        for item in items:
-            out.append(_ITEM_START)
-            self.clean(item, path, out)
-            out.append(_ITEM_CLOSE)
-        out.append(_SEQ_CLOSE)
-
     def frame(self, tag: int, vr: str | None, value: Any, out: list[Any]) -> None:
         """Tag, (VR,) length and value (as `writer._frame`)."""
         length = len(value)
@@ -478,6 +648,83 @@ def _plans(profile: Profile, iod: iods.IodAttributes, implicit: bool) -> dict[tu
     return {}
 
 
+def _assembled(head: bytes, pieces: list[Any]) -> list[Any]:
+    """The output as few buffers: the small pieces joined (a copy costs less than writing them
+    apart), each large one (pixel data) left a view of the input, written without a copy."""
+    if max(map(len, pieces), default=0) < _LARGE:
+        pieces.insert(0, head)
+        return [b"".join(pieces)]
+    out: list[Any] = []
+    small: list[Any] = [head]
+    for piece in pieces:
+        if len(piece) < _LARGE:
+            small.append(piece)
+        else:
+            out += (b"".join(small), piece)
+            small = []
+    out.append(b"".join(small))
+    return out
+
+
+# A header's step in `_Run.walk`: copy the element as it is, a bytes object (what to write in its
+# place: b"" drops it), replace its UIDs (`_Run.uids`), or look at the value (`_Run.slow`).
+_COPY, _PSEUDONYMS, _LOOK = object(), object(), object()
+_NO_TAG = 1 << 32  # after every tag
+_UNDEFINED_KEY = 1 << 48  # in a key: the element's length is undefined
+
+
+class _Read:
+    """A header's step in `_Run.walk`: a top-level value the engine reads (`_Run.top`), then
+    copied with its neighbours (`_RAW`), a pseudonym's place (`_PATIENT`) or its UIDs replaced
+    (`_UIDS`)."""
+
+    __slots__ = ("vr", "kind")
+
+    def __init__(self, vr: str | None, kind: int) -> None:
+        self.vr, self.kind = vr, kind
+
+
+class _Items:
+    """A header's step in `_Run.walk`: a sequence whose items are cleaned (`_Run.sequence_at`)."""
+
+    __slots__ = ("path",)
+
+    def __init__(self, path: tuple[int, ...]) -> None:
+        self.path = path  # the tags of the sequences down to its items, as `decide` takes them
+
+
+@cache
+def _fast_steps(profile: Profile, iod: iods.IodAttributes, implicit: bool) -> dict[tuple[int, ...], dict[int, Any]]:
+    """By place (the tags of the sequences above, as `decide` takes it): the steps the header
+    alone decides, by tag (implicit VR) or tag and VR (explicit: `VR as a little-endian
+    number << 32 | tag`), `_UNDEFINED_KEY` added for an undefined length, learnt from the
+    first element of each kind: shared by every file of a run."""
+    return {}
+
+
+def _fast_step(tag: int, vr: str | None, step: tuple[int, Any], top: bool) -> Any:
+    """What `_Run.walk` may do with an element from its header, given its planned step (for a
+    value of defined length that is no sequence)."""
+    kind, payload = step
+    if top and tag in _READ_TAGS:
+        if kind == _PATIENT:
+            return _Read(payload, kind)  # (framed with the VR the plan settled)
+        return _Read(vr, kind) if kind in (_RAW, _UIDS) else _LOOK
+    if top and tag in MARK_TAGS:
+        return _LOOK
+    if kind == _DROP:
+        return b""
+    if top and tag >> 24 == 0x60:  # an overlay's elements are listed (its group may go as a whole)
+        return _LOOK
+    if kind == _RAW:
+        return _COPY
+    if kind == _CONSTANT:
+        return payload
+    if kind == _UIDS:
+        return _PSEUDONYMS
+    return _LOOK
+
+
 def _fragments_end(data: memoryview, pos: int, end: int) -> int:
     """Where the Sequence Delimiter after encapsulated fragments starts (items walked one by one)."""
     while pos + 8 <= end:
@@ -495,9 +742,11 @@ def _canonical(raw: bytes, pad: bytes) -> str | None:
     """The text of `raw` when pydicom's conversion and `writer` would give back exactly `raw`:
     printable ASCII, at most one padding byte, no spaces around any value; else None."""
     text = raw[:-1] if raw.endswith(pad) and len(raw) % 2 == 0 and raw else raw
-    if text.endswith((b" ", b"\0")) or len(text) + (len(text) % 2) != len(raw):
+    if len(text) + (len(text) % 2) != len(raw):
         return None
-    if not _PRINTABLE.fullmatch(text):
+    if _UNSPACED.fullmatch(text):  # the common case (UIDs, codes): no space to look at
+        return text.decode("ascii")
+    if text.endswith((b" ", b"\0")) or not _PRINTABLE.fullmatch(text):
         return None
     decoded = text.decode("ascii")
     if any(part != part.strip() for part in decoded.split("\\")):

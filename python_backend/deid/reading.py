@@ -84,12 +84,15 @@ def read_file_bytes(path: Path) -> memoryview:
         view = memoryview(_buffer)
         size = 0
         while True:
-            got = os.readv(fd, [view[size:]])
+            rest = view[size:]
+            got = os.readv(fd, [rest])
             if not got:
                 break
             size += got
             if size == len(view):
                 return memoryview(b"")  # the file grew while read: pydicom's reader takes it
+            if size == info.st_size and got < len(rest):  # a short read at the size seen: the end
+                break
         return view[:size]
     except OSError:
         return memoryview(b"")

@@ -12,6 +12,7 @@ other case the whole file is written by `Dataset.save_as`.
 from __future__ import annotations
 
 import struct
+from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -151,17 +152,23 @@ def _file_meta(meta: Any) -> bytes:
 
 def file_meta_bytes(sop_class: str, sop_instance: str, syntax: str, implementation: str, version: str) -> bytes:
     """The group 0002 bytes of `_file_meta`, from plain strings (also for `bytes_engine`)."""
-    body = b"".join(
+    before, after = _meta_around(sop_class, syntax, implementation, version)
+    body = before + _meta_element(0x0003, "UI", _uid_bytes(sop_instance)) + after
+    return _meta_element(0x0000, "UL", struct.pack("<L", len(body))) + body
+
+
+@lru_cache(maxsize=64)  # the file meta of a batch's files differ by their SOP Instance UID only
+def _meta_around(sop_class: str, syntax: str, implementation: str, version: str) -> tuple[bytes, bytes]:
+    """The file meta elements before and after the Media Storage SOP Instance UID."""
+    before = _meta_element(0x0001, "OB", b"\0\1") + _meta_element(0x0002, "UI", _uid_bytes(sop_class))
+    after = b"".join(
         [
-            _meta_element(0x0001, "OB", b"\0\1"),
-            _meta_element(0x0002, "UI", _uid_bytes(sop_class)),
-            _meta_element(0x0003, "UI", _uid_bytes(sop_instance)),
             _meta_element(0x0010, "UI", _uid_bytes(syntax)),
             _meta_element(0x0012, "UI", _uid_bytes(implementation)),
             _meta_element(0x0013, "SH", _even(f"PYDICOM {version}"[:16].encode(), b" ")),
         ]
     )
-    return _meta_element(0x0000, "UL", struct.pack("<L", len(body))) + body
+    return before, after
 
 
 def _meta_element(element: int, vr: str, value: bytes) -> bytes:

@@ -4,11 +4,16 @@ profile, with a throw-away self-signed certificate), whole process as a user run
 series and on a tree, in the same run.
 
     .venv/bin/python scripts/bench/bench_anonymize.py [--series DIR] [--tree DIR] [--repeat N] [--workers N]
+        [--baseline DIR]
 
 - gdcmanon -e -r -c CERT -i DIR -o OUT: one process; without `-r` gdcmanon silently processes no
   file of a folder's subfolders, so the tree is given with `-r` (it then mirrors the folders).
 - ours: `dicom-hub run --op batch_anonymize --input DIR --output OUT` as a subprocess (start-up,
   imports, the worker pool and the JSON response included), every core unless --workers.
+- `--baseline DIR`: another checkout of dicom-hub timed in the same interleaved runs (before and
+  after a change, under the same load): DIR holds its `dicom_hub` package, e.g.
+  `mkdir -p /tmp/base/dicom_hub && git archive main | tar -x -C /tmp/base/dicom_hub`; it runs
+  with this interpreter and `PYTHONPATH=DIR`, as `python -m dicom_hub.interface`.
 Ours runs as an installed tool runs: with its bytecode cached (PYTHONDONTWRITEBYTECODE is removed
 from its environment, and one untimed run writes the cache). Both must write one output per
 input file (counted recursively) or the run is refused. Defaults:
@@ -92,12 +97,16 @@ def run_gdcmanon(folder: Path, out: Path, cert: Path, n: int) -> Run:
     return run
 
 
-def run_ours(folder: Path, out: Path, workers: int | None, n: int) -> Run:
+def run_ours(folder: Path, out: Path, workers: int | None, n: int, baseline: Path | None = None) -> Run:
     options: dict[str, object] = {"key": KEY, "progress": False}
     if workers:
         options["workers"] = workers
-    args = [dicom_hub_exe(), "run", "--op", "batch_anonymize", "--input", str(folder), "--output", str(out), "--options", json.dumps(options), "--backend", "python"]
-    run, stdout = timed(args, env={k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"})
+    command = [dicom_hub_exe()] if baseline is None else [sys.executable, "-m", "dicom_hub.interface"]
+    args = [*command, "run", "--op", "batch_anonymize", "--input", str(folder), "--output", str(out), "--options", json.dumps(options), "--backend", "python"]
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    if baseline is not None:
+        env["PYTHONPATH"] = str(baseline)
+    run, stdout = timed(args, env=env)
     response = json.loads(stdout)
     if not response.get("ok") or response["metadata"]["files_failed"] or response["metadata"]["files_processed"] != n:
         sys.exit(f"batch_anonymize failed: {json.dumps(response)[:2000]}")
@@ -111,32 +120,40 @@ def _check_count(tool: str, out: Path, n: int) -> None:
         sys.exit(f"{tool} wrote {written} files for {n} inputs")
 
 
-def bench(label: str, folder: Path, work: Path, cert: Path, repeat: int, workers: int | None) -> float:
+def bench(label: str, folder: Path, work: Path, cert: Path, repeat: int, workers: int | None, baseline: Path | None = None) -> float:
     files = files_under(folder)
     for path in files:  # warm the page cache for both tools
         path.read_bytes()
     n = len(files)
     run_ours(folder, work / f"{label}-warm-up", workers, n)  # untimed: bytecode cache, page cache
-    gdcm_runs, our_runs = [], []
+    tools = ["gdcm", "ours"]
+    if baseline is not None:
+        run_ours(folder, work / f"{label}-baseline-warm-up", workers, n, baseline)
+        tools.append("baseline")
+    runs: dict[str, list[Run]] = {tool: [] for tool in tools}
     for i in range(repeat):
-        # Each tool starts with no dirty pages left by the other: without the sync, whichever runs
-        # second is throttled while the kernel writes back the first one's output. Who goes first
-        # alternates.
-        for tool in ("gdcm", "ours") if i % 2 == 0 else ("ours", "gdcm"):
+        # Each tool starts with no dirty pages left by another: without the sync, whichever runs
+        # next is throttled while the kernel writes back the previous one's output. Who goes
+        # first rotates.
+        for tool in tools[i % len(tools) :] + tools[: i % len(tools)]:
             os.sync()
+            out = work / f"{label}-{tool}{i}"
             if tool == "gdcm":
-                gdcm_runs.append(run_gdcmanon(folder, work / f"{label}-gdcm{i}", cert, n))
+                runs[tool].append(run_gdcmanon(folder, out, cert, n))
             else:
-                our_runs.append(run_ours(folder, work / f"{label}-ours{i}", workers, n))
+                runs[tool].append(run_ours(folder, out, workers, n, baseline if tool == "baseline" else None))
         # Outputs are kept until the end: deleting them here would make the next run pay for it
         # (see the module docstring), whichever tool that is.
-    gdcm, ours = min(gdcm_runs, key=lambda r: r.wall), min(our_runs, key=lambda r: r.wall)
-    gdcm_rate, our_rate = n / gdcm.wall, n / ours.wall
-    ratio = our_rate / gdcm_rate
+    best = {tool: min(tool_runs, key=lambda r: r.wall) for tool, tool_runs in runs.items()}
+    gdcm, ours = best["gdcm"], best["ours"]
+    ratio = gdcm.wall / ours.wall
     print(f"{label}: {n} files ({folder}); load average {os.getloadavg()[0]:.2f}")
-    print(f"  gdcmanon -e -r (basic profile, 1 process): {gdcm_rate:8.1f} files/s  {gdcm.cpu / n * 1000:6.2f} ms CPU/file (system {gdcm.sys / n * 1000:.2f})  ({gdcm.wall:.2f} s)")
-    print(f"  dicom-hub batch_anonymize (full profile):  {our_rate:8.1f} files/s  {ours.cpu / n * 1000:6.2f} ms CPU/file (system {ours.sys / n * 1000:.2f})  ({ours.wall:.2f} s)")
+    names = {"gdcm": "gdcmanon -e -r (basic profile, 1 process)", "ours": "dicom-hub batch_anonymize (full profile) ", "baseline": f"baseline ({baseline})"}
+    for tool, run in best.items():
+        print(f"  {names[tool]:42s} {n / run.wall:8.1f} files/s  {run.cpu / n * 1000:6.2f} ms CPU/file (system {run.sys / n * 1000:.2f})  ({run.wall:.2f} s)")
     print(f"  ratio ours / gdcmanon files/s: {ratio:.2f} (target >= {TARGET:.1f}); CPU ratio gdcmanon / ours: {gdcm.cpu / ours.cpu:.2f}")
+    if "baseline" in best:
+        print(f"  ratio ours / baseline files/s: {best['baseline'].wall / ours.wall:.2f}; CPU ratio baseline / ours: {best['baseline'].cpu / ours.cpu:.2f}")
     return ratio
 
 
@@ -146,6 +163,7 @@ def main() -> int:
     parser.add_argument("--tree", type=Path, default=DEFAULT_TREE, help="a tree of files (default: /work/bench/a3000)")
     parser.add_argument("--repeat", type=int, default=3, help="runs of each tool, interleaved; the fastest counts")
     parser.add_argument("--workers", type=int, default=None, help="batch_anonymize workers (default: all cores)")
+    parser.add_argument("--baseline", type=Path, default=None, help="a folder holding another checkout's dicom_hub package, timed in the same runs")
     args = parser.parse_args()
     if shutil.which("gdcmanon") is None:
         sys.exit("gdcmanon is not on PATH (apt-get install libgdcm-tools)")
@@ -158,7 +176,7 @@ def main() -> int:
             if not folder.is_dir():
                 print(f"{label}: {folder} is not a folder, skipped (make one with scripts/bench/make_archive.py)")
                 continue
-            ratios[label] = bench(label, folder, work, cert, args.repeat, args.workers)
+            ratios[label] = bench(label, folder, work, cert, args.repeat, args.workers, args.baseline)
     print(f"load average at end {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     print("ratios: " + ", ".join(f"{label} {ratio:.2f}" for label, ratio in ratios.items()) + f" (target >= {TARGET:.1f})")
     return 0

@@ -26,6 +26,7 @@ class Pseudonymizer:
         self.prefix = patient_prefix
         self.uids: dict[str, str] = {}
         self.patient_ids: dict[str, str] = {}
+        self._patient_names: dict[str, str] = {}
 
     def _digest(self, kind: str, original: str) -> bytes:
         return hmac.new(self._key, f"{kind}\0{original}".encode(), hashlib.sha256).digest()
@@ -51,8 +52,17 @@ class Pseudonymizer:
 
     def patient_name(self, patient_key: str) -> str:
         """A dummy name, the same for every file of a patient: `<prefix>^<8 hex>`."""
-        family = self.prefix or "ANON"
-        return f"{family}^{self._digest('patient-name', patient_key)[:4].hex().upper()}"
+        name = self._patient_names.get(patient_key)
+        if name is None:
+            family = self.prefix or "ANON"
+            name = self._patient_names[patient_key] = f"{family}^{self._digest('patient-name', patient_key)[:4].hex().upper()}"
+        return name
+
+    def forget(self) -> None:
+        """Drop every value remembered (a long run's memory stays flat; the values do not change)."""
+        self.uids.clear()
+        self.patient_ids.clear()
+        self._patient_names.clear()
 
     def date_offset_days(self, patient_key: str) -> int:
         """The per-patient shift applied under retain_modified_dates (negative: into the past)."""
