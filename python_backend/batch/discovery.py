@@ -161,6 +161,10 @@ def _sort_key(path: Path) -> tuple[str, ...]:
     return path.parts
 
 
+def _name_sort_key(path: str) -> tuple[str, ...]:
+    return Path(path).parts
+
+
 @dataclass
 class FolderListing:
     """One folder's DICOM candidates (sorted), how many files it left out, and its subfolders."""
@@ -180,14 +184,14 @@ def list_folder(folder: str, include_raw: bool = False) -> FolderListing:
         return FolderListing(None)
     listing = FolderListing((st.st_dev, st.st_ino), subfolders=subfolders)
     for path in files:
-        if _suffix(path).lower() in DICOM_EXTENSIONS or is_dicom_candidate(Path(path), include_raw):
+        if suffix_of(path).lower() in DICOM_EXTENSIONS or is_dicom_candidate(Path(path), include_raw):
             listing.files.append(path)
         else:
             listing.skipped += 1
     return listing
 
 
-def _suffix(path: str) -> str:
+def suffix_of(path: str) -> str:
     """`Path(path).suffix` without building the Path (a folder of thousands of `.dcm` files)."""
     name = os.path.basename(path)
     dot = name.rfind(".")
@@ -198,11 +202,15 @@ class Found:
     """The files of a walk, streamed (iterate once), and how many it left out once it is done:
     what the batch ops run on, without holding the archive's file list."""
 
-    def __init__(self, walk: Iterable[tuple[Path | None, int]]) -> None:
+    def __init__(self, walk: Iterable[tuple[str | None, int]]) -> None:
         self._walk = walk
         self.files_skipped = 0
 
     def __iter__(self) -> Iterator[Path]:
+        return map(Path, self.names())
+
+    def names(self) -> Iterator[str]:
+        """The files as strings (`str(path)` of what iterating gives), cheaper by the file."""
         for file, left_out in self._walk:
             self.files_skipped += left_out
             if file is not None:
@@ -214,9 +222,9 @@ def walk_tree(
     paths: Iterable[Path | str],
     recursive: bool = True,
     lookahead: int = 64,
-) -> Iterator[tuple[Path | None, int]]:
-    """`scan`, streamed: `(file, 0)` for each DICOM candidate, in `scan`'s order, and `(None, n)`
-    for n files left out.
+) -> Iterator[tuple[str | None, int]]:
+    """`scan`, streamed: `(file, 0)` for each DICOM candidate (the string of the path `scan`
+    gives), in `scan`'s order, and `(None, n)` for n files left out.
 
     `list_folders(folders)` lists the given folders, results in order (e.g. a few Dask tasks, all
     in flight at once). The walk is depth first with each folder's files and subfolders merged by
@@ -232,9 +240,10 @@ def walk_tree(
     streams = [walk.files(str(folder)) for folder in folders]
     # Nested folders: recursively, a folder inside another is entered once, from the outer one,
     # which sorts first; not recursively, each is one listing, merged into the sorted order.
-    found = itertools.chain(*streams) if recursive else heapq.merge(*streams, key=_sort_key)
-    previous: Path | None = None
-    for file in heapq.merge(explicit, found, key=_sort_key):
+    found = itertools.chain(*streams) if recursive else heapq.merge(*streams, key=_name_sort_key)
+    previous: str | None = None
+    # (a merge with one stream left, as without named files, reads it on without the key)
+    for file in heapq.merge([str(path) for path in explicit], found, key=_name_sort_key):
         if walk.skipped:
             yield None, walk.skipped
             walk.skipped = 0
@@ -257,7 +266,7 @@ class _SortedWalk:
         for path in explicit:
             self.explicit.setdefault(str(path.parent), []).append(str(path))
 
-    def files(self, root: str) -> Iterator[Path]:
+    def files(self, root: str) -> Iterator[str]:
         """The candidates under `root` (the root itself entered unless seen before)."""
         path: list[_Open] = []  # the folders open on the way down, innermost last
         self._enter(root, path)
@@ -268,7 +277,7 @@ class _SortedWalk:
             elif is_folder:
                 self._enter(entry, path)
             else:
-                yield Path(entry)
+                yield entry
 
     def _enter(self, folder: str, path: list[_Open]) -> None:
         listing = self._listing(folder, path)

@@ -3,7 +3,7 @@
 on this machine (`options.executor = "dask"`), for `extract_metadata` and `batch_anonymize`.
 
     .venv/bin/python scripts/bench/make_archive.py /tmp/archive --files 20000
-    .venv/bin/python scripts/bench/bench_dask.py /tmp/archive [--workers 2] [--files N] [--repeat N] [--skip-anonymize]
+    .venv/bin/python scripts/bench/bench_dask.py /tmp/archive [--workers 2] [--files N] [--repeat N] [--skip-anonymize | --only OP]
 
 Runs, each a separate `dicom-hub run` client process on the same archive (read once beforehand so
 every run starts from a warm page cache):
@@ -58,6 +58,16 @@ class Run:
     wall: float
     client_peak_mb: float
     cpu: float  # seconds: the client, its children, and the cluster's processes during the run
+    client_cpu: float = 0.0  # the client and its children (the local pool's workers)
+    scheduler_cpu: float = 0.0
+    worker_cpu: tuple[float, ...] = ()
+
+    def split(self) -> str:
+        """Where the CPU went, in seconds: client (with its own pool), scheduler, each worker."""
+        text = f"client {self.client_cpu:.1f}"
+        if self.worker_cpu:
+            text += f", scheduler {self.scheduler_cpu:.1f}, workers " + " + ".join(f"{w:.1f}" for w in self.worker_cpu)
+        return text
 
     @property
     def rate(self) -> float:
@@ -89,7 +99,7 @@ def run_client(label: str, request: dict, cluster: Cluster | None = None) -> tup
     """One `dicom-hub run` client: wall time, its own peak RSS, CPU time, its response."""
     others = cluster.pids() if cluster is not None else []
     os.sync()  # no dirty pages of the previous run: it would throttle this one's writes
-    before = sum(cpu_seconds(pid) for pid in others)
+    before = [cpu_seconds(pid) for pid in others]
     with tempfile.TemporaryFile() as out:
         start = time.perf_counter()
         proc = subprocess.Popen([sys.executable, "-m", "dicom_hub.interface", "run"], stdin=subprocess.PIPE, stdout=out, stderr=subprocess.DEVNULL)
@@ -107,11 +117,14 @@ def run_client(label: str, request: dict, cluster: Cluster | None = None) -> tup
         wall = time.perf_counter() - start
         out.seek(0)
         response = json.loads(out.read() or b"{}")
-    cpu = usage.ru_utime + usage.ru_stime + sum(cpu_seconds(pid) for pid in others) - before
+    client = usage.ru_utime + usage.ru_stime
+    cluster_cpu = [cpu_seconds(pid) - start for pid, start in zip(others, before, strict=True)]
     if not response.get("ok"):
         sys.exit(f"{label} failed: {response.get('error')}")
     meta = response["metadata"]
-    return Run(label, meta.get("files_processed", 0) + meta.get("files_failed", 0), wall, peak, cpu), meta
+    files = meta.get("files_processed", 0) + meta.get("files_failed", 0)
+    scheduler, workers = (cluster_cpu[0], tuple(cluster_cpu[1:])) if cluster_cpu else (0.0, ())
+    return Run(label, files, wall, peak, client + sum(cluster_cpu), client, scheduler, workers), meta
 
 
 class Cluster:
@@ -202,6 +215,7 @@ def main() -> None:
     parser.add_argument("--files", type=int, default=None, help="use only the first top-level folders holding about this many files")
     parser.add_argument("--small", type=Path, default=None, help="a smaller archive for the client memory comparison (default: half the folders)")
     parser.add_argument("--skip-anonymize", action="store_true")
+    parser.add_argument("--only", choices=["extract_metadata", "batch_anonymize"], help="run this op only")
     parser.add_argument("--chunk-files", type=int, default=1000)
     parser.add_argument("--repeat", type=int, default=1, help="runs of each kind, interleaved; the table keeps each kind's fastest")
     args = parser.parse_args()
@@ -219,6 +233,7 @@ def main() -> None:
     ops = [("extract_metadata", ".csv", {"chunk_files": args.chunk_files})]
     if not args.skip_anonymize:
         ops.append(("batch_anonymize", "", {"key": KEY}))
+    ops = [op for op in ops if args.only in (None, op[0])]
 
     def measure(op: str, kind: str, parts: list[Path], ext: str, options: dict, cluster: Cluster | None = None) -> None:
         # Every output stays until the end: on an ext4 without a journal, creating files right after
@@ -229,7 +244,7 @@ def main() -> None:
         best = runs.get((op, kind))
         if best is None or run.wall < best.wall:
             runs[(op, kind)] = run
-        print(f"  {op} {kind}: {run.wall:.1f} s, {1000 * run.cpu / max(1, run.files):.2f} CPU s/1k", flush=True)
+        print(f"  {op} {kind}: {run.wall:.1f} s, {1000 * run.cpu / max(1, run.files):.2f} CPU s/1k ({run.split()}), load {os.getloadavg()[0]:.2f}", flush=True)
 
     clusters: dict[int, Cluster] = {}
     try:
@@ -258,7 +273,7 @@ def main() -> None:
     print(f"{'run':32s} {'files':>7s} {'wall s':>8s} {'files/s':>9s} {'CPU s/1k':>9s} {'client MB':>10s}")
     for (op, kind), run in runs.items():
         per_k = 1000 * run.cpu / run.files if run.files else 0.0
-        print(f"{op + ' ' + kind:32s} {run.files:7d} {run.wall:8.2f} {run.rate:9.1f} {per_k:9.1f} {run.client_peak_mb:10.1f}")
+        print(f"{op + ' ' + kind:32s} {run.files:7d} {run.wall:8.2f} {run.rate:9.1f} {per_k:9.2f} {run.client_peak_mb:10.1f}   CPU s: {run.split()}")
     print()
     for op, _, _ in ops:
         local, dask_n, dask_1 = runs[(op, "local")], runs[(op, f"dask{args.workers}")], runs.get((op, "dask1"))

@@ -379,17 +379,17 @@ def test_a_task_that_kills_every_worker_costs_only_its_file(tmp_path):
 
     if find_spec("distributed") is None:
         missing("dask.distributed (pip install 'dicom-hub[distributed]')")
-    from dicom_hub.python_backend.batch.dask_executor import DaskExecutor, unpack_chunk
+    from dicom_hub.python_backend.batch.dask_executor import DaskExecutor, pack_results, unpack_chunk
     from distributed import KilledWorker
 
     class Future:
         def __init__(self, chunk):
-            self.chunk = chunk
+            self.names = [Path(source).name for source, _ in chunk]
 
         def result(self):
-            if any(source.name == "crash.dcm" for source, _ in self.chunk):
+            if "crash.dcm" in self.names:
                 raise KilledWorker("task", "tcp://127.0.0.1:1", 3)
-            return [({"name": source.name}, None, False) for source, _ in self.chunk]
+            return pack_results([({"name": name}, None, False, False) for name in self.names])  # as a worker sends them
 
         def cancel(self):
             pass
