@@ -236,8 +236,8 @@ def walk_tree(
     given = [Path(p) for p in paths]
     folders = sorted({p for p in given if p.is_dir()}, key=_sort_key)
     explicit = sorted({p for p in given if not p.is_dir() and p.exists()}, key=_sort_key)
-    walk = _SortedWalk(list_folders, recursive, lookahead, explicit)
-    streams = [walk.files(str(folder)) for folder in folders]
+    walk = _SortedWalk(list_folders, recursive, lookahead, explicit, [str(folder) for folder in folders])
+    streams = [walk.files(root) for root in walk.roots]
     # Nested folders: recursively, a folder inside another is entered once, from the outer one,
     # which sorts first; not recursively, each is one listing, merged into the sorted order.
     found = itertools.chain(*streams) if recursive else heapq.merge(*streams, key=_name_sort_key)
@@ -255,10 +255,15 @@ def walk_tree(
 
 
 class _SortedWalk:
-    """The depth-first walk of `walk_tree`, with listings fetched ahead in batches."""
+    """The depth-first walk of `walk_tree`, with listings fetched ahead in batches. `roots`, the
+    folders given, are walked in order (`files(root)` for each): those still to come are listed
+    ahead too, so a request naming many folders does not cost a round trip each."""
 
-    def __init__(self, list_folders: Callable[[list[str]], Iterable[FolderListing]], recursive: bool, lookahead: int, explicit: list[Path]) -> None:
+    def __init__(
+        self, list_folders: Callable[[list[str]], Iterable[FolderListing]], recursive: bool, lookahead: int, explicit: list[Path], roots: list[str]
+    ) -> None:
         self.list_folders, self.recursive, self.lookahead = list_folders, recursive, max(1, lookahead)
+        self.roots, self.next_root = roots, 0  # roots[next_root:] are not entered yet
         self.seen: set[tuple[int, int]] = set()
         self.listed: dict[str, FolderListing] = {}  # listed ahead, not entered yet
         self.skipped = 0
@@ -267,8 +272,10 @@ class _SortedWalk:
             self.explicit.setdefault(str(path.parent), []).append(str(path))
 
     def files(self, root: str) -> Iterator[str]:
-        """The candidates under `root` (the root itself entered unless seen before)."""
+        """The candidates under `root` (the root itself entered unless seen before); called for
+        each of `roots` in turn."""
         path: list[_Open] = []  # the folders open on the way down, innermost last
+        self.next_root += 1
         self._enter(root, path)
         while path:
             entry, is_folder = path[-1].next_entry()
@@ -305,9 +312,11 @@ class _SortedWalk:
 
     def _upcoming(self, exclude: str, path: list[_Open]) -> Iterator[str]:
         """Folders not listed yet, in the order the walk will enter them: the rest of each open
-        folder's subfolders, innermost first, and below those already listed, their own."""
+        folder's subfolders, innermost first, then the roots still to come; below those already
+        listed, their own."""
         for folder in reversed(path):
             yield from self._unlisted(folder.subfolders, folder.next_sub, exclude)
+        yield from self._unlisted(self.roots, self.next_root, exclude)
 
     def _unlisted(self, subfolders: list[str], start: int, exclude: str) -> Iterator[str]:
         for i in range(start, len(subfolders)):

@@ -364,6 +364,34 @@ def test_a_walk_by_folder_listings_finds_what_scan_finds(tmp_path, lookahead, re
     assert max(asked) <= lookahead and len(asked) > 1
 
 
+@pytest.mark.parametrize("recursive", [True, False])
+def test_many_given_folders_are_listed_ahead_not_one_round_trip_each(tmp_path, recursive):
+    """A request naming 40 folders (as a client splitting an archive by patient does): the folders
+    still to come are listed together with the one the walk needs, so the walk asks 2 times, not
+    80 (on Dask each ask is a round trip that waits for a worker), and finds what scan finds."""
+    from dicom_hub.python_backend.batch.discovery import Found, list_folder, scan, walk_tree
+
+    roots = []
+    for i in range(40):
+        root = tmp_path / f"p{i:02d}"
+        (root / "series").mkdir(parents=True)
+        (root / "series" / "1.dcm").write_bytes(b"taken by its name")
+        (root / "2.dcm").write_bytes(b"taken by its name")
+        (root / "notes.txt").write_text("left out")
+        roots.append(root)
+    asked: list[int] = []
+
+    def list_folders(folders):
+        asked.append(len(folders))
+        return [list_folder(f, False) for f in folders]
+
+    found = Found(walk_tree(list_folders, reversed(roots), recursive, 64))
+    local = scan(roots, recursive=recursive)
+    assert list(found) == local.files and len(local.files) == (80 if recursive else 40)
+    assert found.files_skipped == local.files_skipped == 40
+    assert len(asked) == (2 if recursive else 1) and max(asked) <= 64
+
+
 def test_a_torn_journal_line_is_ignored(tmp_path):
     from dicom_hub.python_backend.batch.state import RunState
 
