@@ -9,8 +9,8 @@ Runs, each a separate `dicom-hub run` client process on the same archive (read o
 every run starts from a warm page cache):
 - local: `workers` processes (the default executor);
 - dask, 1 worker and `workers` workers: a `dask scheduler` and `dask worker` processes (one
-  thread each, no nanny, `--preload dicom_hub.python_backend.batch.dask_preload` as the README
-  advises) started here on 127.0.0.1 and stopped after; the client connects with
+  thread each, no nanny, all with `--preload dicom_hub.python_backend.batch.dask_preload` as the
+  README advises) started here on 127.0.0.1 and stopped after; the client connects with
   `options.scheduler`, so the cluster's start-up is not counted (a real cluster is long-lived),
   and each cluster first runs the op once untimed on one folder (a long-lived cluster's workers
   have run jobs before: their first-task costs are paid);
@@ -138,7 +138,7 @@ class Cluster:
         scheduler_file.unlink(missing_ok=True)
         self.processes = [
             subprocess.Popen(
-                [*dask, "scheduler", "--host", "127.0.0.1", "--port", "0", "--no-dashboard", "--scheduler-file", str(scheduler_file)],
+                [*dask, "scheduler", "--host", "127.0.0.1", "--port", "0", "--no-dashboard", "--scheduler-file", str(scheduler_file), "--preload", PRELOAD],
                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=folder,
             )
         ]  # fmt: skip

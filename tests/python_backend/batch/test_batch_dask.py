@@ -80,7 +80,7 @@ def cluster(tmp_path_factory):
     scheduler_file = folder / "scheduler.json"
     command = [
         *DASK, "scheduler", "--host", "127.0.0.1", "--port", "0",
-        "--no-dashboard", "--scheduler-file", str(scheduler_file),
+        "--no-dashboard", "--scheduler-file", str(scheduler_file), "--preload", PRELOAD,
     ]  # fmt: skip
     with open(folder / "scheduler.log", "w") as log:
         scheduler = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=log, cwd=folder)
@@ -471,3 +471,18 @@ def test_the_preload_loads_the_ops_and_stops_the_profiler_and_tick(cluster):
         states = client.run(_worker_state, workers=[names["w1"], names["w2"]])
     assert states[names["w1"]] == (False, True, True), "w1: no callbacks, the ops and the IOD tables loaded"
     assert states[names["w2"]][0] is True, "a plain worker keeps its callbacks"
+
+
+def _scheduler_ticks(dask_scheduler: Any) -> tuple[float, bool]:
+    return dask_scheduler.periodic_callbacks["tick"].callback_time, "dicom_hub.python_backend.deid.ops" in sys.modules
+
+
+def test_the_preloaded_scheduler_ticks_once_a_second_and_loads_no_op(cluster):
+    """The scheduler, started with the same `--preload`, measures its event loop once a second
+    (not 50 times) and, running no file, loads none of the ops."""
+    import cloudpickle
+    from distributed import Client
+
+    cloudpickle.register_pickle_by_value(sys.modules[__name__])
+    with Client(cluster.address, timeout=30, set_as_default=False) as client:
+        assert client.run_on_scheduler(_scheduler_ticks) == (1000, False)
