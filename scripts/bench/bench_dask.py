@@ -29,7 +29,11 @@ only: neither the pool's nor the cluster's workers count) for each op on both si
 client's peak includes the response, which for batch_anonymize lists every output file (a path
 per file, then its JSON): that part grows with the files by design; the client's working memory
 besides does not (tests/python_backend/batch/test_batch_dask.py measures it with tracemalloc).
-Also the load average, as the machine may be shared.
+Each run's CPU is split into the client's (with the local pool's workers), the scheduler's and
+each worker's, with the kernel's share. Also the load average, as the machine may be shared, and
+the kernel CPU one file creation costs before and after the runs (`creation_cost`: after many
+files were deleted on a journal-less ext4 it is several times higher for some minutes, and so is
+every run's).
 """
 
 from __future__ import annotations
@@ -61,13 +65,15 @@ class Run:
     client_cpu: float = 0.0  # the client and its children (the local pool's workers)
     scheduler_cpu: float = 0.0
     worker_cpu: tuple[float, ...] = ()
+    system_cpu: float = 0.0  # the kernel's part of `cpu`
 
     def split(self) -> str:
-        """Where the CPU went, in seconds: client (with its own pool), scheduler, each worker."""
+        """Where the CPU went, in seconds: client (with its own pool), scheduler, each worker,
+        and the kernel's share of it all."""
         text = f"client {self.client_cpu:.1f}"
         if self.worker_cpu:
             text += f", scheduler {self.scheduler_cpu:.1f}, workers " + " + ".join(f"{w:.1f}" for w in self.worker_cpu)
-        return text
+        return text + f"; system {100 * self.system_cpu / max(self.cpu, 1e-9):.0f}%"
 
     @property
     def rate(self) -> float:
@@ -85,14 +91,32 @@ def rss_mb(pid: int) -> float:
     return 0.0
 
 
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a running process so far."""
+def cpu_seconds(pid: int) -> tuple[float, float]:
+    """User and system CPU time of a running process so far."""
     try:
         with open(f"/proc/{pid}/stat") as f:
             fields = f.read().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        tick = os.sysconf("SC_CLK_TCK")
+        return int(fields[11]) / tick, int(fields[12]) / tick
     except (OSError, IndexError, ValueError):
-        return 0.0
+        return 0.0, 0.0
+
+
+def creation_cost(folder: Path, files: int = 2000) -> float:
+    """Kernel CPU (µs) to create, write and rename one small file here, as the batch ops do. On a
+    journal-less ext4 it is several times higher for a few minutes after many files were deleted
+    on the file system (new inodes step over recently deleted ones), which any run then pays:
+    printed before and after, so a slow run can be told from a slow file system."""
+    import resource
+
+    folder.mkdir(parents=True, exist_ok=True)
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_stime
+    for i in range(files):
+        part = folder / f".{i:06d}.part"
+        with open(part, "wb") as f:
+            f.write(b"\0" * 4096)
+        os.rename(part, folder / f"{i:06d}.dcm")
+    return 1e6 * (resource.getrusage(resource.RUSAGE_SELF).ru_stime - before) / files
 
 
 def run_client(label: str, request: dict, cluster: Cluster | None = None) -> tuple[Run, dict]:
@@ -118,13 +142,15 @@ def run_client(label: str, request: dict, cluster: Cluster | None = None) -> tup
         out.seek(0)
         response = json.loads(out.read() or b"{}")
     client = usage.ru_utime + usage.ru_stime
-    cluster_cpu = [cpu_seconds(pid) - start for pid, start in zip(others, before, strict=True)]
+    after = [cpu_seconds(pid) for pid in others]
+    cluster_cpu = [sum(end) - sum(start) for start, end in zip(before, after, strict=True)]
+    system = usage.ru_stime + sum(end[1] - start[1] for start, end in zip(before, after, strict=True))
     if not response.get("ok"):
         sys.exit(f"{label} failed: {response.get('error')}")
     meta = response["metadata"]
     files = meta.get("files_processed", 0) + meta.get("files_failed", 0)
     scheduler, workers = (cluster_cpu[0], tuple(cluster_cpu[1:])) if cluster_cpu else (0.0, ())
-    return Run(label, files, wall, peak, client + sum(cluster_cpu), client, scheduler, workers), meta
+    return Run(label, files, wall, peak, client + sum(cluster_cpu), client, scheduler, workers, system), meta
 
 
 class Cluster:
@@ -229,6 +255,7 @@ def main() -> None:
     print(f"archive: {archive} ({total} files); load before: {os.getloadavg()}", flush=True)
 
     work = Path(tempfile.mkdtemp(prefix="bench_dask_"))
+    print(f"file creation: {creation_cost(work / 'probe-before'):.0f} µs of kernel CPU a file", flush=True)
     runs: dict[tuple[str, str], Run] = {}
     ops = [("extract_metadata", ".csv", {"chunk_files": args.chunk_files})]
     if not args.skip_anonymize:
@@ -264,6 +291,7 @@ def main() -> None:
             if half:
                 measure(op, "local-half", half, ext, local)
                 measure(op, "dask-half", half, ext, on[args.workers], clusters[args.workers])
+        probe_after = creation_cost(work / "probe-after")
     finally:
         for cluster in clusters.values():
             cluster.stop()
@@ -286,6 +314,7 @@ def main() -> None:
             full = runs[(op, kind)]
             if half_run is not None:
                 print(f"{op}: client memory ({kind}) {half_run.client_peak_mb:.0f} MB for {half_run.files} files, {full.client_peak_mb:.0f} MB for {full.files} files")
+    print(f"file creation after the runs: {probe_after:.0f} µs of kernel CPU a file")
     print(f"load after: {os.getloadavg()}; uptime: {subprocess.run(['uptime'], capture_output=True, text=True).stdout.strip()}")
 
 
