@@ -42,9 +42,12 @@ from .runner import (
 # A task costs the client, the scheduler and the worker ~10 ms of CPU between them (messages,
 # bookkeeping), the work of 10-50 files: chunks are bigger than the local pool's, and never tiny.
 # They grow fast (each worker gets a chunk of every 2 files seen so far), up to the most a worker
-# should hold when the run ends while another waits (1024 files: 0.3-0.5 s of anonymizing).
+# should hold when the run ends while another waits (1024 files: 0.3-0.5 s of anonymizing). A
+# function that may crash its process (native decoders: not `runner.runs_in_parent`) gets at most
+# 256: a chunk that kills its workers is retried file by file, one task each.
 _MIN_CHUNK = 16
 _MAX_CHUNK = 1024
+_MAX_CHUNK_MAY_CRASH = 256
 _CHUNKS_PER_WORKER = 2
 _WINDOW_PER_WORKER = 4
 # `map_tasks` tasks in flight per worker: a round trip takes longer than a small task (a CSV part
@@ -114,10 +117,11 @@ class DaskExecutor:
     def run_chunks(self, items: Iterable[WorkItem], func: FileFunc, context: Any, verify: bool, total: int | None = None) -> Iterator[FileOutcome | ChunkDone]:
         """`run`, a chunk at a time (`runner.iter_chunks`)."""
         workers = max(1, self.worker_count())
+        largest = _MAX_CHUNK if getattr(func, "runs_in_parent", False) else min(_MAX_CHUNK, _MAX_CHUNK_MAY_CRASH)
         (payload,) = self.client.scatter([(func, context)], broadcast=True, hash=False)
         window = ChunkWindow(
-            lambda chunk: self._submit(payload, chunk, verify), workers, workers * _WINDOW_PER_WORKER, _MAX_CHUNK, total,
-            min_chunk=min(_MIN_CHUNK, _MAX_CHUNK), chunks_per_worker=_CHUNKS_PER_WORKER,
+            lambda chunk: self._submit(payload, chunk, verify), workers, workers * _WINDOW_PER_WORKER, largest, total,
+            min_chunk=min(_MIN_CHUNK, largest), chunks_per_worker=_CHUNKS_PER_WORKER,
         )  # fmt: skip
 
         def finish(chunk: list[tuple[Any, Any]], future: Any) -> ChunkDone:
