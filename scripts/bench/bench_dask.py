@@ -52,6 +52,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 KEY = "bench-dask-key-0123456789abcdef"
+SLOW_CREATION_US = 150  # `creation_cost` above this: the file system is in its after-deletes state
 PRELOAD = "dicom_hub.python_backend.batch.dask_preload"
 
 
@@ -255,7 +256,11 @@ def main() -> None:
     print(f"archive: {archive} ({total} files); load before: {os.getloadavg()}", flush=True)
 
     work = Path(tempfile.mkdtemp(prefix="bench_dask_"))
-    print(f"file creation: {creation_cost(work / 'probe-before'):.0f} µs of kernel CPU a file", flush=True)
+    probe = creation_cost(work / "probe-before")
+    print(f"file creation: {probe:.0f} µs of kernel CPU a file", flush=True)
+    if probe > SLOW_CREATION_US:
+        print(f"  (usually {SLOW_CREATION_US // 3}-{SLOW_CREATION_US // 2}: many files were deleted on this file system in the last minutes;"
+              " for steady figures, rerun in 5 minutes, with no other deletes meanwhile)", flush=True)  # fmt: skip
     runs: dict[tuple[str, str], Run] = {}
     ops = [("extract_metadata", ".csv", {"chunk_files": args.chunk_files})]
     if not args.skip_anonymize:
