@@ -330,13 +330,13 @@ class _JournalLines:
 
 _journal_line = json.JSONEncoder(default=str).encode  # json.dumps(..., default=str), one encoder for the run
 _json_string = json.encoder.encode_basestring_ascii  # what that encoder writes for a str
+_JOURNAL_BATCH = 64
+_JOURNAL_DELAY_S = 0.2
 
 
 def _plain_journal_line(target: str) -> str:
     """`_journal_line({"t": target, "v": None})`, without building the dict."""
     return '{"t": ' + _json_string(target) + ', "v": null}'
-_JOURNAL_BATCH = 64
-_JOURNAL_DELAY_S = 0.2
 
 
 class _Temporaries:
