@@ -442,6 +442,63 @@ def test_a_task_that_kills_every_worker_costs_only_its_file(tmp_path):
     assert [o.value for o in outcomes if o.ok] == [{"name": "a.dcm"}, {"name": "c.dcm"}, {"name": "d.dcm"}]
 
 
+def _sizes_sent(func, files: int) -> list[int]:
+    """The chunk sizes a `DaskExecutor` on two workers sends for a stream of `files` files (a fake
+    client that runs nothing: every chunk comes back plain)."""
+    from dicom_hub.python_backend.batch.dask_executor import DaskExecutor, unpack_chunk
+
+    sizes: list[int] = []
+
+    class Future:
+        def result(self):
+            return None
+
+        def cancel(self):
+            pass
+
+    class Client:
+        def scatter(self, data, **_):
+            return data
+
+        def submit(self, _function, _payload, chunk, _verify, **_):
+            sizes.append(len(unpack_chunk(chunk)))
+            return Future()
+
+        def scheduler_info(self):
+            return {"workers": {"a": {}, "b": {}}}
+
+    executor = DaskExecutor.__new__(DaskExecutor)
+    executor.client = Client()
+    items = ((f"/in/{i:06d}.dcm", f"/out/{i:06d}.dcm") for i in range(files))  # a stream: no total
+    assert sum(len(chunk.items) for chunk in executor.run_chunks(items, func, None, False)) == files
+    return sizes
+
+
+def test_dask_chunks_grow_fast_and_stay_smaller_for_a_function_that_may_crash():
+    """A task costs ~10 ms of CPU across client, scheduler and worker: chunks start at 16 files
+    and grow with the files seen, to 1024 for a function that cannot crash its worker
+    (`runs_in_parent`), to 256 for one that may (a chunk that kills its workers is retried file
+    by file); 20,000 files are ~40 tasks, not hundreds."""
+    from importlib.util import find_spec
+
+    if find_spec("distributed") is None:
+        missing("dask.distributed (pip install 'dicom-hub[distributed]')")
+    pure = _sizes_sent(_pure_python, 20_000)
+    native = _sizes_sent(_may_crash, 20_000)
+    assert pure[:4] == [16] * 4 and max(pure) == 1024 and len(pure) <= 45
+    assert native[:4] == [16] * 4 and max(native) == 256 and len(native) <= 100
+    assert pure == sorted(pure[:-1]) + pure[-1:], "sizes only grow (the last chunk is what is left)"
+
+
+@runs_in_parent
+def _pure_python(source, target, context):
+    raise AssertionError("the fake cluster runs nothing")
+
+
+def _may_crash(source, target, context):
+    raise AssertionError("the fake cluster runs nothing")
+
+
 def test_a_worker_does_not_keep_the_lock_of_a_killed_run(tmp_path):
     """A forked worker closes its copy of the run lock, so a rerun right after kill -9 is not refused
     while a worker of the killed run is still alive (a flock lives as long as any copy of it)."""
