@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import errno
 import json
+import os
 import time
 from collections.abc import Sequence
 from contextlib import nullcontext
@@ -274,8 +275,10 @@ def _elapsed_ms(start: float) -> float:
 
 
 def _success(request: Request, adapter: Adapter, outcome: Outcome, start: float) -> Response:
-    existing = [str(p) for p in outcome.output_files if Path(p).exists()]
-    missing = [str(p) for p in outcome.output_files if not Path(p).exists()]
+    existing: list[str] = []
+    missing: list[str] = []
+    for path in outcome.output_files:  # a batch lists thousands: one stat each, no Path
+        (existing if os.path.exists(path) else missing).append(str(path))
     if missing:
         err = HubError(ErrorCode.BACKEND_ERROR, f"{adapter.name} reported outputs that do not exist: {', '.join(missing[:3])}", "see stderr")
         return _failure({"id": request.id, "op": request.op}, adapter.name, err, start)

@@ -4,9 +4,12 @@ Each task is a chunk of files run by `runner.run_files`, the very function the l
 so results (values, `{path, code, message}` errors, bytes written) are the local executor's.
 The function and its context are scattered to every worker once. The client keeps a bounded
 window of chunks in flight (`runner.ChunkWindow`, as the local pool) and yields outcomes in input
-order. A task costs a round trip through the scheduler, so a chunk holds 16-256 files and
-travels as one string (`pack_chunk`). The files come from a walk whose folder listings are
-tasks too (`list_folders`), so the client's memory does not grow with the number of files.
+order. A task costs the client, the scheduler and the worker a few ms of CPU each, so a chunk
+holds 16-1024 files, travels as one string (`pack_chunk`) and comes back as None when every file
+went plainly, else as one pickle (`pack_results`): a result goes through the scheduler, and Dask
+looks into a list item by item on each hop (a list of 256 results cost 13 ms more per task than
+bytes). The files come from a walk whose folder listings are tasks too (`list_folders`), so the
+client's memory does not grow with the number of files.
 
 A worker that dies mid-task has its task rerun elsewhere by the scheduler; outputs it already
 wrote are recognised as identical (`verify_existing`), so each file is counted once. A task that
@@ -20,24 +23,39 @@ import os
 import sys
 from collections import deque
 from collections.abc import Iterable, Iterator
-from pathlib import Path
 from typing import Any
 
 from dicom_hub.contract.errors import ErrorCode, HubError
 
-from .runner import _WORKER_DIED, ChunkWindow, FileError, FileFunc, FileOutcome, WorkItem, run_files
+from .runner import (
+    ChunkDone,
+    ChunkWindow,
+    FileFunc,
+    FileOutcome,
+    FileResult,
+    WorkItem,
+    died,
+    expand,
+    run_files,
+)
 
 # A task costs the client, the scheduler and the worker ~10 ms of CPU between them (messages,
 # bookkeeping), the work of 10-50 files: chunks are bigger than the local pool's, and never tiny.
+# They grow fast (each worker gets a chunk of every 2 files seen so far), up to the most a worker
+# should hold when the run ends while another waits (1024 files: 0.3-0.5 s of anonymizing). A
+# function that may crash its process (native decoders: not `runner.runs_in_parent`) gets at most
+# 256: a chunk that kills its workers is retried file by file, one task each.
 _MIN_CHUNK = 16
-_MAX_CHUNK = 256
+_MAX_CHUNK = 1024
+_MAX_CHUNK_MAY_CRASH = 256
+_CHUNKS_PER_WORKER = 2
 _WINDOW_PER_WORKER = 4
 # `map_tasks` tasks in flight per worker: a round trip takes longer than a small task (a CSV part
 # of a few hundred rows), so several wait at each worker.
 _TASKS_PER_WORKER = 8
 CONNECT_TIMEOUT_S = 15
 _LISTING_PRIORITY = 10
-PRELOAD = "dicom_hub.python_backend.batch.dask_preload"  # for `dask worker --preload`
+PRELOAD = "dicom_hub.python_backend.batch.dask_preload"  # for `dask worker|scheduler --preload`
 
 
 class DaskExecutor:
@@ -94,19 +112,25 @@ class DaskExecutor:
 
     def run(self, items: Iterable[WorkItem], func: FileFunc, context: Any, verify: bool, total: int | None = None) -> Iterator[FileOutcome]:
         """Every file's outcome, in input order; `items` is read as chunks go out."""
-        workers = max(1, self.worker_count())
-        (payload,) = self.client.scatter([(func, context)], broadcast=True, hash=False)
-        window = ChunkWindow(lambda chunk: self._submit(payload, chunk, verify), workers, workers * _WINDOW_PER_WORKER, _MAX_CHUNK, total, min_chunk=min(_MIN_CHUNK, _MAX_CHUNK))
+        return expand(self.run_chunks(items, func, context, verify, total))
 
-        def finish(chunk: list[tuple[Path, Path | None]], future: Any) -> Iterator[FileOutcome]:
+    def run_chunks(self, items: Iterable[WorkItem], func: FileFunc, context: Any, verify: bool, total: int | None = None) -> Iterator[FileOutcome | ChunkDone]:
+        """`run`, a chunk at a time (`runner.iter_chunks`)."""
+        workers = max(1, self.worker_count())
+        largest = _MAX_CHUNK if getattr(func, "runs_in_parent", False) else min(_MAX_CHUNK, _MAX_CHUNK_MAY_CRASH)
+        (payload,) = self.client.scatter([(func, context)], broadcast=True, hash=False)
+        window = ChunkWindow(
+            lambda chunk: self._submit(payload, chunk, verify), workers, workers * _WINDOW_PER_WORKER, largest, total,
+            min_chunk=min(_MIN_CHUNK, largest), chunks_per_worker=_CHUNKS_PER_WORKER,
+        )  # fmt: skip
+
+        def finish(chunk: list[tuple[Any, Any]], future: Any) -> ChunkDone:
             from distributed import KilledWorker
 
             try:
-                results = future.result()
+                return ChunkDone(chunk, unpack_results(future.result()))
             except KilledWorker:
-                results = self._isolate(chunk, payload)
-            for (source, target), (value, error, reused) in zip(chunk, results, strict=True):
-                yield FileOutcome(source, target, value, error, reused)
+                return ChunkDone(chunk, self._isolate(chunk, payload))
 
         try:
             yield from window.run(items, finish)
@@ -146,19 +170,19 @@ class DaskExecutor:
         for listings in self.map_tasks(list_folders_task, groups, window=len(groups), priority=_LISTING_PRIORITY):
             yield from listings
 
-    def _submit(self, payload: Any, chunk: list[tuple[Path, Path | None]], verify: bool) -> Any:
+    def _submit(self, payload: Any, chunk: list[tuple[Any, Any]], verify: bool) -> Any:
         return self.client.submit(run_chunk_task, payload, pack_chunk(chunk), verify, pure=False)
 
-    def _isolate(self, chunk: list[tuple[Path, Path | None]], payload: Any) -> list[tuple[Any, FileError | None, bool]]:
+    def _isolate(self, chunk: list[tuple[Any, Any]], payload: Any) -> list[FileResult]:
+        """Each file of a chunk that killed every worker it ran on, alone."""
         from distributed import KilledWorker
 
-        results = []
-        for source, target in chunk:
+        results: list[FileResult] = []
+        for item in chunk:
             try:
-                (result,) = self._submit(payload, [(source, target)], True).result()
+                results += ChunkDone([item], unpack_results(self._submit(payload, [item], True).result())).file_results()
             except KilledWorker:
-                result = (None, FileError(str(source), ErrorCode.BACKEND_ERROR.value, _WORKER_DIED), False)
-            results.append(result)
+                results.append(died(item[0]))
         return results
 
     def close(self) -> None:
@@ -173,24 +197,37 @@ class DaskExecutor:
             self.cluster = None
 
 
-def run_chunk_task(payload: tuple[FileFunc, Any], chunk: str, verify: bool) -> list[tuple[Any, FileError | None, bool]]:
-    """The task: one chunk of files on a worker (values and errors, as the local pool returns)."""
+def run_chunk_task(payload: tuple[FileFunc, Any], chunk: str, verify: bool) -> bytes | None:
+    """The task: one chunk of files on a worker (`pack_results` of what the local pool returns)."""
     func, context = payload
-    return run_files(func, context, unpack_chunk(chunk), verify)
+    return pack_results(run_files(func, context, unpack_chunk(chunk), verify))
 
 
-def pack_chunk(chunk: list[tuple[Path, Path | None]]) -> str:
+def pack_chunk(chunk: list[tuple[Any, Any]]) -> str:
     """A chunk as one string, `source NUL target NUL ...` (no target: empty; a path holds no NUL).
     Dask looks into a list argument item by item, and pickles `Path`s the slow way: one string
     costs the client, the scheduler and the worker the least."""
     return "\0".join(f"{source}\0{'' if target is None else target}" for source, target in chunk)
 
 
-def unpack_chunk(text: str) -> list[tuple[Path, Path | None]]:
+def unpack_chunk(text: str) -> list[tuple[str, str | None]]:
     if not text:
         return []
     parts = text.split("\0")
-    return [(Path(parts[i]), Path(parts[i + 1]) if parts[i + 1] else None) for i in range(0, len(parts), 2)]
+    return [(parts[i], parts[i + 1] or None) for i in range(0, len(parts), 2)]
+
+
+def pack_results(results: list[FileResult] | None) -> bytes | None:
+    """A chunk's results as they travel back: None (every file went plainly), else one pickle."""
+    import pickle
+
+    return None if results is None else pickle.dumps(results, pickle.HIGHEST_PROTOCOL)
+
+
+def unpack_results(packed: bytes | None) -> list[FileResult] | None:
+    import pickle
+
+    return None if packed is None else pickle.loads(packed)
 
 
 def list_folders_task(argument: tuple[list[str], bool]) -> list[Any]:
@@ -204,7 +241,8 @@ def list_folders_task(argument: tuple[list[str], bool]) -> list[Any]:
 def _local_cluster(distributed: Any, workers: int | None) -> Any:
     """A cluster on this machine for one run: 127.0.0.1 only (scheduler, workers and dashboard,
     on free ports), one thread per worker process (the per-file work is CPU-bound Python), the
-    workers preloaded (`dask_preload`: the ops' modules loaded, no sampling profiler)."""
+    workers and the scheduler preloaded (`dask_preload`: the ops' modules loaded, no sampling
+    profiler, a slower latency tick)."""
     import logging
 
     from .runner import default_workers
@@ -218,6 +256,7 @@ def _local_cluster(distributed: Any, workers: int | None) -> Any:
         dashboard_address=dashboard,
         silence_logs=logging.ERROR,
         preload=[PRELOAD],
+        scheduler_kwargs={"preload": [PRELOAD]},
     )
 
 

@@ -161,6 +161,10 @@ def _sort_key(path: Path) -> tuple[str, ...]:
     return path.parts
 
 
+def _name_sort_key(path: str) -> tuple[str, ...]:
+    return Path(path).parts
+
+
 @dataclass
 class FolderListing:
     """One folder's DICOM candidates (sorted), how many files it left out, and its subfolders."""
@@ -180,14 +184,14 @@ def list_folder(folder: str, include_raw: bool = False) -> FolderListing:
         return FolderListing(None)
     listing = FolderListing((st.st_dev, st.st_ino), subfolders=subfolders)
     for path in files:
-        if _suffix(path).lower() in DICOM_EXTENSIONS or is_dicom_candidate(Path(path), include_raw):
+        if suffix_of(path).lower() in DICOM_EXTENSIONS or is_dicom_candidate(Path(path), include_raw):
             listing.files.append(path)
         else:
             listing.skipped += 1
     return listing
 
 
-def _suffix(path: str) -> str:
+def suffix_of(path: str) -> str:
     """`Path(path).suffix` without building the Path (a folder of thousands of `.dcm` files)."""
     name = os.path.basename(path)
     dot = name.rfind(".")
@@ -198,11 +202,15 @@ class Found:
     """The files of a walk, streamed (iterate once), and how many it left out once it is done:
     what the batch ops run on, without holding the archive's file list."""
 
-    def __init__(self, walk: Iterable[tuple[Path | None, int]]) -> None:
+    def __init__(self, walk: Iterable[tuple[str | None, int]]) -> None:
         self._walk = walk
         self.files_skipped = 0
 
     def __iter__(self) -> Iterator[Path]:
+        return map(Path, self.names())
+
+    def names(self) -> Iterator[str]:
+        """The files as strings (`str(path)` of what iterating gives), cheaper by the file."""
         for file, left_out in self._walk:
             self.files_skipped += left_out
             if file is not None:
@@ -214,9 +222,9 @@ def walk_tree(
     paths: Iterable[Path | str],
     recursive: bool = True,
     lookahead: int = 64,
-) -> Iterator[tuple[Path | None, int]]:
-    """`scan`, streamed: `(file, 0)` for each DICOM candidate, in `scan`'s order, and `(None, n)`
-    for n files left out.
+) -> Iterator[tuple[str | None, int]]:
+    """`scan`, streamed: `(file, 0)` for each DICOM candidate (the string of the path `scan`
+    gives), in `scan`'s order, and `(None, n)` for n files left out.
 
     `list_folders(folders)` lists the given folders, results in order (e.g. a few Dask tasks, all
     in flight at once). The walk is depth first with each folder's files and subfolders merged by
@@ -228,13 +236,14 @@ def walk_tree(
     given = [Path(p) for p in paths]
     folders = sorted({p for p in given if p.is_dir()}, key=_sort_key)
     explicit = sorted({p for p in given if not p.is_dir() and p.exists()}, key=_sort_key)
-    walk = _SortedWalk(list_folders, recursive, lookahead, explicit)
-    streams = [walk.files(str(folder)) for folder in folders]
+    walk = _SortedWalk(list_folders, recursive, lookahead, explicit, [str(folder) for folder in folders])
+    streams = [walk.files(root) for root in walk.roots]
     # Nested folders: recursively, a folder inside another is entered once, from the outer one,
     # which sorts first; not recursively, each is one listing, merged into the sorted order.
-    found = itertools.chain(*streams) if recursive else heapq.merge(*streams, key=_sort_key)
-    previous: Path | None = None
-    for file in heapq.merge(explicit, found, key=_sort_key):
+    found = itertools.chain(*streams) if recursive else heapq.merge(*streams, key=_name_sort_key)
+    previous: str | None = None
+    # (a merge with one stream left, as without named files, reads it on without the key)
+    for file in heapq.merge([str(path) for path in explicit], found, key=_name_sort_key):
         if walk.skipped:
             yield None, walk.skipped
             walk.skipped = 0
@@ -246,10 +255,15 @@ def walk_tree(
 
 
 class _SortedWalk:
-    """The depth-first walk of `walk_tree`, with listings fetched ahead in batches."""
+    """The depth-first walk of `walk_tree`, with listings fetched ahead in batches. `roots`, the
+    folders given, are walked in order (`files(root)` for each): those still to come are listed
+    ahead too, so a request naming many folders does not cost a round trip each."""
 
-    def __init__(self, list_folders: Callable[[list[str]], Iterable[FolderListing]], recursive: bool, lookahead: int, explicit: list[Path]) -> None:
+    def __init__(
+        self, list_folders: Callable[[list[str]], Iterable[FolderListing]], recursive: bool, lookahead: int, explicit: list[Path], roots: list[str]
+    ) -> None:
         self.list_folders, self.recursive, self.lookahead = list_folders, recursive, max(1, lookahead)
+        self.roots, self.next_root = roots, 0  # roots[next_root:] are not entered yet
         self.seen: set[tuple[int, int]] = set()
         self.listed: dict[str, FolderListing] = {}  # listed ahead, not entered yet
         self.skipped = 0
@@ -257,9 +271,11 @@ class _SortedWalk:
         for path in explicit:
             self.explicit.setdefault(str(path.parent), []).append(str(path))
 
-    def files(self, root: str) -> Iterator[Path]:
-        """The candidates under `root` (the root itself entered unless seen before)."""
+    def files(self, root: str) -> Iterator[str]:
+        """The candidates under `root` (the root itself entered unless seen before); called for
+        each of `roots` in turn."""
         path: list[_Open] = []  # the folders open on the way down, innermost last
+        self.next_root += 1
         self._enter(root, path)
         while path:
             entry, is_folder = path[-1].next_entry()
@@ -268,7 +284,7 @@ class _SortedWalk:
             elif is_folder:
                 self._enter(entry, path)
             else:
-                yield Path(entry)
+                yield entry
 
     def _enter(self, folder: str, path: list[_Open]) -> None:
         listing = self._listing(folder, path)
@@ -296,9 +312,11 @@ class _SortedWalk:
 
     def _upcoming(self, exclude: str, path: list[_Open]) -> Iterator[str]:
         """Folders not listed yet, in the order the walk will enter them: the rest of each open
-        folder's subfolders, innermost first, and below those already listed, their own."""
+        folder's subfolders, innermost first, then the roots still to come; below those already
+        listed, their own."""
         for folder in reversed(path):
             yield from self._unlisted(folder.subfolders, folder.next_sub, exclude)
+        yield from self._unlisted(self.roots, self.next_root, exclude)
 
     def _unlisted(self, subfolders: list[str], start: int, exclude: str) -> Iterator[str]:
         for i in range(start, len(subfolders)):

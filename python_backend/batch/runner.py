@@ -55,6 +55,12 @@ Lower-level pieces, for ops that stream results themselves (e.g. `extract_metada
 `iter_results(items, func, context, workers, progress, describe)` yields a `FileOutcome` per
 `(source, target)` pair, in input order, as soon as it is ready. `ChunkWindow` is the bounded,
 ordered window of chunks both executors run files through.
+
+What the client does per file is kept small, since on Dask it is the one process that sees every
+file: `run_batch` plans and sends paths as strings, a worker sends a chunk back as `None` when
+every file in it succeeded plainly (no value, output written: nearly all of them), and such a
+chunk is folded into the response and the journal at once (`iter_chunks`, `ChunkDone`,
+`Summary`); only the files of a chunk with an error or a value are looked at one by one.
 """
 
 from __future__ import annotations
@@ -73,7 +79,7 @@ from typing import Any
 from dicom_hub.contract.errors import ErrorCode, HubError
 from dicom_hub.contract.job import Job, Outcome
 
-from .discovery import DICOM_EXTENSIONS, FolderListing, Found, list_folder, walk_tree
+from .discovery import DICOM_EXTENSIONS, FolderListing, Found, list_folder, suffix_of, walk_tree
 from .state import RunState, temporaries_by_name
 
 FileFunc = Callable[[Path, "Path | None", Any], Any]
@@ -101,10 +107,11 @@ class FileError:
 
 @dataclass(frozen=True)
 class FileOutcome:
-    """What happened to one file: the function's return value, or the error."""
+    """What happened to one file: the function's return value, or the error. `source` and
+    `target` are what the caller gave: Paths, or their strings (`run_batch`)."""
 
-    source: Path
-    target: Path | None
+    source: Any
+    target: Any
     value: Any = None
     error: FileError | None = None
     reused: bool = False  # the output was already there, written by an interrupted run
@@ -114,9 +121,44 @@ class FileOutcome:
         return self.error is None
 
 
-# What an executor is given per file: `(source, target)` to run, or the outcome of a file done by
-# an interrupted run (passed through in its place).
-WorkItem = tuple[Path, "Path | None"] | FileOutcome
+# What an executor is given per file: `(source, target)` to run (Paths or strings), or the outcome
+# of a file done by an interrupted run (passed through in its place).
+WorkItem = tuple[Any, Any] | FileOutcome
+# One file's result as a worker sends it back: (value, error, reused, written); `written`: the
+# file succeeded and its target exists.
+FileResult = tuple[Any, "FileError | None", bool, bool]
+
+
+class ChunkDone:
+    """A chunk's files and how each went. `results` is None when every file succeeded plainly (no
+    value, not an earlier run's output, its target written if it has one), which is how nearly
+    every chunk comes back and costs the client the least; else one `FileResult` per file."""
+
+    __slots__ = ("items", "results")
+
+    def __init__(self, items: list[tuple[Any, Any]], results: list[FileResult] | None) -> None:
+        self.items, self.results = items, results
+
+    def file_results(self) -> list[FileResult]:
+        return self.results if self.results is not None else plain_results(self.items)
+
+    def outcomes(self) -> Iterator[FileOutcome]:
+        for (source, target), (value, error, reused, _) in zip(self.items, self.file_results(), strict=True):
+            yield FileOutcome(source, target, value, error, reused)
+
+
+def plain_results(items: list[tuple[Any, Any]]) -> list[FileResult]:
+    """The results a plain chunk (`ChunkDone.results` None) stands for."""
+    return [(None, None, False, target is not None) for _, target in items]
+
+
+def expand(entries: Iterable[FileOutcome | ChunkDone]) -> Iterator[FileOutcome]:
+    """Chunks as one `FileOutcome` per file."""
+    for entry in entries:
+        if isinstance(entry, FileOutcome):
+            yield entry
+        else:
+            yield from entry.outcomes()
 
 
 def default_workers() -> int:
@@ -179,7 +221,7 @@ def _run_batch(
     run = _RunFiles(job, func, context, executor, show_progress(job), describe or job.op)
     skipped = lambda: found.files_skipped  # noqa: E731 - known once the walk is done
     if not writes_output:
-        return summarize(run.outcomes((f, None) for f in found), skipped=skipped)
+        return Summary().fold(run.chunks((f, None) for f in found.names())).outcome(skipped)
     if job.output is None:
         raise HubError(ErrorCode.INVALID_REQUEST, f"op {job.op!r} needs an output folder", "set 'output' to a folder")
     suffix = job.option("suffix")
@@ -199,8 +241,8 @@ def _run_batch(
     }
     leftovers = _Temporaries()
     with RunState(job.output, job.op) as state:
-        items = ((source, targets.target(source)) for source in found)
-        outcome = summarize(run.resumable(state, signature, items, leftovers), skipped=skipped)
+        items = ((source, targets.target(source)) for source in found.names())
+        outcome = Summary().fold(run.resumable(state, signature, items, leftovers)).outcome(skipped)
         leftovers.remove_after(outcome.output_files)  # left by a worker that died mid-write in this run
         state.remove()
     return outcome
@@ -213,10 +255,10 @@ class _RunFiles:
         self.job, self.func, self.context, self.executor = job, func, context, executor
         self.progress, self.describe = progress, describe
 
-    def outcomes(self, items: Iterable[WorkItem], verify: bool = False) -> Iterator[FileOutcome]:
-        return iter_results(items, self.func, self.context, progress=self.progress, describe=self.describe, executor=self.executor, verify_existing=verify)
+    def chunks(self, items: Iterable[WorkItem], verify: bool = False) -> Iterator[FileOutcome | ChunkDone]:
+        return iter_chunks(items, self.func, self.context, progress=self.progress, describe=self.describe, executor=self.executor, verify_existing=verify)
 
-    def resumable(self, state: RunState, signature: dict[str, Any], items: Iterable[tuple[Path, Path]], leftovers: _Temporaries) -> Iterator[FileOutcome]:
+    def resumable(self, state: RunState, signature: dict[str, Any], items: Iterable[tuple[str, str]], leftovers: _Temporaries) -> Iterator[FileOutcome | ChunkDone]:
         """Outputs journaled by an interrupted run of the same request are kept, not redone: they
         pass through the executor's window in their place, so the order is the input order."""
         saved = state.load_run()
@@ -230,24 +272,28 @@ class _RunFiles:
         def planned() -> Iterator[WorkItem]:
             for source, target in items:
                 leftovers.remove_before(target)
-                key = str(target)
-                if key in done:
-                    if target.is_file():
-                        yield FileOutcome(source, target, done[key], reused=True)
+                if done and target in done:
+                    if os.path.isfile(target):
+                        yield FileOutcome(source, target, done[target], reused=True)
                         continue
-                    del done[key]  # journaled, but gone since: done again (and journaled again)
+                    del done[target]  # journaled, but gone since: done again (and journaled again)
                 yield source, target
 
         with open(state.journal_path, "a", encoding="utf-8") as journal:
             lines = _JournalLines(journal)
             try:
-                for outcome in self.outcomes(planned(), verify=not self.job.overwrite):
-                    key = str(outcome.target)
-                    if outcome.error is not None:
-                        leftovers.failed.append(key)
-                    elif key not in done:
-                        lines.add(_journal_line({"t": key, "v": outcome.value}))
-                    yield outcome
+                for entry in self.chunks(planned(), verify=not self.job.overwrite):
+                    if isinstance(entry, FileOutcome):
+                        pass  # an output journaled by the interrupted run
+                    elif entry.results is None:  # the common case: each line at C speed
+                        lines.add_many([_plain_journal_line(target) for _, target in entry.items])
+                    else:
+                        for (_, target), (value, error, _, _) in zip(entry.items, entry.results, strict=True):
+                            if error is not None:
+                                leftovers.failed.append(target)
+                            elif target not in done:
+                                lines.add(_journal_line({"t": target, "v": value}))
+                    yield entry
             finally:  # Ctrl-C included: what is done is journaled
                 lines.flush()
 
@@ -269,6 +315,11 @@ class _JournalLines:
         if len(self.lines) >= _JOURNAL_BATCH or self.clock() - self.since >= _JOURNAL_DELAY_S:
             self.flush()
 
+    def add_many(self, lines: list[str]) -> None:
+        """A chunk's lines: a chunk is done at once, so it is written at once."""
+        self.lines.extend(lines)
+        self.flush()
+
     def flush(self) -> None:
         if self.lines:
             self.journal.write("\n".join(self.lines) + "\n")
@@ -278,8 +329,14 @@ class _JournalLines:
 
 
 _journal_line = json.JSONEncoder(default=str).encode  # json.dumps(..., default=str), one encoder for the run
+_json_string = json.encoder.encode_basestring_ascii  # what that encoder writes for a str
 _JOURNAL_BATCH = 64
 _JOURNAL_DELAY_S = 0.2
+
+
+def _plain_journal_line(target: str) -> str:
+    """`_journal_line({"t": target, "v": None})`, without building the dict."""
+    return '{"t": ' + _json_string(target) + ', "v": null}'
 
 
 class _Temporaries:
@@ -293,19 +350,21 @@ class _Temporaries:
     """
 
     def __init__(self) -> None:
-        self.folders: dict[Path, dict[str, list[str]]] = {}
+        self.folders: dict[str, dict[str, list[str]]] = {}
         self.failed: list[str] = []  # targets of failed files (their temp files are ours too)
 
-    def remove_before(self, target: Path) -> None:
-        found = self.folders.get(target.parent)
+    def remove_before(self, target: str) -> None:
+        folder, name = os.path.split(target)
+        found = self.folders.get(folder)
         if found is None:
-            found = self.folders[target.parent] = temporaries_by_name(target.parent)
-        for path in found.pop(target.name, ()):
-            with contextlib.suppress(OSError):
-                os.unlink(path)
+            found = self.folders[folder] = temporaries_by_name(Path(folder))
+        if found:
+            for path in found.pop(name, ()):
+                with contextlib.suppress(OSError):
+                    os.unlink(path)
 
     def remove_after(self, written: Iterable[str]) -> None:
-        left = {str(folder / name): paths for folder in self.folders for name, paths in temporaries_by_name(folder).items()}
+        left = {os.path.join(folder, name): paths for folder in self.folders for name, paths in temporaries_by_name(Path(folder)).items()}
         if not left:
             return
         for target in itertools.chain(written, self.failed):
@@ -326,34 +385,58 @@ def fingerprint(value: Any) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
-def summarize(outcomes: Iterable[FileOutcome], skipped: int | Callable[[], int] = 0) -> Outcome:
+def summarize(outcomes: Iterable[FileOutcome | ChunkDone], skipped: int | Callable[[], int] = 0) -> Outcome:
     """Fold per-file outcomes into the batch response shape, as they come (`skipped` may be
     asked for once they are all in: a streamed walk knows it only then)."""
-    output_files: list[str] = []
-    errors: list[dict[str, str]] = []
-    results: list[dict[str, Any]] = []
-    processed = resumed = 0
-    for item in outcomes:
-        if item.error is not None:
-            errors.append(item.error.as_dict())
-            continue
-        processed += 1
-        resumed += item.reused
-        if item.target is not None and item.target.exists():
-            output_files.append(str(item.target))
-        if item.value is not None:
-            results.append({"path": str(item.source), **(item.value if isinstance(item.value, dict) else {"value": item.value})})
-    metadata: dict[str, Any] = {
-        "files_processed": processed,
-        "files_skipped": skipped() if callable(skipped) else skipped,
-        "files_failed": len(errors),
-        "errors": errors,
-    }
-    if resumed:
-        metadata["files_resumed"] = resumed
-    if results:
-        metadata["results"] = results
-    return Outcome(metadata=metadata, output_files=output_files)
+    return Summary().fold(outcomes).outcome(skipped)
+
+
+class Summary:
+    """The batch response, folded as outcomes come: a file at a time, or a plain chunk at once
+    (its targets are the outputs; nothing else to look at)."""
+
+    def __init__(self) -> None:
+        self.output_files: list[str] = []
+        self.errors: list[dict[str, str]] = []
+        self.results: list[dict[str, Any]] = []
+        self.processed = self.resumed = 0
+
+    def fold(self, entries: Iterable[FileOutcome | ChunkDone]) -> Summary:
+        for entry in entries:
+            if isinstance(entry, FileOutcome):
+                written = entry.error is None and entry.target is not None and os.path.exists(entry.target)
+                self._add(entry.source, entry.target, entry.value, entry.error, entry.reused, written)
+            elif entry.results is None:
+                self.processed += len(entry.items)
+                self.output_files.extend([str(target) for _, target in entry.items if target is not None])
+            else:
+                for (source, target), result in zip(entry.items, entry.results, strict=True):
+                    self._add(source, target, *result)
+        return self
+
+    def _add(self, source: Any, target: Any, value: Any, error: FileError | None, reused: bool, written: bool) -> None:
+        if error is not None:
+            self.errors.append(error.as_dict())
+            return
+        self.processed += 1
+        self.resumed += reused
+        if written:
+            self.output_files.append(str(target))
+        if value is not None:
+            self.results.append({"path": str(source), **(value if isinstance(value, dict) else {"value": value})})
+
+    def outcome(self, skipped: int | Callable[[], int] = 0) -> Outcome:
+        metadata: dict[str, Any] = {
+            "files_processed": self.processed,
+            "files_skipped": skipped() if callable(skipped) else skipped,
+            "files_failed": len(self.errors),
+            "errors": self.errors,
+        }
+        if self.resumed:
+            metadata["files_resumed"] = self.resumed
+        if self.results:
+            metadata["results"] = self.results
+        return Outcome(metadata=metadata, output_files=self.output_files)
 
 
 def plan_targets(
@@ -367,7 +450,7 @@ def plan_targets(
 ) -> list[Path]:
     """One output path per input file, all distinct, all inside `output` (`TargetPlanner`)."""
     planner = TargetPlanner(roots, output, suffix=suffix, extension=extension, preserve_tree=preserve_tree)
-    return [planner.target(file) for file in files]
+    return [Path(planner.target(file)) for file in files]
 
 
 class TargetPlanner:
@@ -383,6 +466,9 @@ class TargetPlanner:
     order, as a walk gives them) from one input folder into a mirrored tree, an output folder
     is forgotten once the files have left its input folder's subtree (they never come back), so
     it holds the names of the folders on the current path only; otherwise it holds every name.
+
+    Paths are strings: a file's target is its output folder's (worked out once per input
+    folder) and a name, `str(folder / name)` without a Path per file.
     """
 
     def __init__(
@@ -392,22 +478,27 @@ class TargetPlanner:
         self.taken: dict[Path, set[str]] = {}
         self.forget = sorted_input and preserve_tree and len(self.roots) == 1 and self.roots[0].is_dir()
         self.current: Path | None = None
-        # The output folder of the last input folder (a walk gives a folder's files one after another).
-        self._last: tuple[str, Path, set[str]] | None = None
+        # The last input folder's output folder (as a prefix `<folder>/`) and the names taken in it
+        # (a walk gives a folder's files one after another).
+        self._last: tuple[str, str, set[str]] | None = None
 
-    def target(self, file: Path) -> Path:
-        parent = os.path.dirname(file)
+    def target(self, file: Path | str) -> str:
+        parent, file_name = os.path.split(file)
         if self._last is None or self._last[0] != parent:
-            self._last = (parent, *self._folder(file))
-        _, folder, taken = self._last
-        own_ext = file.suffix if file.suffix.lower() in DICOM_EXTENSIONS else ""
-        stem = file.name[: len(file.name) - len(own_ext)] if own_ext else file.name
+            folder, taken = self._folder(Path(file))
+            prefix = str(folder)
+            self._last = (parent, prefix if prefix.endswith(os.sep) else prefix + os.sep, taken)
+        _, prefix, taken = self._last
+        own_ext = suffix_of(file_name)
+        if own_ext.lower() not in DICOM_EXTENSIONS:
+            own_ext = ""
+        stem = file_name[: len(file_name) - len(own_ext)] if own_ext else file_name
         ext = own_ext if self.extension is None else self.extension
         name, n = f"{stem}{self.suffix}{ext}", 2
         while name in taken:
             name, n = f"{stem}{self.suffix}_{n}{ext}", n + 1
         taken.add(name)
-        return folder / name
+        return prefix + name
 
     def _folder(self, file: Path) -> tuple[Path, set[str]]:
         """The output folder of `file`'s folder, and the names taken in it."""
@@ -440,15 +531,32 @@ def iter_results(
     of `workers`. With `verify_existing`, a target that already exists is not an error when this
     run would write the very same bytes (a rerun after an interruption): see `_attempt`.
     """
+    return expand(iter_chunks(items, func, context, workers, progress, describe, executor=executor, verify_existing=verify_existing, total=total))
+
+
+def iter_chunks(
+    items: Iterable[WorkItem],
+    func: FileFunc,
+    context: Any = None,
+    workers: int = 1,
+    progress: bool = False,
+    describe: str = "",
+    *,
+    executor: Executor | None = None,
+    verify_existing: bool = False,
+    total: int | None = None,
+) -> Iterator[FileOutcome | ChunkDone]:
+    """`iter_results` a chunk at a time: each file passed through as a `FileOutcome` comes back
+    as one, the others in `ChunkDone`s, in order."""
     if total is None and isinstance(items, Sized):
         total = len(items)
     bar = _progress_bar(total, progress, describe)
     runner = executor or LocalExecutor(workers)
     try:
         # The bar moves before each yield: a consumer may stop asking after the last file.
-        for outcome in runner.run(_counted(items, bar) if total is None else items, func, context, verify_existing, total):
-            bar.update(1)
-            yield outcome
+        for entry in runner.run_chunks(_counted(items, bar) if total is None and progress else items, func, context, verify_existing, total):
+            bar.update(1 if isinstance(entry, FileOutcome) else len(entry.items))
+            yield entry
     except MemoryError:
         raise _out_of_memory() from None
     finally:
@@ -475,11 +583,14 @@ class LocalExecutor:
         self._tasks: Any = None  # the pool of `map_tasks`, started on first use
 
     def run(self, items: Iterable[WorkItem], func: FileFunc, context: Any, verify: bool, total: int | None = None) -> Iterator[FileOutcome]:
+        return expand(self.run_chunks(items, func, context, verify, total))
+
+    def run_chunks(self, items: Iterable[WorkItem], func: FileFunc, context: Any, verify: bool, total: int | None = None) -> Iterator[FileOutcome | ChunkDone]:
         items = iter(items)
         head = list(itertools.islice(items, 2))
         if self.workers <= 1 or len(head) <= 1:
             for item in itertools.chain(head, items):
-                yield item if isinstance(item, FileOutcome) else _attempt(func, context, item[0], item[1], verify)
+                yield item if isinstance(item, FileOutcome) else ChunkDone([item], run_files(func, context, [item], verify, sent=False))
         else:
             workers = self.workers if total is None else min(self.workers, total)
             yield from _parallel(itertools.chain(head, items), func, context, workers, verify, total)
@@ -547,14 +658,21 @@ class ChunkWindow:
     of files."""
 
     def __init__(
-        self, submit: Callable[[list[tuple[Path, Path | None]]], Any], workers: int, window: int, max_chunk: int, total: int | None, min_chunk: int = 1
+        self,
+        submit: Callable[[list[tuple[Any, Any]]], Any],
+        workers: int,
+        window: int,
+        max_chunk: int,
+        total: int | None,
+        min_chunk: int = 1,
+        chunks_per_worker: int = 8,
     ) -> None:
         self.submit, self.workers, self.window, self.max_chunk, self.total = submit, workers, window, max_chunk, total
-        self.min_chunk = min_chunk
+        self.min_chunk, self.chunks_per_worker = min_chunk, chunks_per_worker
         self.pending: deque = deque()  # (chunk, future) or a FileOutcome, in input order
 
-    def run(self, items: Iterable[WorkItem], finish: Callable[[list[tuple[Path, Path | None]], Any], Iterator[FileOutcome]]) -> Iterator[FileOutcome]:
-        chunk: list[tuple[Path, Path | None]] = []
+    def run(self, items: Iterable[WorkItem], finish: Callable[[list[tuple[Any, Any]], Any], ChunkDone]) -> Iterator[FileOutcome | ChunkDone]:
+        chunk: list[tuple[Any, Any]] = []
         seen = 0
         for item in items:
             if isinstance(item, FileOutcome):
@@ -579,17 +697,16 @@ class ChunkWindow:
         return [entry[1] for entry in self.pending if not isinstance(entry, FileOutcome)]
 
     def _size(self, seen: int) -> int:
-        return max(self.min_chunk, min(self.max_chunk, (self.total or seen) // (self.workers * 8)))
+        """Each worker gets `chunks_per_worker` chunks of the run (of the files seen so far, for
+        a stream: the chunks grow as the walk goes on)."""
+        return max(self.min_chunk, min(self.max_chunk, (self.total or seen) // (self.workers * self.chunks_per_worker)))
 
-    def _send(self, chunk: list[tuple[Path, Path | None]]) -> None:
+    def _send(self, chunk: list[tuple[Any, Any]]) -> None:
         self.pending.append((chunk, self.submit(chunk)))
 
-    def _next(self, finish: Callable[[list[tuple[Path, Path | None]], Any], Iterator[FileOutcome]]) -> Iterator[FileOutcome]:
+    def _next(self, finish: Callable[[list[tuple[Any, Any]], Any], ChunkDone]) -> Iterator[FileOutcome | ChunkDone]:
         head = self.pending.popleft()
-        if isinstance(head, FileOutcome):
-            yield head
-        else:
-            yield from finish(*head)
+        yield head if isinstance(head, FileOutcome) else finish(*head)
 
 
 class _Pool:
@@ -610,7 +727,7 @@ class _Pool:
         self.pool.close(wait=False)
         self.pool = self._start()
 
-    def submit(self, chunk: list[tuple[Path, Path | None]]) -> Any:
+    def submit(self, chunk: list[tuple[Any, Any]]) -> Any:
         """The chunk's future; when a worker died since the last chunk went out, the pool takes
         no more work: a future that says so (`WorkerDied`), handled where the dead worker's chunk is."""
         return self.pool.submit(chunk)
@@ -649,16 +766,17 @@ class _InParent:
     """A chunk the parent runs itself: when its outcomes are due, or earlier, while it waits for
     a worker (`_Shares.work_while_waiting`). Future-like, as `ChunkWindow` expects."""
 
-    def __init__(self, chunk: list[tuple[Path, Path | None]], func: FileFunc, context: Any, verify: bool) -> None:
+    def __init__(self, chunk: list[tuple[Any, Any]], func: FileFunc, context: Any, verify: bool) -> None:
         self.chunk, self.func, self.context, self.verify = chunk, func, context, verify
-        self.results: list[tuple[Any, FileError | None, bool]] | None = None
+        self.ran = False
+        self.results: list[FileResult] | None = None
 
     def done(self) -> bool:
-        return self.results is not None
+        return self.ran
 
-    def result(self) -> list[tuple[Any, FileError | None, bool]]:
-        if self.results is None:
-            self.results = run_files(self.func, self.context, self.chunk, self.verify)
+    def result(self) -> list[FileResult] | None:
+        if not self.ran:
+            self.results, self.ran = run_files(self.func, self.context, self.chunk, self.verify), True
         return self.results
 
 
@@ -671,7 +789,7 @@ class _Shares:
         self.queued = workers * _QUEUED_PER_WORKER
         self.window: ChunkWindow | None = None
 
-    def submit(self, chunk: list[tuple[Path, Path | None]]) -> Any:
+    def submit(self, chunk: list[tuple[Any, Any]]) -> Any:
         assert self.window is not None
         in_pool = sum(1 for entry in self.window.pending if not isinstance(entry, FileOutcome) and not isinstance(entry[1], _InParent) and not entry[1].done())
         if in_pool < self.queued:
@@ -691,7 +809,7 @@ class _Shares:
 _QUEUED_PER_WORKER = 2
 
 
-def _parallel(items: Iterable[WorkItem], func: FileFunc, context: Any, workers: int, verify: bool, total: int | None) -> Iterator[FileOutcome]:
+def _parallel(items: Iterable[WorkItem], func: FileFunc, context: Any, workers: int, verify: bool, total: int | None) -> Iterator[FileOutcome | ChunkDone]:
     from .forked import WorkerDied
 
     in_parent = getattr(func, "runs_in_parent", False)
@@ -701,23 +819,21 @@ def _parallel(items: Iterable[WorkItem], func: FileFunc, context: Any, workers: 
     if shares is not None:
         shares.window = window
 
-    def finish(chunk: list[tuple[Path, Path | None]], future: Any) -> Iterator[FileOutcome]:
+    def finish(chunk: list[tuple[Any, Any]], future: Any) -> ChunkDone:
         try:
             if shares is not None and not isinstance(future, _InParent):
                 shares.work_while_waiting(future)
-            results = future.result()
+            return ChunkDone(chunk, future.result())
         except WorkerDied:
             # A worker died (a crash in native code, the OOM killer): find the file that did it
             # by running the chunk's files one by one, then go on with a fresh pool. Chunks in
             # flight are run again; what they already wrote is recognised (verify_existing).
-            yield from _isolate(chunk, func, context)
+            results = _isolate(chunk, func, context)
             pool.restart()
             for i, entry in enumerate(window.pending):
                 if not isinstance(entry, FileOutcome) and not isinstance(entry[1], _InParent):
                     window.pending[i] = (entry[0], pool.submit(entry[0]))
-            return
-        for (source, target), (value, error, reused) in zip(chunk, results, strict=True):
-            yield FileOutcome(source, target, value, error, reused)
+            return ChunkDone(chunk, results)
 
     try:
         yield from window.run(items, finish)
@@ -725,20 +841,26 @@ def _parallel(items: Iterable[WorkItem], func: FileFunc, context: Any, workers: 
         pool.close(wait=not window.futures())
 
 
-def _isolate(chunk: list[tuple[Path, Path | None]], func: FileFunc, context: Any) -> Iterator[FileOutcome]:
+def _isolate(chunk: list[tuple[Any, Any]], func: FileFunc, context: Any) -> list[FileResult]:
     """Each file of a chunk whose worker died, alone in a one-worker pool: a file that kills its
     worker again becomes that file's error; the others complete."""
     from .forked import WorkerDied
 
-    for source, target in chunk:
+    results: list[FileResult] = []
+    for item in chunk:
         pool = _Pool(1, func, context, True)
         try:
-            ((value, error, reused),) = pool.submit([(source, target)]).result()
-            yield FileOutcome(source, target, value, error, reused)
+            results += ChunkDone([item], pool.submit([item]).result()).file_results()
         except WorkerDied:
-            yield FileOutcome(source, target, None, FileError(str(source), ErrorCode.BACKEND_ERROR.value, _WORKER_DIED))
+            results.append(died(item[0]))
         finally:
             pool.close(wait=True)
+    return results
+
+
+def died(source: Any) -> FileResult:
+    """The result of a file whose worker died on it, every time it was tried."""
+    return (None, FileError(str(source), ErrorCode.BACKEND_ERROR.value, _WORKER_DIED), False, False)
 
 
 _WORKER_DIED = (
@@ -775,22 +897,27 @@ def _init_worker(func: FileFunc | None, context: Any, verify: bool = False, pare
     close_inherited_locks()
 
 
-def _run_chunk(chunk: list[tuple[Path, Path | None]]) -> list[tuple[Any, FileError | None, bool]]:
-    """Values and errors only: the parent knows the paths, and sending them back costs time."""
+def _run_chunk(chunk: list[tuple[Any, Any]]) -> list[FileResult] | None:
+    """Results only: the parent knows the paths, and sending them back costs time."""
     assert _FUNC is not None
     return run_files(_FUNC, _CONTEXT, chunk, _VERIFY)
 
 
-def run_files(func: FileFunc, context: Any, chunk: list[tuple[Path, Path | None]], verify: bool) -> list[tuple[Any, FileError | None, bool]]:
-    """The worker side of every executor: each file's (value, error, reused), picklable."""
-    results = []
+def run_files(func: FileFunc, context: Any, chunk: list[tuple[Any, Any]], verify: bool, sent: bool = True) -> list[FileResult] | None:
+    """The worker side of every executor: each file's `FileResult`, or None when every file
+    succeeded plainly (see `ChunkDone`). `sent`: the results go to another process, so a value
+    that does not pickle is that file's error."""
+    results: list[FileResult] = []
+    plain = True
     for source, target in chunk:
-        outcome = _attempt(func, context, source, target, verify)
-        value = outcome.value
-        if value is not None and not _picklable(value):
-            outcome = FileOutcome(source, target, None, FileError(str(source), ErrorCode.INTERNAL_ERROR.value, f"result of type {type(value).__name__} cannot be sent back"))
-        results.append((outcome.value, outcome.error, outcome.reused))
-    return results
+        outcome = _attempt(func, context, Path(source), None if target is None else Path(target), verify)
+        value, error = outcome.value, outcome.error
+        if value is not None and sent and not _picklable(value):
+            value, error = None, FileError(str(source), ErrorCode.INTERNAL_ERROR.value, f"result of type {type(value).__name__} cannot be sent back")
+        written = error is None and target is not None and os.path.exists(target)
+        plain = plain and value is None and error is None and not outcome.reused and (written or target is None)
+        results.append((value, error, outcome.reused, written))
+    return None if plain else results
 
 
 def _picklable(value: Any) -> bool:

@@ -3,14 +3,14 @@
 on this machine (`options.executor = "dask"`), for `extract_metadata` and `batch_anonymize`.
 
     .venv/bin/python scripts/bench/make_archive.py /tmp/archive --files 20000
-    .venv/bin/python scripts/bench/bench_dask.py /tmp/archive [--workers 2] [--files N] [--repeat N] [--skip-anonymize]
+    .venv/bin/python scripts/bench/bench_dask.py /tmp/archive [--workers 2] [--files N] [--repeat N] [--skip-anonymize | --only OP]
 
 Runs, each a separate `dicom-hub run` client process on the same archive (read once beforehand so
 every run starts from a warm page cache):
 - local: `workers` processes (the default executor);
 - dask, 1 worker and `workers` workers: a `dask scheduler` and `dask worker` processes (one
-  thread each, no nanny, `--preload dicom_hub.python_backend.batch.dask_preload` as the README
-  advises) started here on 127.0.0.1 and stopped after; the client connects with
+  thread each, no nanny, all with `--preload dicom_hub.python_backend.batch.dask_preload` as the
+  README advises) started here on 127.0.0.1 and stopped after; the client connects with
   `options.scheduler`, so the cluster's start-up is not counted (a real cluster is long-lived),
   and each cluster first runs the op once untimed on one folder (a long-lived cluster's workers
   have run jobs before: their first-task costs are paid);
@@ -29,7 +29,11 @@ only: neither the pool's nor the cluster's workers count) for each op on both si
 client's peak includes the response, which for batch_anonymize lists every output file (a path
 per file, then its JSON): that part grows with the files by design; the client's working memory
 besides does not (tests/python_backend/batch/test_batch_dask.py measures it with tracemalloc).
-Also the load average, as the machine may be shared.
+Each run's CPU is split into the client's (with the local pool's workers), the scheduler's and
+each worker's, with the kernel's share. Also the load average, as the machine may be shared, and
+the kernel CPU one file creation costs before and after the runs (`creation_cost`: after many
+files were deleted on a journal-less ext4 it is several times higher for some minutes, and so is
+every run's).
 """
 
 from __future__ import annotations
@@ -48,6 +52,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 KEY = "bench-dask-key-0123456789abcdef"
+SLOW_CREATION_US = 150  # `creation_cost` above this: the file system is in its after-deletes state
 PRELOAD = "dicom_hub.python_backend.batch.dask_preload"
 
 
@@ -58,6 +63,18 @@ class Run:
     wall: float
     client_peak_mb: float
     cpu: float  # seconds: the client, its children, and the cluster's processes during the run
+    client_cpu: float = 0.0  # the client and its children (the local pool's workers)
+    scheduler_cpu: float = 0.0
+    worker_cpu: tuple[float, ...] = ()
+    system_cpu: float = 0.0  # the kernel's part of `cpu`
+
+    def split(self) -> str:
+        """Where the CPU went, in seconds: client (with its own pool), scheduler, each worker,
+        and the kernel's share of it all."""
+        text = f"client {self.client_cpu:.1f}"
+        if self.worker_cpu:
+            text += f", scheduler {self.scheduler_cpu:.1f}, workers " + " + ".join(f"{w:.1f}" for w in self.worker_cpu)
+        return text + f"; system {100 * self.system_cpu / max(self.cpu, 1e-9):.0f}%"
 
     @property
     def rate(self) -> float:
@@ -75,21 +92,39 @@ def rss_mb(pid: int) -> float:
     return 0.0
 
 
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a running process so far."""
+def cpu_seconds(pid: int) -> tuple[float, float]:
+    """User and system CPU time of a running process so far."""
     try:
         with open(f"/proc/{pid}/stat") as f:
             fields = f.read().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        tick = os.sysconf("SC_CLK_TCK")
+        return int(fields[11]) / tick, int(fields[12]) / tick
     except (OSError, IndexError, ValueError):
-        return 0.0
+        return 0.0, 0.0
+
+
+def creation_cost(folder: Path, files: int = 2000) -> float:
+    """Kernel CPU (µs) to create, write and rename one small file here, as the batch ops do. On a
+    journal-less ext4 it is several times higher for a few minutes after many files were deleted
+    on the file system (new inodes step over recently deleted ones), which any run then pays:
+    printed before and after, so a slow run can be told from a slow file system."""
+    import resource
+
+    folder.mkdir(parents=True, exist_ok=True)
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_stime
+    for i in range(files):
+        part = folder / f".{i:06d}.part"
+        with open(part, "wb") as f:
+            f.write(b"\0" * 4096)
+        os.rename(part, folder / f"{i:06d}.dcm")
+    return 1e6 * (resource.getrusage(resource.RUSAGE_SELF).ru_stime - before) / files
 
 
 def run_client(label: str, request: dict, cluster: Cluster | None = None) -> tuple[Run, dict]:
     """One `dicom-hub run` client: wall time, its own peak RSS, CPU time, its response."""
     others = cluster.pids() if cluster is not None else []
     os.sync()  # no dirty pages of the previous run: it would throttle this one's writes
-    before = sum(cpu_seconds(pid) for pid in others)
+    before = [cpu_seconds(pid) for pid in others]
     with tempfile.TemporaryFile() as out:
         start = time.perf_counter()
         proc = subprocess.Popen([sys.executable, "-m", "dicom_hub.interface", "run"], stdin=subprocess.PIPE, stdout=out, stderr=subprocess.DEVNULL)
@@ -107,11 +142,16 @@ def run_client(label: str, request: dict, cluster: Cluster | None = None) -> tup
         wall = time.perf_counter() - start
         out.seek(0)
         response = json.loads(out.read() or b"{}")
-    cpu = usage.ru_utime + usage.ru_stime + sum(cpu_seconds(pid) for pid in others) - before
+    client = usage.ru_utime + usage.ru_stime
+    after = [cpu_seconds(pid) for pid in others]
+    cluster_cpu = [sum(end) - sum(start) for start, end in zip(before, after, strict=True)]
+    system = usage.ru_stime + sum(end[1] - start[1] for start, end in zip(before, after, strict=True))
     if not response.get("ok"):
         sys.exit(f"{label} failed: {response.get('error')}")
     meta = response["metadata"]
-    return Run(label, meta.get("files_processed", 0) + meta.get("files_failed", 0), wall, peak, cpu), meta
+    files = meta.get("files_processed", 0) + meta.get("files_failed", 0)
+    scheduler, workers = (cluster_cpu[0], tuple(cluster_cpu[1:])) if cluster_cpu else (0.0, ())
+    return Run(label, files, wall, peak, client + sum(cluster_cpu), client, scheduler, workers, system), meta
 
 
 class Cluster:
@@ -125,7 +165,7 @@ class Cluster:
         scheduler_file.unlink(missing_ok=True)
         self.processes = [
             subprocess.Popen(
-                [*dask, "scheduler", "--host", "127.0.0.1", "--port", "0", "--no-dashboard", "--scheduler-file", str(scheduler_file)],
+                [*dask, "scheduler", "--host", "127.0.0.1", "--port", "0", "--no-dashboard", "--scheduler-file", str(scheduler_file), "--preload", PRELOAD],
                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=folder,
             )
         ]  # fmt: skip
@@ -202,6 +242,7 @@ def main() -> None:
     parser.add_argument("--files", type=int, default=None, help="use only the first top-level folders holding about this many files")
     parser.add_argument("--small", type=Path, default=None, help="a smaller archive for the client memory comparison (default: half the folders)")
     parser.add_argument("--skip-anonymize", action="store_true")
+    parser.add_argument("--only", choices=["extract_metadata", "batch_anonymize"], help="run this op only")
     parser.add_argument("--chunk-files", type=int, default=1000)
     parser.add_argument("--repeat", type=int, default=1, help="runs of each kind, interleaved; the table keeps each kind's fastest")
     args = parser.parse_args()
@@ -215,10 +256,16 @@ def main() -> None:
     print(f"archive: {archive} ({total} files); load before: {os.getloadavg()}", flush=True)
 
     work = Path(tempfile.mkdtemp(prefix="bench_dask_"))
+    probe = creation_cost(work / "probe-before")
+    print(f"file creation: {probe:.0f} µs of kernel CPU a file", flush=True)
+    if probe > SLOW_CREATION_US:
+        print(f"  (usually {SLOW_CREATION_US // 3}-{SLOW_CREATION_US // 2}: many files were deleted on this file system in the last minutes;"
+              " for steady figures, rerun in 5 minutes, with no other deletes meanwhile)", flush=True)  # fmt: skip
     runs: dict[tuple[str, str], Run] = {}
     ops = [("extract_metadata", ".csv", {"chunk_files": args.chunk_files})]
     if not args.skip_anonymize:
         ops.append(("batch_anonymize", "", {"key": KEY}))
+    ops = [op for op in ops if args.only in (None, op[0])]
 
     def measure(op: str, kind: str, parts: list[Path], ext: str, options: dict, cluster: Cluster | None = None) -> None:
         # Every output stays until the end: on an ext4 without a journal, creating files right after
@@ -229,7 +276,7 @@ def main() -> None:
         best = runs.get((op, kind))
         if best is None or run.wall < best.wall:
             runs[(op, kind)] = run
-        print(f"  {op} {kind}: {run.wall:.1f} s, {1000 * run.cpu / max(1, run.files):.2f} CPU s/1k", flush=True)
+        print(f"  {op} {kind}: {run.wall:.1f} s, {1000 * run.cpu / max(1, run.files):.2f} CPU s/1k ({run.split()}), load {os.getloadavg()[0]:.2f}", flush=True)
 
     clusters: dict[int, Cluster] = {}
     try:
@@ -249,6 +296,7 @@ def main() -> None:
             if half:
                 measure(op, "local-half", half, ext, local)
                 measure(op, "dask-half", half, ext, on[args.workers], clusters[args.workers])
+        probe_after = creation_cost(work / "probe-after")
     finally:
         for cluster in clusters.values():
             cluster.stop()
@@ -258,7 +306,7 @@ def main() -> None:
     print(f"{'run':32s} {'files':>7s} {'wall s':>8s} {'files/s':>9s} {'CPU s/1k':>9s} {'client MB':>10s}")
     for (op, kind), run in runs.items():
         per_k = 1000 * run.cpu / run.files if run.files else 0.0
-        print(f"{op + ' ' + kind:32s} {run.files:7d} {run.wall:8.2f} {run.rate:9.1f} {per_k:9.1f} {run.client_peak_mb:10.1f}")
+        print(f"{op + ' ' + kind:32s} {run.files:7d} {run.wall:8.2f} {run.rate:9.1f} {per_k:9.2f} {run.client_peak_mb:10.1f}   CPU s: {run.split()}")
     print()
     for op, _, _ in ops:
         local, dask_n, dask_1 = runs[(op, "local")], runs[(op, f"dask{args.workers}")], runs.get((op, "dask1"))
@@ -271,6 +319,7 @@ def main() -> None:
             full = runs[(op, kind)]
             if half_run is not None:
                 print(f"{op}: client memory ({kind}) {half_run.client_peak_mb:.0f} MB for {half_run.files} files, {full.client_peak_mb:.0f} MB for {full.files} files")
+    print(f"file creation after the runs: {probe_after:.0f} µs of kernel CPU a file")
     print(f"load after: {os.getloadavg()}; uptime: {subprocess.run(['uptime'], capture_output=True, text=True).stdout.strip()}")
 
 

@@ -80,7 +80,7 @@ def cluster(tmp_path_factory):
     scheduler_file = folder / "scheduler.json"
     command = [
         *DASK, "scheduler", "--host", "127.0.0.1", "--port", "0",
-        "--no-dashboard", "--scheduler-file", str(scheduler_file),
+        "--no-dashboard", "--scheduler-file", str(scheduler_file), "--preload", PRELOAD,
     ]  # fmt: skip
     with open(folder / "scheduler.log", "w") as log:
         scheduler = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=log, cwd=folder)
@@ -247,7 +247,7 @@ def test_keyed_anonymization_needs_no_shared_state(cluster, archive, tmp_path):
 def test_interrupted_batch_on_dask_resumes_with_the_local_result(cluster, archive, tmp_path, monkeypatch):
     """Ctrl-C in the middle of a streamed batch_anonymize on the cluster; the rerun passes the
     journaled files through in their place and gives the local run's response and bytes. Chunks
-    start at one file, so the interruption comes while most files are still to do."""
+    stay at one file, so the interruption comes while most files are still to do."""
     from dicom_hub.python_backend.batch import dask_executor, runner
     from dicom_hub.python_backend.deid.ops import batch_anonymize
 
@@ -257,13 +257,16 @@ def test_interrupted_batch_on_dask_resumes_with_the_local_result(cluster, archiv
     real = runner._RunFiles.resumable
 
     def interrupted(self, *args):
-        for done, outcome in enumerate(real(self, *args)):
-            if done == 12:
+        done = 0
+        for entry in real(self, *args):  # a file passed through, or a chunk of files
+            if done >= 12:
                 raise KeyboardInterrupt
-            yield outcome
+            done += len(entry.items) if isinstance(entry, runner.ChunkDone) else 1
+            yield entry
 
     monkeypatch.setattr(runner._RunFiles, "resumable", interrupted)
     monkeypatch.setattr(dask_executor, "_MIN_CHUNK", 1)
+    monkeypatch.setattr(dask_executor, "_CHUNKS_PER_WORKER", 8)  # one file a chunk for the first 32
     with pytest.raises(KeyboardInterrupt):
         batch_anonymize(Job(op="batch_anonymize", inputs=(archive,), output=output, options=options, defaults=get_op("batch_anonymize").defaults))
     monkeypatch.undo()
@@ -414,8 +417,9 @@ def test_a_chunk_travels_as_one_string_and_comes_back_the_same():
     """Odd names (spaces, a newline, non-ASCII) and a file without target survive the packing."""
     from dicom_hub.python_backend.batch.dask_executor import pack_chunk, unpack_chunk
 
-    chunk = [(Path("/a b/c.dcm"), Path("/out/c.dcm")), (Path("/x/line\nbreak"), None), (Path("/ü/1.2.3"), Path("/o/1.2.3_anon"))]
+    chunk = [("/a b/c.dcm", "/out/c.dcm"), ("/x/line\nbreak", None), ("/ü/1.2.3", "/o/1.2.3_anon")]
     assert unpack_chunk(pack_chunk(chunk)) == chunk
+    assert unpack_chunk(pack_chunk([(Path(s), t and Path(t)) for s, t in chunk])) == chunk, "Paths travel as their strings"
     assert unpack_chunk(pack_chunk([])) == []
 
 
@@ -467,3 +471,18 @@ def test_the_preload_loads_the_ops_and_stops_the_profiler_and_tick(cluster):
         states = client.run(_worker_state, workers=[names["w1"], names["w2"]])
     assert states[names["w1"]] == (False, True, True), "w1: no callbacks, the ops and the IOD tables loaded"
     assert states[names["w2"]][0] is True, "a plain worker keeps its callbacks"
+
+
+def _scheduler_ticks(dask_scheduler: Any) -> tuple[float, bool]:
+    return dask_scheduler.periodic_callbacks["tick"].callback_time, "dicom_hub.python_backend.deid.ops" in sys.modules
+
+
+def test_the_preloaded_scheduler_ticks_once_a_second_and_loads_no_op(cluster):
+    """The scheduler, started with the same `--preload`, measures its event loop once a second
+    (not 50 times) and, running no file, loads none of the ops."""
+    import cloudpickle
+    from distributed import Client
+
+    cloudpickle.register_pickle_by_value(sys.modules[__name__])
+    with Client(cluster.address, timeout=30, set_as_default=False) as client:
+        assert client.run_on_scheduler(_scheduler_ticks) == (1000, False)

@@ -364,6 +364,34 @@ def test_a_walk_by_folder_listings_finds_what_scan_finds(tmp_path, lookahead, re
     assert max(asked) <= lookahead and len(asked) > 1
 
 
+@pytest.mark.parametrize("recursive", [True, False])
+def test_many_given_folders_are_listed_ahead_not_one_round_trip_each(tmp_path, recursive):
+    """A request naming 40 folders (as a client splitting an archive by patient does): the folders
+    still to come are listed together with the one the walk needs, so the walk asks 2 times, not
+    80 (on Dask each ask is a round trip that waits for a worker), and finds what scan finds."""
+    from dicom_hub.python_backend.batch.discovery import Found, list_folder, scan, walk_tree
+
+    roots = []
+    for i in range(40):
+        root = tmp_path / f"p{i:02d}"
+        (root / "series").mkdir(parents=True)
+        (root / "series" / "1.dcm").write_bytes(b"taken by its name")
+        (root / "2.dcm").write_bytes(b"taken by its name")
+        (root / "notes.txt").write_text("left out")
+        roots.append(root)
+    asked: list[int] = []
+
+    def list_folders(folders):
+        asked.append(len(folders))
+        return [list_folder(f, False) for f in folders]
+
+    found = Found(walk_tree(list_folders, reversed(roots), recursive, 64))
+    local = scan(roots, recursive=recursive)
+    assert list(found) == local.files and len(local.files) == (80 if recursive else 40)
+    assert found.files_skipped == local.files_skipped == 40
+    assert len(asked) == (2 if recursive else 1) and max(asked) <= 64
+
+
 def test_a_torn_journal_line_is_ignored(tmp_path):
     from dicom_hub.python_backend.batch.state import RunState
 
@@ -379,17 +407,17 @@ def test_a_task_that_kills_every_worker_costs_only_its_file(tmp_path):
 
     if find_spec("distributed") is None:
         missing("dask.distributed (pip install 'dicom-hub[distributed]')")
-    from dicom_hub.python_backend.batch.dask_executor import DaskExecutor, unpack_chunk
+    from dicom_hub.python_backend.batch.dask_executor import DaskExecutor, pack_results, unpack_chunk
     from distributed import KilledWorker
 
     class Future:
         def __init__(self, chunk):
-            self.chunk = chunk
+            self.names = [Path(source).name for source, _ in chunk]
 
         def result(self):
-            if any(source.name == "crash.dcm" for source, _ in self.chunk):
+            if "crash.dcm" in self.names:
                 raise KilledWorker("task", "tcp://127.0.0.1:1", 3)
-            return [({"name": source.name}, None, False) for source, _ in self.chunk]
+            return pack_results([({"name": name}, None, False, False) for name in self.names])  # as a worker sends them
 
         def cancel(self):
             pass
@@ -412,6 +440,63 @@ def test_a_task_that_kills_every_worker_costs_only_its_file(tmp_path):
     assert [o.source.name for o in outcomes] == names
     assert [(o.source.name, o.error.code) for o in outcomes if not o.ok] == [("crash.dcm", "backend_error")]
     assert [o.value for o in outcomes if o.ok] == [{"name": "a.dcm"}, {"name": "c.dcm"}, {"name": "d.dcm"}]
+
+
+def _sizes_sent(func, files: int) -> list[int]:
+    """The chunk sizes a `DaskExecutor` on two workers sends for a stream of `files` files (a fake
+    client that runs nothing: every chunk comes back plain)."""
+    from dicom_hub.python_backend.batch.dask_executor import DaskExecutor, unpack_chunk
+
+    sizes: list[int] = []
+
+    class Future:
+        def result(self):
+            return None
+
+        def cancel(self):
+            pass
+
+    class Client:
+        def scatter(self, data, **_):
+            return data
+
+        def submit(self, _function, _payload, chunk, _verify, **_):
+            sizes.append(len(unpack_chunk(chunk)))
+            return Future()
+
+        def scheduler_info(self):
+            return {"workers": {"a": {}, "b": {}}}
+
+    executor = DaskExecutor.__new__(DaskExecutor)
+    executor.client = Client()
+    items = ((f"/in/{i:06d}.dcm", f"/out/{i:06d}.dcm") for i in range(files))  # a stream: no total
+    assert sum(len(chunk.items) for chunk in executor.run_chunks(items, func, None, False)) == files
+    return sizes
+
+
+def test_dask_chunks_grow_fast_and_stay_smaller_for_a_function_that_may_crash():
+    """A task costs ~10 ms of CPU across client, scheduler and worker: chunks start at 16 files
+    and grow with the files seen, to 1024 for a function that cannot crash its worker
+    (`runs_in_parent`), to 256 for one that may (a chunk that kills its workers is retried file
+    by file); 20,000 files are ~40 tasks, not hundreds."""
+    from importlib.util import find_spec
+
+    if find_spec("distributed") is None:
+        missing("dask.distributed (pip install 'dicom-hub[distributed]')")
+    pure = _sizes_sent(_pure_python, 20_000)
+    native = _sizes_sent(_may_crash, 20_000)
+    assert pure[:4] == [16] * 4 and max(pure) == 1024 and len(pure) <= 45
+    assert native[:4] == [16] * 4 and max(native) == 256 and len(native) <= 100
+    assert pure == sorted(pure[:-1]) + pure[-1:], "sizes only grow (the last chunk is what is left)"
+
+
+@runs_in_parent
+def _pure_python(source, target, context):
+    raise AssertionError("the fake cluster runs nothing")
+
+
+def _may_crash(source, target, context):
+    raise AssertionError("the fake cluster runs nothing")
 
 
 def test_a_worker_does_not_keep_the_lock_of_a_killed_run(tmp_path):

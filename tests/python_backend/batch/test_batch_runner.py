@@ -147,6 +147,39 @@ def test_large_results_neither_block_the_workers_nor_outlive_the_run(tmp_path):
     assert children_of(os.getpid()) - before == set()
 
 
+def _write_unless_told_not_to(source: Path, target: Path | None, overwrite: bool) -> None:
+    """Succeeds without writing for a file named `keep*` (as an op may that writes elsewhere)."""
+    if not source.name.startswith("keep"):
+        _write_or_fail(source, target, overwrite)
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_chunks_of_plain_successes_fold_as_their_files_would(tmp_path, workers):
+    """A chunk whose files all succeeded plainly comes back from its worker as None and is folded
+    at once; a chunk with an error, a value or an unwritten target comes back file by file. The
+    response and the journal are the ones a file-by-file fold gives: outputs that exist (not a
+    target left unwritten), errors and values in input order, one journal line per output."""
+    from dicom_hub.python_backend.batch.runner import _journal_line, _plain_journal_line, run_files
+
+    names = {f"{i:03d}.dcm": "x" for i in range(40)} | {"017.dcm": "bad", "keep.dcm": "x"}
+    _make(tmp_path / "in", names)
+    items = [(str(tmp_path / "in" / n), str(tmp_path / "o" / n)) for n in sorted(names)]
+    assert run_files(_write_unless_told_not_to, False, items[:5], False) is None, "plain: nothing to send back"
+    (tmp_path / "o").mkdir(exist_ok=True)
+    results = run_files(_write_unless_told_not_to, False, [items[-1]], False)
+    assert results == [(None, None, False, False)], "keep.dcm succeeded, its target not written"
+
+    job = Job(op="batch_decompress", defaults=BATCH_DEFAULTS, inputs=(tmp_path / "in",), output=tmp_path / "out", options={"workers": workers, "suffix": ""})
+    outcome = run_batch(job, _write_unless_told_not_to, context=False)
+    meta = outcome.metadata
+    written = sorted(n for n in names if n not in ("017.dcm", "keep.dcm"))
+    assert outcome.output_files == [str(tmp_path / "out" / n) for n in written]
+    assert (meta["files_processed"], meta["files_failed"]) == (40, 1) and meta["errors"][0]["path"].endswith("017.dcm")
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == written
+    for target in ("/a b/ü.dcm", '/q"uote\\/x.dcm', "/line\nbreak/1.2.3"):
+        assert _plain_journal_line(target) == _journal_line({"t": target, "v": None})
+
+
 def test_no_progress_output_when_stderr_is_not_a_terminal(tmp_path, capsys):
     _make(tmp_path / "in", {"a.dcm": "x"})
     run_batch(Job(op="batch_convert", defaults=BATCH_DEFAULTS, inputs=(tmp_path / "in",), output=tmp_path / "out", options={"workers": 1}), _write_or_fail, context=False)
