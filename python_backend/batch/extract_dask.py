@@ -2,9 +2,10 @@
 
 1. Discovery runs as one listing task per folder (`discovery.walk_tree`), streamed into
    partitions of `chunk_files` files, each saved in the run state (`files-NNNNNN.json`) as soon
-   as it is full: the client never holds the archive's file list. A run too small to give every
-   worker several partitions is cut finer once its walk is done (`extract.chunk_size`, as the
-   local run), so that no worker waits for another's last partition.
+   as it is full and extracted at once, while the walk goes on: the client never holds the
+   archive's file list. A run too small to give every worker several partitions is cut finer
+   once its walk is done (`extract.chunk_size`, as the local run), so that no worker waits for
+   another's last partition.
 2. One task per partition reads its files and saves the partition's rows as a state chunk on
    the shared file system (`extract.extract_chunk`, the local run's task); the client receives
    only the chunk's header (row count, errors).
@@ -65,17 +66,27 @@ def extract_metadata_dask(job: Job) -> Outcome:
     with RunState(output) as state, executor_for(job) as executor:
         run = state.load(signature) if job.option("resume") else None
         resumed = run is not None
+        reused = 0
         if run is None or not run.get("discovered"):
-            run = _discover(state, signature, executor, job.inputs, size, executor.worker_count())
-        count = run["partitions"]
-        todo = [k for k in range(count) if not state.has_chunk(k)]
-        bar = _progress_bar(run["files"], progress, "extract_metadata")
-        bar.update(run["files"] - sum(len(_partition_files(state, k)) for k in todo))
+            # Partitions are extracted as the walk saves them: the workers start on the first
+            # while the rest of the tree is still being listed.
+            discovery = Discovery(state, signature, executor, job.inputs, size, executor.worker_count())
+            todo: Iterable[int] = discovery.partitions()
+            bar = _progress_bar(None, progress, "extract_metadata")
+        else:
+            discovery = None
+            missing = [k for k in range(run["partitions"]) if not state.has_chunk(k)]
+            reused, todo = run["partitions"] - len(missing), missing
+            bar = _progress_bar(run["files"], progress, "extract_metadata")
+            bar.update(run["files"] - sum(len(_partition_files(state, k)) for k in missing))
         try:
-            for header in executor.map_tasks(extract_partition, [(str(state.folder), k, options) for k in todo]):
+            for header in executor.map_tasks(extract_partition, ((str(state.folder), k, options) for k in todo)):
                 bar.update(header["rows"] + len(header["errors"]))
         finally:
             bar.close()
+        run = discovery.run if discovery is not None else run
+        assert run is not None
+        count = run["partitions"]
         columns, rows, errors, warnings = table_columns(state, range(count))
         if table_format == "parquet":
             _publish_dataset(state, executor, count, columns, output, job.overwrite)
@@ -96,7 +107,7 @@ def extract_metadata_dask(job: Job) -> Outcome:
             "format": table_format,
             "partitions": count if table_format == "parquet" else None,
             "resumed": resumed,
-            "chunks_reused": count - len(todo),
+            "chunks_reused": reused,
             **executor_metadata(executor),
         }
         state.remove()
@@ -113,39 +124,51 @@ def extract_metadata_dask(job: Job) -> Outcome:
 _SMALL_RUN_CAP = 50_000
 
 
-def _discover(state: RunState, signature: dict[str, Any], executor: Any, inputs: Iterable[Path], size: int, workers: int) -> dict[str, Any]:
-    state.start(signature, [], 0)
-    for old in state.folder.glob("files-*.json"):
-        old.unlink()
-    partitions = files = skipped = 0
-    batch: list[str] = []
-    # Until this many files are found, the run may be small: they are held, then cut finer.
-    small = min(size * max(1, workers) * CHUNKS_PER_WORKER, _SMALL_RUN_CAP)
+class Discovery:
+    """The walk cut into partitions of `size` files, each saved in the run state as soon as it is
+    full and yielded (`partitions`), so extraction starts while the walk goes on. Until
+    `size` x workers x 8 files are found the run may be small: those are held, then cut finer
+    once the walk ends (`extract.chunk_size`, as the local run), so no worker waits for another's
+    last partition. `run` is the saved run description, once every partition is out."""
 
-    def list_folders(folders: Iterable[str]) -> Iterator[FolderListing]:
-        return executor.list_folders(folders, signature["include_raw"])
+    def __init__(self, state: RunState, signature: dict[str, Any], executor: Any, inputs: Iterable[Path], size: int, workers: int) -> None:
+        self.state, self.signature, self.executor, self.inputs = state, signature, executor, inputs
+        self.size, self.workers = size, max(1, workers)
+        self.count = 0
+        self.run: dict[str, Any] = {}
 
-    def save(part: list[str]) -> None:
-        nonlocal partitions
-        state._write(_files_path(state, partitions), json.dumps(part))
-        partitions += 1
+    def partitions(self) -> Iterator[int]:
+        state, size = self.state, self.size
+        state.start(self.signature, [], 0)
+        for old in state.folder.glob("files-*.json"):
+            old.unlink()
+        files = skipped = 0
+        batch: list[str] = []
+        small = min(size * self.workers * CHUNKS_PER_WORKER, _SMALL_RUN_CAP)
+        for file, left_out in walk_tree(self._list_folders, self.inputs, self.signature["recursive"], self.executor.walk_lookahead()):
+            skipped += left_out
+            if file is None:
+                continue
+            batch.append(str(file))
+            files += 1
+            if files > small and len(batch) >= size:
+                for i in range(0, len(batch) - size + 1, size):
+                    yield self._save(batch[i : i + size])
+                batch = batch[len(batch) - len(batch) % size :]
+        cut = size if files > small else chunk_size(files, size, self.workers)
+        for i in range(0, len(batch), cut):
+            yield self._save(batch[i : i + cut])
+        self.run = {"signature": self.signature, "discovered": True, "partitions": self.count, "files": files, "skipped": skipped}
+        state.save_run(self.run)
 
-    for file, left_out in walk_tree(list_folders, inputs, signature["recursive"], executor.walk_lookahead()):
-        skipped += left_out
-        if file is None:
-            continue
-        batch.append(str(file))
-        files += 1
-        if files > small and len(batch) >= size:
-            for i in range(0, len(batch) - size + 1, size):
-                save(batch[i : i + size])
-            batch = batch[len(batch) - len(batch) % size :]
-    cut = size if files > small else chunk_size(files, size, max(1, workers))
-    for i in range(0, len(batch), cut):
-        save(batch[i : i + cut])
-    run = {"signature": signature, "discovered": True, "partitions": partitions, "files": files, "skipped": skipped}
-    state.save_run(run)
-    return run
+    def _list_folders(self, folders: Iterable[str]) -> Iterator[FolderListing]:
+        return self.executor.list_folders(folders, self.signature["include_raw"])
+
+    def _save(self, part: list[str]) -> int:
+        index = self.count
+        self.state._write(_files_path(self.state, index), json.dumps(part))
+        self.count += 1
+        return index
 
 
 def _files_path(state: RunState, index: int) -> Path:

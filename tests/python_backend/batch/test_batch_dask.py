@@ -233,6 +233,44 @@ def test_interrupted_extract_on_dask_resumes_by_partition(cluster, archive, tmp_
     assert _csv_rows(output) == _csv_rows(tmp_path / "local.csv")
 
 
+def test_extract_on_dask_starts_before_the_walk_ends(cluster, tmp_path, monkeypatch):
+    """A run large enough to stream (50 files, 1 per partition: more than 1 x workers x 8) has its
+    first partitions extracted while folders are still being listed, and the rows are the local
+    run's. The walk lists one folder per round trip here, so there are many listings to see."""
+    from dicom_hub.python_backend.batch import extract_dask
+    from dicom_hub.python_backend.batch.dask_executor import DaskExecutor
+    from dicom_hub.python_backend.batch.extract import extract_metadata
+
+    root = tmp_path / "archive"
+    synthetic_archive(root, patients=5, slices=10)
+    _run("extract_metadata", root, tmp_path / "local.csv", {"workers": 1})
+    events: list[str] = []
+    real_list, real_map = DaskExecutor.list_folders, DaskExecutor.map_tasks
+
+    def list_folders(self, folders, include_raw):
+        events.append("list")
+        yield from real_list(self, folders, include_raw)
+
+    def map_tasks(self, function, arguments, window=None, priority=0):
+        def noted():
+            for argument in arguments:
+                events.append("extract")
+                yield argument
+
+        return real_map(self, function, noted() if function is extract_dask.extract_partition else arguments, window, priority)
+
+    monkeypatch.setattr(DaskExecutor, "walk_lookahead", lambda self: 1)
+    monkeypatch.setattr(DaskExecutor, "list_folders", list_folders)
+    monkeypatch.setattr(DaskExecutor, "map_tasks", map_tasks)
+    output = tmp_path / "dask.csv"
+    options = {"executor": "dask", "scheduler": cluster.address, "chunk_files": 1}
+    outcome = extract_metadata(Job(op="extract_metadata", inputs=(root,), output=output, options=options, defaults=get_op("extract_metadata").defaults))
+    assert outcome.metadata["rows"] == 50 and events.count("extract") == 50
+    last_listing = max(i for i, event in enumerate(events) if event == "list")
+    assert "extract" in events[:last_listing], "no partition was extracted before the walk's last listing"
+    assert _csv_rows(output) == _csv_rows(tmp_path / "local.csv")
+
+
 def test_keyed_anonymization_needs_no_shared_state(cluster, archive, tmp_path):
     """Two separate cluster runs over two halves of the archive give, file for file, the bytes of
     one local run over all of it: UIDs, pseudonyms and date offsets come from the key alone."""
@@ -433,7 +471,7 @@ def test_extract_partitions_are_the_walk_cut_in_order(tmp_path, chunk_files, wor
     goes; a smaller run is held, then cut finer like the local run (`extract.chunk_size`: 50
     files, 2 workers, so 16 partitions wanted: 4 files each)."""
     from dicom_hub.python_backend.batch.discovery import find_dicom_files
-    from dicom_hub.python_backend.batch.extract_dask import _discover, _partition_files
+    from dicom_hub.python_backend.batch.extract_dask import Discovery, _partition_files
     from dicom_hub.python_backend.batch.runner import LocalExecutor
     from dicom_hub.python_backend.batch.state import RunState
 
@@ -443,8 +481,11 @@ def test_extract_partitions_are_the_walk_cut_in_order(tmp_path, chunk_files, wor
     assert len(expected) == 50
     signature = {"recursive": True, "include_raw": False, "chunk_files": chunk_files}
     with RunState(tmp_path / "table.csv") as state:
-        run = _discover(state, signature, LocalExecutor(1), [root], chunk_files, workers)
+        discovery = Discovery(state, signature, LocalExecutor(1), [root], chunk_files, workers)
+        indices = list(discovery.partitions())
+        run = discovery.run
         parts = [_partition_files(state, k) for k in range(run["partitions"])]
+    assert indices == list(range(run["partitions"]))
     assert [len(p) for p in parts] == expected_sizes
     assert [f for part in parts for f in part] == expected and run["files"] == 50
 
