@@ -328,15 +328,10 @@ def write_file_atomically(path: Path, data: bytes | Sequence[Any], overwrite: bo
         except OSError as err:
             raise output_error(path, err) from None
         try:
-            _write_all(fd, pieces)
-        except OSError as err:
-            if err.errno not in OUTPUT_ERRNOS:
-                raise
-            raise output_error(path, err) from None
+            _write_output(fd, pieces, path)
         finally:
             os.close(fd)
-        if not any(len(piece) for piece in pieces) and not _allow_empty(path):
-            raise HubError(ErrorCode.OUTPUT_ERROR, f"nothing was written for {path}", "see stderr for the backend's messages")
+        _refuse_empty(pieces, path)
         try:
             moved = not overwrite and _rename_no_replace(tmp, path)
             if not moved:
@@ -361,8 +356,7 @@ def _write_unnamed(path: Path, pieces: list[Any]) -> bool:
     global _unnamed_files
     if not _unnamed_files:
         return False
-    if not any(len(piece) for piece in pieces) and not _allow_empty(path):
-        raise HubError(ErrorCode.OUTPUT_ERROR, f"nothing was written for {path}", "see stderr for the backend's messages")
+    _refuse_empty(pieces, path)
     folder = os.path.dirname(path)  # (a string: cheaper than a Path, file after file)
     try:
         fd = _open_unnamed(folder)
@@ -371,12 +365,7 @@ def _write_unnamed(path: Path, pieces: list[Any]) -> bool:
             return False
         raise output_error(path, err) from None
     try:
-        try:
-            _write_all(fd, pieces)
-        except OSError as err:
-            if err.errno not in OUTPUT_ERRNOS:
-                raise
-            raise output_error(path, err) from None
+        _write_output(fd, pieces, path)
         try:
             # /proc/self/fd/N names the unnamed file; `src_dir_fd` (ignored for an absolute path)
             # makes Python call linkat, which can follow that link, rather than link, which cannot.
@@ -451,6 +440,21 @@ def _rename_no_replace(tmp: Path, path: Path) -> bool:
     if err in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP):  # a file system without the flag
         return False
     raise OSError(err, os.strerror(err), str(path))
+
+
+def _refuse_empty(pieces: list[Any], path: Path) -> None:
+    if not any(len(piece) for piece in pieces) and not _allow_empty(path):
+        raise HubError(ErrorCode.OUTPUT_ERROR, f"nothing was written for {path}", "see stderr for the backend's messages")
+
+
+def _write_output(fd: int, pieces: list[Any], path: Path) -> None:
+    """`_write_all`; a write the file system refuses (full, read-only) is `output_error` for `path`."""
+    try:
+        _write_all(fd, pieces)
+    except OSError as err:
+        if err.errno not in OUTPUT_ERRNOS:
+            raise
+        raise output_error(path, err) from None
 
 
 def _write_all(fd: int, pieces: list[Any]) -> None:
