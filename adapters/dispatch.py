@@ -11,13 +11,12 @@ import json
 import os
 import time
 from collections.abc import Sequence
-from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
 from dicom_hub.adapters.base import Adapter
-from dicom_hub.adapters.previous_output import previous_output_kept
 from dicom_hub.adapters.registry import candidates, get_adapter
+from dicom_hub.adapters.staged_output import StagedOutput
 from dicom_hub.contract import CONTRACT_VERSION
 from dicom_hub.contract.catalog import DISPATCHER_OPTIONS, OpSpec, get_op
 from dicom_hub.contract.errors import ErrorCode, HubError, exit_code_for
@@ -44,8 +43,9 @@ def dispatch(raw: Request | dict[str, Any] | str | bytes) -> Response:
         job = build_job(request, spec)
         failed: list[tuple[str, HubError]] = []  # backends that answered codec/backend_unavailable, in order
         may_fall_back = _may_fall_back(request.backend, spec)
-        before = _output_state(job.output) if may_fall_back else None
-        with previous_output_kept(job) if spec.writes_dicom else nullcontext():
+        with StagedOutput(job, spec.writes_dicom and spec.output == "file") as staged:
+            job = staged.job  # a DICOM file is written beside the output, verified, then moved into place
+            before = _output_state(job.output) if may_fall_back else None
             while True:
                 adapter = _next_adapter(request.backend, spec, job, failed)
                 backend_name = adapter.name
@@ -63,6 +63,7 @@ def dispatch(raw: Request | dict[str, Any] | str | bytes) -> Response:
                 from dicom_hub.adapters.verify import DEFAULT_LEVEL, verify_outcome
 
                 verify_outcome(job, outcome, adapter.name, request.options.get("verify", DEFAULT_LEVEL))
+            outcome = staged.publish(outcome)
         return _checked(_success(request, adapter, outcome, start))
     except HubError as err:
         return _checked(_failure(echo, backend_name, err, start))
@@ -126,7 +127,7 @@ def build_job(request: Request, spec: OpSpec) -> Job:
     if spec.input == "file" and spec.name not in NON_DICOM_INPUT_OPS:
         check_dicom_start(inputs[0])
     output = resolve_output(request.output, spec.output, spec.output_required, spec.name, inputs, overwrite)
-    return Job(
+    job = Job(
         op=spec.name,
         inputs=inputs,
         output=output,
@@ -135,6 +136,11 @@ def build_job(request: Request, spec: OpSpec) -> Job:
         backend=request.backend,
         id=request.id,
     )
+    if spec.family == "deid":
+        from dicom_hub.contract.dicom.deid.side_files import check_side_files
+
+        check_side_files(job)  # against the output the user named (the backend writes a staging file)
+    return job
 
 
 def choose_adapter(backend: str, spec: OpSpec, job: Job, skip: Sequence[str] = ()) -> Adapter:

@@ -256,10 +256,7 @@ def atomic_output(path: Path, overwrite: bool = False, *, private: bool = False)
             ) from None
         if not tmp.exists() or tmp.stat().st_size == 0 and not _allow_empty(path):
             raise HubError(ErrorCode.OUTPUT_ERROR, f"nothing was written for {path}", "see stderr for the backend's messages")
-        try:
-            _move_into_place(tmp, path, overwrite)
-        except OSError as err:
-            raise output_error(path, err) from None
+        move_into_place(tmp, path, overwrite)
     finally:
         with suppress(OSError):
             tmp.unlink(missing_ok=True)
@@ -279,6 +276,16 @@ def _temp_beside(path: Path, private: bool) -> Path:
     finally:
         os.close(fd)
     return Path(tmp_name)
+
+
+def move_into_place(tmp: Path, path: Path, overwrite: bool) -> None:
+    """Give a finished temporary file its final name: a rename with `overwrite`, else a hard link
+    that fails (`output_exists`) rather than replace a file that appeared meanwhile; what the file
+    system refuses is `output_error`."""
+    try:
+        _move_into_place(tmp, path, overwrite)
+    except OSError as err:
+        raise output_error(path, err) from None
 
 
 def _move_into_place(tmp: Path, path: Path, overwrite: bool) -> None:

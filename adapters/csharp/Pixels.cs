@@ -248,8 +248,7 @@ namespace DicomHub
             if (format == null) format = extension == "" ? "png" : extension;
             if (format != "png") throw new HubException("unsupported_option", "csharp writes PNG only, not " + format, "use format png, or backend python for jpeg/bmp/tiff");
             bool sixteen = job.Bool("force_16bit");
-            if (sixteen && job.Bool("force_8bit")) throw new HubException("invalid_request", "force_8bit and force_16bit exclude each other");
-            // window_center/window_width come together and the width is > 0: the op's schema says so (dicom-hub checks it before the request reaches this program)
+            // window_center/window_width come together, the width is > 0, force_8bit excludes force_16bit: the op's schema says so (dicom-hub checks it before the request reaches this program)
             PixelArray pixels = PixelArray.Read(job.RequireInput());
             int frameIndex = (int)job.Number("frame");
             double[] values = pixels.Frame(frameIndex);

@@ -55,13 +55,11 @@ def command(adapter: SubprocessAdapter, edits: list[annex_e.Edit], target: Path)
 def anonymize(adapter: SubprocessAdapter, job: Job, target: Path) -> ToolRun:
     from dicom_hub.contract.dicom.deid.keys import resolve_key
     from dicom_hub.contract.dicom.deid.pseudonyms import Pseudonymizer
-    from dicom_hub.contract.dicom.deid.side_files import check_side_files
 
     # The whole data set (large values deferred, not read): the plan must see what follows the
     # pixels too, e.g. Digital Signatures Sequence (FFFA,FFFA), which the profile removes.
     ds = annex_e.read_header(job.input)
     annex_e.refuse_burned_in(ds)
-    check_side_files(job)
     key, _ = resolve_key(job)
     edits = annex_e.plan(ds, Pseudonymizer(key).uid)
     shutil.copyfile(job.input, target)  # dcmodify edits in place: only ever the copy

@@ -19,7 +19,6 @@ from dicom_hub.contract.dicom.deid import iods
 from dicom_hub.contract.dicom.deid.keys import resolve_key
 from dicom_hub.contract.dicom.deid.profile import EDITION, profile_for
 from dicom_hub.contract.dicom.deid.pseudonyms import Pseudonymizer
-from dicom_hub.contract.dicom.deid.side_files import check_side_files
 from dicom_hub.contract.errors import ErrorCode, HubError
 from dicom_hub.contract.files import write_file_atomically
 from dicom_hub.contract.job import Job, Outcome
@@ -50,7 +49,6 @@ def settings_from(job: Job) -> tuple[Settings, str]:
             "profile options retain_full_dates and retain_modified_dates contradict each other",
             "choose one: full dates keep the real dates, modified dates shift them per patient",
         )
-    check_side_files(job)  # before the key file or anything else is written
     if job.option("mapping_file") is not None:
         check_mapping(Path(job.option("mapping_file")))
     key, source = resolve_key(job)

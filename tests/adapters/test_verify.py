@@ -98,6 +98,27 @@ def _faithful(job: Job) -> None:
     _write(ds, job.output)
 
 
+SEEN: list[tuple[Path, list[str]]] = []  # what a backend was given, and what its folder held then
+
+
+def _watched(job: Job) -> None:
+    """Faithful, and notes where it was asked to write and what was in that folder meanwhile."""
+    _faithful(job)
+    SEEN.append((job.output, sorted(p.name for p in job.output.parent.iterdir())))
+
+
+def _raced(job: Job) -> None:
+    """Faithful, while another program creates the output path."""
+    _faithful(job)
+    (job.output.parent / "out.dcm").write_bytes(b"another program's file")
+
+
+def _failing(job: Job) -> None:
+    from dicom_hub.contract.errors import ErrorCode, HubError
+
+    raise HubError(ErrorCode.BACKEND_ERROR, f"could not write {job.output}", f"check {job.output.name}")
+
+
 WRITERS = {
     "truncated": _truncated,
     "wrong-syntax": _wrong_syntax,
@@ -109,6 +130,9 @@ WRITERS = {
     "modified-and-more": _modified_and_more,
     "reformatted-decimals": _reformatted_decimals,
     "faithful": _faithful,
+    "watched": _watched,
+    "raced": _raced,
+    "failing": _failing,
 }
 
 
@@ -159,8 +183,8 @@ def test_a_broken_output_is_refused_and_removed(broken, tmp_path, behaviour, sam
 
 @pytest.mark.parametrize("behaviour", ["truncated", "new-uid"])
 def test_a_refused_overwrite_puts_the_previous_file_back(broken, tmp_path, behaviour):
-    """With overwrite: true the old output is replaced before it can be checked; a refused
-    answer must not have cost the user that file."""
+    """With overwrite: true a refused answer must not have cost the user the file it would
+    have replaced."""
     broken.behaviour = behaviour
     out = tmp_path / "out.dcm"
     previous = b"the file the user had before" * 100
@@ -179,6 +203,49 @@ def test_an_accepted_overwrite_replaces_the_file_and_leaves_no_copy(broken, tmp_
     expect_ok(backend_request("broken", "transcode", "sample:CT_small.dcm", out, transfer_syntax="implicit", overwrite=True))
     assert dcmread(out).file_meta.TransferSyntaxUID == ImplicitVRLittleEndian
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out.dcm"]
+
+
+def test_the_backend_writes_beside_the_output_and_only_a_verified_file_takes_its_name(broken, tmp_path):
+    """Until the check passes the output path does not exist: a process killed in between leaves
+    no unverified file there, and a reader never sees one that is then taken back."""
+    broken.behaviour = "watched"
+    SEEN.clear()
+    out = tmp_path / "out.dcm"
+    data = expect_ok(backend_request("broken", "transcode", "sample:CT_small.dcm", out, transfer_syntax="implicit"))
+    (written, folder_then), = SEEN
+    assert written.parent == tmp_path and written.name.startswith(".out.dcm.") and written.suffix == ".dcm"
+    assert folder_then == [written.name], "nothing at the output path while the backend ran"
+    assert data["output_files"] == [str(out)]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.dcm"]
+    assert dcmread(out).file_meta.TransferSyntaxUID == ImplicitVRLittleEndian
+
+
+def test_an_overwrite_refused_by_the_check_never_touched_the_old_file(broken, tmp_path):
+    broken.behaviour = "truncated"
+    out = tmp_path / "out.dcm"
+    out.write_bytes(b"old")
+    inode = out.stat().st_ino
+    expect_error(backend_request("broken", "transcode", "sample:CT_small.dcm", out, transfer_syntax="implicit", overwrite=True), "backend_error")
+    assert out.stat().st_ino == inode and out.read_bytes() == b"old"
+
+
+def test_a_file_that_appears_at_the_output_meanwhile_is_not_replaced(broken, tmp_path):
+    broken.behaviour = "raced"
+    out = tmp_path / "out.dcm"
+    data = expect_error(backend_request("broken", "transcode", "sample:CT_small.dcm", out, transfer_syntax="implicit"), "output_exists")
+    assert str(out) in data["error"]["message"]
+    assert out.read_bytes() == b"another program's file"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.dcm"]
+
+
+@pytest.mark.parametrize("behaviour", ["failing", "truncated"])
+def test_errors_name_the_output_not_the_staging_file(broken, tmp_path, behaviour):
+    broken.behaviour = behaviour
+    out = tmp_path / "out.dcm"
+    data = expect_error(backend_request("broken", "transcode", "sample:CT_small.dcm", out, transfer_syntax="implicit"), "backend_error")
+    error = data["error"]["message"] + (data["error"]["hint"] or "")
+    assert "out.dcm" in error and ".staged" not in error
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_bad_fragments_are_refused(broken, tmp_path):

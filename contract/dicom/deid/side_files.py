@@ -3,8 +3,9 @@
 The mapping file holds the originals and the key file the secret: written over the output, they
 would publish exactly what de-identification removes; written over an input, they destroy it. So
 before anything is written, each side file must be a different file from every input and output,
-from the other side file, and (for folder inputs and outputs) lie outside those trees. Both ops
-(`anonymize`, `batch_anonymize`) call `check_side_files` from `ops.settings_from`.
+from the other side file, and (for folder inputs and outputs) lie outside those trees. The
+dispatcher calls `check_side_files` for every request that names a side file, before any backend
+runs (and before the output is redirected to a staging file, `adapters/staged_output.py`).
 """
 
 from __future__ import annotations
