@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import signal
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -78,6 +79,7 @@ def test_malicious_uids_never_leave_the_output_folder(hub_scp, tmp_path):
     bad_study = ct_slice(StudyInstanceUID="../../escaped-study")
     bad_series = ct_slice(SeriesInstanceUID="1.2/../../../escaped")
     good = ct_slice()
+    start = time.time()
     ae = AE("ATTACKER")
     ae.add_requested_context(good.SOPClassUID, [good.file_meta.TransferSyntaxUID])
     assoc = ae.associate(hub_scp.host, hub_scp.port, ae_title=hub_scp.aet)
@@ -85,9 +87,10 @@ def test_malicious_uids_never_leave_the_output_folder(hub_scp, tmp_path):
     statuses = [assoc.send_c_store(ds).Status for ds in (bad_sop, bad_study, bad_series, good)]
     assoc.release()
     assert statuses == [0xC000, 0xC000, 0xC000, 0x0000]
-    root = hub_scp.output.parent
-    assert [p for p in root.parent.rglob("*escaped*")] == []
-    assert [p for p in root.parent.rglob("x.dcm")] == []
+    # Anywhere under pytest's base folder (where other tests keep files of their own, older ones).
+    base = hub_scp.output.parent.parent
+    assert [p for p in base.rglob("*escaped*") if p.lstat().st_mtime >= start] == []
+    assert [p for p in base.rglob("x.dcm") if p.lstat().st_mtime >= start] == []
     assert [p.stem for p in hub_scp.output.rglob("*.dcm")] == [good.SOPInstanceUID]
     assert not list(hub_scp.output.rglob("*.part"))
     assert hub_scp.stop() == 0
