@@ -85,7 +85,7 @@ sys.stdout.flush()
 sys.stdout = sys.__stdout__
 response = json.loads(buffer.getvalue())
 print(json.dumps({{"code": code, "ok": response["ok"], "processed": response["metadata"]["files_processed"],
-    "tables_loaded": iods._table.cache_info().currsize,
+    "tables_loaded": iods._table.cache_info().currsize + iods._index.cache_info().currsize,
     "checks": [schema_check.published_check.cache_info().currsize, catalog._options_check.cache_info().currsize],
     "modules": sorted(m for m in sys.modules if m.startswith("dicom_hub.interface.commands.") or m == "dicom_hub.python_backend.fast_info")}}))
 """
@@ -98,20 +98,20 @@ print(json.dumps({{"code": code, "ok": response["ok"], "processed": response["me
     assert seen["modules"] == ["dicom_hub.interface.commands.fast_lane", "dicom_hub.interface.commands.run"]
 
 
-def test_the_iod_tables_are_loaded_before_a_fork_so_workers_share_them():
-    """A child process checks: after warm_up nothing is loaded; the first fork loads the tables in
-    the parent first (what batch workers then inherit)."""
+def test_the_iod_index_is_loaded_before_a_fork_so_workers_share_it():
+    """A child process checks: after warm_up nothing is loaded; the first fork loads the tables'
+    index in the parent first (what batch workers then inherit)."""
     code = """
 import os
 from dicom_hub.contract.dicom.deid import iods
 iods.warm_up()
 iods.warm_up()  # once is enough: the hook is registered once
-before = iods._table.cache_info().currsize
+before = iods._index.cache_info().currsize
 pid = os.fork()
 if pid == 0:
-    os._exit(0 if iods._table.cache_info().currsize == 1 else 3)
+    os._exit(0 if iods._index.cache_info().currsize == 1 else 3)
 _, status = os.waitpid(pid, 0)
-print(before, iods._table.cache_info().currsize, os.waitstatus_to_exitcode(status))
+print(before, iods._index.cache_info().currsize, os.waitstatus_to_exitcode(status))
 """
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env={**os.environ})
     assert result.returncode == 0, result.stderr
