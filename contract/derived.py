@@ -7,7 +7,8 @@ costs well under a millisecond. The knowledge stays in its one source file: an e
 copy of what `build` made from its sources, named by the hash of everything it depends on (the
 entry's name and format version, Python's version, each source's path, size and modification
 time to the nanosecond: the check Python's own bytecode cache makes of its source, finer), so a
-source that changes is parsed again and the stale entry is never read.
+source that changes is parsed again; the stale entry is never read, and is removed when the new
+one is written.
 
 Entries live beside the compiled schema checks (`schema_check.py`), with the same rules: written
 whole to a temporary file and renamed, carrying the hash of their bytes (an entry that does not
@@ -38,7 +39,9 @@ def derived(name: str, version: int, sources: Sequence[Path], build: Callable[[]
     of the same sources changes (its code, its format)."""
     key = _key(name, version, sources)
     folder = None if key is None else cache_folder("derived")
-    path = None if folder is None else folder / f"{key}.bin"
+    # The entries of one name and source files share a prefix (another checkout's are left alone).
+    prefix = hashlib.sha256(repr([name, *map(os.fspath, sources)]).encode("utf-8", "backslashreplace")).hexdigest()[:12]
+    path = None if folder is None else folder / f"{prefix}-{key}.bin"
     if path is not None:
         found = read_entry(path, _MAGIC)
         if isinstance(found, tuple) and len(found) == 1:
@@ -46,7 +49,19 @@ def derived(name: str, version: int, sources: Sequence[Path], build: Callable[[]
     value = build()
     if path is not None:
         write_entry(path, _MAGIC, (value,))
+        _remove_stale(path, prefix)
     return value
+
+
+def _remove_stale(kept: Path, prefix: str) -> None:
+    """The entries of the same name and source files made from other versions of them: never read
+    again."""
+    from contextlib import suppress
+
+    with suppress(OSError):
+        for stale in kept.parent.glob(f"{prefix}-*.bin"):
+            if stale.name != kept.name:
+                stale.unlink(missing_ok=True)
 
 
 def _key(name: str, version: int, sources: Sequence[Path]) -> str | None:

@@ -60,6 +60,7 @@ def test_a_changed_source_is_parsed_again(cache_dir, tmp_path):
     build, calls = _counting(parse)
     derived("test table", 1, [source], build)
     assert calls, "a source touched since the entry was made is read again"
+    assert len(list((cache_dir / "derived").iterdir())) == 1, "the stale entries are gone"
 
 
 def test_the_name_and_version_keep_entries_apart(cache_dir, tmp_path):
@@ -68,7 +69,7 @@ def test_the_name_and_version_keep_entries_apart(cache_dir, tmp_path):
     assert derived("one", 1, [source], lambda: 1) == 1
     assert derived("two", 1, [source], lambda: 2) == 2
     assert derived("one", 2, [source], lambda: 3) == 3, "a new format version builds again"
-    assert derived("one", 1, [source], lambda: 4) == 1
+    assert derived("two", 1, [source], lambda: 5) == 2, "a version of one name leaves the others' entries"
 
 
 def test_a_broken_or_foreign_entry_is_not_read(cache_dir, tmp_path):
@@ -176,3 +177,14 @@ def test_entries_are_named_by_their_sources(tmp_path):
     two.write_text("x")
     assert derived_module._key("t", 1, [one]) != derived_module._key("t", 1, [two])
     assert derived_module._key("t", 1, [one]) == derived_module._key("t", 1, [one])
+
+
+def test_an_entry_of_other_source_files_is_left_alone(cache_dir, tmp_path):
+    """Two checkouts share the cache: each one's entries stay, whichever ran last."""
+    one, two = tmp_path / "one.tsv", tmp_path / "two.tsv"
+    one.write_text("1")
+    two.write_text("2")
+    derived("t", 1, [one], lambda: 1)
+    derived("t", 1, [two], lambda: 2)
+    assert derived("t", 1, [one], lambda: "again") == 1
+    assert derived("t", 1, [two], lambda: "again") == 2
