@@ -7,6 +7,9 @@ on the safe list. Combined actions ('X/Z', 'Z/D', 'X/Z/D', ...) resolve by what 
 the attribute (type 3: X, type 2: Z, type 1: D; see `iods.py`), and to their first, most protective
 choice when the IOD does not say; 'X/Z/U*' sequences (Referenced Image, Source Image) are kept with
 every UID inside replaced, so references stay valid.
+
+The files are parsed once per version of them and the parsed rows kept between runs
+(`contract/derived.py`): the tables stay the one source, the cache only spares each run the parse.
 """
 
 from __future__ import annotations
