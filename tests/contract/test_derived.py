@@ -125,9 +125,10 @@ def test_the_profile_rows_follow_an_edited_table(cache_dir, tmp_path, monkeypatc
     assert dict(profile._rows(profile.TABLE_NAME))["(0010,0010)"].basic == "X"
 
 
-def test_the_vrs_are_the_dictionary_s(cache_dir):
+def test_the_vrs_are_the_dictionary_s(cache_dir, monkeypatch):
     """`dictionary_vr` (from the derived VRs) answers as pydicom's dictionary entry, for every tag
     it knows, repeating groups, private and unknown tags, with a cold and a warm cache."""
+    monkeypatch.delitem(sys.modules, "pydicom._dicom_dict", raising=False)  # pydicom imported: its own dictionary
     tags = [*pydicom_tables.dictionary(), 0x60000010, 0x60223000, 0x50003000, 0x50FE0005, 0x00091010, 0x60010010, 0x12345678, 0x7FE00010]
     for _ in range(2):
         pydicom_tables._vrs.cache_clear()
@@ -135,6 +136,7 @@ def test_the_vrs_are_the_dictionary_s(cache_dir):
             found = pydicom_tables.entry(tag)
             assert pydicom_tables.dictionary_vr(tag) == (None if found is None else found[0]), hex(tag)
     assert list((cache_dir / "derived").iterdir())
+    pydicom_tables._vrs.cache_clear()
 
 
 def test_the_iod_attributes_are_the_table_s(cache_dir):
