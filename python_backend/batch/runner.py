@@ -847,6 +847,10 @@ class _Shares:
 
 
 _QUEUED_PER_WORKER = 2
+# When the parent takes part, chunks half as large as otherwise (until `_MAX_CHUNK`): the last chunk
+# a worker holds queued when the walk ends is what the parent may wait for at the end of a run (a
+# 174-slice series: ~5 files, not ~10), and the parent's own chunks cost no hand-over.
+_CHUNKS_PER_WORKER_WITH_PARENT = 16
 
 
 def _parallel(items: Iterable[WorkItem], func: FileFunc, context: Any, workers: int, verify: bool, total: int | None) -> Iterator[FileOutcome | ChunkDone]:
@@ -855,7 +859,7 @@ def _parallel(items: Iterable[WorkItem], func: FileFunc, context: Any, workers: 
     in_parent = getattr(func, "runs_in_parent", False)
     pool = _Pool(workers - 1 if in_parent else workers, func, context, verify)
     shares = _Shares(pool, func, context, verify, workers - 1) if in_parent else None
-    window = ChunkWindow(pool.submit if shares is None else shares.submit, workers, workers * _WINDOW_PER_WORKER, _MAX_CHUNK, total, _MIN_CHUNK)
+    window = ChunkWindow(pool.submit if shares is None else shares.submit, workers, workers * _WINDOW_PER_WORKER, _MAX_CHUNK, total, _MIN_CHUNK, _CHUNKS_PER_WORKER_WITH_PARENT if in_parent else 8)
     if shares is not None:
         shares.window = window
 
