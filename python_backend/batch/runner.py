@@ -783,13 +783,13 @@ class _InParent:
         return self.results
 
     def _run(self) -> list[FileResult] | None:
-        half = len(self.chunk) // 2
-        helped = self.shares.offload(self.chunk[half:]) if half and self.shares is not None else None
-        if helped is None:
+        shares, half = self.shares, len(self.chunk) // 2
+        helped = shares.offload(self.chunk[half:]) if shares is not None and half else None
+        if shares is None or helped is None:
             return run_files(self.func, self.context, self.chunk, self.verify)
         mine, theirs = self.chunk[:half], self.chunk[half:]
         first = run_files(self.func, self.context, mine, self.verify)
-        second = self.shares.collect(helped, theirs) if self.shares is not None else None
+        second = shares.collect(helped, theirs)
         if first is None and second is None:
             return None
         return (first or plain_results(mine)) + (second or plain_results(theirs))
