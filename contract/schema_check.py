@@ -24,14 +24,16 @@ from __future__ import annotations
 
 import hashlib
 import json
-import marshal
-import os
 import sys
 from collections.abc import Callable
 from functools import cache
 from pathlib import Path
 from types import CodeType
 from typing import Any, NamedTuple
+
+from .derived import CACHE_ENV, cache_folder, read_entry, write_entry
+
+__all__ = ["CACHE_ENV", "Check", "SchemaProblem", "compile_check", "compile_fresh", "first_problem", "published_check"]
 
 Check = Callable[[Any], Any]
 SCHEMA_DIR = Path(__file__).with_name("schemas")  # the published schemas (as catalog.py finds ops/)
@@ -48,7 +50,6 @@ class SchemaProblem(NamedTuple):
         return f"{self.where}: {self.why}"
 
 
-CACHE_ENV = "DICOM_HUB_CACHE_DIR"  # where compiled checks are kept (a folder of their own)
 _ENTRY_MAGIC = b"dicom-hub schema check 1\n"
 
 
@@ -130,61 +131,22 @@ def _cache_key(definition: dict[str, Any], generator_version: str) -> str:
 
 def _cache_file(key: str) -> Path | None:
     """Where the entry for `key` belongs; None when there is no home to find a cache folder in."""
-    folder = os.environ.get(CACHE_ENV)
-    if not folder:
-        base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-        if not os.path.isabs(base):  # no home (expanduser left "~"), or a relative XDG path: no cache
-            return None
-        folder = os.path.join(base, "dicom-hub")
-    return Path(folder, "schema-checks", f"{key}.bin")
+    folder = cache_folder("schema-checks")
+    return None if folder is None else folder / f"{key}.bin"
 
 
 def _read_entry(path: Path) -> tuple[str, CodeType] | None:
     """The compiled check kept at `path`; None when there is none, it is not whole, or someone else
-    could have written it."""
-    try:
-        with open(path, "rb") as entry:
-            if not (_own(os.fstat(entry.fileno())) and _own(os.stat(path.parent))):
-                return None
-            data = entry.read()
-    except OSError:
+    could have written it (`derived.read_entry`)."""
+    found = read_entry(path, _ENTRY_MAGIC)
+    if not (isinstance(found, tuple) and len(found) == 2):
         return None
-    head = len(_ENTRY_MAGIC)
-    payload = data[head + 32 :]
-    if data[:head] != _ENTRY_MAGIC or data[head : head + 32] != hashlib.sha256(payload).digest():
-        return None
-    try:
-        name, code = marshal.loads(payload)
-    except (ValueError, EOFError, TypeError):
-        return None
+    name, code = found
     return (name, code) if isinstance(name, str) and isinstance(code, CodeType) else None
 
 
-def _own(status: os.stat_result) -> bool:
-    """Owned by this user, and writable by no one else (where the system has POSIX owners)."""
-    if not hasattr(os, "getuid"):
-        return True  # Windows: the user's cache folder is private by its ACL
-    return status.st_uid == os.getuid() and not status.st_mode & 0o022
-
-
 def _write_entry(path: Path, compiled: tuple[str, CodeType]) -> None:
-    """Keep a compiled check: written whole to a temporary file, then renamed over `path`, so a
-    concurrent reader sees the old entry, the new one or none. A failure costs only the cache."""
-    import tempfile  # only on a cache miss
-    from contextlib import suppress
-
-    payload = marshal.dumps(compiled)
-    temp = None
-    try:
-        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        handle, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        with os.fdopen(handle, "wb") as out:
-            out.write(_ENTRY_MAGIC + hashlib.sha256(payload).digest() + payload)
-        os.replace(temp, path)
-    except OSError:
-        if temp is not None:
-            with suppress(OSError):
-                os.unlink(temp)
+    write_entry(path, _ENTRY_MAGIC, compiled)
 
 
 def _as_draft7(schema: dict[str, Any]) -> dict[str, Any]:

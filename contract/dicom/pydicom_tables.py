@@ -129,9 +129,30 @@ def keyword_for_tag(tag: int) -> str:
 
 def dictionary_vr(tag: int) -> str | None:
     """The VR of a standard element as the dictionary gives it ('US or SS', ...); None when unknown
-    (pydicom's `dictionary_VR` raises KeyError)."""
-    found = entry(tag)
-    return found[0] if found is not None else None
+    (pydicom's `dictionary_VR` raises KeyError). Answered as `entry(tag)[0]`, from the VRs alone
+    (`_vrs`): what the de-identification needs, without running the whole dictionary module."""
+    vrs, repeating = _vrs()
+    found = vrs.get(tag)
+    if found is None and not (tag >> 16) & 1:
+        found = next((vr for bits, care, vr in repeating if (tag ^ bits) & care == 0), None)
+    return found
+
+
+@cache
+def _vrs() -> tuple[dict[int, str], tuple[tuple[int, int, str], ...]]:
+    """The dictionary's VRs by tag, and the repeating groups' as (bits, care, VR) in `_masks`
+    order: derived from pydicom's `_dicom_dict.py` once per version of it (`contract.derived`),
+    a twelfth of what `dictionary()` loads. pydicom's loaded dictionary when pydicom is imported."""
+    if "pydicom._dicom_dict" in sys.modules:
+        return _vrs_of_dictionary()
+    from ..derived import derived
+
+    return derived("pydicom-vrs", 1, [_pydicom_dir() / "_dicom_dict.py"], _vrs_of_dictionary)
+
+
+def _vrs_of_dictionary() -> tuple[dict[int, str], tuple[tuple[int, int, str], ...]]:
+    masks = tuple((bits, care, repeaters()[mask][0]) for mask, bits, care in _masks())
+    return {tag: value[0] for tag, value in dictionary().items()}, masks
 
 
 @cache

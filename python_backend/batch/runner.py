@@ -764,10 +764,13 @@ def runs_in_parent(func: FileFunc) -> FileFunc:
 
 class _InParent:
     """A chunk the parent runs itself: when its outcomes are due, or earlier, while it waits for
-    a worker (`_Shares.work_while_waiting`). Future-like, as `ChunkWindow` expects."""
+    a worker (`_Shares.work_while_waiting`). Future-like, as `ChunkWindow` expects. When the
+    workers have nothing left to do as the parent starts it (the end of a batch: the parent holds
+    the last chunks of the window), its second half goes to them (`_Shares.offload`), so the
+    batch does not end with the parent alone on a whole chunk while a core waits."""
 
-    def __init__(self, chunk: list[tuple[Any, Any]], func: FileFunc, context: Any, verify: bool) -> None:
-        self.chunk, self.func, self.context, self.verify = chunk, func, context, verify
+    def __init__(self, chunk: list[tuple[Any, Any]], func: FileFunc, context: Any, verify: bool, shares: _Shares | None = None) -> None:
+        self.chunk, self.func, self.context, self.verify, self.shares = chunk, func, context, verify, shares
         self.ran = False
         self.results: list[FileResult] | None = None
 
@@ -776,8 +779,20 @@ class _InParent:
 
     def result(self) -> list[FileResult] | None:
         if not self.ran:
-            self.results, self.ran = run_files(self.func, self.context, self.chunk, self.verify), True
+            self.results, self.ran = self._run(), True
         return self.results
+
+    def _run(self) -> list[FileResult] | None:
+        shares, half = self.shares, len(self.chunk) // 2
+        helped = shares.offload(self.chunk[half:]) if shares is not None and half else None
+        if shares is None or helped is None:
+            return run_files(self.func, self.context, self.chunk, self.verify)
+        mine, theirs = self.chunk[:half], self.chunk[half:]
+        first = run_files(self.func, self.context, mine, self.verify)
+        second = shares.collect(helped, theirs)
+        if first is None and second is None:
+            return None
+        return (first or plain_results(mine)) + (second or plain_results(theirs))
 
 
 class _Shares:
@@ -788,13 +803,38 @@ class _Shares:
         self.pool, self.func, self.context, self.verify = pool, func, context, verify
         self.queued = workers * _QUEUED_PER_WORKER
         self.window: ChunkWindow | None = None
+        self.offloaded: list[Any] = []  # pool futures of halves of the parent's chunks, not yet collected
 
     def submit(self, chunk: list[tuple[Any, Any]]) -> Any:
-        assert self.window is not None
-        in_pool = sum(1 for entry in self.window.pending if not isinstance(entry, FileOutcome) and not isinstance(entry[1], _InParent) and not entry[1].done())
-        if in_pool < self.queued:
+        if self._in_pool() < self.queued:
             return self.pool.submit(chunk)
-        return _InParent(chunk, self.func, self.context, self.verify)
+        return _InParent(chunk, self.func, self.context, self.verify, self)
+
+    def _in_pool(self) -> int:
+        """The chunks the workers hold (sent, their results not back yet)."""
+        assert self.window is not None
+        held = sum(1 for entry in self.window.pending if not isinstance(entry, FileOutcome) and not isinstance(entry[1], _InParent) and not entry[1].done())
+        return held + sum(1 for future in self.offloaded if not future.done())
+
+    def offload(self, part: list[tuple[Any, Any]]) -> Any | None:
+        """`part` sent to the workers when they hold no chunk at all (else None: they have work)."""
+        if self._in_pool():
+            return None
+        future = self.pool.submit(part)
+        self.offloaded.append(future)
+        return future
+
+    def collect(self, future: Any, part: list[tuple[Any, Any]]) -> list[FileResult] | None:
+        """The results of an offloaded part; if its worker died, each of its files alone
+        (`_isolate`), as `_parallel` does for a chunk (the pool is replaced at its next chunk)."""
+        from .forked import WorkerDied
+
+        try:
+            return future.result()
+        except WorkerDied:
+            return _isolate(part, self.func, self.context)
+        finally:
+            self.offloaded.remove(future)
 
     def work_while_waiting(self, future: Any) -> None:
         """Before blocking on a worker's chunk, run the parent's next chunks, in order."""
@@ -807,6 +847,10 @@ class _Shares:
 
 
 _QUEUED_PER_WORKER = 2
+# When the parent takes part, chunks half as large as otherwise (until `_MAX_CHUNK`): the last chunk
+# a worker holds queued when the walk ends is what the parent may wait for at the end of a run (a
+# 174-slice series: ~5 files, not ~10), and the parent's own chunks cost no hand-over.
+_CHUNKS_PER_WORKER_WITH_PARENT = 16
 
 
 def _parallel(items: Iterable[WorkItem], func: FileFunc, context: Any, workers: int, verify: bool, total: int | None) -> Iterator[FileOutcome | ChunkDone]:
@@ -815,7 +859,7 @@ def _parallel(items: Iterable[WorkItem], func: FileFunc, context: Any, workers: 
     in_parent = getattr(func, "runs_in_parent", False)
     pool = _Pool(workers - 1 if in_parent else workers, func, context, verify)
     shares = _Shares(pool, func, context, verify, workers - 1) if in_parent else None
-    window = ChunkWindow(pool.submit if shares is None else shares.submit, workers, workers * _WINDOW_PER_WORKER, _MAX_CHUNK, total, _MIN_CHUNK)
+    window = ChunkWindow(pool.submit if shares is None else shares.submit, workers, workers * _WINDOW_PER_WORKER, _MAX_CHUNK, total, _MIN_CHUNK, _CHUNKS_PER_WORKER_WITH_PARENT if in_parent else 8)
     if shares is not None:
         shares.window = window
 

@@ -85,7 +85,7 @@ sys.stdout.flush()
 sys.stdout = sys.__stdout__
 response = json.loads(buffer.getvalue())
 print(json.dumps({{"code": code, "ok": response["ok"], "processed": response["metadata"]["files_processed"],
-    "tables_loaded": iods._table.cache_info().currsize,
+    "tables_loaded": iods._table.cache_info().currsize + iods._index.cache_info().currsize,
     "checks": [schema_check.published_check.cache_info().currsize, catalog._options_check.cache_info().currsize],
     "modules": sorted(m for m in sys.modules if m.startswith("dicom_hub.interface.commands.") or m == "dicom_hub.python_backend.fast_info")}}))
 """
@@ -98,20 +98,20 @@ print(json.dumps({{"code": code, "ok": response["ok"], "processed": response["me
     assert seen["modules"] == ["dicom_hub.interface.commands.fast_lane", "dicom_hub.interface.commands.run"]
 
 
-def test_the_iod_tables_are_loaded_before_a_fork_so_workers_share_them():
-    """A child process checks: after warm_up nothing is loaded; the first fork loads the tables in
-    the parent first (what batch workers then inherit)."""
+def test_the_iod_index_is_loaded_before_a_fork_so_workers_share_it():
+    """A child process checks: after warm_up nothing is loaded; the first fork loads the tables'
+    index in the parent first (what batch workers then inherit)."""
     code = """
 import os
 from dicom_hub.contract.dicom.deid import iods
 iods.warm_up()
 iods.warm_up()  # once is enough: the hook is registered once
-before = iods._table.cache_info().currsize
+before = iods._index.cache_info().currsize
 pid = os.fork()
 if pid == 0:
-    os._exit(0 if iods._table.cache_info().currsize == 1 else 3)
+    os._exit(0 if iods._index.cache_info().currsize == 1 else 3)
 _, status = os.waitpid(pid, 0)
-print(before, iods._table.cache_info().currsize, os.waitstatus_to_exitcode(status))
+print(before, iods._index.cache_info().currsize, os.waitstatus_to_exitcode(status))
 """
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env={**os.environ})
     assert result.returncode == 0, result.stderr
@@ -123,3 +123,42 @@ def test_no_top_level_option_takes_a_value():
     every top-level option is a flag (an option with a value, e.g. `--log run`, would be misread)."""
     options = [a for a in cli.build_parser()._actions if a.option_strings]
     assert options and all(a.nargs == 0 for a in options), [(a.option_strings, a.nargs) for a in options]
+
+
+def _ending(monkeypatch, callbacks: int, threads: int) -> list[int]:
+    import atexit
+    import threading
+
+    ended: list[int] = []
+    monkeypatch.setattr(atexit, "_ncallbacks", lambda: callbacks)
+    monkeypatch.setattr(threading, "active_count", lambda: threads)
+    monkeypatch.setattr(cli.os, "_exit", ended.append)
+    cli._end_now(3)
+    return ended
+
+
+def test_the_process_ends_at_once_only_when_nothing_waits_for_the_exit(monkeypatch):
+    assert _ending(monkeypatch, callbacks=0, threads=1) == [3]
+    assert _ending(monkeypatch, callbacks=1, threads=1) == [], "an atexit callback runs as usual"
+    assert _ending(monkeypatch, callbacks=0, threads=2) == [], "a thread is waited for as usual"
+
+
+def test_a_stream_that_cannot_be_flushed_leaves_the_usual_shutdown(monkeypatch):
+    class Closed:
+        def flush(self) -> None:
+            raise BrokenPipeError(32, "Broken pipe")
+
+    monkeypatch.setattr(sys, "stdout", Closed())
+    assert _ending(monkeypatch, callbacks=0, threads=1) == []
+
+
+@pytest.mark.parametrize("atexit_code", ["", "import atexit; atexit.register(lambda: print('at exit', flush=True))"])
+def test_the_command_s_answer_and_exit_code_are_whole_either_way(tmp_path, atexit_code):
+    """The real command, through a pipe: the response is all there and the code is the op's, with
+    the early end (nothing registered) and the usual shutdown (an atexit callback that must run)."""
+    script = f"import sys\n{atexit_code}\nfrom dicom_hub.interface.cli import console\nsys.argv = ['dicom-hub', 'run', '--op', 'nope']\nsys.exit(console())\n"
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    lines = result.stdout.splitlines()
+    assert result.returncode == 2, result.stderr
+    assert json.loads(lines[0])["error"]["code"] == "unknown_op"
+    assert lines[1:] == (["at exit"] if atexit_code else [])

@@ -11,7 +11,6 @@ the C# program embeds the same file (scripts/install/40-csharp.sh).
 
 from __future__ import annotations
 
-import csv
 from dataclasses import dataclass
 from functools import cache
 from typing import TYPE_CHECKING, Any
@@ -70,6 +69,8 @@ class DummyElement:
 @cache
 def load() -> dict[int, tuple[DummyElement, ...]]:
     """Sequence tag -> the elements of its dummy item."""
+    import csv  # when a D sequence is met, not on every start (the bytes engine needs only the dummies by VR)
+
     found: dict[int, list[DummyElement]] = {}
     for record in csv.DictReader(_data_lines(data_dir() / TABLE_NAME), delimiter="\t"):
         path = tuple(_parse_tag(part) for part in record["path"].split(">"))

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from functools import cache, wraps
 from typing import ParamSpec, TypeVar, cast
 
+from ...derived import derived
 from .profile import data_dir
 
 TABLE_NAME = "ps3.3-iods-highdicom-0.28.2.bin.gz"
@@ -70,21 +71,44 @@ class IodAttributes:
 
 def for_sop_class(sop_class_uid: str) -> IodAttributes:
     """The IOD of a SOP class, or ANY_IOD when the tables cannot describe it in full."""
-    return _for_iod(_table().sop_classes.get(sop_class_uid.strip(), ""))
+    return _for_iod(_index()[0].get(sop_class_uid.strip(), ""))
 
 
 @cache
 def _for_iod(iod: str) -> IodAttributes:
-    table = _table()
-    modules = table.iods.get(iod)
-    if not modules or any(not table.modules.get(module) for module in modules):
+    if iod not in _index()[1]:
         return any_iod()
-    return _build(iod, modules)
+    return _attributes(iod, lambda: _table().iods[iod])
 
 
 @cache
 def any_iod() -> IodAttributes:
-    return _build(ANY_IOD, list(_table().modules))
+    return _attributes(ANY_IOD, lambda: list(_table().modules))
+
+
+def _attributes(name: str, modules: Callable[[], list[str]]) -> IodAttributes:
+    """`_build(name, modules())`, made once per version of the table file (`contract.derived`:
+    reading it back costs a fraction of building the paths, and the table is not even loaded)."""
+
+    def build() -> tuple[dict[TagPath, str], frozenset[TagPath]]:
+        built = _build(name, modules())
+        return built.types, built.described
+
+    types, described = derived(f"iod attributes {name}", 1, [data_dir() / TABLE_NAME], build)
+    return IodAttributes(name, types, described)
+
+
+@cache
+def _index() -> tuple[dict[str, str], frozenset[str]]:
+    """The IOD of each SOP class, and the IODs whose every module the tables define (the others
+    are judged as ANY_IOD): what `for_sop_class` needs, kept between runs (`contract.derived`)."""
+
+    def build() -> tuple[dict[str, str], frozenset[str]]:
+        table = _table()
+        complete = {iod for iod, modules in table.iods.items() if modules and all(table.modules.get(module) for module in modules)}
+        return table.sop_classes, frozenset(complete)
+
+    return derived("iod index", 1, [data_dir() / TABLE_NAME], build)
 
 
 def _without_gc(function: Callable[_P, _R]) -> Callable[_P, _R]:
@@ -186,9 +210,11 @@ def _normalize(path: TagPath) -> TagPath:
 
 
 def warm_up() -> None:
-    """Have the tables loaded before this process forks (batch workers then share them, instead of
-    each loading its own copy), and not before: loading costs a few ms, which a batch run that forks
-    no worker (no files, one file, one worker) spends only if it de-identifies a file, on first use."""
+    """Have the tables' index loaded before this process forks (batch workers then share it, instead
+    of each loading its own copy), and not before: loading costs a little, which a batch run that
+    forks no worker (no files, one file, one worker) spends only if it de-identifies a file, on
+    first use. (An IOD's attributes are made where first asked for: in a batch, by the warm-up run
+    before the fork.)"""
     global _LOAD_BEFORE_FORK
     if not _LOAD_BEFORE_FORK:
         _LOAD_BEFORE_FORK = True
@@ -201,6 +227,7 @@ _LOAD_BEFORE_FORK = False
 def load() -> None:
     """Load the tables now (a long-lived process that forks no worker: a Dask worker's preload)."""
     _table()
+    _index()
 
 
 def _load_before_fork() -> None:
@@ -209,7 +236,7 @@ def _load_before_fork() -> None:
     from contextlib import suppress
 
     with suppress(Exception):
-        load()
+        _index()
 
 
 def write_tsv(path: str) -> None:

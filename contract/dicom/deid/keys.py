@@ -8,7 +8,6 @@ with `key_file` naming a file that does not exist yet, the new random key is wri
 from __future__ import annotations
 
 import os
-import secrets
 from pathlib import Path
 
 from dicom_hub.contract.errors import ErrorCode, HubError
@@ -42,10 +41,16 @@ def resolve_key(job: Job) -> tuple[bytes, str]:
         path = Path(job.options["key_file"]).expanduser()
         if path.exists():
             return _read_key_file(path), "key_file"
-        key = secrets.token_hex(32)
+        key = _random_key()
         _write_key_file(path, key)
         return key.encode(), "random, saved"
-    return secrets.token_hex(32).encode(), "random"
+    return _random_key().encode(), "random"
+
+
+def _random_key() -> str:
+    import secrets  # only for a key made here: a run given its key does without it (start-up)
+
+    return secrets.token_hex(32)
 
 
 def _checked(value: str, where: str) -> bytes:

@@ -7,15 +7,19 @@ on the safe list. Combined actions ('X/Z', 'Z/D', 'X/Z/D', ...) resolve by what 
 the attribute (type 3: X, type 2: Z, type 1: D; see `iods.py`), and to their first, most protective
 choice when the IOD does not say; 'X/Z/U*' sequences (Referenced Image, Source Image) are kept with
 every UID inside replaced, so references stay valid.
+
+The files are parsed once per version of them and the parsed rows kept between runs
+(`contract/derived.py`): the tables stay the one source, the cache only spares each run the parse.
 """
 
 from __future__ import annotations
 
-import csv
 from dataclasses import dataclass
 from functools import cache
 from importlib import import_module
 from pathlib import Path
+
+from ...derived import derived
 
 EDITION = "2024b"
 TABLE_NAME = f"ps3.15-annex-e-{EDITION}.tsv"
@@ -84,12 +88,20 @@ def _parse_tag(text: str) -> int:
 
 def _rows(name: str) -> list[tuple[str, Row]]:
     """(tag text, row) for each record of a table file; the tag is parsed with 'x' read as 0."""
+    parsed = derived(f"annex-e-{name}", 1, [data_dir() / name], lambda: _parse_rows(name))
+    return [(text, Row(tag, keyword, basic, by_option)) for text, tag, keyword, basic, by_option in parsed]
+
+
+def _parse_rows(name: str) -> list[tuple[str, int, str, str, dict[str, str]]]:
+    """The records of a table file as plain values (what `derived` keeps between runs)."""
+    import csv  # only when the table changed since the last run parsed it
+
     rows = []
     for record in csv.DictReader(_data_lines(data_dir() / name), delimiter="\t"):
         by_option = {option: record[option].strip() for option in OPTIONS if record.get(option, "").strip()}
         text = record["tag"]
         tag = _parse_tag(text.replace("x", "0").replace("X", "0"))
-        rows.append((text, Row(tag, record["keyword"], record["basic_action"].strip(), by_option)))
+        rows.append((text, tag, record["keyword"], record["basic_action"].strip(), by_option))
     return rows
 
 
@@ -121,6 +133,8 @@ def find_row(tag: int) -> Row | None:
 @cache
 def load_safe_private() -> frozenset[tuple[int, str, int]]:
     """The safe private list as (group, creator, element low byte)."""
+    import csv
+
     safe = set()
     for record in csv.DictReader(_data_lines(data_dir() / SAFE_PRIVATE_NAME), delimiter="\t"):
         safe.add((int(record["group"], 16), record["creator"].strip(), int(record["element"], 16)))

@@ -31,10 +31,9 @@ BURNED_IN_SOP_CLASSES = {
 @cache
 def public_vr(tag: int) -> str | None:
     """The dictionary VR of a public tag (repeating groups included), None when unknown."""
-    from ..pydicom_tables import entry  # pydicom's dictionary, without importing pydicom (start-up)
+    from ..pydicom_tables import dictionary_vr  # pydicom's dictionary, without importing pydicom (start-up)
 
-    found = entry(tag)
-    return None if found is None else found[0]
+    return dictionary_vr(tag)
 
 
 @lru_cache(maxsize=1 << 16)  # the same few hundred (profile, IOD, place) questions, file after file

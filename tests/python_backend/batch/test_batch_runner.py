@@ -200,3 +200,81 @@ def test_progress_goes_to_stderr_on_a_terminal(tmp_path, capsys, monkeypatch):
     job = Job(op="batch_convert", defaults=BATCH_DEFAULTS, inputs=(tmp_path / "in",), output=tmp_path / "out2", options={"workers": 1, "progress": False})
     run_batch(job, _write_or_fail, context=False)
     assert capsys.readouterr().err == ""
+
+
+_TEST_PROCESS = os.getpid()
+
+
+@runs_in_parent
+def _pid_slow_or_crash(source: Path, target: Path | None, context: object) -> dict:
+    """Where a file ran; `slow.dcm` keeps its worker busy, `crash.dcm` takes down a worker."""
+    if source.name == "slow.dcm":
+        import time
+
+        time.sleep(0.5)
+    if source.name == "crash.dcm" and os.getpid() != _TEST_PROCESS:
+        os._exit(9)
+    return {"pid": os.getpid()}
+
+
+def _shares_with_one_worker():
+    from dicom_hub.python_backend.batch.runner import ChunkWindow, _Pool, _Shares
+
+    pool = _Pool(1, _pid_slow_or_crash, None, False)
+    shares = _Shares(pool, _pid_slow_or_crash, None, False, 1)
+    shares.window = ChunkWindow(shares.submit, 2, 6, 32, None)
+    return pool, shares
+
+
+def _chunk(tmp_path, names):
+    for name in names:
+        (tmp_path / name).write_text(name)
+    return [(tmp_path / name, None) for name in names]
+
+
+def test_the_parent_s_chunk_is_shared_when_the_workers_are_idle(tmp_path):
+    """The end of a batch: the parent holds a chunk and the worker nothing; the chunk's second half
+    goes to the worker, the results stay in the chunk's order."""
+    from dicom_hub.python_backend.batch.runner import _InParent
+
+    pool, shares = _shares_with_one_worker()
+    try:
+        chunk = _chunk(tmp_path, [f"{i}.dcm" for i in range(6)])
+        results = _InParent(chunk, _pid_slow_or_crash, None, False, shares).result()
+        assert results is not None and [error for _, error, _, _ in results] == [None] * 6
+        pids = [value["pid"] for value, _, _, _ in results]
+        assert pids[:3] == [_TEST_PROCESS] * 3
+        assert len(set(pids[3:])) == 1 and pids[3] != _TEST_PROCESS, "the second half ran in the worker"
+        assert not shares.offloaded
+    finally:
+        pool.close(wait=True)
+
+
+def test_the_parent_keeps_its_chunk_while_a_worker_is_busy(tmp_path):
+    from dicom_hub.python_backend.batch.runner import _InParent
+
+    pool, shares = _shares_with_one_worker()
+    try:
+        busy = _chunk(tmp_path, ["slow.dcm"])
+        assert shares.window is not None
+        shares.window.pending.append((busy, pool.submit(busy)))
+        chunk = _chunk(tmp_path, [f"{i}.dcm" for i in range(4)])
+        results = _InParent(chunk, _pid_slow_or_crash, None, False, shares).result()
+        assert results is not None and [value["pid"] for value, _, _, _ in results] == [_TEST_PROCESS] * 4
+        assert shares.window.pending[0][1].result()[0][0]["pid"] != _TEST_PROCESS
+    finally:
+        pool.close(wait=True)
+
+
+def test_a_worker_dying_on_a_shared_half_costs_only_its_file(tmp_path):
+    from dicom_hub.python_backend.batch.runner import _InParent
+
+    pool, shares = _shares_with_one_worker()
+    try:
+        chunk = _chunk(tmp_path, ["0.dcm", "1.dcm", "crash.dcm", "3.dcm"])
+        results = _InParent(chunk, _pid_slow_or_crash, None, False, shares).result()
+        assert results is not None
+        assert [(error.path.endswith("crash.dcm"), error.code) for _, error, _, _ in results if error is not None] == [(True, "backend_error")]
+        assert [value is not None for value, _, _, _ in results] == [True, True, False, True]
+    finally:
+        pool.close(wait=False)
