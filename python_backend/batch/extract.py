@@ -100,7 +100,7 @@ def extract_metadata(job: Job) -> Outcome:
         todo = [k for k in range(len(chunks)) if not state.has_chunk(k)]
         parts = CsvParts(state, bool(job.option("escape_formulas")) if table_format == "csv" else None)
         _extract_chunks(state, chunks, todo, options, executor, show_progress(job), parts)
-        summary = _write_table(state, len(chunks), job.output, table_format, job.overwrite, bool(job.option("escape_formulas")), executor)
+        summary = _write_table(state, len(chunks), job.output, table_format, job.overwrite, bool(job.option("escape_formulas")), executor, parts.run)
         state.remove()
     summary.update(
         files=len(files),
@@ -184,7 +184,7 @@ def preformat_part(state: RunState, index: int, rows: ChunkRows) -> dict[str, An
     columns = sorted({PATH_COLUMN, *rows.used(), *(hint["columns"] or ())}, key=sort_key)
     escape_formulas = bool(hint["escape_formulas"])
     name = state.save_part(index, lambda f: _write_rows(f, _in_order(rows.values(), list(rows.columns), columns), escape_formulas))
-    return {"part": name, "columns": columns, "escape_formulas": escape_formulas, "bytes": os.path.getsize(state.folder / name)}
+    return {"part": name, "columns": columns, "escape_formulas": escape_formulas, "run": hint["run"], "bytes": os.path.getsize(state.folder / name)}
 
 
 class CsvParts:
@@ -202,11 +202,14 @@ class CsvParts:
 
     def __init__(self, state: RunState, escape_formulas: bool | None) -> None:
         """`escape_formulas` None: no CSV table, no parts."""
+        import secrets
+
         self.state, self.escape_formulas = state, escape_formulas
+        self.run = secrets.token_hex(8)  # the parts this run may use (not those of a run it resumes)
         self.union: set[str] = {PATH_COLUMN}
         self.formatted: dict[tuple[str, ...], int] = {}  # parts formatted, by their columns
         self.active = escape_formulas is not None
-        state.save_csv_hint({"columns": None, "escape_formulas": escape_formulas} if self.active else None)
+        state.save_csv_hint(self.hint(None) if self.active else None)
 
     def note(self, header: dict[str, Any]) -> None:
         """One chunk done (`extract_chunk`'s return value)."""
@@ -224,7 +227,10 @@ class CsvParts:
             self.active = False
             self.state.save_csv_hint(None)
         elif grew:
-            self.state.save_csv_hint({"columns": list(union), "escape_formulas": self.escape_formulas})
+            self.state.save_csv_hint(self.hint(list(union)))
+
+    def hint(self, columns: list[str] | None) -> dict[str, Any]:
+        return {"columns": columns, "escape_formulas": self.escape_formulas, "run": self.run}
 
 
 def _extract_isolated(state: RunState, index: int, files: list[str], options: RowOptions, executor: Any) -> None:
@@ -240,7 +246,7 @@ def _extract_isolated(state: RunState, index: int, files: list[str], options: Ro
     state.save_chunk(index, rows, errors)
 
 
-def _write_table(state: RunState, chunk_count: int, output: Path, table_format: str, overwrite: bool, escape_formulas: bool, executor: Any) -> dict[str, Any]:
+def _write_table(state: RunState, chunk_count: int, output: Path, table_format: str, overwrite: bool, escape_formulas: bool, executor: Any, run: str) -> dict[str, Any]:
     """Pass 1 reads the chunk headers for the non-empty columns; pass 2 streams the rows out."""
     columns, rows, errors, warnings = table_columns(state, range(chunk_count))
     remove_own_temporaries(output.parent, [output.name])  # a table write a kill interrupted
@@ -248,7 +254,7 @@ def _write_table(state: RunState, chunk_count: int, output: Path, table_format: 
         if table_format == "parquet":
             _write_parquet(tmp, columns, _row_lists(state, range(chunk_count), columns))
         else:
-            write_csv_table(tmp, state, chunk_count, columns, escape_formulas, executor)
+            write_csv_table(tmp, state, chunk_count, columns, escape_formulas, executor, run)
     return {"rows": rows, "columns": len(columns), "errors": errors, "warnings": warnings, "files_incomplete": len(warnings)}
 
 
@@ -292,15 +298,15 @@ def _in_order(rows: Iterable[list[str | None]], names: list[str], columns: list[
         yield [values[i] for i in positions]
 
 
-def write_csv_table(path: Path, state: RunState, chunk_count: int, columns: list[str], escape_formulas: bool, executor: Any) -> None:
+def write_csv_table(path: Path, state: RunState, chunk_count: int, columns: list[str], escape_formulas: bool, executor: Any, run: str | None = None) -> None:
     """The table as CSV: the header here, then each chunk's part joined here in order: the part
-    its extraction task formatted when that has the table's columns and escaping (`CsvParts`),
-    else one formatted now by a task (`csv_part`), so the formatting runs on every core. Should a
-    worker die, the whole table is written here instead."""
+    its extraction task formatted in this run (`run`: `CsvParts.run`) when that has the table's
+    columns and escaping, else one formatted now by a task (`csv_part`), so the formatting runs
+    on every core. Should a worker die, the whole table is written here instead."""
     from concurrent.futures.process import BrokenProcessPool
 
     _write_csv(path, columns, iter(()))
-    ready = {k: part for k in range(chunk_count) if (part := fitting_part(state, k, columns, escape_formulas)) is not None}
+    ready = {k: part for k in range(chunk_count) if (part := fitting_part(state, k, columns, escape_formulas, run)) is not None}
     tasks = ((str(state.folder), k, columns, escape_formulas) for k in range(chunk_count) if k not in ready)
     try:
         formatted = executor.map_tasks(csv_part, tasks)
@@ -314,10 +320,11 @@ def write_csv_table(path: Path, state: RunState, chunk_count: int, columns: list
         _write_csv(path, columns, _row_lists(state, range(chunk_count), columns), escape_formulas)
 
 
-def fitting_part(state: RunState, index: int, columns: list[str], escape_formulas: bool) -> Path | None:
-    """Chunk `index`'s pre-formatted part, if it has these columns and this escaping, and is whole."""
+def fitting_part(state: RunState, index: int, columns: list[str], escape_formulas: bool, run: str | None) -> Path | None:
+    """Chunk `index`'s pre-formatted part, if this run made it with these columns and this
+    escaping, and it is whole."""
     part = state.chunk_header(index).get("csv")
-    if not part or part["columns"] != columns or part["escape_formulas"] != escape_formulas:
+    if run is None or not part or part["run"] != run or part["columns"] != columns or part["escape_formulas"] != escape_formulas:
         return None
     path = state.folder / part["part"]
     try:

@@ -97,7 +97,7 @@ def extract_metadata_dask(job: Job) -> Outcome:
         else:
             remove_own_temporaries(output.parent, [output.name])
             with atomic_output(output, job.overwrite) as tmp:
-                write_csv_table(tmp, state, count, columns, bool(job.option("escape_formulas")), executor)
+                write_csv_table(tmp, state, count, columns, bool(job.option("escape_formulas")), executor, parts.run)
         metadata: dict[str, Any] = {
             "rows": rows,
             "columns": len(columns),

@@ -12,10 +12,11 @@ not a folder, or owned by another user, so a planted link cannot redirect our wr
   a temp file and renamed, so it exists completely or not at all: a resumed run redoes only
   missing chunks, which gives no duplicate and no lost rows;
 - `part-NNNNNN-XXXXXXXX.csv` (`extract_metadata` to CSV): chunk N's rows already formatted as
-  CSV lines by the task that saved it, written (and synced) before the chunk, which names it in
-  its header with the columns and escaping it was formatted with (`csv`); the random suffix ties
-  a part to the chunk that names it, so a part of an interrupted or repeated task is never taken
-  for another's. `csv-hint.json` says which columns the tasks format with (`extract.CsvParts`);
+  CSV lines by the task that saved it, written before the chunk, which names it in its header
+  with the columns, escaping and run it was formatted for (`csv`); the random suffix ties a part
+  to the chunk that names it, so a part of a repeated task is never taken for another's, and
+  only the run that made a part uses it (a resumed run formats the reused chunks again).
+  `csv-hint.json` says which columns the tasks format with (`extract.CsvParts`);
 - `done.jsonl` (ops writing a folder): one line per finished output, `{"t": target, "v": value}`,
   appended as files finish; a resumed run skips those outputs (a torn last line is ignored).
 The state folder is removed once the run has finished.
@@ -163,12 +164,12 @@ class RunState:
             yield from _full_width(f, width)
 
     def save_part(self, index: int, write: Callable[[TextIO], None]) -> str:
-        """A new CSV part of chunk `index`, its text written by `write(file)`, synced (a chunk
-        naming it is saved after it); return its name, unique to this call."""
+        """A new CSV part of chunk `index`, its text written by `write(file)`; return its name,
+        unique to this call. Not synced: only the run that made it uses it (a crash ends that run)."""
         import secrets
 
         name = f"part-{index:06d}-{secrets.token_hex(4)}.csv"
-        self._write(self.folder / name, write)
+        self._write(self.folder / name, write, durable=False)
         return name
 
     @property
