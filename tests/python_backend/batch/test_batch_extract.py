@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
-from batch_trees import build_tree, synthetic_archive
+from batch_trees import build_tree, mixed_samples, synthetic_archive
 from conftest import expect_error, expect_ok, missing
 from dicom_hub.python_backend.batch.state import RunState
 from factories import ct_slice, save, with_nested_sequences
@@ -282,12 +282,6 @@ def test_a_chunk_keeps_rows_whose_columns_appear_later(tmp_path):
 
 # -- CSV parts formatted by the extraction tasks (`extract.CsvParts`) ----------------------------------
 
-MIXED_SAMPLES = [
-    "CT_small.dcm", "MR_small.dcm", "rtplan.dcm", "JPEG2000.dcm", "SC_rgb.dcm", "emri_small.dcm",
-    "rtdose.dcm", "ExplVR_BigEnd.dcm", "image_dfl.dcm", "MR_truncated.dcm", "nested_priv_SQ.dcm", "rtstruct.dcm",
-]  # fmt: skip
-
-
 def _job(inputs, output: Path, **options):
     from dicom_hub.contract.catalog import get_op
     from dicom_hub.contract.job import Job
@@ -338,26 +332,12 @@ def test_alike_files_are_formatted_once_and_joined_as_they_are(archive, tmp_path
         assert output.read_bytes() == expected
 
 
-def _mixed_tree(root: Path) -> Path:
-    """pydicom's own sample files (CT, MR, RT, JPEG 2000, big endian, deflated, a cut file...) and
-    a file with spreadsheet formulas, in an order where the columns keep growing."""
-    import shutil
-
-    from pydicom.data import get_testdata_file
-
-    root.mkdir()
-    for i, name in enumerate(MIXED_SAMPLES):
-        shutil.copy(get_testdata_file(name), root / f"{i:02d}_{name}")
-    save(ct_slice(PatientID="+cmd|' /C calc'!A0", StudyDescription='=HYPERLINK("http://evil","x")'), root / "99_formula.dcm")
-    return root
-
-
 @pytest.mark.parametrize("escape", [True, False], ids=["escaped", "raw"])
 def test_mixed_files_give_the_same_table_bytes(tmp_path, monkeypatch, escape):
     """Files whose columns differ from chunk to chunk: the parts formatted with other columns
     than the table's are formatted again, the others joined as they are; the table is the same
     bytes as one formatted at the end, with either escaping."""
-    root = _mixed_tree(tmp_path / "mixed")
+    root = mixed_samples(tmp_path / "mixed")
     expected = _reference_table(monkeypatch, [root], tmp_path / "reference.csv", chunk_files=2, escape_formulas=escape)
     assert (b"'=HYPERLINK" in expected) is escape
     output = tmp_path / "table.csv"
