@@ -158,7 +158,7 @@ def _extract_chunks(state: RunState, chunks: list[list[str]], todo: list[int], o
 def extract_chunk(argument: tuple[str, int, list[str], RowOptions]) -> dict[str, Any]:
     """A worker's task: read one chunk's files and save its rows in the run state, with its CSV
     part when the run asks for one (`CsvParts`); return what the progress and `CsvParts` need
-    (the chunk's index, rows, errors, non-empty columns and the part's columns)."""
+    (the chunk's index, rows, errors, non-empty columns, and the `columns_digest` of its part's)."""
     folder, index, files, options = argument
     rows = ChunkRows()  # each row kept as its saved text: a worker's memory stays small
     errors: list[dict[str, str]] = []
@@ -171,7 +171,7 @@ def extract_chunk(argument: tuple[str, int, list[str], RowOptions]) -> dict[str,
     state = RunState.at(Path(folder))
     part = preformat_part(state, index, rows)
     state.save_chunk(index, rows, errors, **({"csv": part} if part else {}))
-    return {"index": index, "rows": len(rows.lines), "errors": errors, "used": rows.used(), "csv": part and part["columns"]}
+    return {"index": index, "rows": len(rows.lines), "errors": errors, "used": rows.used(), "csv": part and columns_digest(part["columns"])}
 
 
 def preformat_part(state: RunState, index: int, rows: ChunkRows) -> dict[str, Any] | None:
@@ -207,7 +207,9 @@ class CsvParts:
         self.state, self.escape_formulas = state, escape_formulas
         self.run = secrets.token_hex(8)  # the parts this run may use (not those of a run it resumes)
         self.union: set[str] = {PATH_COLUMN}
-        self.formatted: dict[tuple[str, ...], int] = {}  # parts formatted, by their columns
+        self.digest = columns_digest([PATH_COLUMN])  # of the union, in table order
+        self.formatted: dict[str, int] = {}  # parts formatted, by their columns' digest
+        self.count = 0  # parts formatted
         self.active = escape_formulas is not None
         state.save_csv_hint(self.hint(None) if self.active else None)
 
@@ -216,21 +218,30 @@ class CsvParts:
         if not self.active:
             return
         grew = not self.union.issuperset(header["used"])
-        self.union.update(header["used"])
+        if grew:
+            self.union.update(header["used"])
+            columns = sorted(self.union, key=sort_key)
+            self.digest = columns_digest(columns)
         if header["csv"] is not None:
-            key = tuple(header["csv"])
-            self.formatted[key] = self.formatted.get(key, 0) + 1
-        union = tuple(sorted(self.union, key=sort_key))
-        count = sum(self.formatted.values())
-        stale = count - self.formatted.get(union, 0)
-        if stale > max(self.SPARE_PARTS, count // 4):
+            self.formatted[header["csv"]] = self.formatted.get(header["csv"], 0) + 1
+            self.count += 1
+        stale = self.count - self.formatted.get(self.digest, 0)
+        if stale > max(self.SPARE_PARTS, self.count // 4):
             self.active = False
             self.state.save_csv_hint(None)
         elif grew:
-            self.state.save_csv_hint(self.hint(list(union)))
+            self.state.save_csv_hint(self.hint(columns))
 
     def hint(self, columns: list[str] | None) -> dict[str, Any]:
         return {"columns": columns, "escape_formulas": self.escape_formulas, "run": self.run}
+
+
+def columns_digest(columns: list[str]) -> str:
+    """A short digest of a column list: what a task tells the client of its part's columns (a
+    mixed archive has thousands; the client only compares them)."""
+    import hashlib
+
+    return hashlib.blake2b("\0".join(columns).encode(), digest_size=12).hexdigest()
 
 
 def _extract_isolated(state: RunState, index: int, files: list[str], options: RowOptions, executor: Any) -> None:
