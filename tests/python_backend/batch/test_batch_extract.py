@@ -282,6 +282,7 @@ def test_a_chunk_keeps_rows_whose_columns_appear_later(tmp_path):
 
 # -- CSV parts formatted by the extraction tasks (`extract.CsvParts`) ----------------------------------
 
+
 def _job(inputs, output: Path, **options):
     from dicom_hub.contract.catalog import get_op
     from dicom_hub.contract.job import Job
