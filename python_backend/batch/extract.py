@@ -171,7 +171,7 @@ def extract_chunk(argument: tuple[str, int, list[str], RowOptions]) -> dict[str,
     state = RunState.at(Path(folder))
     part = preformat_part(state, index, rows)
     state.save_chunk(index, rows, errors, **({"csv": part} if part else {}))
-    return {"index": index, "rows": len(rows.lines), "errors": errors, "used": rows.used(), "csv": part and columns_digest(part["columns"])}
+    return {"index": index, "rows": len(rows.lines), "errors": errors, "used": rows.used(), "csv": part and part["columns_digest"]}
 
 
 def preformat_part(state: RunState, index: int, rows: ChunkRows) -> dict[str, Any] | None:
@@ -184,7 +184,8 @@ def preformat_part(state: RunState, index: int, rows: ChunkRows) -> dict[str, An
     columns = sorted({PATH_COLUMN, *rows.used(), *(hint["columns"] or ())}, key=sort_key)
     escape_formulas = bool(hint["escape_formulas"])
     name = state.save_part(index, lambda f: _write_rows(f, _in_order(rows.values(), list(rows.columns), columns), escape_formulas))
-    return {"part": name, "columns": columns, "escape_formulas": escape_formulas, "run": hint["run"], "bytes": os.path.getsize(state.folder / name)}
+    size = os.path.getsize(state.folder / name)
+    return {"part": name, "columns_digest": columns_digest(columns), "escape_formulas": escape_formulas, "run": hint["run"], "bytes": size}
 
 
 class CsvParts:
@@ -237,8 +238,8 @@ class CsvParts:
 
 
 def columns_digest(columns: list[str]) -> str:
-    """A short digest of a column list: what a task tells the client of its part's columns (a
-    mixed archive has thousands; the client only compares them)."""
+    """A short digest of a column list, in order: what a part's header entry and its task's
+    answer say of its columns (a mixed archive has thousands; they are only compared)."""
     import hashlib
 
     return hashlib.blake2b("\0".join(columns).encode(), digest_size=12).hexdigest()
@@ -259,13 +260,13 @@ def _extract_isolated(state: RunState, index: int, files: list[str], options: Ro
 
 def _write_table(state: RunState, chunk_count: int, output: Path, table_format: str, overwrite: bool, escape_formulas: bool, executor: Any, run: str) -> dict[str, Any]:
     """Pass 1 reads the chunk headers for the non-empty columns; pass 2 streams the rows out."""
-    columns, rows, errors, warnings = table_columns(state, range(chunk_count))
+    columns, rows, errors, warnings, parts = table_columns(state, range(chunk_count))
     remove_own_temporaries(output.parent, [output.name])  # a table write a kill interrupted
     with atomic_output(output, overwrite) as tmp:
         if table_format == "parquet":
             _write_parquet(tmp, columns, _row_lists(state, range(chunk_count), columns))
         else:
-            write_csv_table(tmp, state, chunk_count, columns, escape_formulas, executor, run)
+            write_csv_table(tmp, state, chunk_count, columns, escape_formulas, executor, parts, run)
     return {"rows": rows, "columns": len(columns), "errors": errors, "warnings": warnings, "files_incomplete": len(warnings)}
 
 
@@ -276,13 +277,15 @@ class TableSummary(NamedTuple):
     rows: int
     errors: list[dict[str, str]]  # files without a row
     warnings: list[dict[str, str]]  # files whose row is partial (header cut short)
+    parts: dict[int, dict[str, Any]]  # the chunks' pre-formatted CSV parts (`preformat_part`), by index
 
 
 def table_columns(state: RunState, chunks: Any) -> TableSummary:
-    """The table's columns, row count, errors and warnings, from the chunk headers alone."""
+    """The table's columns, row count, errors, warnings and CSV parts, from the chunk headers alone."""
     used: set[str] = {PATH_COLUMN}
     errors: list[dict[str, str]] = []
     warnings: list[dict[str, str]] = []
+    parts: dict[int, dict[str, Any]] = {}
     rows = 0
     for k in chunks:
         header = state.chunk_header(k)
@@ -290,7 +293,9 @@ def table_columns(state: RunState, chunks: Any) -> TableSummary:
         warnings.extend(header.get("warnings", []))
         rows += header["rows"]
         used.update(header["used"])
-    return TableSummary(sorted(used, key=sort_key), rows, errors, warnings)
+        if "csv" in header:
+            parts[k] = header["csv"]
+    return TableSummary(sorted(used, key=sort_key), rows, errors, warnings, parts)
 
 
 def _row_lists(state: RunState, chunks: Iterable[int], columns: list[str]) -> Iterator[list[str | None]]:
@@ -309,15 +314,20 @@ def _in_order(rows: Iterable[list[str | None]], names: list[str], columns: list[
         yield [values[i] for i in positions]
 
 
-def write_csv_table(path: Path, state: RunState, chunk_count: int, columns: list[str], escape_formulas: bool, executor: Any, run: str | None = None) -> None:
+def write_csv_table(
+    path: Path, state: RunState, chunk_count: int, columns: list[str], escape_formulas: bool, executor: Any,
+    parts: dict[int, dict[str, Any]] | None = None, run: str | None = None,
+) -> None:  # fmt: skip
     """The table as CSV: the header here, then each chunk's part joined here in order: the part
-    its extraction task formatted in this run (`run`: `CsvParts.run`) when that has the table's
-    columns and escaping, else one formatted now by a task (`csv_part`), so the formatting runs
-    on every core. Should a worker die, the whole table is written here instead."""
+    its extraction task formatted in this run (`parts`, from `table_columns`; `run`:
+    `CsvParts.run`) when that has the table's columns and escaping, else one formatted now by a
+    task (`csv_part`), so the formatting runs on every core. Should a worker die, the whole table
+    is written here instead."""
     from concurrent.futures.process import BrokenProcessPool
 
     _write_csv(path, columns, iter(()))
-    ready = {k: part for k in range(chunk_count) if (part := fitting_part(state, k, columns, escape_formulas, run)) is not None}
+    digest = columns_digest(columns)
+    ready = {k: part for k, entry in (parts or {}).items() if (part := fitting_part(state, entry, digest, escape_formulas, run)) is not None}
     tasks = ((str(state.folder), k, columns, escape_formulas) for k in range(chunk_count) if k not in ready)
     try:
         formatted = executor.map_tasks(csv_part, tasks)
@@ -331,11 +341,10 @@ def write_csv_table(path: Path, state: RunState, chunk_count: int, columns: list
         _write_csv(path, columns, _row_lists(state, range(chunk_count), columns), escape_formulas)
 
 
-def fitting_part(state: RunState, index: int, columns: list[str], escape_formulas: bool, run: str | None) -> Path | None:
-    """Chunk `index`'s pre-formatted part, if this run made it with these columns and this
-    escaping, and it is whole."""
-    part = state.chunk_header(index).get("csv")
-    if run is None or not part or part["run"] != run or part["columns"] != columns or part["escape_formulas"] != escape_formulas:
+def fitting_part(state: RunState, part: dict[str, Any], digest: str, escape_formulas: bool, run: str | None) -> Path | None:
+    """The pre-formatted part a chunk header describes (`part`), if this run made it with the
+    columns of `digest` (`columns_digest`) and this escaping, and it is whole."""
+    if run is None or part["run"] != run or part["columns_digest"] != digest or part["escape_formulas"] != escape_formulas:
         return None
     path = state.folder / part["part"]
     try:

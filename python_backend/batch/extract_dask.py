@@ -91,13 +91,13 @@ def extract_metadata_dask(job: Job) -> Outcome:
         run = discovery.run if discovery is not None else run
         assert run is not None
         count = run["partitions"]
-        columns, rows, errors, warnings = table_columns(state, range(count))
+        columns, rows, errors, warnings, parts_made = table_columns(state, range(count))
         if table_format == "parquet":
             _publish_dataset(state, executor, count, columns, output, job.overwrite)
         else:
             remove_own_temporaries(output.parent, [output.name])
             with atomic_output(output, job.overwrite) as tmp:
-                write_csv_table(tmp, state, count, columns, bool(job.option("escape_formulas")), executor, parts.run)
+                write_csv_table(tmp, state, count, columns, bool(job.option("escape_formulas")), executor, parts_made, parts.run)
         metadata: dict[str, Any] = {
             "rows": rows,
             "columns": len(columns),

@@ -13,9 +13,10 @@ not a folder, or owned by another user, so a planted link cannot redirect our wr
   missing chunks, which gives no duplicate and no lost rows;
 - `part-NNNNNN-XXXXXXXX.csv` (`extract_metadata` to CSV): chunk N's rows already formatted as
   CSV lines by the task that saved it, written before the chunk, which names it in its header
-  with the columns, escaping and run it was formatted for (`csv`); the random suffix ties a part
-  to the chunk that names it, so a part of a repeated task is never taken for another's, and
-  only the run that made a part uses it (a resumed run formats the reused chunks again).
+  (`csv`) with a digest of the columns, the escaping and the run it was formatted for, and its
+  size; the random suffix ties a part to the chunk that names it, so a part of a repeated task
+  is never taken for another's, and only the run that made a part uses it (a resumed run
+  formats the reused chunks again).
   `csv-hint.json` says which columns the tasks format with (`extract.CsvParts`);
 - `done.jsonl` (ops writing a folder): one line per finished output, `{"t": target, "v": value}`,
   appended as files finish; a resumed run skips those outputs (a torn last line is ignored).

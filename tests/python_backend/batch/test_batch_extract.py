@@ -399,21 +399,31 @@ def test_a_resumed_run_uses_no_part_of_the_run_it_resumes(archive, tmp_path, mon
 def test_a_part_is_used_only_whole_and_as_described(tmp_path):
     """`fitting_part`: the part named by the chunk, made by this run, with the table's columns
     and escaping, and of the size it was written with."""
-    from dicom_hub.python_backend.batch.extract import CsvParts, fitting_part, preformat_part
+    from dicom_hub.python_backend.batch.extract import (
+        CsvParts,
+        columns_digest,
+        fitting_part,
+        preformat_part,
+        table_columns,
+    )
     from dicom_hub.python_backend.batch.state import ChunkRows
 
     rows = ChunkRows([{"path": "a", "Modality (0008,0060)": "=CT"}, {"path": "b", "Modality (0008,0060)": "MR"}])
-    columns = ["path", "Modality (0008,0060)"]
+    columns = columns_digest(["path", "Modality (0008,0060)"])
     with RunState(tmp_path / "t.csv") as state:
         parts = CsvParts(state, True)
         state.save_chunk(0, rows, [], csv=preformat_part(state, 0, rows))
-        part = fitting_part(state, 0, columns, True, parts.run)
+        state.save_chunk(1, rows, [])
+        summary = table_columns(state, range(2))
+        assert list(summary.parts) == [0], "the chunks' parts, from their headers"
+        entry = summary.parts[0]
+        part = fitting_part(state, entry, columns, True, parts.run)
         assert part is not None and part.read_bytes() == b"a,'=CT\r\nb,MR\r\n"
-        assert fitting_part(state, 0, columns, False, parts.run) is None, "other escaping"
-        assert fitting_part(state, 0, [*columns, "PatientID (0010,0020)"], True, parts.run) is None, "other columns"
-        assert fitting_part(state, 0, columns, True, CsvParts(state, True).run) is None, "another run"
+        assert fitting_part(state, entry, columns, False, parts.run) is None, "other escaping"
+        assert fitting_part(state, entry, columns_digest(["path", "PatientID (0010,0020)", "Modality (0008,0060)"]), True, parts.run) is None, "other columns"
+        assert fitting_part(state, entry, columns, True, CsvParts(state, True).run) is None, "another run"
         with open(part, "a") as f:
             f.write("c,XX\r\n")
-        assert fitting_part(state, 0, columns, True, parts.run) is None, "not the bytes it was written with"
+        assert fitting_part(state, entry, columns, True, parts.run) is None, "not the bytes it was written with"
         state.save_csv_hint(None)
         assert preformat_part(state, 1, rows) is None, "no hint: no part"
