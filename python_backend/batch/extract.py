@@ -9,8 +9,12 @@ How it stays fast, bounded and resumable:
    saves the chunk's rows itself, so rows never travel between processes and a worker holds one
    chunk of rows, as text; a chunk whose worker died is redone here file by file;
 3. when every chunk is saved, the chunk headers give the columns that are non-empty somewhere,
-   each chunk is formatted as CSV by a worker task, and the parts are joined in order through
-   `atomic_output` (Parquet is written here); then the state is removed.
+   and the CSV parts are joined in order through `atomic_output` (Parquet is written here); then
+   the state is removed. The columns are known only then, so the task that saves a chunk also
+   formats its CSV part with the columns it expects (`CsvParts`: its own non-empty ones and those
+   of the chunks saved before it): a part whose columns are the table's is copied as it is, any
+   other chunk is formatted again by a worker task. In an archive of alike files every part is
+   copied; in a mixed one the parts formatted in vain are bounded (`CsvParts`).
 An interrupted run restarted with the same arguments skips the chunks already saved (and removes
 the temp file of a table write it interrupted).
 
@@ -94,8 +98,9 @@ def extract_metadata(job: Job) -> Outcome:
         size = run.get("chunk_size") or signature["chunk_files"]
         chunks = [files[i : i + size] for i in range(0, len(files), size)]
         todo = [k for k in range(len(chunks)) if not state.has_chunk(k)]
-        _extract_chunks(state, chunks, todo, options, executor, show_progress(job))
-        summary = _write_table(state, len(chunks), job.output, table_format, job.overwrite, bool(job.option("escape_formulas")), executor)
+        parts = CsvParts(state, bool(job.option("escape_formulas")) if table_format == "csv" else None)
+        _extract_chunks(state, chunks, todo, options, executor, show_progress(job), parts)
+        summary = _write_table(state, len(chunks), job.output, table_format, job.overwrite, bool(job.option("escape_formulas")), executor, parts.run)
         state.remove()
     summary.update(
         files=len(files),
@@ -127,7 +132,7 @@ def chunk_size(files: int, chunk_files: int, workers: int) -> int:
     return max(1, min(chunk_files, -(-files // (workers * CHUNKS_PER_WORKER))))
 
 
-def _extract_chunks(state: RunState, chunks: list[list[str]], todo: list[int], options: RowOptions, executor: Any, progress: bool) -> None:
+def _extract_chunks(state: RunState, chunks: list[list[str]], todo: list[int], options: RowOptions, executor: Any, progress: bool, parts: CsvParts) -> None:
     """Read the files of the missing chunks, one chunk per task: the worker saves the chunk's rows
     itself, so rows never travel between processes. A chunk whose worker died (a crash in native
     code, the OOM killer) is redone here file by file, where such a file costs only itself."""
@@ -139,6 +144,7 @@ def _extract_chunks(state: RunState, chunks: list[list[str]], todo: list[int], o
         tasks = ((str(state.folder), k, chunks[k], options) for k in todo)
         for header in executor.map_tasks(extract_chunk, tasks):
             remaining.remove(header["index"])
+            parts.note(header)
             bar.update(header["rows"] + len(header["errors"]))
     except BrokenProcessPool:
         for k in remaining:
@@ -150,8 +156,9 @@ def _extract_chunks(state: RunState, chunks: list[list[str]], todo: list[int], o
 
 
 def extract_chunk(argument: tuple[str, int, list[str], RowOptions]) -> dict[str, Any]:
-    """A worker's task: read one chunk's files and save its rows in the run state; return what
-    the progress needs (the chunk's index, rows and errors)."""
+    """A worker's task: read one chunk's files and save its rows in the run state, with its CSV
+    part when the run asks for one (`CsvParts`); return what the progress and `CsvParts` need
+    (the chunk's index, rows, errors, non-empty columns, and the `columns_digest` of its part's)."""
     folder, index, files, options = argument
     rows = ChunkRows()  # each row kept as its saved text: a worker's memory stays small
     errors: list[dict[str, str]] = []
@@ -161,8 +168,81 @@ def extract_chunk(argument: tuple[str, int, list[str], RowOptions]) -> dict[str,
             errors.append(outcome.error.as_dict())
         else:
             rows.add(outcome.value)
-    RunState.at(Path(folder)).save_chunk(index, rows, errors)
-    return {"index": index, "rows": len(rows.lines), "errors": errors}
+    state = RunState.at(Path(folder))
+    part = preformat_part(state, index, rows)
+    state.save_chunk(index, rows, errors, **({"csv": part} if part else {}))
+    return {"index": index, "rows": len(rows.lines), "errors": errors, "used": rows.used(), "csv": part and part["columns_digest"]}
+
+
+def preformat_part(state: RunState, index: int, rows: ChunkRows) -> dict[str, Any] | None:
+    """Chunk `index`'s rows as a CSV part, formatted with the columns `state.csv_hint()` names
+    and the chunk's own non-empty ones; None when the run asks for no part (Parquet, or
+    `CsvParts` gave up). The part's description, for the chunk header."""
+    hint = state.csv_hint()
+    if hint is None:
+        return None
+    columns = sorted({PATH_COLUMN, *rows.used(), *(hint["columns"] or ())}, key=sort_key)
+    escape_formulas = bool(hint["escape_formulas"])
+    name = state.save_part(index, lambda f: _write_rows(f, _in_order(rows.values(), list(rows.columns), columns), escape_formulas))
+    size = os.path.getsize(state.folder / name)
+    return {"part": name, "columns_digest": columns_digest(columns), "escape_formulas": escape_formulas, "run": hint["run"], "bytes": size}
+
+
+class CsvParts:
+    """What the tasks pre-format their chunk's CSV part with (`preformat_part`), kept in the run
+    state's `csv-hint.json`, which each task reads when its chunk is done: the union of the
+    non-empty columns of the chunks done so far (none at first: each part then has its chunk's
+    own), and the escaping. A part is of use only if its columns end up the table's: in an
+    archive of alike files all are; in a mixed one the union grows and the parts formatted before
+    are formatted again at the end. Those are bounded: once more than a quarter of the parts
+    formatted so far (and at least `SPARE_PARTS`) are stale, the tasks stop formatting parts and
+    the table is formatted at the end, as without parts, so a mixed archive costs at most about
+    a quarter of its formatting more (plus the tasks already running)."""
+
+    SPARE_PARTS = 8
+
+    def __init__(self, state: RunState, escape_formulas: bool | None) -> None:
+        """`escape_formulas` None: no CSV table, no parts."""
+        import secrets
+
+        self.state, self.escape_formulas = state, escape_formulas
+        self.run = secrets.token_hex(8)  # the parts this run may use (not those of a run it resumes)
+        self.union: set[str] = {PATH_COLUMN}
+        self.digest = columns_digest([PATH_COLUMN])  # of the union, in table order
+        self.formatted: dict[str, int] = {}  # parts formatted, by their columns' digest
+        self.count = 0  # parts formatted
+        self.active = escape_formulas is not None
+        state.save_csv_hint(self.hint(None) if self.active else None)
+
+    def note(self, header: dict[str, Any]) -> None:
+        """One chunk done (`extract_chunk`'s return value)."""
+        if not self.active:
+            return
+        grew = not self.union.issuperset(header["used"])
+        if grew:
+            self.union.update(header["used"])
+            columns = sorted(self.union, key=sort_key)
+            self.digest = columns_digest(columns)
+        if header["csv"] is not None:
+            self.formatted[header["csv"]] = self.formatted.get(header["csv"], 0) + 1
+            self.count += 1
+        stale = self.count - self.formatted.get(self.digest, 0)
+        if stale > max(self.SPARE_PARTS, self.count // 4):
+            self.active = False
+            self.state.save_csv_hint(None)
+        elif grew:
+            self.state.save_csv_hint(self.hint(columns))
+
+    def hint(self, columns: list[str] | None) -> dict[str, Any]:
+        return {"columns": columns, "escape_formulas": self.escape_formulas, "run": self.run}
+
+
+def columns_digest(columns: list[str]) -> str:
+    """A short digest of a column list, in order: what a part's header entry and its task's
+    answer say of its columns (a mixed archive has thousands; they are only compared)."""
+    import hashlib
+
+    return hashlib.blake2b("\0".join(columns).encode(), digest_size=12).hexdigest()
 
 
 def _extract_isolated(state: RunState, index: int, files: list[str], options: RowOptions, executor: Any) -> None:
@@ -178,15 +258,15 @@ def _extract_isolated(state: RunState, index: int, files: list[str], options: Ro
     state.save_chunk(index, rows, errors)
 
 
-def _write_table(state: RunState, chunk_count: int, output: Path, table_format: str, overwrite: bool, escape_formulas: bool, executor: Any) -> dict[str, Any]:
+def _write_table(state: RunState, chunk_count: int, output: Path, table_format: str, overwrite: bool, escape_formulas: bool, executor: Any, run: str) -> dict[str, Any]:
     """Pass 1 reads the chunk headers for the non-empty columns; pass 2 streams the rows out."""
-    columns, rows, errors, warnings = table_columns(state, range(chunk_count))
+    columns, rows, errors, warnings, parts = table_columns(state, range(chunk_count))
     remove_own_temporaries(output.parent, [output.name])  # a table write a kill interrupted
     with atomic_output(output, overwrite) as tmp:
         if table_format == "parquet":
             _write_parquet(tmp, columns, _row_lists(state, range(chunk_count), columns))
         else:
-            write_csv_table(tmp, state, chunk_count, columns, escape_formulas, executor)
+            write_csv_table(tmp, state, chunk_count, columns, escape_formulas, executor, parts, run)
     return {"rows": rows, "columns": len(columns), "errors": errors, "warnings": warnings, "files_incomplete": len(warnings)}
 
 
@@ -197,13 +277,15 @@ class TableSummary(NamedTuple):
     rows: int
     errors: list[dict[str, str]]  # files without a row
     warnings: list[dict[str, str]]  # files whose row is partial (header cut short)
+    parts: dict[int, dict[str, Any]]  # the chunks' pre-formatted CSV parts (`preformat_part`), by index
 
 
 def table_columns(state: RunState, chunks: Any) -> TableSummary:
-    """The table's columns, row count, errors and warnings, from the chunk headers alone."""
+    """The table's columns, row count, errors, warnings and CSV parts, from the chunk headers alone."""
     used: set[str] = {PATH_COLUMN}
     errors: list[dict[str, str]] = []
     warnings: list[dict[str, str]] = []
+    parts: dict[int, dict[str, Any]] = {}
     rows = 0
     for k in chunks:
         header = state.chunk_header(k)
@@ -211,37 +293,78 @@ def table_columns(state: RunState, chunks: Any) -> TableSummary:
         warnings.extend(header.get("warnings", []))
         rows += header["rows"]
         used.update(header["used"])
-    return TableSummary(sorted(used, key=sort_key), rows, errors, warnings)
+        if "csv" in header:
+            parts[k] = header["csv"]
+    return TableSummary(sorted(used, key=sort_key), rows, errors, warnings, parts)
 
 
 def _row_lists(state: RunState, chunks: Iterable[int], columns: list[str]) -> Iterator[list[str | None]]:
     """Every saved row of `chunks` as a list in the table's column order (None where a file
     has no value)."""
     for k in chunks:
-        names = state.chunk_header(k)["columns"]
-        where = {name: i for i, name in enumerate(names)}
-        positions = [where.get(name, len(names)) for name in columns]  # len(names): the None added below
-        for values in state.chunk_rows(k):
-            values.append(None)
-            yield [values[i] for i in positions]
+        yield from _in_order(state.chunk_rows(k), state.chunk_header(k)["columns"], columns)
 
 
-def write_csv_table(path: Path, state: RunState, chunk_count: int, columns: list[str], escape_formulas: bool, executor: Any) -> None:
-    """The table as CSV: the header here, each chunk's rows formatted by a task (`csv_part`) into
-    a part file in the run state, the parts joined here in order, so the formatting runs on every
-    core. Should a worker die, the whole table is written here instead."""
+def _in_order(rows: Iterable[list[str | None]], names: list[str], columns: list[str]) -> Iterator[list[str | None]]:
+    """Rows with values in the order of `names` (their chunk's columns), in `columns`' order."""
+    where = {name: i for i, name in enumerate(names)}
+    positions = [where.get(name, len(names)) for name in columns]  # len(names): the None added below
+    for values in rows:
+        values.append(None)
+        yield [values[i] for i in positions]
+
+
+def write_csv_table(
+    path: Path, state: RunState, chunk_count: int, columns: list[str], escape_formulas: bool, executor: Any,
+    parts: dict[int, dict[str, Any]] | None = None, run: str | None = None,
+) -> None:  # fmt: skip
+    """The table as CSV: the header here, then each chunk's part joined here in order: the part
+    its extraction task formatted in this run (`parts`, from `table_columns`; `run`:
+    `CsvParts.run`) when that has the table's columns and escaping, else one formatted now by a
+    task (`csv_part`), so the formatting runs on every core. Should a worker die, the whole table
+    is written here instead."""
     from concurrent.futures.process import BrokenProcessPool
 
     _write_csv(path, columns, iter(()))
-    tasks = ((str(state.folder), k, columns, escape_formulas) for k in range(chunk_count))
+    digest = columns_digest(columns)
+    ready = {k: part for k, entry in (parts or {}).items() if (part := fitting_part(state, entry, digest, escape_formulas, run)) is not None}
+    tasks = ((str(state.folder), k, columns, escape_formulas) for k in range(chunk_count) if k not in ready)
     try:
-        with open(path, "ab") as table:
-            for part in executor.map_tasks(csv_part, tasks):
-                with open(part, "rb") as f:
-                    shutil.copyfileobj(f, table, 1 << 20)
+        formatted = executor.map_tasks(csv_part, tasks)
+        with open(path, "r+b", buffering=0) as table:
+            table.seek(0, os.SEEK_END)
+            for k in range(chunk_count):
+                part = ready[k] if k in ready else Path(next(formatted))
+                _append(table, part)
                 os.unlink(part)
     except BrokenProcessPool:
         _write_csv(path, columns, _row_lists(state, range(chunk_count), columns), escape_formulas)
+
+
+def fitting_part(state: RunState, part: dict[str, Any], digest: str, escape_formulas: bool, run: str | None) -> Path | None:
+    """The pre-formatted part a chunk header describes (`part`), if this run made it with the
+    columns of `digest` (`columns_digest`) and this escaping, and it is whole."""
+    if run is None or part["run"] != run or part["columns_digest"] != digest or part["escape_formulas"] != escape_formulas:
+        return None
+    path = state.folder / part["part"]
+    try:
+        return path if os.path.getsize(path) == part["bytes"] else None
+    except OSError:
+        return None
+
+
+def _append(table: Any, part: Path) -> None:
+    """Add the bytes of `part` at `table`'s position (an unbuffered file), in the kernel when it can."""
+    with open(part, "rb", buffering=0) as source:
+        left = os.fstat(source.fileno()).st_size
+        try:
+            while left > 0:
+                copied = os.copy_file_range(source.fileno(), table.fileno(), left)
+                if copied == 0:
+                    break
+                left -= copied
+        except OSError:  # not on this file system: copy through memory from where it stopped
+            shutil.copyfileobj(source, table, 1 << 20)
 
 
 def csv_part(argument: tuple[str, int, list[str], bool]) -> str:

@@ -9,7 +9,8 @@
 2. One task per partition reads its files and saves the partition's rows as a state chunk on
    the shared file system (`extract.extract_chunk`, the local run's task); the client receives
    only the chunk's header (row count, errors).
-3. The table: CSV parts are formatted by tasks and joined in order by the client
+3. The table: CSV parts, formatted by the partitions' tasks (`extract.CsvParts`) or, when their
+   columns are not the table's, by tasks at the end, are joined in order by the client
    (`extract.write_csv_table`, as the local run); Parquet becomes a dataset folder at the output
    path, one `part-NNNNNN.parquet` per partition written by a task, every part with the same
    schema (all the table's columns, as strings), so pyarrow, pandas, polars and DuckDB read the
@@ -35,6 +36,7 @@ from dicom_hub.contract.job import Job, Outcome
 from .discovery import FolderListing, walk_tree
 from .extract import (
     CHUNKS_PER_WORKER,
+    CsvParts,
     RowOptions,
     _row_lists,
     chunk_size,
@@ -79,21 +81,23 @@ def extract_metadata_dask(job: Job) -> Outcome:
             reused, todo = run["partitions"] - len(missing), missing
             bar = _progress_bar(run["files"], progress, "extract_metadata")
             bar.update(run["files"] - sum(len(_partition_files(state, k)) for k in missing))
+        parts = CsvParts(state, bool(job.option("escape_formulas")) if table_format == "csv" else None)
         try:
             for header in executor.map_tasks(extract_partition, ((str(state.folder), k, options) for k in todo)):
+                parts.note(header)
                 bar.update(header["rows"] + len(header["errors"]))
         finally:
             bar.close()
         run = discovery.run if discovery is not None else run
         assert run is not None
         count = run["partitions"]
-        columns, rows, errors, warnings = table_columns(state, range(count))
+        columns, rows, errors, warnings, parts_made = table_columns(state, range(count))
         if table_format == "parquet":
             _publish_dataset(state, executor, count, columns, output, job.overwrite)
         else:
             remove_own_temporaries(output.parent, [output.name])
             with atomic_output(output, job.overwrite) as tmp:
-                write_csv_table(tmp, state, count, columns, bool(job.option("escape_formulas")), executor)
+                write_csv_table(tmp, state, count, columns, bool(job.option("escape_formulas")), executor, parts_made, parts.run)
         metadata: dict[str, Any] = {
             "rows": rows,
             "columns": len(columns),

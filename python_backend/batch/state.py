@@ -11,6 +11,13 @@ not a folder, or owned by another user, so a planted link cannot redirect our wr
   list, in order, first line a header with the chunk's errors and columns. A chunk is written to
   a temp file and renamed, so it exists completely or not at all: a resumed run redoes only
   missing chunks, which gives no duplicate and no lost rows;
+- `part-NNNNNN-XXXXXXXX.csv` (`extract_metadata` to CSV): chunk N's rows already formatted as
+  CSV lines by the task that saved it, written before the chunk, which names it in its header
+  (`csv`) with a digest of the columns, the escaping and the run it was formatted for, and its
+  size; the random suffix ties a part to the chunk that names it, so a part of a repeated task
+  is never taken for another's, and only the run that made a part uses it (a resumed run
+  formats the reused chunks again).
+  `csv-hint.json` says which columns the tasks format with (`extract.CsvParts`);
 - `done.jsonl` (ops writing a folder): one line per finished output, `{"t": target, "v": value}`,
   appended as files finish; a resumed run skips those outputs (a torn last line is ignored).
 The state folder is removed once the run has finished.
@@ -24,9 +31,9 @@ import os
 import re
 import shutil
 import stat
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 from dicom_hub.contract.errors import ErrorCode, HubError
 
@@ -124,7 +131,7 @@ class RunState:
 
     def start(self, signature: dict[str, Any], files: list[str], skipped: int, **extra: Any) -> dict[str, Any]:
         """Forget any previous progress and save a new run description (`extra`: more entries)."""
-        for old in self.folder.glob("chunk-*"):
+        for old in [*self.folder.glob("chunk-*"), *self.folder.glob("part-*")]:
             old.unlink()
         run = {"version": STATE_VERSION, "signature": signature, "files": files, "skipped": skipped, **extra}
         self._write(self.folder / "run.json", json.dumps(run))
@@ -138,11 +145,12 @@ class RunState:
     def has_chunk(self, index: int) -> bool:
         return self.chunk_path(index).exists()
 
-    def save_chunk(self, index: int, rows: Iterable[dict[str, str]] | ChunkRows, errors: list[dict[str, str]]) -> None:
+    def save_chunk(self, index: int, rows: Iterable[dict[str, str]] | ChunkRows, errors: list[dict[str, str]], **extra: Any) -> None:
         """Rows as JSON lists under the chunk's own column list (a header line), so reading them
-        back needs no per-row keys, and the table's columns come from the headers alone."""
+        back needs no per-row keys, and the table's columns come from the headers alone. `extra`:
+        more header entries."""
         chunk = rows if isinstance(rows, ChunkRows) else ChunkRows(rows)
-        header = {"errors": errors, "warnings": chunk.warnings, "rows": len(chunk.lines), "columns": list(chunk.columns), "used": chunk.used()}
+        header = {"errors": errors, "warnings": chunk.warnings, "rows": len(chunk.lines), "columns": list(chunk.columns), "used": chunk.used(), **extra}
         self._write(self.chunk_path(index), [_to_json(header), *chunk.lines])
 
     def chunk_header(self, index: int) -> dict[str, Any]:
@@ -154,11 +162,33 @@ class RunState:
         saved before a column first appeared is shorter: the missing end is None)."""
         with open(self.chunk_path(index), encoding="utf-8") as f:
             width = len(json.loads(f.readline())["columns"])
-            for line in f:
-                values = json.loads(line)
-                if len(values) < width:
-                    values.extend([None] * (width - len(values)))
-                yield values
+            yield from _full_width(f, width)
+
+    def save_part(self, index: int, write: Callable[[TextIO], None]) -> str:
+        """A new CSV part of chunk `index`, its text written by `write(file)`; return its name,
+        unique to this call. Not synced: only the run that made it uses it (a crash ends that run)."""
+        import secrets
+
+        name = f"part-{index:06d}-{secrets.token_hex(4)}.csv"
+        self._write(self.folder / name, write, durable=False)
+        return name
+
+    @property
+    def csv_hint_path(self) -> Path:
+        return self.folder / "csv-hint.json"
+
+    def csv_hint(self) -> dict[str, Any] | None:
+        try:
+            return json.loads(self.csv_hint_path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None
+
+    def save_csv_hint(self, hint: dict[str, Any] | None) -> None:
+        """The hint tasks read (`csv_hint`); None removes it."""
+        if hint is None:
+            self.csv_hint_path.unlink(missing_ok=True)
+        else:
+            self._write(self.csv_hint_path, json.dumps(hint), durable=False)
 
     # -- the journal of finished outputs (ops writing a folder) ----------------------------------
 
@@ -189,12 +219,14 @@ class RunState:
     def remove(self) -> None:
         shutil.rmtree(self.folder, ignore_errors=True)
 
-    def _write(self, path: Path, text: str | list[str], durable: bool = True) -> None:
-        """`text`, or lines (each written with its newline, never all joined), into `path`:
-        a temp file, fsync (when `durable`), rename."""
+    def _write(self, path: Path, text: str | list[str] | Callable[[TextIO], None], durable: bool = True) -> None:
+        """`text`, or lines (each written with its newline, never all joined), or what
+        `text(file)` writes, into `path`: a temp file, fsync (when `durable`), rename."""
         tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        with open(tmp, "w", encoding="utf-8") as f:
-            if isinstance(text, str):
+        with open(tmp, "w", newline="" if callable(text) else None, encoding="utf-8") as f:
+            if callable(text):
+                text(f)
+            elif isinstance(text, str):
                 f.write(text)
             else:
                 for line in text:
@@ -239,6 +271,20 @@ class ChunkRows:
     def used(self) -> list[str]:
         """The columns with a non-empty value in some row, sorted."""
         return sorted(self._used)
+
+    def values(self) -> Iterator[list[str | None]]:
+        """The rows as `RunState.chunk_rows` reads them back, from memory."""
+        return _full_width(self.lines, len(self.columns))
+
+
+def _full_width(lines: Iterable[str], width: int) -> Iterator[list[str | None]]:
+    """Saved rows as lists of `width` values (a row saved before a column first appeared is
+    shorter: its missing end is None)."""
+    for line in lines:
+        values = json.loads(line)
+        if len(values) < width:
+            values.extend([None] * (width - len(values)))
+        yield values
 
 
 def _claim_folder(folder: Path) -> None:

@@ -88,3 +88,21 @@ def synthetic_archive(root: Path, patients: int, studies: int = 1, slices: int =
                 for i in range(slices)
             ]
     return files
+
+
+MIXED_SAMPLES = [
+    "CT_small.dcm", "MR_small.dcm", "rtplan.dcm", "JPEG2000.dcm", "SC_rgb.dcm", "emri_small.dcm",
+    "rtdose.dcm", "ExplVR_BigEnd.dcm", "image_dfl.dcm", "MR_truncated.dcm", "nested_priv_SQ.dcm", "rtstruct.dcm",
+]  # fmt: skip
+
+
+def mixed_samples(root: Path) -> Path:
+    """pydicom's own sample files (CT, MR, RT, JPEG 2000, big endian, deflated, a cut file...) and
+    a file with spreadsheet formulas, in an order where the table's columns keep growing."""
+    from pydicom.data import get_testdata_file
+
+    root.mkdir(parents=True)
+    for i, name in enumerate(MIXED_SAMPLES):
+        shutil.copy(get_testdata_file(name), root / f"{i:02d}_{name}")
+    save(ct_slice(PatientID="+cmd|' /C calc'!A0", StudyDescription='=HYPERLINK("http://evil","x")'), root / "99_formula.dcm")
+    return root

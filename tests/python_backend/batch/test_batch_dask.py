@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from batch_trees import build_tree, synthetic_archive
+from batch_trees import build_tree, mixed_samples, synthetic_archive
 from conftest import expect_error, expect_ok, missing
 from dicom_hub.contract.catalog import get_op
 from dicom_hub.contract.job import Job
@@ -231,6 +231,7 @@ def test_interrupted_extract_on_dask_resumes_by_partition(cluster, archive, tmp_
     assert data["metadata"]["resumed"] and data["metadata"]["chunks_reused"] >= 3
     assert data["metadata"]["chunks_reused"] < data["metadata"]["partitions"] if "partitions" in data["metadata"] else True
     assert _csv_rows(output) == _csv_rows(tmp_path / "local.csv")
+    assert output.read_bytes() == (tmp_path / "local.csv").read_bytes(), "the reused partitions are formatted again: the same bytes"
 
 
 def test_extract_on_dask_starts_before_the_walk_ends(cluster, tmp_path, monkeypatch):
@@ -269,6 +270,53 @@ def test_extract_on_dask_starts_before_the_walk_ends(cluster, tmp_path, monkeypa
     last_listing = max(i for i, event in enumerate(events) if event == "list")
     assert "extract" in events[:last_listing], "no partition was extracted before the walk's last listing"
     assert _csv_rows(output) == _csv_rows(tmp_path / "local.csv")
+
+
+def _extract_counting(monkeypatch, root: Path, output: Path, options: dict[str, Any]) -> dict[str, list]:
+    """An extract_metadata run in this process on the cluster, with each `map_tasks` call's
+    function and results noted."""
+    from dicom_hub.python_backend.batch.dask_executor import DaskExecutor
+    from dicom_hub.python_backend.batch.extract import extract_metadata
+
+    seen: dict[str, list] = {}
+    real = DaskExecutor.map_tasks
+
+    def counting(self, function, arguments, window=None, priority=0):
+        for result in real(self, function, arguments, window, priority):
+            seen.setdefault(function.__name__, []).append(result)
+            yield result
+
+    with monkeypatch.context() as patch:
+        patch.setattr(DaskExecutor, "map_tasks", counting)
+        extract_metadata(Job(op="extract_metadata", inputs=(root,), output=output, options=options, defaults=get_op("extract_metadata").defaults))
+    return seen
+
+
+def test_extract_of_alike_files_on_dask_formats_each_partition_once(cluster, tmp_path, monkeypatch):
+    """Alike files: each partition's task formats its CSV part with the table's columns, the
+    client joins them as they are (no formatting task at the end), and the table is the local
+    run's, byte for byte."""
+    root = tmp_path / "archive"
+    synthetic_archive(root, patients=4, slices=10)
+    _run("extract_metadata", root, tmp_path / "local.csv", {"workers": 2, "chunk_files": 4})
+    seen = _extract_counting(monkeypatch, root, tmp_path / "dask.csv", {"executor": "dask", "scheduler": cluster.address, "chunk_files": 4})
+    assert len(seen["extract_partition"]) > 8 and "csv_part" not in seen, "a partition was formatted again at the end"
+    assert (tmp_path / "dask.csv").read_bytes() == (tmp_path / "local.csv").read_bytes()
+
+
+@pytest.mark.parametrize("escape", [True, False], ids=["escaped", "raw"])
+def test_extract_of_mixed_files_on_dask_is_the_local_table_byte_for_byte(cluster, tmp_path, monkeypatch, escape):
+    """pydicom's sample files, whose columns differ from partition to partition: the parts
+    formatted with other columns than the table's are formatted again, and the table is the
+    local run's, byte for byte, with either escaping."""
+    root = mixed_samples(tmp_path / "mixed")
+    options = {"chunk_files": 2, "escape_formulas": escape}
+    _run("extract_metadata", root, tmp_path / "local.csv", {"workers": 1, **options})
+    seen = _extract_counting(monkeypatch, root, tmp_path / "dask.csv", {"executor": "dask", "scheduler": cluster.address, **options})
+    assert len(seen.get("csv_part", [])) > 0, "the mixed columns made some part stale"
+    expected = (tmp_path / "local.csv").read_bytes()
+    assert (b"'=HYPERLINK" in expected) is escape
+    assert (tmp_path / "dask.csv").read_bytes() == expected
 
 
 def test_keyed_anonymization_needs_no_shared_state(cluster, archive, tmp_path):

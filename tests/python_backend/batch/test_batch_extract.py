@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
-from batch_trees import build_tree, synthetic_archive
+from batch_trees import build_tree, mixed_samples, synthetic_archive
 from conftest import expect_error, expect_ok, missing
 from dicom_hub.python_backend.batch.state import RunState
 from factories import ct_slice, save, with_nested_sequences
@@ -278,3 +278,152 @@ def test_a_chunk_keeps_rows_whose_columns_appear_later(tmp_path):
         ]
         state.save_chunk(1, rows[:1], [])
         assert state.chunk_header(1)["used"] == ["PatientID (0010,0020)", "path"], "a column empty in every row is not used"
+
+
+# -- CSV parts formatted by the extraction tasks (`extract.CsvParts`) ----------------------------------
+
+
+def _job(inputs, output: Path, **options):
+    from dicom_hub.contract.catalog import get_op
+    from dicom_hub.contract.job import Job
+
+    return Job(op="extract_metadata", inputs=tuple(inputs), output=output, options=options, defaults=get_op("extract_metadata").defaults)
+
+
+def _run_counting(monkeypatch, job) -> dict[str, list]:
+    """Run `job` in this process, noting each map_tasks call's function, arguments and results."""
+    from dicom_hub.python_backend.batch.extract import extract_metadata
+    from dicom_hub.python_backend.batch.runner import LocalExecutor
+
+    seen: dict[str, list] = {}
+    real = LocalExecutor.map_tasks
+
+    def counting(self, function, arguments, window=None):
+        for result in real(self, function, list(arguments), window):
+            seen.setdefault(function.__name__, []).append(result)
+            yield result
+
+    with monkeypatch.context() as patch:
+        patch.setattr(LocalExecutor, "map_tasks", counting)
+        extract_metadata(job)
+    return seen
+
+
+def _reference_table(monkeypatch, inputs, output: Path, **options) -> bytes:
+    """The table as written with no part formatted by the extraction tasks: every chunk formatted
+    at the end (the table as it was written before `CsvParts`)."""
+    from dicom_hub.python_backend.batch import extract
+
+    with monkeypatch.context() as patch:
+        patch.setattr(extract, "preformat_part", lambda *args: None)
+        seen = _run_counting(monkeypatch, _job(inputs, output, workers=1, **options))
+    assert len(seen["csv_part"]) == len(seen["extract_chunk"]) > 1
+    return output.read_bytes()
+
+
+def test_alike_files_are_formatted_once_and_joined_as_they_are(archive, tmp_path, monkeypatch):
+    """An archive of alike files: every chunk's task formats its part with the table's columns,
+    so no chunk is formatted again at the end, and the table is the same bytes."""
+    expected = _reference_table(monkeypatch, [archive], tmp_path / "reference.csv", chunk_files=30)
+    for workers in (1, 2):
+        output = tmp_path / f"w{workers}.csv"
+        seen = _run_counting(monkeypatch, _job([archive], output, workers=workers, chunk_files=30))
+        assert len(seen["extract_chunk"]) > 10 and "csv_part" not in seen, "a chunk was formatted again"
+        assert all(header["csv"] for header in seen["extract_chunk"])
+        assert output.read_bytes() == expected
+
+
+@pytest.mark.parametrize("escape", [True, False], ids=["escaped", "raw"])
+def test_mixed_files_give_the_same_table_bytes(tmp_path, monkeypatch, escape):
+    """Files whose columns differ from chunk to chunk: the parts formatted with other columns
+    than the table's are formatted again, the others joined as they are; the table is the same
+    bytes as one formatted at the end, with either escaping."""
+    root = mixed_samples(tmp_path / "mixed")
+    expected = _reference_table(monkeypatch, [root], tmp_path / "reference.csv", chunk_files=2, escape_formulas=escape)
+    assert (b"'=HYPERLINK" in expected) is escape
+    output = tmp_path / "table.csv"
+    seen = _run_counting(monkeypatch, _job([root], output, workers=1, chunk_files=2, escape_formulas=escape))
+    assert output.read_bytes() == expected
+    chunks = len(seen["extract_chunk"])
+    assert 0 < len(seen["csv_part"]) < chunks, "some parts are formatted again, and some are used as they are"
+
+
+def test_parts_formatted_in_vain_are_bounded(tmp_path, monkeypatch):
+    """Every chunk brings new columns: the parts formatted before are stale each time; once more
+    than `CsvParts.SPARE_PARTS` (and a quarter) are, the tasks stop formatting parts."""
+    from dicom_hub.python_backend.batch.extract import CsvParts
+
+    root = tmp_path / "growing"
+    for i in range(30):  # file i has a private element of its own: a new column each chunk
+        ds = ct_slice(PatientID=f"G{i:02d}")
+        ds.add_new(0x00291000 + i, "LO", f"value {i}")
+        save(ds, root / f"{i:02d}.dcm")
+    expected = _reference_table(monkeypatch, [root], tmp_path / "reference.csv", chunk_files=1)
+    output = tmp_path / "table.csv"
+    seen = _run_counting(monkeypatch, _job([root], output, workers=1, chunk_files=1))
+    formatted = [header["csv"] is not None for header in seen["extract_chunk"]]
+    kept = CsvParts.SPARE_PARTS + 2  # the first part (the union then), and one more than the spare stale ones
+    assert formatted == [True] * kept + [False] * (30 - kept)
+    assert len(seen["csv_part"]) == 30 and output.read_bytes() == expected
+
+
+def test_a_resumed_run_uses_no_part_of_the_run_it_resumes(archive, tmp_path, monkeypatch):
+    """Parts are used only by the run that formatted them: a resumed run formats the reused
+    chunks again (a part of an interrupted run may be stale or cut), and its table is the same."""
+    from dicom_hub.python_backend.batch import extract
+    from dicom_hub.python_backend.batch.runner import LocalExecutor
+
+    expected = _reference_table(monkeypatch, [archive], tmp_path / "reference.csv", chunk_files=30)
+    output = tmp_path / "table.csv"
+    real = LocalExecutor.map_tasks
+
+    def interrupted(self, function, arguments, window=None):
+        for done, result in enumerate(real(self, function, arguments, window)):
+            if done == 3:
+                raise KeyboardInterrupt  # Ctrl-C after three chunks
+            yield result
+
+    with monkeypatch.context() as patch:
+        patch.setattr(LocalExecutor, "map_tasks", interrupted)
+        with pytest.raises(KeyboardInterrupt):
+            extract.extract_metadata(_job([archive], output, workers=1, chunk_files=30))
+    state = RunState(output)
+    saved = len(list(state.folder.glob("chunk-*.jsonl")))
+    assert saved >= 3 and len(list(state.folder.glob("part-*.csv"))) == saved and not output.exists()
+    seen = _run_counting(monkeypatch, _job([archive], output, workers=1, chunk_files=30))
+    assert len(seen["extract_chunk"]) > 5, "the run was resumed"
+    assert seen["csv_part"] == [str(state.folder / f"part-{k:06d}.csv") for k in range(saved)], "the reused chunks are formatted again"
+    assert output.read_bytes() == expected
+
+
+def test_a_part_is_used_only_whole_and_as_described(tmp_path):
+    """`fitting_part`: the part named by the chunk, made by this run, with the table's columns
+    and escaping, and of the size it was written with."""
+    from dicom_hub.python_backend.batch.extract import (
+        CsvParts,
+        columns_digest,
+        fitting_part,
+        preformat_part,
+        table_columns,
+    )
+    from dicom_hub.python_backend.batch.state import ChunkRows
+
+    rows = ChunkRows([{"path": "a", "Modality (0008,0060)": "=CT"}, {"path": "b", "Modality (0008,0060)": "MR"}])
+    columns = columns_digest(["path", "Modality (0008,0060)"])
+    with RunState(tmp_path / "t.csv") as state:
+        parts = CsvParts(state, True)
+        state.save_chunk(0, rows, [], csv=preformat_part(state, 0, rows))
+        state.save_chunk(1, rows, [])
+        summary = table_columns(state, range(2))
+        assert list(summary.parts) == [0], "the chunks' parts, from their headers"
+        entry = summary.parts[0]
+        part = fitting_part(state, entry, columns, True, parts.run)
+        assert part is not None and part.read_bytes() == b"a,'=CT\r\nb,MR\r\n"
+        assert fitting_part(state, entry, columns, False, parts.run) is None, "other escaping"
+        assert fitting_part(state, entry, columns_digest(["path", "PatientID (0010,0020)", "Modality (0008,0060)"]), True, parts.run) is None, "other columns"
+        assert fitting_part(state, entry, columns, True, CsvParts(state, True).run) is None, "another run"
+        with open(part, "a") as f:
+            f.write("c,XX\r\n")
+        assert fitting_part(state, entry, columns, True, parts.run) is None, "not the bytes it was written with"
+        state.save_csv_hint(None)
+        assert preformat_part(state, 1, rows) is None, "no hint: no part"
