@@ -91,6 +91,9 @@ _MAX_CHUNK = 32
 # The smallest chunk of the local pool: a chunk costs the parent and a worker pickling, pipe
 # writes and wake-ups (as much as a small file); 4 files keep that small and the workers even.
 _MIN_CHUNK = 4
+# Chunks of the run per worker, at least, while the files allow: the last ones are small enough
+# that no worker waits long for another's.
+_CHUNKS_PER_WORKER = 8
 
 
 @dataclass(frozen=True)
@@ -665,7 +668,7 @@ class ChunkWindow:
         max_chunk: int,
         total: int | None,
         min_chunk: int = 1,
-        chunks_per_worker: int = 8,
+        chunks_per_worker: int = _CHUNKS_PER_WORKER,
     ) -> None:
         self.submit, self.workers, self.window, self.max_chunk, self.total = submit, workers, window, max_chunk, total
         self.min_chunk, self.chunks_per_worker = min_chunk, chunks_per_worker
@@ -859,7 +862,7 @@ def _parallel(items: Iterable[WorkItem], func: FileFunc, context: Any, workers: 
     in_parent = getattr(func, "runs_in_parent", False)
     pool = _Pool(workers - 1 if in_parent else workers, func, context, verify)
     shares = _Shares(pool, func, context, verify, workers - 1) if in_parent else None
-    window = ChunkWindow(pool.submit if shares is None else shares.submit, workers, workers * _WINDOW_PER_WORKER, _MAX_CHUNK, total, _MIN_CHUNK, _CHUNKS_PER_WORKER_WITH_PARENT if in_parent else 8)
+    window = ChunkWindow(pool.submit if shares is None else shares.submit, workers, workers * _WINDOW_PER_WORKER, _MAX_CHUNK, total, _MIN_CHUNK, _CHUNKS_PER_WORKER_WITH_PARENT if in_parent else _CHUNKS_PER_WORKER)
     if shares is not None:
         shares.window = window
 
