@@ -67,7 +67,16 @@ READING_OPS = {
 
 
 def _files(folder: Path) -> dict[str, bytes]:
-    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file() and not p.is_symlink()} if folder.exists() else {}
+    """Every regular file under `folder` and its bytes; while a run writes, a temporary file
+    renamed into place between the listing and the read is simply not there yet."""
+    found: dict[str, bytes] = {}
+    for path in sorted(folder.rglob("*")) if folder.exists() else []:
+        if path.is_file() and not path.is_symlink():
+            try:
+                found[str(path.relative_to(folder))] = path.read_bytes()
+            except FileNotFoundError:
+                continue
+    return found
 
 
 def _kill_mid_run(request: dict, module: str, name: str, started) -> tuple[set[int], subprocess.Popen]:
